@@ -1,0 +1,44 @@
+"""The Typer application and shared CLI helpers."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from evalkeeper.settings import Settings
+
+app = typer.Typer(
+    name="evalkeeper",
+    help="Evaluate LLM agents: suites, judges, a DuckDB score warehouse and a merge gate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = 0, 1, 2
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`, with explicit CLI overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print(
+            "interrupted: rows already written are kept; re-run with the same "
+            "--experiment to resume"
+        )
+        sys.exit(130)

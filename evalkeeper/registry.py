@@ -1,0 +1,184 @@
+"""The evaluator registry: one decorator, one signature, one `Score`.
+
+An evaluator is registered as a *factory*: `@evaluator("exact_match", version="1")` on a
+function that takes configuration keywords and returns the scoring function. The factory's
+arguments are recorded (and hashed) with every score, so any stored score can be rebuilt
+by name. A scoring function takes any subset of the LangSmith-compatible keywords
+`inputs`, `outputs`, `reference_outputs`, `run`, `example` and returns a `Score`, a bool,
+a number or a dict; sync or async. A summary evaluator (`summary=True`) scores a whole
+experiment and takes `runs` and `examples` instead.
+
+A factory may declare a `runtime` parameter: it then receives the `Runtime` (settings,
+warehouse, experiment id) at build time. `runtime` is not part of the recorded arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from evalkeeper.models import EvaluatorRef, Score, content_hash
+
+if TYPE_CHECKING:
+    from evalkeeper.settings import Settings
+    from evalkeeper.warehouse import Warehouse
+
+Kind = Literal["heuristic", "structural", "judge", "groundedness", "reference"]
+EXAMPLE_KWARGS = ("inputs", "outputs", "reference_outputs", "run", "example")
+SUMMARY_KWARGS = ("runs", "examples")
+BUILTIN_PACKAGE = "evaluators"
+
+
+class UnknownEvaluator(KeyError):
+    pass
+
+
+@dataclass
+class Runtime:
+    """What a factory may need beyond its arguments: settings, the warehouse, the run."""
+
+    settings: Settings
+    warehouse: Warehouse | None = None
+    experiment_id: str | None = None
+    emit: Callable[[str, dict[str, Any]], None] | None = None
+    """Queue a row for a warehouse table; the runner writes it with the run's batch."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: str
+    kind: Kind
+    summary: bool
+    factory: Callable[..., Callable[..., Any]]
+    description: str
+
+
+_REGISTRY: dict[str, Registered] = {}
+
+
+def evaluator(
+    name: str, *, version: str, kind: Kind = "heuristic", summary: bool = False
+) -> Callable[[Callable[..., Callable[..., Any]]], Callable[..., Callable[..., Any]]]:
+    """Register an evaluator factory under `name` and `version`."""
+
+    def register(factory: Callable[..., Callable[..., Any]]) -> Callable[..., Callable[..., Any]]:
+        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
+            raise ValueError(f"evaluator {name!r} is registered twice")
+        doc = inspect.getdoc(factory) or ""
+        _REGISTRY[name] = Registered(
+            name, version, kind, summary, factory, doc.splitlines()[0] if doc else ""
+        )
+        return factory
+
+    return register
+
+
+def load_builtin() -> None:
+    """Import the bundled evaluators package so that its evaluators register."""
+    importlib.import_module(BUILTIN_PACKAGE)
+
+
+def available() -> dict[str, Registered]:
+    load_builtin()
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Registered:
+    load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise UnknownEvaluator(f"unknown evaluator {name!r} (known: {known})") from None
+
+
+def to_score(result: Any) -> Score:
+    """Coerce what a scoring function returned into a Score (LangSmith-style results too)."""
+    if isinstance(result, Score):
+        return result
+    if isinstance(result, bool):
+        return Score(value=float(result), passed=result)
+    if isinstance(result, int | float):
+        return Score(value=float(result), passed=None)
+    if isinstance(result, dict):
+        data = dict(result)
+        if "score" in data and "value" not in data:
+            data["value"] = data.pop("score")
+        if isinstance(data.get("value"), bool):
+            data.setdefault("passed", data["value"])
+            data["value"] = float(data["value"])
+        allowed = set(Score.model_fields)
+        extra = {k: v for k, v in data.items() if k not in allowed}
+        clean = {k: v for k, v in data.items() if k in allowed}
+        if extra:
+            clean["details"] = {**(clean.get("details") or {}), **extra}
+        return Score(**clean)
+    raise TypeError(f"evaluator returned {type(result).__name__}; expected Score, bool, number")
+
+
+@dataclass
+class Evaluator:
+    """A built evaluator: the scoring function with its name, version and arguments."""
+
+    name: str
+    version: str
+    kind: Kind
+    summary: bool
+    args: dict[str, Any]
+    args_hash: str
+    fn: Callable[..., Any]
+    accepts: tuple[str, ...]
+    is_async: bool
+
+    async def __call__(self, **kwargs: Any) -> Score:
+        """Score one run (or, for a summary evaluator, a whole experiment). Never raises."""
+        try:
+            call = {k: kwargs.get(k) for k in self.accepts}
+            result = self.fn(**call)
+            if self.is_async or inspect.isawaitable(result):
+                result = await result
+            score = to_score(result)
+        except Exception as exc:  # an evaluator bug is an error score, never a pass
+            score = Score(error=f"{type(exc).__name__}: {exc}")
+        score.name, score.version = self.name, self.version
+        return score
+
+
+def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
+    """Build an evaluator from its registry name and arguments."""
+    if isinstance(ref, str):
+        ref = EvaluatorRef(name=ref)
+    reg = get(ref.name)
+    params = inspect.signature(reg.factory).parameters
+    unknown = set(ref.args) - set(params) - {"runtime"}
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise TypeError(
+            f"evaluator {ref.name!r}: unknown argument(s) {sorted(unknown)}; "
+            f"it takes {sorted(k for k in params if k != 'runtime')}"
+        )
+    kwargs = dict(ref.args)
+    if "runtime" in params:
+        kwargs["runtime"] = runtime
+    fn = reg.factory(**kwargs)
+    fn_params = inspect.signature(fn).parameters
+    names = SUMMARY_KWARGS if reg.summary else EXAMPLE_KWARGS
+    if any(p.kind is p.VAR_KEYWORD for p in fn_params.values()):
+        accepts = names
+    else:
+        accepts = tuple(n for n in names if n in fn_params)
+    return Evaluator(
+        name=reg.name,
+        version=reg.version,
+        kind=reg.kind,
+        summary=reg.summary,
+        args=dict(ref.args),
+        args_hash=content_hash(ref.args, 12),
+        fn=fn,
+        accepts=accepts,
+        is_async=inspect.iscoroutinefunction(fn),
+    )

@@ -1,0 +1,73 @@
+"""One `Settings` object, read once from the environment (`EVALKEEPER_` prefix) and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything evalkeeper can be configured with. Passed in, never read ad hoc."""
+
+    model_config = SettingsConfigDict(env_prefix="EVALKEEPER_", env_file=".env", extra="ignore")
+
+    warehouse: Path = Field(Path("data/warehouse.duckdb"), description="DuckDB warehouse file.")
+    datasets_dir: Path = Field(Path("data/datasets"), description="Where named datasets live.")
+    spool_dir: Path | None = Field(
+        None,
+        description="Durable spool for rows written while the warehouse is locked "
+        "(default: `<warehouse>.spool/` beside the warehouse file).",
+    )
+    lock_wait_s: float = Field(
+        10.0, description="How long a write waits for the warehouse lock before spooling."
+    )
+
+    # runner
+    concurrency: int = Field(8, ge=1, description="Examples in flight at once.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-example target timeout (seconds).")
+    retries: int = Field(2, ge=0, description="Retries for transient target errors.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+    flush_rows: int = Field(1000, ge=1, description="Rows buffered before a warehouse write.")
+    flush_s: float = Field(2.0, gt=0, description="Seconds between warehouse writes at most.")
+
+    # smoke suite
+    smoke_share: float = Field(0.25, gt=0, le=1, description="Share of each category in smoke.")
+    smoke_min_per_category: int = Field(2, ge=0, description="Smoke floor per category.")
+    seed: int = Field(20261125, description="Seed for smoke selection, bootstrap, sampling.")
+
+    # provenance overrides (CI sets these; otherwise read from git)
+    git_commit: str | None = Field(None, description="Commit recorded in the target pin.")
+    git_branch: str | None = Field(None, description="Branch recorded in the target pin.")
+
+    # analysis
+    baseline_branch: str = Field("main", description="Branch whose runs are baselines.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level (after FDR).")
+    tolerance: float = Field(
+        0.0, ge=0, description="Drops in pass rate up to this size are not regressions."
+    )
+    max_error_rate: float = Field(
+        0.2, ge=0, le=1, description="Above this share of errored rows a verdict is inconclusive."
+    )
+    inconclusive_fails: bool = Field(True, description="`gate` exits non-zero on inconclusive.")
+    latency_p95_s: float = Field(1.2, gt=0, description="p95 latency threshold (seconds).")
+
+    # LLM judges (OpenAI-compatible endpoint)
+    judge_base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1).")
+    judge_api_key: str | None = Field(None, description="API key for the judge endpoint.")
+    judge_model: str | None = Field(None, description="Pinned judge model, e.g. gpt-4o-2024-08-06.")
+    judge_allow_unpinned: bool = Field(False, description="Accept a judge model without a pin.")
+    judge_votes: int = Field(3, ge=1, description="Votes per judged example (odd).")
+    judge_concurrency: int = Field(8, ge=1, description="Judge calls in flight per endpoint.")
+    judge_rpm: float = Field(600.0, gt=0, description="Judge requests per minute per endpoint.")
+    judge_max_retries: int = Field(4, ge=0, description="Retries on 429/5xx.")
+    judge_timeout_s: float = Field(60.0, gt=0, description="Timeout of one judge call.")
+
+    # LangSmith (optional)
+    langsmith_api_key: str | None = Field(None, description="LangSmith API key (optional).")
+    langsmith_endpoint: str | None = Field(None, description="LangSmith API URL (optional).")
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.warehouse.with_name(self.warehouse.name + ".spool")

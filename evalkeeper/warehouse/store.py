@@ -1,0 +1,198 @@
+"""The DuckDB warehouse: short write transactions, lock retry, and a durable spool.
+
+DuckDB lets one process write a database file at a time, and a process holding it open
+read-only keeps writers out. A write here opens the file, commits one batch and closes
+it again, so the lock is held for milliseconds. When the lock stays taken longer than
+`lock_wait_s` (an analyst's session, a second flow), the batch is written to the spool
+as Parquet instead — atomically, one directory per batch — and ingested, in order, by the
+next write that gets the lock. Every table has a primary key, so ingesting a batch twice
+(a crash between commit and clean-up) changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from evalkeeper.warehouse.schema import MIGRATIONS, VIEWS, WRITE_POLICY
+
+Frame = pl.DataFrame
+
+
+class WarehouseLocked(RuntimeError):
+    """The warehouse file stayed locked by another process for longer than allowed."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class Warehouse:
+    """One DuckDB file plus its spool directory."""
+
+    def __init__(
+        self, path: str | Path, *, lock_wait_s: float = 10.0, spool_dir: str | Path | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.lock_wait_s = lock_wait_s
+        self.spool_dir = (
+            Path(spool_dir) if spool_dir else self.path.with_name(self.path.name + ".spool")
+        )
+        self._migrated = False
+
+    # -- connections -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, *, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived read-write connection, waiting (with backoff) for the file lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
+        delay = 0.01
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseLocked(
+                        f"{self.path}: locked by another process for more than "
+                        f"{self.lock_wait_s:g}s ({exc}). Close the other session, or raise "
+                        "EVALKEEPER_LOCK_WAIT_S."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        try:
+            if not self._migrated:
+                migrate(con)
+                self._migrated = True
+            yield con
+        finally:
+            con.close()
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write(self, batch: Mapping[str, Frame], *, spool_ok: bool = True) -> str:
+        """Write frames to their tables in one transaction; spool them if the lock is held.
+
+        Returns "written" or "spooled".
+        """
+        batch = {t: f for t, f in batch.items() if f.height}
+        if not batch:
+            return "written"
+        try:
+            with self.connect() as con:
+                self._ingest_spool(con)
+                _insert_batch(con, batch)
+            return "written"
+        except WarehouseLocked:
+            if not spool_ok:
+                raise
+            self._spool(batch)
+            return "spooled"
+
+    def _spool(self, batch: Mapping[str, Frame]) -> Path:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = self.spool_dir / f".tmp-{name}"
+        tmp.mkdir()
+        for table, frame in batch.items():
+            frame.write_parquet(tmp / f"{table}.parquet")
+        final = self.spool_dir / name
+        tmp.rename(final)  # atomic: a batch is in the spool whole or not at all
+        return final
+
+    def spooled_batches(self) -> list[Path]:
+        if not self.spool_dir.is_dir():
+            return []
+        return sorted(p for p in self.spool_dir.iterdir() if p.is_dir() and p.name[0] != ".")
+
+    def ingest_spool(self) -> int:
+        """Ingest every spooled batch now (waiting for the lock). Returns batches ingested."""
+        if not self.spooled_batches():
+            return 0
+        with self.connect() as con:
+            return self._ingest_spool(con)
+
+    def _ingest_spool(self, con: duckdb.DuckDBPyConnection) -> int:
+        batches = self.spooled_batches()
+        for batch_dir in batches:
+            frames = {p.stem: pl.read_parquet(p) for p in sorted(batch_dir.glob("*.parquet"))}
+            _insert_batch(con, frames)
+            shutil.rmtree(batch_dir)  # after commit: a crash here re-ingests, harmlessly
+        return len(batches)
+
+    def spooled_frame(self, table: str) -> Frame | None:
+        """Rows of `table` waiting in the spool (for resume while the lock is held)."""
+        files = [b / f"{table}.parquet" for b in self.spooled_batches()]
+        files = [f for f in files if f.exists()]
+        if not files:
+            return None
+        return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def query(self, sql: str, params: list[Any] | None = None) -> Frame:
+        with self.connect() as con:
+            return con.sql(sql, params=params or None).pl()
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+def _insert_batch(con: duckdb.DuckDBPyConnection, batch: Mapping[str, Frame]) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, frame in batch.items():
+            policy = WRITE_POLICY[table]
+            con.register("_batch", frame)
+            cols = ", ".join(f'"{c}"' for c in frame.columns)
+            verb = "INSERT OR REPLACE" if policy == "replace" else "INSERT OR IGNORE"
+            con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _batch")
+            con.unregister("_batch")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply pending migrations, then (re)create the views. Returns the schema version."""
+    current = schema_version(con)
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for stmt in statements:
+                con.execute(stmt)
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        current = version
+    for name, body in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    return current
