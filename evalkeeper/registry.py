@@ -166,7 +166,7 @@ def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
         kwargs["runtime"] = runtime
     fn = reg.factory(**kwargs)
     fn_params = inspect.signature(fn).parameters
-    names = SUMMARY_KWARGS if reg.summary else EXAMPLE_KWARGS
+    names: tuple[str, ...] = SUMMARY_KWARGS if reg.summary else EXAMPLE_KWARGS
     if any(p.kind is p.VAR_KEYWORD for p in fn_params.values()):
         accepts = names
     else:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+# Command modules register themselves on import.
+import evalkeeper.cli.run
 from evalkeeper.cli.app import app, main
 
-# Command modules register themselves on import.
-from evalkeeper.cli import run as _run  # noqa: F401  isort: skip
+import evalkeeper.cli.demo  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

@@ -1,0 +1,115 @@
+"""Regression datasets as JSONL files, validated whole before anything is used.
+
+A dataset `NAME` lives at `<datasets_dir>/NAME.jsonl`, one example a line, with an optional
+sidecar `NAME.toml` (description, default evaluators). A bad line is reported as
+`path:line: what is wrong` — every bad line at once — and nothing is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from evalkeeper.models import Dataset, DatasetConfig, Example
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be used; the message names file, line and fix."""
+
+
+def resolve(ref: str | Path, datasets_dir: Path) -> Path:
+    """A dataset name (`appointments`) or a path (`data/x.jsonl`) -> the JSONL path."""
+    path = Path(ref)
+    if path.suffix == ".jsonl" or path.exists():
+        if not path.exists():
+            raise DatasetError(f"{path}: no such dataset file")
+        return path
+    candidate = datasets_dir / f"{ref}.jsonl"
+    if candidate.exists():
+        return candidate
+    known = sorted(p.stem for p in datasets_dir.glob("*.jsonl")) if datasets_dir.is_dir() else []
+    raise DatasetError(
+        f"unknown dataset {str(ref)!r}: no {candidate} "
+        f"(known in {datasets_dir}: {', '.join(known) or 'none'}; or pass a path to a .jsonl file)"
+    )
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        if e["type"] == "missing":
+            parts.append(f'missing field "{loc}"')
+        elif e["type"] == "extra_forbidden":
+            parts.append(
+                f'unknown field "{loc}" (allowed: id, inputs, reference_outputs, metadata; '
+                "put free keys under metadata)"
+            )
+        else:
+            parts.append(f'field "{loc}": {e["msg"]}')
+    return "; ".join(parts)
+
+
+def parse_examples(path: Path) -> list[Example]:
+    examples: list[Example] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+                )
+                continue
+            if not isinstance(data, dict):
+                problems.append(
+                    f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}"
+                )
+                continue
+            try:
+                example = Example.model_validate(data)
+            except ValidationError as exc:
+                problems.append(f"{path}:{lineno}: {_describe(exc)}")
+                continue
+            if example.id in seen:
+                problems.append(
+                    f'{path}:{lineno}: duplicate id "{example.id}" (first on line {seen[example.id]})'
+                )
+                continue
+            seen[example.id] = lineno
+            examples.append(example)
+    if problems:
+        shown = problems[:20]
+        more = f"\n… and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DatasetError("\n".join(shown) + more)
+    if not examples:
+        raise DatasetError(f"{path}: no examples (one JSON object a line)")
+    return examples
+
+
+def load_config(path: Path) -> DatasetConfig:
+    sidecar = path.with_suffix(".toml")
+    if not sidecar.exists():
+        return DatasetConfig()
+    try:
+        raw = tomllib.loads(sidecar.read_text(encoding="utf-8"))
+        return DatasetConfig.model_validate(raw)
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise DatasetError(f"{sidecar}: {exc}") from exc
+
+
+def load_dataset(ref: str | Path, datasets_dir: Path) -> Dataset:
+    path = resolve(ref, datasets_dir)
+    return Dataset(
+        name=path.stem,
+        path=str(path),
+        examples=parse_examples(path),
+        config=load_config(path),
+    )

@@ -1,0 +1,340 @@
+"""The async runner: target calls with bounded concurrency, timeouts, retries; scoring;
+rows streamed to the warehouse in batches.
+
+Memory stays flat: examples are taken from a shared iterator by `concurrency` workers, and
+finished rows wait in a small buffer that a single writer flushes (in a thread, so the
+event loop keeps serving targets) every `flush_rows` rows or `flush_s` seconds. A row's
+run, its scores and any rows its evaluators queued (judge votes, cache entries) are written
+in the same transaction, so a crash loses at most the unflushed buffer, and a resumed run
+redoes exactly the rows that are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from evalkeeper.models import Example, Experiment, RunRecord, Score, canonical_json, utcnow
+from evalkeeper.registry import Evaluator
+from evalkeeper.settings import Settings
+from evalkeeper.targets import Target, TargetError
+from evalkeeper.warehouse import Warehouse
+
+
+@dataclass
+class Tally:
+    """Per-evaluator counts for this process's rows (the summary when the file is locked)."""
+
+    n: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    value_sum: float = 0.0
+    values: int = 0
+
+    def add(self, s: Score) -> None:
+        self.n += 1
+        if s.skipped:
+            self.skipped += 1
+        elif s.error is not None:
+            self.errors += 1
+        elif s.passed is True:
+            self.passed += 1
+        elif s.passed is False:
+            self.failed += 1
+        if s.value is not None and not s.skipped:
+            self.value_sum += s.value
+            self.values += 1
+
+
+@dataclass
+class ShardResult:
+    rows: int = 0
+    target_errors: int = 0
+    skipped_existing: int = 0
+    spooled_batches: int = 0
+    tallies: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    wall_s: float = 0.0
+
+
+class RowBuffer:
+    """Rows per table, turned into frames and written in one transaction per flush."""
+
+    def __init__(self, warehouse: Warehouse, flush_rows: int, flush_s: float) -> None:
+        self.warehouse = warehouse
+        self.flush_rows = flush_rows
+        self.flush_s = flush_s
+        self.tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.rows = 0
+        self.last_flush = time.monotonic()
+        self.pending: asyncio.Task[str] | None = None
+        self.spooled = 0
+
+    def emit(self, table: str, row: dict[str, Any]) -> None:
+        self.tables[table].append(row)
+
+    def row_done(self) -> bool:
+        """Count one finished example row; True when a flush is due."""
+        self.rows += 1
+        return self.rows >= self.flush_rows or time.monotonic() - self.last_flush >= self.flush_s
+
+    async def flush(self) -> None:
+        if self.pending is not None:  # one write in flight at a time: bounded memory
+            if await self.pending == "spooled":
+                self.spooled += 1
+            self.pending = None
+        if not self.tables:
+            return
+        batch = {t: _frame(t, rows) for t, rows in self.tables.items()}
+        self.tables = defaultdict(list)
+        self.rows = 0
+        self.last_flush = time.monotonic()
+        self.pending = asyncio.create_task(asyncio.to_thread(self.warehouse.write, batch))
+
+    async def close(self) -> None:
+        await self.flush()
+        await self.flush()  # waits for the last write
+
+
+_SCHEMAS: dict[str, dict[str, pl.DataType | type[pl.DataType]]] = {
+    "runs": {
+        "experiment_id": pl.String,
+        "example_id": pl.String,
+        "repetition": pl.Int32,
+        "outputs": pl.String,
+        "latency_ms": pl.Float64,
+        "error": pl.String,
+        "attempts": pl.Int32,
+        "started_at": pl.Datetime("us", "UTC"),
+    },
+    "scores": {
+        "experiment_id": pl.String,
+        "example_id": pl.String,
+        "repetition": pl.Int32,
+        "evaluator": pl.String,
+        "evaluator_version": pl.String,
+        "evaluator_args_hash": pl.String,
+        "value": pl.Float64,
+        "passed": pl.Boolean,
+        "comment": pl.String,
+        "error": pl.String,
+        "skipped": pl.Boolean,
+        "details": pl.String,
+        "created_at": pl.Datetime("us", "UTC"),
+        "dataset_version": pl.String,
+        "category": pl.String,
+        "target_spec": pl.String,
+        "agent_version": pl.String,
+        "model": pl.String,
+        "judge_model": pl.String,
+        "git_commit": pl.String,
+    },
+}
+
+
+def _frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    schema = _SCHEMAS.get(table)
+    if schema is None:  # rows queued by evaluators: infer, JSON-encode nested values
+        rows = [
+            {k: canonical_json(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+            for r in rows
+        ]
+        return pl.DataFrame(rows, infer_schema_length=None)
+    return pl.DataFrame(rows, schema=schema)
+
+
+class Runner:
+    """Runs one experiment's pending (example, repetition) items against a target."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        experiment: Experiment,
+        target: Target,
+        evaluators: list[Evaluator],
+        warehouse: Warehouse,
+        concurrency: int,
+        progress: bool = False,
+        buffer: RowBuffer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.experiment = experiment
+        self.target = target
+        self.evaluators = [e for e in evaluators if not e.summary]
+        self.sync_evaluators = [e for e in self.evaluators if not e.is_async]
+        self.async_evaluators = [e for e in self.evaluators if e.is_async]
+        self.warehouse = warehouse
+        self.concurrency = concurrency
+        self.progress = progress
+        self.buffer = buffer or RowBuffer(warehouse, settings.flush_rows, settings.flush_s)
+        self.result = ShardResult()
+        pin = experiment.target
+        self._prov = {
+            "dataset_version": experiment.dataset_version,
+            "target_spec": pin.spec,
+            "agent_version": pin.agent_version,
+            "model": pin.model,
+            "git_commit": pin.git_commit,
+        }
+
+    async def call_target(self, example: Example) -> tuple[RunRecord, Any]:
+        s = self.settings
+        attempts = 0
+        started = utcnow()
+        while True:
+            attempts += 1
+            t0 = time.perf_counter()
+            try:
+                async with asyncio.timeout(s.timeout_s):
+                    reply = await self.target(example.id, example.inputs)
+                latency = (
+                    reply.latency_ms
+                    if reply.latency_ms is not None
+                    else (time.perf_counter() - t0) * 1000
+                )
+                return RunRecord.model_construct(
+                    experiment_id=self.experiment.experiment_id,
+                    example_id=example.id,
+                    repetition=0,
+                    outputs=reply.outputs,
+                    latency_ms=latency,
+                    error=None,
+                    attempts=attempts,
+                    started_at=started,
+                ), None
+            except TimeoutError:
+                error = f"timeout after {s.timeout_s:g}s"
+                transient = False
+            except TargetError as exc:
+                error, transient = str(exc), exc.transient
+            except Exception as exc:  # the target's own bug: recorded, the suite goes on
+                error, transient = f"{type(exc).__name__}: {exc}", False
+            if not transient or attempts > s.retries:
+                return RunRecord.model_construct(
+                    experiment_id=self.experiment.experiment_id,
+                    example_id=example.id,
+                    repetition=0,
+                    outputs=None,
+                    latency_ms=None,
+                    error=error,
+                    attempts=attempts,
+                    started_at=started,
+                ), error
+            await asyncio.sleep(s.backoff_s * 2 ** (attempts - 1))
+
+    async def score(self, example: Example, run: RunRecord) -> list[Score]:
+        kwargs = {
+            "inputs": example.inputs,
+            "outputs": run.outputs,
+            "reference_outputs": example.reference_outputs,
+            "run": run,
+            "example": example,
+        }
+        scores = [await ev(**kwargs) for ev in self.sync_evaluators]
+        if len(self.async_evaluators) == 1:
+            scores.append(await self.async_evaluators[0](**kwargs))
+        elif self.async_evaluators:
+            scores.extend(await asyncio.gather(*(ev(**kwargs) for ev in self.async_evaluators)))
+        return scores
+
+    async def process(self, example: Example, repetition: int) -> None:
+        run, error = await self.call_target(example)
+        run.repetition = repetition
+        if error is not None:
+            self.result.target_errors += 1
+        scores = await self.score(example, run)
+        now = utcnow()
+        buf = self.buffer
+        buf.emit(
+            "runs",
+            {
+                "experiment_id": run.experiment_id,
+                "example_id": run.example_id,
+                "repetition": repetition,
+                "outputs": None if run.outputs is None else canonical_json(run.outputs),
+                "latency_ms": run.latency_ms,
+                "error": run.error,
+                "attempts": run.attempts,
+                "started_at": run.started_at,
+            },
+        )
+        category = example.metadata.category
+        evs = self.sync_evaluators + self.async_evaluators
+        for ev, sc in zip(evs, scores, strict=True):
+            self.result.tallies[ev.name].add(sc)
+            details = sc.details
+            buf.emit(
+                "scores",
+                {
+                    "experiment_id": run.experiment_id,
+                    "example_id": run.example_id,
+                    "repetition": repetition,
+                    "evaluator": ev.name,
+                    "evaluator_version": ev.version,
+                    "evaluator_args_hash": ev.args_hash,
+                    "value": sc.value,
+                    "passed": sc.passed,
+                    "comment": sc.comment,
+                    "error": sc.error,
+                    "skipped": sc.skipped,
+                    "details": None if details is None else canonical_json(details),
+                    "created_at": now,
+                    "category": category,
+                    "judge_model": details.get("judge_model") if details else None,
+                    **self._prov,
+                },
+            )
+        self.result.rows += 1
+        if buf.row_done():
+            await buf.flush()
+
+    async def run(self, items: list[tuple[Example, int]]) -> ShardResult:
+        t0 = time.perf_counter()
+        it: Iterator[tuple[Example, int]] = iter(items)
+        bar = _progress(len(items)) if self.progress else None
+
+        async def worker() -> None:
+            for example, rep in it:
+                await self.process(example, rep)
+                if bar is not None:
+                    bar[0].advance(bar[1])
+
+        try:
+            if bar is not None:
+                bar[0].start()
+            n = max(1, min(self.concurrency, len(items)))
+            await asyncio.gather(*(worker() for _ in range(n)))
+        finally:
+            await self.buffer.close()
+            if bar is not None:
+                bar[0].stop()
+            await self.target.aclose()
+        self.result.spooled_batches = self.buffer.spooled
+        self.result.wall_s = time.perf_counter() - t0
+        return self.result
+
+
+def _progress(total: int) -> tuple[Any, Any] | None:
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    p = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    return p, p.add_task("examples", total=total)

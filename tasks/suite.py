@@ -1,0 +1,105 @@
+"""Tasks that run a suite: prepare, run a shard, finish, publish.
+
+A suite is split into a few shards, never one task per example: a task run costs Prefect
+7-12 ms and the local server records only ~15-20 task runs a second.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from evalkeeper import experiment as core
+from evalkeeper.models import Experiment, Suite
+from evalkeeper.settings import Settings
+
+MAX_SHARDS = 8
+EXAMPLES_PER_SHARD = 2000
+
+
+def shard_count(n_rows: int) -> int:
+    return max(1, min(MAX_SHARDS, math.ceil(n_rows / EXAMPLES_PER_SHARD)))
+
+
+@task(name="prepare-experiment", cache_policy=NO_CACHE)
+def prepare_experiment(
+    settings: Settings,
+    dataset: str,
+    suite: Suite,
+    target: str,
+    evaluators: list[str] | None,
+    experiment_id: str | None,
+    repetitions: int,
+) -> Experiment:
+    return core.prepare(
+        settings,
+        dataset=dataset,
+        suite=suite,
+        target=target,
+        evaluators=evaluators,
+        experiment_id=experiment_id,
+        repetitions=repetitions,
+    )
+
+
+@task(name="run-shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def run_shard(
+    settings: Settings, experiment: Experiment, shard: int, shards: int
+) -> dict[str, Any]:
+    """Run the missing rows of one shard; a retry resumes where the failed attempt stopped."""
+    result = core.run_shard(settings, experiment, shard=shard, shards=shards)
+    return {
+        "shard": shard,
+        "rows": result.rows,
+        "target_errors": result.target_errors,
+        "already_done": result.skipped_existing,
+        "spooled_batches": result.spooled_batches,
+        "wall_s": round(result.wall_s, 3),
+    }
+
+
+@task(name="finish-experiment", cache_policy=NO_CACHE)
+def finish_experiment(settings: Settings, experiment: Experiment) -> core.Summary:
+    return core.finish(settings, experiment)
+
+
+def _key(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:100]
+
+
+@task(name="publish-summary", cache_policy=NO_CACHE)
+def publish_summary(summary: core.Summary) -> None:
+    exp = summary.experiment
+    create_table_artifact(
+        key=_key(f"{exp.dataset}-{exp.suite}-summary"),
+        table=[
+            {
+                "evaluator": e.evaluator,
+                "version": e.version,
+                "n": e.n,
+                "passed": e.passed,
+                "failed": e.failed,
+                "errors": e.errors,
+                "skipped": e.skipped,
+                "pass_rate": None if e.pass_rate is None else round(e.pass_rate, 4),
+                "mean_value": None if e.mean_value is None else round(e.mean_value, 4),
+            }
+            for e in summary.evaluators
+        ],
+        description=(
+            f"Experiment `{exp.experiment_id}`: suite {exp.suite}, dataset {exp.dataset} "
+            f"@{exp.dataset_version}, target {exp.target.spec} "
+            f"({exp.target.agent_version or '-'}, {exp.target.model or '-'}), "
+            f"commit {exp.target.git_commit or '-'}; {summary.rows} rows, "
+            f"{summary.target_errors} target errors"
+        ),
+    )
+
+
+@task(name="publish-markdown", cache_policy=NO_CACHE)
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    create_markdown_artifact(markdown=markdown, key=_key(key), description=description)

@@ -1,0 +1,41 @@
+"""Shared fixtures: a real Prefect test harness for the session, settings on a tmp warehouse."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evalkeeper import orchestration_env
+from evalkeeper.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+orchestration_env.configure()
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One ephemeral Prefect API for the whole session (starting one takes 15-25 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh warehouse in tmp_path, the bundled datasets, fast flushes."""
+    return Settings(
+        warehouse=tmp_path / "warehouse.duckdb",
+        datasets_dir=ROOT / "data" / "datasets",
+        flush_s=0.2,
+        lock_wait_s=2.0,
+        git_commit="0123456789abcdef",
+        git_branch="main",
+    )
