@@ -7,3 +7,4 @@ registers its evaluators with `@evaluator(...)` when it is imported.
 from evaluators import heuristic, reference, structural
 
 __all__ = ["heuristic", "reference", "structural"]
+from evaluators import judges  # noqa: E402, F401  isort: skip

@@ -9,3 +9,4 @@ from evalkeeper.cli.app import app, main
 import evalkeeper.cli.demo  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
+from evalkeeper.cli import judges as _judges  # noqa: E402, F401  isort: skip

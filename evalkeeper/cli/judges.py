@@ -1,0 +1,101 @@
+"""`evalkeeper judges`: the LLM judges, their model pin, prompt version and status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from evalkeeper.cli.app import app, console, load_settings
+from evalkeeper.llm import is_pinned
+from evalkeeper.warehouse import Warehouse, WarehouseLocked
+
+
+def judge_rows(settings: Any) -> list[dict[str, Any]]:
+    """One row per bundled judge: pin, prompt version, and status from the `judges` table
+    (a judge with no row there is active)."""
+    from evaluators.judges import JUDGES
+
+    recorded: dict[str, dict[str, Any]] = {}
+    note = ""
+    if Path(settings.warehouse).exists():
+        try:
+            frame = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s).query(
+                "SELECT judge, model, prompt_version, status, status_reason, updated_at FROM judges"
+            )
+            recorded = {r["judge"]: r for r in frame.iter_rows(named=True)}
+        except WarehouseLocked as exc:
+            note = f"status unknown ({exc})"
+    model = settings.judge_model
+    pinned: bool | str | None = None
+    if model is not None:
+        pinned = is_pinned(model) or (
+            "allowed unpinned" if settings.judge_allow_unpinned else False
+        )
+    rows = []
+    for judge in JUDGES.values():
+        rec = recorded.get(judge.name)
+        reason = (rec or {}).get("status_reason") or ""
+        if rec and rec.get("prompt_version") and rec["prompt_version"] != judge.prompt_version:
+            reason = (reason + "; " if reason else "") + (
+                f"status set for prompt {rec['prompt_version']}"
+            )
+        rows.append(
+            {
+                "judge": judge.name,
+                "kind": judge.kind,
+                "model": model,
+                "pinned": pinned,
+                "prompt_version": judge.prompt_version,
+                "choices": list(judge.choices),
+                "votes": settings.judge_votes,
+                "status": (rec or {}).get("status") or ("unknown" if note else "active"),
+                "note": note or reason,
+                "description": judge.description,
+            }
+        )
+    return rows
+
+
+@app.command()
+def judges(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    warehouse: Annotated[
+        Path | None,
+        typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb)."),
+    ] = None,
+) -> None:
+    """List the LLM judges: model pin, prompt version, votes and status (active/retired)."""
+    settings = load_settings(warehouse=warehouse)
+    rows = judge_rows(settings)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return
+    endpoint = settings.judge_base_url or "not configured"
+    t = Table(title=f"LLM judges (endpoint: {endpoint})")
+    for col in ("judge", "kind", "model pin", "prompt version", "votes", "status"):
+        t.add_column(col, no_wrap=col != "model pin")
+    t.add_column("note")
+    for r in rows:
+        if r["model"] is None:
+            pin = "[yellow]not configured[/]"
+        elif r["pinned"] is True:
+            pin = r["model"]
+        elif r["pinned"] == "allowed unpinned":
+            pin = f"{r['model']} [yellow](unpinned, allowed)[/]"
+        else:
+            pin = f"{r['model']} [red](unpinned: refused)[/]"
+        status = r["status"] if r["status"] == "active" else f"[red]{r['status']}[/]"
+        t.add_row(
+            r["judge"], r["kind"], pin, r["prompt_version"], str(r["votes"]), status, r["note"]
+        )
+    console.print(t)
+    if settings.judge_base_url is None or settings.judge_model is None:
+        console.print(
+            "judges are skipped until configured: set EVALKEEPER_JUDGE_BASE_URL and "
+            "EVALKEEPER_JUDGE_MODEL (and EVALKEEPER_JUDGE_API_KEY)"
+        )

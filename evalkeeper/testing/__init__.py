@@ -1,0 +1,1 @@
+"""Fakes that are real implementations, for tests and benchmarks (no mocks of our code)."""
