@@ -153,7 +153,17 @@ def _examples_frame(dataset: Dataset, version: str, examples: list[Example]) -> 
 
 
 def load_experiment(warehouse: Warehouse, experiment_id: str) -> Experiment | None:
-    frame = warehouse.query("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
+    """The recorded experiment, from the spool (newest) or the warehouse; None if unknown.
+
+    While another process holds the warehouse, only the spool can be read: an experiment
+    recorded before that is then not found, and its resume re-runs rows that the keyed
+    insert ignores later (never duplicates)."""
+    try:
+        frame = warehouse.query(
+            "SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id]
+        )
+    except WarehouseLocked:
+        frame = pl.DataFrame()
     spooled = warehouse.spooled_frame("experiments")
     if spooled is not None:
         spooled = spooled.filter(pl.col("experiment_id") == experiment_id)

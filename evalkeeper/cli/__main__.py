@@ -1,0 +1,3 @@
+from evalkeeper.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""Targets for tests, loaded by spec (`fake_targets:slow`) like any user's callable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from typing import Any
+
+from evalkeeper.targets import TargetError
+
+_calls: Counter[str] = Counter()
+
+
+def _answer(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"reply": f"answer {inputs['n']}", "tool_calls": []}
+
+
+async def instant(inputs: dict[str, Any]) -> dict[str, Any]:
+    return _answer(inputs)
+
+
+def sync_echo(inputs: dict[str, Any]) -> dict[str, Any]:
+    return _answer(inputs)
+
+
+async def slow(inputs: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(float(os.environ.get("FAKE_TARGET_SLEEP_S", "0.05")))
+    return _answer(inputs)
+
+
+async def flaky(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Fails transiently twice per example, then answers."""
+    key = str(inputs["n"])
+    _calls[key] += 1
+    if _calls[key] <= 2:
+        raise TargetError("HTTP 503 from upstream", transient=True)
+    return _answer(inputs)
+
+
+async def broken_on_sevens(inputs: dict[str, Any]) -> dict[str, Any]:
+    if inputs["n"] % 7 == 0:
+        raise ValueError(f"cannot handle {inputs['n']}")
+    return _answer(inputs)
+
+
+async def hangs_on_fives(inputs: dict[str, Any]) -> dict[str, Any]:
+    if inputs["n"] % 5 == 0:
+        await asyncio.sleep(30)
+    return _answer(inputs)
+
+
+def returns_list(inputs: dict[str, Any]) -> Any:
+    return ["not", "a", "dict"]
+
+
+def blocking_sleep(inputs: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(0.01)
+    return _answer(inputs)
+
+
+instant.__evalkeeper_pin__ = {"agent_version": "fake 1.0", "model": "none-2026-01-01"}  # type: ignore[attr-defined]
