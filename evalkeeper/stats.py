@@ -16,9 +16,8 @@ Conventions (the formulas, so a reader can check them):
     ``S_g = sum_{i in g} (y_i - ybar)`` and ``N`` rows,
     ``V = G / (G - 1) * sum_g S_g**2 / N**2`` and ``se_cluster = sqrt(V)``. (statsmodels'
     extra factor ``(N - 1) / (N - K)`` is 1 here because ``K = 1``.) `compare` clusters by
-    example when an experiment has repetitions, and by category in the ``__all__`` cell when
-    the examples fall in several categories (category is the coarser grouping, and examples
-    are nested in it, so it also absorbs the repetitions).
+    example when an experiment has repetitions (and builds the CI on it), and also reports
+    the SE clustered by category for the ``__all__`` cell.
 
   The 95% interval is ``mean ± z_{0.975} * se`` using the cluster-robust SE when there is
   one; a binary interval is clipped to [0, 1] (as statsmodels' ``method="normal"`` does).

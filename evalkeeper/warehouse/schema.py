@@ -137,6 +137,48 @@ SCHEMA_V1 = [
         cost_usd DOUBLE,
         created_at TIMESTAMPTZ NOT NULL
     )""",
+    # One comparison (evalkeeper.compare.save_comparison) is one batch of rows sharing a
+    # comparison_id: kind 'verdict' (one row; evaluator = category = '__verdict__'), kind
+    # 'cell' (one per evaluator x category, category '__all__' per evaluator) and kind 'row'
+    # (one per critical/incident example that passed in the baseline and fails now).
+    # example_id is '' except on 'row' rows. Rates are pass rates, or mean values when the
+    # evaluator reports no pass/fail (metric says which).
+    """
+    CREATE TABLE comparisons (
+        comparison_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        experiment_id VARCHAR NOT NULL,
+        baseline_id VARCHAR NOT NULL,
+        suite VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL,
+        evaluator VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        example_id VARCHAR NOT NULL,
+        incident_id VARCHAR,
+        verdict VARCHAR NOT NULL,
+        metric VARCHAR,
+        n_examples INTEGER,
+        baseline_rate DOUBLE,
+        baseline_ci_low DOUBLE,
+        baseline_ci_high DOUBLE,
+        candidate_rate DOUBLE,
+        candidate_ci_low DOUBLE,
+        candidate_ci_high DOUBLE,
+        diff DOUBLE,
+        diff_ci_low DOUBLE,
+        diff_ci_high DOUBLE,
+        test VARCHAR,
+        p_value DOUBLE,
+        p_adjusted DOUBLE,
+        mde DOUBLE,
+        errors_baseline INTEGER,
+        errors_candidate INTEGER,
+        baseline_output VARCHAR,
+        candidate_output VARCHAR,
+        details JSON,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (comparison_id, kind, evaluator, category, example_id)
+    )""",
 ]
 
 # (version, statements). Append only; never edit an applied entry.
@@ -155,6 +197,7 @@ WRITE_POLICY: dict[str, Conflict] = {
     "judges": "replace",
     "judge_votes": "ignore",
     "judge_cache": "ignore",
+    "comparisons": "ignore",
 }
 
 VIEWS: dict[str, str] = {
@@ -170,5 +213,55 @@ VIEWS: dict[str, str] = {
         FROM scores s JOIN experiments e USING (experiment_id)
         WHERE NOT s.skipped
         GROUP BY ALL
+    """,
+    # Pass rate per experiment (= over time) for every evaluator, suite and dataset, with a
+    # 95% Wilson score interval (z = 1.959964; it stays inside [0, 1] and does not collapse
+    # at 0% or 100%). Rows are treated as independent: with repetitions the interval is
+    # narrower than the cluster-robust one `compare` reports. Errored and skipped rows are
+    # left out of the rate and counted in n_errors.
+    "pass_rate_trend": """
+        WITH agg AS (
+            SELECT experiment_id, evaluator,
+                   count(*) FILTER (WHERE error IS NOT NULL) AS n_errors,
+                   count(passed) FILTER (WHERE error IS NULL) AS n,
+                   sum(CAST(passed AS INTEGER)) FILTER (WHERE error IS NULL) AS n_passed,
+                   avg(value) FILTER (WHERE error IS NULL) AS mean_value
+            FROM scores
+            WHERE NOT skipped
+            GROUP BY experiment_id, evaluator
+        ), rated AS (
+            SELECT *, CAST(n_passed AS DOUBLE) / nullif(n, 0) AS p, 1.959963984540054 AS z
+            FROM agg
+        )
+        SELECT e.suite, e.dataset, r.evaluator, e.started_at, e.experiment_id,
+               e.dataset_version, e.git_branch, e.git_commit, e.agent_version, e.model,
+               e.status, r.n, r.n_passed, r.n_errors, r.p AS pass_rate,
+               (r.p + r.z * r.z / (2 * r.n)
+                 - r.z * sqrt(r.p * (1 - r.p) / r.n + r.z * r.z / (4.0 * r.n * r.n)))
+                 / (1 + r.z * r.z / r.n) AS ci_low,
+               (r.p + r.z * r.z / (2 * r.n)
+                 + r.z * sqrt(r.p * (1 - r.p) / r.n + r.z * r.z / (4.0 * r.n * r.n)))
+                 / (1 + r.z * r.z / r.n) AS ci_high,
+               r.mean_value
+        FROM rated r JOIN experiments e USING (experiment_id)
+    """,
+    # Every per-row regression (a critical or incident example that passed in the baseline
+    # and failed in the candidate) from the latest stored comparison of each
+    # (experiment, baseline) pair, with its incident id and both outputs.
+    "regressions": """
+        SELECT c.created_at AS compared_at, c.experiment_id, c.baseline_id, c.suite,
+               c.dataset, c.example_id, c.incident_id, c.evaluator, c.category,
+               c.baseline_output, c.candidate_output, e.started_at, e.git_branch,
+               e.git_commit, e.agent_version, c.comparison_id
+        FROM comparisons c
+        JOIN (
+            SELECT comparison_id FROM comparisons
+            WHERE kind = 'verdict'
+            QUALIFY row_number() OVER (
+                PARTITION BY experiment_id, baseline_id ORDER BY created_at DESC
+            ) = 1
+        ) latest USING (comparison_id)
+        LEFT JOIN experiments e ON e.experiment_id = c.experiment_id
+        WHERE c.kind = 'row'
     """,
 }
