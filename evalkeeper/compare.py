@@ -6,7 +6,8 @@ Public API (stable; the CLI, the gate flow and the nightly flow use it):
   -> Comparison`` — reads both experiments from the warehouse and analyses them. `baseline`
   is ``"auto"`` or an experiment id. ``auto`` is the latest experiment with status
   ``completed``, the same suite and dataset, ``git_branch == settings.baseline_branch``,
-  started before the candidate (and not the candidate itself); to pick the baseline of
+  started before the candidate (and not the candidate itself), whose own latest stored
+  verdict is not ``regression``; to pick the baseline of
   another branch pass ``settings.model_copy(update={"baseline_branch": "release"})``.
   `settings=None` means ``Settings()``. Raises `CompareError` (a ValueError whose message
   names the object, the problem and the fix) on an unknown id, an empty experiment, no
@@ -234,9 +235,15 @@ def _unknown(experiment_id: str, warehouse: Warehouse, role: str) -> CompareErro
 def _find_baseline(con: duckdb.DuckDBPyConnection, cand: dict[str, Any], branch: str) -> str | None:
     rows = con.execute(
         """
-        SELECT experiment_id FROM experiments
+        SELECT experiment_id FROM experiments e
         WHERE suite = ? AND dataset = ? AND git_branch = ? AND status = 'completed'
           AND experiment_id <> ? AND started_at < ?
+          -- a run whose own latest verdict was a regression never becomes a baseline
+          AND coalesce((
+              SELECT c.verdict FROM comparisons c
+              WHERE c.kind = 'verdict' AND c.experiment_id = e.experiment_id
+              ORDER BY c.created_at DESC LIMIT 1
+          ), 'pass') <> 'regression'
         ORDER BY started_at DESC, experiment_id DESC
         LIMIT 1
         """,
@@ -254,11 +261,48 @@ def find_baseline(warehouse: Warehouse, experiment_id: str, branch: str) -> str 
         return _find_baseline(con, cand, branch)
 
 
-_SCORES_SQL = """
-    SELECT experiment_id = ? AS cand, evaluator, evaluator_version, example_id, repetition,
-           category, passed, value, error IS NOT NULL AS has_error
+# Per (evaluator, example) with rows on both sides: scored rows, sums, sums of squares and
+# errors of the candidate ($1) and the baseline ($2), side by side. The metric is the pass
+# rate for evaluators with any pass/fail row, else the value. Aggregating here (not in
+# Python) keeps `compare` fast on large experiments.
+_PAIRED_SQL = """
+    WITH s AS (
+        SELECT experiment_id = $1 AS cand, evaluator, example_id, category, passed, value,
+               error IS NOT NULL AS has_error
+        FROM scores
+        WHERE experiment_id IN ($1, $2) AND NOT skipped
+    ), bin AS (
+        SELECT DISTINCT evaluator FROM s WHERE passed IS NOT NULL
+    ), y AS (
+        SELECT s.*, bin.evaluator IS NOT NULL AS is_binary,
+               CASE WHEN bin.evaluator IS NOT NULL THEN CAST(s.passed AS DOUBLE)
+                    ELSE s.value END AS y
+        FROM s LEFT JOIN bin USING (evaluator)
+    ), r AS (
+        SELECT *, NOT has_error AND y IS NOT NULL AS ok FROM y
+    )
+    SELECT evaluator, example_id, bool_or(is_binary) AS is_binary,
+           coalesce(any_value(category) FILTER (WHERE cand), any_value(category)) AS category,
+           count(*) FILTER (WHERE cand AND ok) AS n_ok,
+           count(*) FILTER (WHERE cand AND NOT ok) AS n_err,
+           coalesce(sum(y) FILTER (WHERE cand AND ok), 0) AS s,
+           coalesce(sum(y * y) FILTER (WHERE cand AND ok), 0) AS ss,
+           count(*) FILTER (WHERE NOT cand AND ok) AS n_ok_b,
+           count(*) FILTER (WHERE NOT cand AND NOT ok) AS n_err_b,
+           coalesce(sum(y) FILTER (WHERE NOT cand AND ok), 0) AS s_b,
+           coalesce(sum(y * y) FILTER (WHERE NOT cand AND ok), 0) AS ss_b
+    FROM r
+    GROUP BY evaluator, example_id
+    HAVING count(*) FILTER (WHERE cand) > 0 AND count(*) FILTER (WHERE NOT cand) > 0
+    ORDER BY evaluator, example_id
+"""
+
+_EVALUATORS_SQL = """
+    SELECT experiment_id = $1 AS cand, evaluator,
+           list(DISTINCT evaluator_version ORDER BY evaluator_version) AS versions
     FROM scores
-    WHERE experiment_id IN (?, ?) AND NOT skipped
+    WHERE experiment_id IN ($1, $2) AND NOT skipped
+    GROUP BY ALL
 """
 
 
@@ -314,23 +358,6 @@ def _cut(text: str | None) -> str | None:
     return text if len(text) <= OUTPUT_CHARS else text[: OUTPUT_CHARS - 1] + "…"
 
 
-def _per_example(df: pl.DataFrame) -> pl.DataFrame:
-    """Per (evaluator, example): scored rows, sums and errors of each side, side by side."""
-    y = pl.when(pl.col("ok")).then(pl.col("y")).otherwise(0.0)
-    agg = df.group_by("evaluator", "cand", "example_id").agg(
-        n_ok=pl.col("ok").sum().cast(pl.Int64),
-        n_err=(~pl.col("ok")).sum().cast(pl.Int64),
-        s=y.sum(),
-        ss=(y * y).sum(),
-        category=pl.col("category").first(),
-    )
-    base = agg.filter(~pl.col("cand")).drop("cand")
-    cand = agg.filter(pl.col("cand")).drop("cand")
-    return cand.join(base, on=["evaluator", "example_id"], how="inner", suffix="_b").sort(
-        "evaluator", "example_id"
-    )
-
-
 def compare(
     warehouse: Warehouse,
     experiment_id: str,
@@ -368,7 +395,7 @@ def compare(
         base = _experiment(con, baseline_id)
         if base is None:
             raise _unknown(baseline_id, warehouse, "baseline")
-        scores = con.sql(_SCORES_SQL, params=[experiment_id, experiment_id, baseline_id]).pl()
+        evs = con.sql(_EVALUATORS_SQL, params=[experiment_id, baseline_id]).pl()
         runs = con.sql(
             "SELECT experiment_id = ? AS cand, example_id, latency_ms, error IS NOT NULL AS "
             "has_error FROM runs WHERE experiment_id IN (?, ?)",
@@ -382,7 +409,7 @@ def compare(
         ).pl()
 
         for exp, role in ((cand, "candidate"), (base, "baseline")):
-            if not scores.filter(pl.col("cand") == (role == "candidate")).height:
+            if not evs.filter(pl.col("cand") == (role == "candidate")).height:
                 raise CompareError(
                     f"{role} experiment {exp['experiment_id']!r} is empty: it has no "
                     f"(non-skipped) scores (status {exp['status']!r}). Run or resume it with "
@@ -405,9 +432,6 @@ def compare(
             )
 
         # evaluators present on both sides; versions
-        evs = scores.group_by("cand", "evaluator").agg(
-            versions=pl.col("evaluator_version").unique().sort()
-        )
         by_side: dict[bool, dict[str, list[str]]] = {True: {}, False: {}}
         for row in evs.iter_rows(named=True):
             by_side[row["cand"]][row["evaluator"]] = row["versions"]
@@ -427,32 +451,15 @@ def compare(
                 "nothing to compare. Run the candidate with the baseline's evaluators."
             )
 
-        ids = scores.group_by("example_id").agg(sides=pl.col("cand").n_unique())
-        shared_ids = ids.filter(pl.col("sides") == 2).get_column("example_id")
-        if not shared_ids.len():
+        paired = con.sql(_PAIRED_SQL, params=[experiment_id, baseline_id]).pl()
+        if not paired.height:
             raise CompareError(
                 f"experiments {experiment_id!r} (dataset {cand['dataset']!r} version "
                 f"{cand['dataset_version']}) and {baseline_id!r} (dataset {base['dataset']!r} "
                 f"version {base['dataset_version']}) share no example: nothing to compare. "
                 "Compare with a baseline run on the same dataset."
             )
-
-        # metric per evaluator: pass rate when any row carries pass/fail
-        binary_evs = set(
-            scores.filter(pl.col("passed").is_not_null()).get_column("evaluator").unique().to_list()
-        )
-        shared_frame = shared_ids.to_frame()
-        scores = (
-            scores.filter(pl.col("evaluator").is_in(shared_evs)).join(
-                shared_frame, on="example_id", how="semi"
-            )
-        ).with_columns(
-            y=pl.when(pl.col("evaluator").is_in(list(binary_evs)))
-            .then(pl.col("passed").cast(pl.Float64))
-            .otherwise(pl.col("value"))
-        )
-        scores = scores.with_columns(ok=~pl.col("has_error") & pl.col("y").is_not_null())
-        paired = _per_example(scores)
+        binary_evs = set(paired.filter(pl.col("is_binary")).get_column("evaluator").unique())
 
         cells, guarded_rows, unit_scale = _analyse(paired, binary_evs, examples, settings=settings)
         decision = stats.decide(
@@ -482,7 +489,7 @@ def compare(
         row_regressions = _row_details(con, guarded_rows, experiment_id, baseline_id)
         warnings.extend(_guard_warnings(paired, examples))
 
-    runs = runs.join(shared_frame, on="example_id", how="semi")
+    runs = runs.join(paired.select("example_id").unique(), on="example_id", how="semi")
     latency = _latency(runs, settings.latency_p95_s)
     if latency.crossed:
         warnings.append(
@@ -585,17 +592,18 @@ def _analyse(
             both = (arr["n_ok"] > 0) & (arr["n_ok_b"] > 0)
             flip = both & (rate_b > 0.5) & (rate_c < 0.5)
             ids = part.get_column("example_id").to_numpy()
+            cat_of = cats.to_list()
             for i in np.flatnonzero(flip):
                 ex = str(ids[i])
                 info = guarded.get(ex)
-                if info is None and cats[int(i)] != "critical":
+                if info is None and cat_of[i] != "critical":
                     continue
                 flipped.append(
                     {
                         "example_id": ex,
                         "incident_id": info[1] if info else None,
                         "critical": bool(info[0]) if info else True,
-                        "category": str(cats[int(i)]),
+                        "category": str(cat_of[i]),
                         "evaluator": ev,
                         "baseline_pass_rate": float(rate_b[i]),
                         "candidate_pass_rate": float(rate_c[i]),

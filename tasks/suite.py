@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import experiment as core
@@ -67,7 +67,8 @@ def finish_experiment(settings: Settings, experiment: Experiment) -> core.Summar
     return core.finish(settings, experiment)
 
 
-def _key(text: str) -> str:
+def artifact_key(text: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:100]
 
 
@@ -75,7 +76,7 @@ def _key(text: str) -> str:
 def publish_summary(summary: core.Summary) -> None:
     exp = summary.experiment
     create_table_artifact(
-        key=_key(f"{exp.dataset}-{exp.suite}-summary"),
+        key=artifact_key(f"{exp.dataset}-{exp.suite}-summary"),
         table=[
             {
                 "evaluator": e.evaluator,
@@ -98,8 +99,3 @@ def publish_summary(summary: core.Summary) -> None:
             f"{summary.target_errors} target errors"
         ),
     )
-
-
-@task(name="publish-markdown", cache_policy=NO_CACHE)
-def publish_markdown(key: str, markdown: str, description: str) -> None:
-    create_markdown_artifact(markdown=markdown, key=_key(key), description=description)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import evalkeeper.cli.analysis
+import evalkeeper.cli.judges
+
 # Command modules register themselves on import.
 import evalkeeper.cli.run
 from evalkeeper.cli.app import app, main
@@ -9,4 +12,3 @@ from evalkeeper.cli.app import app, main
 import evalkeeper.cli.demo  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
-from evalkeeper.cli import judges as _judges  # noqa: E402, F401  isort: skip

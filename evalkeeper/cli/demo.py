@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from evalkeeper import experiment as core
 from evalkeeper import orchestration_env
 from evalkeeper.cli.app import app, console, load_settings
 from evalkeeper.cli.run import WarehouseOpt, print_summary
+from evalkeeper.compare import Comparison, render_markdown
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 
@@ -20,47 +20,16 @@ DEMO_DATASET = "appointments"
 DEMO_TARGETS = ("evalkeeper.demo_agent:v1", "evalkeeper.demo_agent:v2")
 
 
-def _run_nightly(settings: Settings, **params: Any) -> core.Summary:
+def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
     orchestration_env.configure()
     from flows.nightly import nightly  # the faces import flows lazily
 
     result = nightly(warehouse=str(settings.warehouse), **params)
-    return core.Summary.model_validate(result)
-
-
-def what_changed(settings: Settings, baseline: str, candidate: str) -> Table:
-    """Pass rate per evaluator and category, baseline vs candidate, largest drops first."""
-    frame = core.warehouse_for(settings).query(
-        """
-        WITH r AS (
-            SELECT experiment_id, evaluator, category, avg(CAST(passed AS DOUBLE)) AS rate,
-                   count(passed) AS n
-            FROM scores
-            WHERE experiment_id IN (?, ?) AND NOT skipped AND error IS NULL
-            GROUP BY ALL
-        )
-        SELECT b.evaluator, b.category, b.n, b.rate AS before, c.rate AS after,
-               c.rate - b.rate AS delta
-        FROM r b JOIN r c USING (evaluator, category)
-        WHERE b.experiment_id = ? AND c.experiment_id = ? AND c.rate <> b.rate
-        ORDER BY delta, evaluator, category
-        """,
-        [baseline, candidate, baseline, candidate],
+    comparison = result.pop("comparison", None)
+    return (
+        core.Summary.model_validate(result),
+        Comparison.model_validate(comparison) if comparison else None,
     )
-    t = Table(title=f"what changed: {candidate} vs {baseline}")
-    for col in ("evaluator", "category", "n", "before", "after", "delta"):
-        t.add_column(col, justify="left" if col in ("evaluator", "category") else "right")
-    for r in frame.iter_rows(named=True):
-        colour = "red" if r["delta"] < 0 else "green"
-        t.add_row(
-            r["evaluator"],
-            r["category"],
-            str(r["n"]),
-            f"{r['before']:.0%}",
-            f"{r['after']:.0%}",
-            f"[{colour}]{r['delta']:+.0%}[/]",
-        )
-    return t
 
 
 @app.command()
@@ -75,25 +44,29 @@ def demo(
         f"[bold]evalkeeper demo[/]: dataset {DEMO_DATASET}, warehouse {settings.warehouse}\n"
         "Starting Prefect (ephemeral API; the first start on a machine takes ~25 s) …"
     )
-    ids = []
+    ids: list[str] = []
+    comparison = None
     for target in DEMO_TARGETS:
         version = target.rsplit(":", 1)[1]
         t0 = time.perf_counter()
-        summary = _run_nightly(
+        summary, comparison = _run_nightly(
             settings,
             suite=suite,
             dataset=DEMO_DATASET,
             target=target,
             experiment=f"demo-{version}-{stamp}",
+            baseline=ids[0] if ids else "auto",
         )
         console.rule(f"demo agent {version}  ({time.perf_counter() - t0:.1f} s)")
         print_summary(summary)
         ids.append(summary.experiment.experiment_id)
-    console.rule("v2 against v1")
-    console.print(what_changed(settings, ids[0], ids[1]))
+    console.rule("verdict: v2 against v1")
+    if comparison is not None:
+        console.print(render_markdown(comparison), markup=False, highlight=False)
     console.print(
-        f"Both experiments are in {settings.warehouse}. Try:\n"
+        f"\nBoth experiments are in {settings.warehouse}. Try:\n"
         "  uv run evalkeeper experiments\n"
+        f"  uv run evalkeeper compare {ids[1]} --baseline {ids[0]} --format markdown\n"
         '  uv run evalkeeper sql "SELECT * FROM score_history ORDER BY started_at DESC LIMIT 10"'
     )
 

@@ -1,0 +1,131 @@
+"""`compare` two experiments and `gate` a change: exit 0 pass, 1 regression, 2 otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evalkeeper import compare as cmp
+from evalkeeper import experiment as core
+from evalkeeper.cli.app import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    app,
+    console,
+    fail,
+    load_settings,
+)
+from evalkeeper.cli.run import WarehouseOpt, print_summary
+from evalkeeper.datasets import DatasetError
+from evalkeeper.models import Suite
+from evalkeeper.registry import UnknownEvaluator
+from evalkeeper.settings import Settings
+from evalkeeper.targets import TargetSpecError
+from evalkeeper.warehouse import WarehouseLocked
+
+FORMATS = ("table", "markdown", "json")
+
+
+def exit_code(verdict: str, settings: Settings) -> int:
+    if verdict == "pass":
+        return EXIT_OK
+    if verdict == "regression":
+        return EXIT_REGRESSION
+    return EXIT_ERROR if settings.inconclusive_fails else EXIT_OK
+
+
+def show(c: cmp.Comparison, format: str) -> None:
+    if format == "json":
+        print(c.model_dump_json(indent=2))
+    elif format == "markdown":
+        print(cmp.render_markdown(c))
+    else:
+        console.print(cmp.render_table(c))
+        console.print(cmp.render_markdown(c), markup=False, highlight=False)
+
+
+def run_compare(settings: Settings, experiment: str, baseline: str) -> cmp.Comparison:
+    wh = core.warehouse_for(settings)
+    try:
+        c = cmp.compare(wh, experiment, baseline, settings)
+        cmp.save_comparison(wh, c)
+    except (cmp.CompareError, WarehouseLocked) as exc:
+        fail(str(exc))
+    return c
+
+
+@app.command()
+def compare(
+    experiment: Annotated[str, typer.Argument(help="Experiment id to judge.")],
+    baseline: Annotated[
+        str, typer.Option(help="Baseline experiment id, or auto (latest completed on main).")
+    ] = "auto",
+    format: Annotated[str, typer.Option(help="table, markdown or json.")] = "table",
+    baseline_branch: Annotated[
+        str | None, typer.Option(help="Branch whose runs `auto` picks (default main).")
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Compare an experiment with its baseline: paired tests, per-row guard, verdict."""
+    if format not in FORMATS:
+        fail(f"--format {format!r}: use table, markdown or json")
+    settings = load_settings(warehouse=warehouse, baseline_branch=baseline_branch)
+    c = run_compare(settings, experiment, baseline)
+    show(c, format)
+    raise typer.Exit(exit_code(c.verdict, settings))
+
+
+@app.command()
+def gate(
+    target: Annotated[str, typer.Option(help="module:function, http(s)://URL, replay:PATH.")],
+    suite: Annotated[Suite, typer.Option(help="smoke or full.")] = "smoke",
+    dataset: Annotated[str, typer.Option(help="Dataset name or .jsonl path.")] = "appointments",
+    baseline: Annotated[
+        str, typer.Option(help="A branch (its latest completed run) or an experiment id.")
+    ] = "main",
+    evaluators: Annotated[str | None, typer.Option(help="Comma-separated names.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment id (resumes).")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the markdown summary to this file.")
+    ] = None,
+    inconclusive_fails: Annotated[
+        bool | None,
+        typer.Option("--inconclusive-fails/--inconclusive-passes", help="Exit 2 or 0."),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Run a suite on a change, compare with the baseline, print the PR summary, exit 0/1/2."""
+    settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
+    wh = core.warehouse_for(settings)
+    # a baseline is either an experiment id or a branch whose latest completed run counts
+    known = wh.rows("SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline])
+    if not known:
+        settings = settings.model_copy(update={"baseline_branch": baseline})
+    try:
+        summary = core.run_suite(
+            settings,
+            dataset=dataset,
+            suite=suite,
+            target=target,
+            evaluators=core.parse_evaluator_names(evaluators),
+            experiment_id=experiment,
+        )
+    except (
+        DatasetError,
+        TargetSpecError,
+        UnknownEvaluator,
+        core.ExperimentError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        fail(str(exc).strip("'\""))
+    print_summary(summary)
+    c = run_compare(settings, summary.experiment.experiment_id, baseline if known else "auto")
+    text = cmp.render_markdown(c)
+    console.print(text, markup=False, highlight=False)
+    if markdown:
+        markdown.write_text(text + "\n", encoding="utf-8")
+    raise typer.Exit(exit_code(c.verdict, settings))
