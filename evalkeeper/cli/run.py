@@ -138,8 +138,8 @@ def experiments(
     wh = core.warehouse_for(settings)
     frame = wh.query(
         """
-        SELECT e.experiment_id, e.started_at, e.suite, e.dataset, e.dataset_version,
-               e.agent_version, e.git_branch, e.status, e.n_examples,
+        SELECT e.experiment_id, e.started_at, e.suite, e.dataset, e.agent_version AS agent,
+               e.git_branch AS branch, e.status,
                (SELECT count(*) FROM runs r WHERE r.experiment_id = e.experiment_id) AS rows
         FROM experiments e ORDER BY e.started_at DESC LIMIT ?
         """,
@@ -150,7 +150,7 @@ def experiments(
         return
     t = Table(title=f"experiments in {settings.warehouse}")
     for col in frame.columns:
-        t.add_column(col)
+        t.add_column(col, no_wrap=col == "experiment_id")
     for row in frame.iter_rows():
         t.add_row(*[_cell(v) for v in row])
     console.print(t)
