@@ -17,6 +17,7 @@ from evalkeeper.cli.app import (
     console,
     fail,
     load_settings,
+    message_of,
 )
 from evalkeeper.cli.run import WarehouseOpt, print_summary
 from evalkeeper.datasets import DatasetError
@@ -121,7 +122,7 @@ def gate(
         TypeError,
         ValueError,
     ) as exc:
-        fail(str(exc).strip("'\""))
+        fail(message_of(exc))
     print_summary(summary)
     c = run_compare(settings, summary.experiment.experiment_id, baseline if known else "auto")
     text = cmp.render_markdown(c)

@@ -29,8 +29,13 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print("[bold red]error:[/]", message, highlight=False, soft_wrap=True, markup=True)
     raise typer.Exit(code)
+
+
+def message_of(exc: BaseException) -> str:
+    """The message an exception was raised with (KeyError's str() adds quotes)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def main() -> None:

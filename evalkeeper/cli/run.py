@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from evalkeeper import experiment as core
-from evalkeeper.cli.app import app, console, err_console, fail, load_settings
+from evalkeeper.cli.app import app, console, err_console, fail, load_settings, message_of
 from evalkeeper.datasets import DatasetError
 from evalkeeper.registry import UnknownEvaluator
 from evalkeeper.suites import Suite
@@ -116,7 +116,7 @@ def run(
         TypeError,
         ValueError,
     ) as exc:
-        fail(str(exc).strip("'\""))
+        fail(message_of(exc))
     if output_json:
         print(summary.model_dump_json(indent=2))
     else:

@@ -1,0 +1,107 @@
+"""The command line end to end: exit codes, messages, the gate on the demo agent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evalkeeper.cli import app
+from evalkeeper.settings import Settings
+from tests.helpers import write_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("EVALKEEPER_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("EVALKEEPER_DATASETS_DIR", str(settings.datasets_dir))
+    monkeypatch.setenv("EVALKEEPER_GIT_COMMIT", "c0ffee")
+    monkeypatch.setenv("EVALKEEPER_GIT_BRANCH", "main")
+    monkeypatch.setenv("EVALKEEPER_CONCURRENCY", "32")
+    return settings
+
+
+def test_run_prints_experiment_and_summary(env: Settings, tmp_path: Path) -> None:
+    ds = write_dataset(tmp_path / "d.jsonl", 12)
+    out = runner.invoke(
+        app, ["run", "--dataset", str(ds), "--target", "tests.fake_targets:instant",
+              "--experiment", "cli-1"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "experiment cli-1" in out.stdout
+    assert "exact_match" in out.stdout and "12" in out.stdout
+
+
+def test_run_bad_inputs_exit_2_with_the_fix(env: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "inputs": {}}\n{"id": "y"}\n')
+    out = runner.invoke(
+        app, ["run", "--dataset", str(bad), "--target", "tests.fake_targets:instant"]
+    )
+    assert out.exit_code == 2
+    assert f'{bad}:2: missing field "inputs"' in out.output
+    ds = write_dataset(tmp_path / "d.jsonl", 3)
+    out = runner.invoke(app, ["run", "--dataset", str(ds), "--target", "nope"])
+    assert out.exit_code == 2 and "expected module:function" in out.output
+    out = runner.invoke(
+        app, ["run", "--dataset", str(ds), "--target", "tests.fake_targets:instant",
+              "--evaluators", "exact_match,no_such_eval"],
+    )  # fmt: skip
+    assert out.exit_code == 2 and "unknown evaluator 'no_such_eval'" in out.output
+
+
+def test_compare_bad_inputs_exit_2(env: Settings, tmp_path: Path) -> None:
+    out = runner.invoke(app, ["compare", "ghost"])
+    assert out.exit_code == 2 and "unknown candidate experiment 'ghost'" in out.output
+    ds = write_dataset(tmp_path / "d.jsonl", 6)
+    runner.invoke(app, ["run", "--dataset", str(ds), "--target", "tests.fake_targets:instant",
+                        "--experiment", "only"])  # fmt: skip
+    out = runner.invoke(app, ["compare", "only"])  # no earlier run on main
+    assert out.exit_code == 2 and "baseline" in out.output
+
+
+def test_gate_passes_unchanged_agent_and_catches_the_regression(
+    env: Settings, tmp_path: Path
+) -> None:
+    base = ["gate", "--dataset", "appointments", "--suite", "full", "--baseline", "main"]
+    # no baseline yet: an error, exit 2
+    first = runner.invoke(
+        app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "main-1"]
+    )
+    assert first.exit_code == 2, first.output
+    same = runner.invoke(
+        app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "pr-ok"]
+    )
+    assert same.exit_code == 0, same.output
+    assert "PASS" in same.stdout
+    md = tmp_path / "comment.md"
+    bad = runner.invoke(
+        app,
+        [
+            *base,
+            "--target",
+            "evalkeeper.demo_agent:v2",
+            "--experiment",
+            "pr-bad",
+            "--markdown",
+            str(md),
+        ],
+    )
+    assert bad.exit_code == 1, bad.output
+    text = md.read_text()
+    assert "REGRESSION" in text and "INC-2041" in text and "cancellation" in text
+    # the regressed run never becomes a baseline: a later v1 run compares with pr-ok
+    out = runner.invoke(app, ["compare", "pr-bad", "--format", "json"])
+    assert out.exit_code == 1
+    verdict = json.loads(out.stdout)
+    assert verdict["verdict"] == "regression" and verdict["baseline_id"] == "pr-ok"
+    again = runner.invoke(
+        app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "pr-3"]
+    )
+    assert again.exit_code == 0
+    out = runner.invoke(app, ["compare", "pr-3", "--format", "json"])
+    assert json.loads(out.stdout)["baseline_id"] == "pr-ok"
