@@ -17,6 +17,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 orchestration_env.configure()
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# flows build Settings from the environment: pin the provenance so that a detached CI
+# checkout still counts as `main` for baselines
+os.environ.setdefault("EVALKEEPER_GIT_BRANCH", "main")
 
 
 @pytest.fixture(scope="session")

@@ -76,3 +76,31 @@ def test_nightly_flow_shards_large_suites_and_resumes(settings: Settings, tmp_pa
         4500,
         4500,
     )
+
+
+def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> None:
+    """The second nightly run is judged against the first; the gate flow catches v2."""
+    from flows.gate import gate
+    from flows.nightly import nightly
+
+    wh = str(settings.warehouse)
+    first = nightly(
+        suite="smoke", dataset="appointments", target="evalkeeper.demo_agent:v1", warehouse=wh
+    )
+    assert "comparison" not in first  # nothing to compare with yet: it becomes the baseline
+    second = nightly(
+        suite="smoke", dataset="appointments", target="evalkeeper.demo_agent:v1", warehouse=wh
+    )
+    assert second["comparison"]["verdict"] in ("pass", "inconclusive")
+    assert second["comparison"]["baseline_id"] == first["experiment"]["experiment_id"]
+    con = duckdb.connect(wh)
+    stored = con.execute(
+        "SELECT verdict FROM comparisons WHERE kind = 'verdict' AND experiment_id = ?",
+        [second["experiment"]["experiment_id"]],
+    ).fetchall()
+    con.close()
+    assert stored == [(second["comparison"]["verdict"],)]
+
+    result = gate(target="evalkeeper.demo_agent:v2", suite="smoke", baseline="main", warehouse=wh)
+    assert result["verdict"] == "regression"
+    assert "INC-2041" in result["markdown"]
