@@ -26,7 +26,7 @@ Conventions (the formulas, so a reader can check them):
   so each example contributes one number per side and examples are the independent unit
   (for balanced repetitions this is what clustering by example would give).
   ``d_i = candidate_i - baseline_i``; ``diff = mean(d)``, ``se = sd(d, ddof=1) / sqrt(n)``,
-  CI ``diff ± z_{0.975} * se``.
+  CI ``diff ± z_{0.975} * se`` (clipped to [-1, 1] for pass rates).
 
 * **Paired tests** (two-sided):
 
@@ -319,12 +319,15 @@ def paired_comparison(
     floor = se_floor(n, scale)
     se_m = max(se, floor) if math.isfinite(se) else floor
     half = Z95 * se if math.isfinite(se) else math.nan
+    lo, hi = diff - half, diff + half
+    if binary and math.isfinite(half):  # a difference of pass rates lies in [-1, 1]
+        lo, hi = max(lo, -1.0), min(hi, 1.0)
     return Paired(
         n=n,
         diff=diff,
         se=se,
-        ci_low=diff - half,
-        ci_high=diff + half,
+        ci_low=lo,
+        ci_high=hi,
         test=test,
         statistic=stat,
         p_value=p,

@@ -538,3 +538,23 @@ def test_saved_comparisons_feed_the_views(wh: Warehouse, settings: Settings) -> 
         assert row["n"] == n and row["n_passed"] == k and row["pass_rate"] == pytest.approx(k / n)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
         assert row["suite"] == "smoke" and row["dataset"] == "appointments"
+
+
+def test_category_critical_guards_rows_missing_from_the_examples_table(
+    wh: Warehouse, settings: Settings
+) -> None:
+    rng = np.random.default_rng(13)
+    n = 90
+    base = passes(rng, n, 0.8)
+    flip = next(i for i in range(n) if base[i, 0] == 1)
+    cand = base.copy()
+    cand[flip, 0] = 0
+    write_experiment(wh, "base", {"exact": base})  # no examples rows at all
+    write_experiment(wh, "cand", {"exact": cand}, started=T0 + timedelta(hours=1))
+    assert compare(wh, "cand", "base", settings).row_regressions == []
+    with wh.connect() as con:
+        con.execute("UPDATE scores SET category = 'critical' WHERE example_id = ?", [ids(n)[flip]])
+    c = compare(wh, "cand", "base", settings)
+    assert c.verdict == "regression"
+    [row] = c.row_regressions
+    assert (row.example_id, row.incident_id, row.category) == (ids(n)[flip], None, "critical")

@@ -126,6 +126,10 @@ def test_paired_binary_runs_mcnemar_on_the_discordant_pairs() -> None:
     d = c - b
     assert res.diff == pytest.approx(c.mean() - b.mean())
     assert res.se == pytest.approx(d.std(ddof=1) / math.sqrt(150))
+    assert res.ci_low == pytest.approx(res.diff - 1.959963984540054 * res.se)
+    # a pass-rate difference interval stays inside [-1, 1]
+    steep = paired_comparison(np.ones(6), np.array([0, 0, 0, 0, 0, 1.0]), binary=True)
+    assert steep.ci_low == -1.0 and steep.ci_high < 0
     # fractions (repetitions averaged) switch to the sign test on the same binomial
     frac = paired_comparison(b * 2 / 3, c * 2 / 3, binary=True)
     assert frac.test == "sign"
