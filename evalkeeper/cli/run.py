@@ -38,7 +38,7 @@ def summary_table(summary: core.Summary) -> Table:
         t.add_column(col, justify="left" if col in ("evaluator", "version") else "right")
     for e in summary.evaluators:
         if e.skipped and e.skipped == e.n:
-            t.add_row(e.evaluator, e.version, str(e.n), "-", "-", "-", "skipped", e.comment or "")
+            t.add_row(e.evaluator, e.version, str(e.n), "-", "-", "-", "[dim]skipped[/]", "-")
             continue
         t.add_row(
             e.evaluator,
