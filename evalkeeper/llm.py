@@ -309,6 +309,20 @@ def _parse_json(text: str) -> Any:
     return json.loads(body)
 
 
+_VALIDATORS: dict[str, Any] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """A compiled validator per schema (checking the schema itself is the slow part)."""
+    key = json.dumps(schema, sort_keys=True)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _VALIDATORS[key] = cls(dict(schema))
+    return validator
+
+
 def _add(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else a + b
 
@@ -483,6 +497,7 @@ class JudgeClient:
         if max_tokens is not None:
             extra["max_tokens"] = max_tokens
 
+        validator = _validator(response_schema) if response_schema is not None else None
         convo = list(messages)
         requests = 0
         latency = 0.0
@@ -498,10 +513,10 @@ class JudgeClient:
             text = (completion.choices[0].message.content or "") if completion.choices else ""
             parsed: Any = None
             problem = None
-            if response_schema is not None:
+            if validator is not None:
                 try:
                     parsed = _parse_json(text)
-                    jsonschema.validate(parsed, dict(response_schema))
+                    validator.validate(parsed)
                 except json.JSONDecodeError as exc:
                     problem = f"not JSON ({exc.msg} at position {exc.pos})"
                 except jsonschema.ValidationError as exc:

@@ -26,21 +26,29 @@ How it decides what to answer:
   prompt and over the answer for the completion.
 
 Every request is recorded (`requests`: time, status, body) and counted (`calls`).
+`SpawnedLLMServer` runs the same server in a child process, controlled over HTTP
+(`/_control/reset`, `/_control/stats`), for benchmarks where the server's CPU must not
+compete with the client's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import random
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -169,6 +177,17 @@ class ScriptedLLMServer:
                 await asyncio.sleep(latency)
             return JSONResponse(payload, status_code=status, headers=headers)
 
+        @app.post("/_control/reset")
+        async def control_reset(request: Request) -> dict[str, Any]:
+            """Clear the record; install `{"policy": {...}}` when given (else keep the policy)."""
+            policy = (await request.json()).get("policy")
+            self.reset(None if policy is None else Policy(**policy))
+            return {"ok": True}
+
+        @app.get("/_control/stats")
+        async def control_stats() -> dict[str, Any]:
+            return {"calls": self.calls, "statuses": self.statuses()}
+
         return app
 
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str], float]:
@@ -252,8 +271,63 @@ class ScriptedLLMServer:
         return 200, payload, {"x-request-id": f"req-{digest[:12]}"}, latency
 
 
+class SpawnedLLMServer:
+    """The same server in a child process (its own interpreter, so its CPU does not compete
+    with the client's), driven over HTTP: `reset(policy)`, `calls`, `statuses()`."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def start(self) -> SpawnedLLMServer:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "evalkeeper.testing.llm_server"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("http://"):
+            self.stop()
+            raise RuntimeError(f"scripted LLM server did not start (said {line!r})")
+        self.base_url = line
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+    def __enter__(self) -> SpawnedLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _control(self) -> str:
+        return self.base_url.removesuffix("/v1") + "/_control"
+
+    def reset(self, policy: Policy | None = None) -> None:
+        body = {"policy": None if policy is None else dataclasses.asdict(policy)}
+        httpx.post(f"{self._control()}/reset", json=body, timeout=10).raise_for_status()
+
+    def _stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self._control()}/stats", timeout=10)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    @property
+    def calls(self) -> int:
+        return int(self._stats()["calls"])
+
+    def statuses(self) -> list[int]:
+        return [int(s) for s in self._stats()["statuses"]]
+
+
 def serve_forever() -> None:  # pragma: no cover - manual use
-    """`python -m evalkeeper.testing.llm_server`: run one until Ctrl+C, printing its URL."""
+    """`python -m evalkeeper.testing.llm_server`: run one until stopped, printing its URL."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with ScriptedLLMServer() as server:
         print(server.base_url, flush=True)
         try:

@@ -27,9 +27,12 @@ import functools
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import duckdb
 
 from evalkeeper.llm import JudgeClient, JudgeError, MalformedAnswer
 from evalkeeper.models import Score, canonical_json, content_hash, utcnow
@@ -95,6 +98,7 @@ class JudgeEngine:
         votes: int,
         no_cache: bool = False,
         runtime: Runtime | None = None,
+        early_stop: bool = True,
     ) -> None:
         if votes < 1 or votes % 2 == 0:
             raise ValueError(
@@ -107,6 +111,8 @@ class JudgeEngine:
         self.votes = votes
         self.majority = votes // 2 + 1
         self.no_cache = no_cache
+        self.early_stop = early_stop
+        """False: take every vote (a plain majority), for comparison and benchmarks."""
         self.runtime = runtime
         self.warehouse: Warehouse | None = runtime.warehouse if runtime else None
         self._answers: dict[str, Answer] = {}
@@ -124,7 +130,8 @@ class JudgeEngine:
             stored: dict[str, Answer] = {}
             if self.warehouse is not None:
                 try:
-                    frame = self.warehouse.query(
+                    frame = _query_with_retry(
+                        self.warehouse,
                         "SELECT cache_key, CAST(response AS VARCHAR) AS response, prompt_tokens, "
                         "completion_tokens, cost_usd FROM judge_cache "
                         "WHERE model = ? AND prompt_version = ?",
@@ -273,10 +280,12 @@ class JudgeEngine:
         results: dict[int, Vote] = {}
         while True:
             decision = self._decision(results)
-            if decision is not None:
+            if decision is not None and (self.early_stop or len(results) == self.votes):
                 return decision, results
             counts = Counter(v.verdict for v in results.values() if v.verdict is not None)
             need = self.majority - max(counts.values(), default=0)
+            if not self.early_stop:
+                need = self.votes
             wave = [i for i in range(self.votes) if i not in results][:need]
             for vote in await asyncio.gather(*(self._vote(messages, i) for i in wave)):
                 results[vote.index] = vote
@@ -399,6 +408,23 @@ class JudgeEngine:
             comment=comment or None,
             details=details,
         )
+
+
+_WAREHOUSE_READS = threading.Lock()
+
+
+def _query_with_retry(warehouse: Warehouse, sql: str, params: list[Any]) -> Any:
+    """One read, serialised among the judges of this process, retried on a transient
+    catalog conflict (another thread's first connection migrating the same file)."""
+    for attempt in range(5):
+        try:
+            with _WAREHOUSE_READS:
+                return warehouse.query(sql, params)
+        except duckdb.TransactionException:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _sum_or_none(values: list[float | None]) -> float | None:
