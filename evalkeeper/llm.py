@@ -13,6 +13,9 @@ client owns what makes judge calls trustworthy and cheap:
   errors/timeouts are retried here with exponential backoff and jitter, honouring
   `Retry-After`/`retry-after-ms`, at most `judge_max_retries` times; then `JudgeCallError`.
   Other 4xx are not retried.
+- **A circuit breaker.** After `breaker_failures` (8) calls in a row failed, retries
+  included, calls fail at once for `breaker_cooldown_s` (30 s), then one is tried again: a
+  dead endpoint turns a suite's judge scores into errors quickly, and the run goes on.
 - **Structured answers.** With `response_schema` the answer must be a JSON object matching
   it; a malformed answer is retried once with a repair instruction, then `MalformedAnswer`.
 - **Accounting.** Tokens, latency, and cost when the model is in `PRICES`.
@@ -343,6 +346,8 @@ class JudgeClient:
         timeout_s: float = 60.0,
         backoff_s: float = 0.5,
         prices: Mapping[str, tuple[float, float]] | None = None,
+        breaker_failures: int = 8,
+        breaker_cooldown_s: float = 30.0,
     ) -> None:
         check_pin(model, allow_unpinned=allow_unpinned)
         self.base_url = base_url
@@ -357,6 +362,13 @@ class JudgeClient:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
         self._clients = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        # circuit breaker: after `breaker_failures` calls in a row failed (after their
+        # retries), calls fail at once for `breaker_cooldown_s`; then one may try again.
+        self.breaker_failures = breaker_failures
+        self.breaker_cooldown_s = breaker_cooldown_s
+        self._failures = 0
+        self._open_until = 0.0
+        self._last_failure = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JudgeClient:
@@ -403,6 +415,32 @@ class JudgeClient:
         return min(MAX_BACKOFF_S, self.backoff_s * 2.0**attempt) * (0.5 + random.random() / 2)
 
     async def _request(
+        self, messages: Sequence[Message], *, extra: Mapping[str, Any]
+    ) -> tuple[ChatCompletion, float, int, str | None]:
+        """`_attempts`, behind the circuit breaker."""
+        with self._lock:
+            open_for = self._open_until - time.monotonic()
+            last = self._last_failure
+        if open_for > 0:
+            raise JudgeCallError(
+                f"judge endpoint {self.base_url}: not called: the last {self._failures} calls "
+                f"failed (last: {last}); calls resume in {open_for:.0f}s",
+                requests=0,
+            )
+        try:
+            result = await self._attempts(messages, extra=extra)
+        except JudgeCallError as exc:
+            with self._lock:
+                self._failures += 1
+                self._last_failure = str(exc)[:300]
+                if self._failures >= self.breaker_failures:
+                    self._open_until = time.monotonic() + self.breaker_cooldown_s
+            raise
+        with self._lock:
+            self._failures = 0
+        return result
+
+    async def _attempts(
         self, messages: Sequence[Message], *, extra: Mapping[str, Any]
     ) -> tuple[ChatCompletion, float, int, str | None]:
         """One answer from the endpoint, with retries. Returns (completion, ms, requests, id)."""

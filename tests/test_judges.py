@@ -561,3 +561,31 @@ def test_cli_lists_judges_with_status(tmp_path, monkeypatch):
     assert "kappa" in rows["tone_appropriate"]["note"]
     result = CliRunner().invoke(app, ["judges", "--warehouse", str(wh.path)])
     assert result.exit_code == 0 and "factual_match" in result.output
+
+
+def test_a_dead_endpoint_trips_the_breaker_and_scores_fail_fast(llm, tmp_path):
+    llm.reset(Policy(fail_status=503))
+    settings = judge_settings(llm, tmp_path, judge_max_retries=0, judge_timeout_s=7.0)
+    ev = build("factual_match", settings)
+    scores = [score_all(ev, [item])[0] for item in cases(["pass"] * 10, tag="dead")]
+    assert all(s.error and s.passed is None for s in scores)
+    assert llm.calls == 8  # then the breaker answers for the endpoint: no more calls
+    assert any("not called" in (s.error or "") for s in scores)
+
+
+def test_run_wide_no_cache_through_runtime_extras(llm, tmp_path):
+    settings = judge_settings(llm, tmp_path)
+    rows = Rows()
+    items = cases(["pass"], tag="extras")
+    score_all(build("factual_match", settings, rows), items)
+    rows.write(Warehouse(settings.warehouse))
+    assert llm.calls == 2
+    runtime = registry.Runtime(
+        settings=settings,
+        warehouse=Warehouse(settings.warehouse),
+        extras={"judge_no_cache": True},
+    )
+    ev = registry.build("factual_match", runtime)
+    assert ev.args == {}
+    (score,) = score_all(ev, items)
+    assert llm.calls == 4 and score.details and score.details["cached"] == 0

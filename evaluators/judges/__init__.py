@@ -11,7 +11,8 @@ judges of the seed workflow:
   score's comment lists the unsupported claims.
 
 Each factory takes `votes` (odd; default `EVALKEEPER_JUDGE_VOTES`), `no_cache` (force fresh
-calls) and the `runtime`. Without `EVALKEEPER_JUDGE_BASE_URL`/`EVALKEEPER_JUDGE_MODEL` the
+calls; `runtime.extras["judge_no_cache"] = True` does the same for a whole run without
+changing the evaluators' recorded arguments) and the `runtime`. Without `EVALKEEPER_JUDGE_BASE_URL`/`EVALKEEPER_JUDGE_MODEL` the
 judges return skipped scores; with an unpinned model they refuse to build (`ModelNotPinned`).
 """
 
@@ -111,6 +112,8 @@ def build_judge(
 ) -> Callable[..., Any]:
     """The scoring function of `judge` for one run (skipped when no endpoint is set)."""
     settings = _settings(runtime)
+    if runtime is not None and runtime.extras.get("judge_no_cache"):
+        no_cache = True  # a run-wide `--no-cache`, without changing the recorded arguments
     n_votes = votes if votes is not None else settings.judge_votes
     if not settings.judge_base_url or not settings.judge_model:
 
