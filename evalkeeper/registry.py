@@ -36,6 +36,10 @@ class UnknownEvaluator(KeyError):
     pass
 
 
+class EvaluatorConfigError(ValueError):
+    """An evaluator built with arguments its factory does not take."""
+
+
 @dataclass
 class Runtime:
     """What a factory may need beyond its arguments: settings, the warehouse, the run."""
@@ -157,7 +161,7 @@ def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
     params = inspect.signature(reg.factory).parameters
     unknown = set(ref.args) - set(params) - {"runtime"}
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        raise TypeError(
+        raise EvaluatorConfigError(
             f"evaluator {ref.name!r}: unknown argument(s) {sorted(unknown)}; "
             f"it takes {sorted(k for k in params if k != 'runtime')}"
         )

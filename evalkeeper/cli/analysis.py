@@ -13,6 +13,7 @@ from evalkeeper.cli.app import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_REGRESSION,
+    INPUT_ERRORS,
     app,
     console,
     fail,
@@ -20,11 +21,8 @@ from evalkeeper.cli.app import (
     message_of,
 )
 from evalkeeper.cli.run import WarehouseOpt, print_summary
-from evalkeeper.datasets import DatasetError
 from evalkeeper.models import Suite
-from evalkeeper.registry import UnknownEvaluator
 from evalkeeper.settings import Settings
-from evalkeeper.targets import TargetSpecError
 from evalkeeper.warehouse import WarehouseLocked
 
 FORMATS = ("table", "markdown", "json")
@@ -114,14 +112,7 @@ def gate(
             evaluators=core.parse_evaluator_names(evaluators),
             experiment_id=experiment,
         )
-    except (
-        DatasetError,
-        TargetSpecError,
-        UnknownEvaluator,
-        core.ExperimentError,
-        TypeError,
-        ValueError,
-    ) as exc:
+    except INPUT_ERRORS as exc:
         fail(message_of(exc))
     print_summary(summary)
     c = run_compare(settings, summary.experiment.experiment_id, baseline if known else "auto")

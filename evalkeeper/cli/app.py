@@ -8,6 +8,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from evalkeeper.registry import UnknownEvaluator
 from evalkeeper.settings import Settings
 
 app = typer.Typer(
@@ -21,6 +22,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = 0, 1, 2
+
+# Bad input from the user (dataset lines, target specs, evaluator names and arguments,
+# experiment mismatches): reported as `error: <message>`, exit 2. All but an unknown
+# evaluator name are ValueErrors.
+INPUT_ERRORS = (ValueError, UnknownEvaluator)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -13,11 +13,16 @@ import typer
 from rich.table import Table
 
 from evalkeeper import experiment as core
-from evalkeeper.cli.app import app, console, err_console, fail, load_settings, message_of
-from evalkeeper.datasets import DatasetError
-from evalkeeper.registry import UnknownEvaluator
+from evalkeeper.cli.app import (
+    INPUT_ERRORS,
+    app,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    message_of,
+)
 from evalkeeper.suites import Suite
-from evalkeeper.targets import TargetSpecError
 from evalkeeper.warehouse import WarehouseLocked
 
 WarehouseOpt = Annotated[
@@ -108,14 +113,7 @@ def run(
             concurrency=concurrency,
             progress=not output_json,
         )
-    except (
-        DatasetError,
-        TargetSpecError,
-        UnknownEvaluator,
-        core.ExperimentError,
-        TypeError,
-        ValueError,
-    ) as exc:
+    except INPUT_ERRORS as exc:
         fail(message_of(exc))
     if output_json:
         print(summary.model_dump_json(indent=2))

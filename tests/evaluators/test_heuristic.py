@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from evalkeeper.models import EvaluatorRef, Example, RunRecord, Score
-from evalkeeper.registry import build, evaluator
+from evalkeeper.registry import EvaluatorConfigError, build, evaluator
 
 
 def run_eval(name: str, args: dict[str, Any] | None = None, **kwargs: Any) -> Score:
@@ -84,7 +84,7 @@ def test_latency_ok_bad_threshold_fails_at_build(bad: Any) -> None:
 
 
 def test_unknown_argument_fails_at_build() -> None:
-    with pytest.raises(TypeError, match="unknown argument"):
+    with pytest.raises(EvaluatorConfigError, match="unknown argument"):
         build(EvaluatorRef(name="latency_ok", args={"threshold": 1.0}))
 
 
