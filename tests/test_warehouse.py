@@ -153,3 +153,23 @@ def test_two_writer_processes_at_once_lose_nothing(settings: Settings, tmp_path:
     # the analyst's view agrees
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     assert con.execute("SELECT sum(n) FROM score_history").fetchone() == (1600,)
+
+
+def test_views_are_recreated_only_when_their_definition_changes(tmp_path: Path) -> None:
+    from evalkeeper.warehouse import store
+
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).rows("SELECT 1")
+    con = duckdb.connect(str(path))
+    con.execute("DROP VIEW score_history")
+    con.close()
+    store._MIGRATED.clear()  # a new process, as far as migration is concerned
+    # unchanged definitions: nothing recreated (the dropped view stays dropped)
+    with Warehouse(path).connect() as c:
+        names = {r[0] for r in c.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        assert "score_history" not in names
+        c.execute("UPDATE schema_views SET hash = 'stale' WHERE name = 'score_history'")
+    store._MIGRATED.clear()
+    with Warehouse(path).connect() as c:
+        names = {r[0] for r in c.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        assert "score_history" in names

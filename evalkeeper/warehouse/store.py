@@ -12,9 +12,11 @@ next write that gets the lock. Every table has a primary key, so ingesting a bat
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -27,6 +29,10 @@ import polars as pl
 from evalkeeper.warehouse.schema import MIGRATIONS, VIEWS, WRITE_POLICY
 
 Frame = pl.DataFrame
+
+
+_MIGRATE_LOCK = threading.Lock()
+_MIGRATED: set[str] = set()  # files this process has brought up to date
 
 
 class WarehouseLocked(RuntimeError):
@@ -76,7 +82,11 @@ class Warehouse:
                 delay = min(delay * 2, 0.5)
         try:
             if not self._migrated:
-                migrate(con)
+                key = str(self.path.resolve())
+                with _MIGRATE_LOCK:  # threads of one process share the file: migrate once
+                    if key not in _MIGRATED:
+                        migrate(con)
+                        _MIGRATED.add(key)
                 self._migrated = True
             yield con
         finally:
@@ -210,6 +220,13 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("ROLLBACK")
             raise
         current = version
+    # views are recreated only when their definition changed: DDL on every open would
+    # conflict between concurrent first connections and cost ~0.1 s per open
+    con.execute("CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, hash VARCHAR)")
+    known = dict(con.execute("SELECT name, hash FROM schema_views").fetchall())
     for name, body in VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+        digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+        if known.get(name) != digest:
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+            con.execute("INSERT OR REPLACE INTO schema_views VALUES (?, ?)", [name, digest])
     return current
