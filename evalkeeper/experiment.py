@@ -214,7 +214,8 @@ def prepare(
         raise ExperimentError("--repetitions must be at least 1")
     ds = datasets.load_dataset(dataset, settings.datasets_dir)
     refs = resolve_evaluators(ds, evaluators)
-    built = [registry.build(r) for r in refs]  # fail now on unknown names or bad args
+    # fail now on unknown names, bad arguments or an unpinned judge model
+    built = [registry.build(r, registry.Runtime(settings=settings)) for r in refs]
     tgt = load_target(
         target,
         timeout_s=settings.timeout_s,
@@ -322,14 +323,21 @@ def run_shard(
     shard: int = 0,
     shards: int = 1,
     progress: bool = False,
+    no_cache: bool = False,
 ) -> ShardResult:
-    """Run the missing rows of one shard (examples i with i % shards == shard)."""
+    """Run the missing rows of one shard (examples i with i % shards == shard).
+
+    `no_cache` makes the LLM judges call their endpoint even for cached answers."""
     items, total = pending_items(settings, exp, shard=shard, shards=shards)
     wh = warehouse_for(settings)
     target = load_target(exp.target.spec, timeout_s=settings.timeout_s)
     buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
     runtime = registry.Runtime(
-        settings=settings, warehouse=wh, experiment_id=exp.experiment_id, emit=buffer.emit
+        settings=settings,
+        warehouse=wh,
+        experiment_id=exp.experiment_id,
+        emit=buffer.emit,
+        extras={"judge_no_cache": no_cache},
     )
     evaluators = [registry.build(r, runtime) for r in exp.evaluators]
     runner = Runner(
@@ -479,6 +487,7 @@ def run_suite(
     repetitions: int = 1,
     concurrency: int | None = None,
     progress: bool = False,
+    no_cache: bool = False,
 ) -> Summary:
     exp = prepare(
         settings,
@@ -490,5 +499,5 @@ def run_suite(
         repetitions=repetitions,
         concurrency=concurrency,
     )
-    result = run_shard(settings, exp, progress=progress)
+    result = run_shard(settings, exp, progress=progress, no_cache=no_cache)
     return finish(settings, exp, result.tallies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -105,3 +106,39 @@ def test_gate_passes_unchanged_agent_and_catches_the_regression(
     assert again.exit_code == 0
     out = runner.invoke(app, ["compare", "pr-3", "--format", "json"])
     assert json.loads(out.stdout)["baseline_id"] == "pr-ok"
+
+
+def test_run_with_judges_caches_across_runs_and_no_cache_forces_calls(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The production path: CLI -> runner -> judge evaluator -> official client -> HTTP."""
+    from evalkeeper.testing.llm_server import ScriptedLLMServer
+
+    ds = write_dataset(
+        tmp_path / "j.jsonl",
+        6,
+        config='[[evaluators]]\nname = "factual_match"\n\n[[evaluators]]\nname = "exact_match"\n',
+    )
+    with ScriptedLLMServer() as llm:
+        monkeypatch.setenv("EVALKEEPER_JUDGE_BASE_URL", llm.base_url)
+        monkeypatch.setenv("EVALKEEPER_JUDGE_API_KEY", "test-key")
+        monkeypatch.setenv("EVALKEEPER_JUDGE_MODEL", "judge-model-2026-01-15")
+        args = ["run", "--dataset", str(ds), "--target", "tests.fake_targets:instant", "--json"]
+        first = runner.invoke(app, [*args, "--experiment", "j1"])
+        assert first.exit_code == 0, first.output
+        calls = llm.calls
+        assert 12 <= calls <= 18  # 6 examples x 2-3 votes (early stopping)
+        judged = {e["evaluator"]: e for e in json.loads(first.stdout)["evaluators"]}
+        assert judged["factual_match"]["passed"] + judged["factual_match"]["failed"] == 6
+        second = runner.invoke(app, [*args, "--experiment", "j2"])
+        assert second.exit_code == 0 and llm.calls == calls  # unchanged outputs: zero calls
+        forced = runner.invoke(app, [*args, "--experiment", "j3", "--no-cache"])
+        assert forced.exit_code == 0 and llm.calls >= calls + 12
+    con = duckdb.connect(str(env.warehouse))
+    votes = con.execute(
+        "SELECT experiment_id, count(*), bool_and(cached) FROM judge_votes GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert [v[0] for v in votes] == ["j1", "j2", "j3"]
+    assert votes[1][2] is True and votes[2][2] is False
+    models = con.execute("SELECT DISTINCT judge_model FROM scores WHERE evaluator='factual_match'")
+    assert models.fetchall() == [("judge-model-2026-01-15",)]

@@ -94,6 +94,9 @@ def gate(
         bool | None,
         typer.Option("--inconclusive-fails/--inconclusive-passes", help="Exit 2 or 0."),
     ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="LLM judges call the endpoint even when cached.")
+    ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run a suite on a change, compare with the baseline, print the PR summary, exit 0/1/2."""
@@ -111,6 +114,7 @@ def gate(
             target=target,
             evaluators=core.parse_evaluator_names(evaluators),
             experiment_id=experiment,
+            no_cache=no_cache,
         )
     except INPUT_ERRORS as exc:
         fail(message_of(exc))

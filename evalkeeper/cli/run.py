@@ -74,9 +74,12 @@ def print_summary(summary: core.Summary) -> None:
             "[yellow]the warehouse was locked by another process: rows are in the spool and "
             "will be ingested by the next write; the summary covers this process only[/]"
         )
-    skipped = [e for e in summary.evaluators if e.skipped and e.comment]
-    for e in skipped:
-        console.print(f"[dim]{e.evaluator} skipped: {e.comment}[/]")
+    reasons: dict[str, list[str]] = {}
+    for e in summary.evaluators:
+        if e.skipped and e.comment:
+            reasons.setdefault(e.comment, []).append(e.evaluator)
+    for reason, names in reasons.items():  # one line per reason, not per evaluator
+        console.print(f"[dim]skipped {', '.join(names)}: {reason}[/]", soft_wrap=True)
 
 
 @app.command()
@@ -98,6 +101,9 @@ def run(
     ] = None,
     warehouse: WarehouseOpt = None,
     output_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="LLM judges call the endpoint even when cached.")
+    ] = False,
 ) -> None:
     """Run a suite against a target and record every score in the warehouse."""
     settings = load_settings(warehouse=warehouse)
@@ -112,6 +118,7 @@ def run(
             repetitions=repetitions,
             concurrency=concurrency,
             progress=not output_json,
+            no_cache=no_cache,
         )
     except INPUT_ERRORS as exc:
         fail(message_of(exc))
