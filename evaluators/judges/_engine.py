@@ -27,12 +27,9 @@ import functools
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import duckdb
 
 from evalkeeper.llm import JudgeClient, JudgeError, MalformedAnswer
 from evalkeeper.models import Score, canonical_json, content_hash, utcnow
@@ -130,8 +127,7 @@ class JudgeEngine:
             stored: dict[str, Answer] = {}
             if self.warehouse is not None:
                 try:
-                    frame = _query_with_retry(
-                        self.warehouse,
+                    frame = self.warehouse.query(
                         "SELECT cache_key, CAST(response AS VARCHAR) AS response, prompt_tokens, "
                         "completion_tokens, cost_usd FROM judge_cache "
                         "WHERE model = ? AND prompt_version = ?",
@@ -408,23 +404,6 @@ class JudgeEngine:
             comment=comment or None,
             details=details,
         )
-
-
-_WAREHOUSE_READS = threading.Lock()
-
-
-def _query_with_retry(warehouse: Warehouse, sql: str, params: list[Any]) -> Any:
-    """One read, serialised among the judges of this process, retried on a transient
-    catalog conflict (another thread's first connection migrating the same file)."""
-    for attempt in range(5):
-        try:
-            with _WAREHOUSE_READS:
-                return warehouse.query(sql, params)
-        except duckdb.TransactionException:
-            if attempt == 4:
-                raise
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
 
 
 def _sum_or_none(values: list[float | None]) -> float | None:
