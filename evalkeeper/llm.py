@@ -380,7 +380,7 @@ class JudgeClient:
         return cls(
             base_url=settings.judge_base_url,
             model=settings.judge_model,
-            api_key=settings.judge_api_key,
+            api_key=settings.judge_api_key.get_secret_value() if settings.judge_api_key else None,
             allow_unpinned=settings.judge_allow_unpinned,
             concurrency=settings.judge_concurrency,
             rpm=settings.judge_rpm,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,7 +55,9 @@ class Settings(BaseSettings):
 
     # LLM judges (OpenAI-compatible endpoint)
     judge_base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1).")
-    judge_api_key: str | None = Field(None, description="API key for the judge endpoint.")
+    judge_api_key: SecretStr | None = Field(
+        None, description="API key for the judge endpoint (never printed or logged)."
+    )
     judge_model: str | None = Field(None, description="Pinned judge model, e.g. gpt-4o-2024-08-06.")
     judge_allow_unpinned: bool = Field(False, description="Accept a judge model without a pin.")
     judge_votes: int = Field(3, ge=1, description="Votes per judged example (odd).")
@@ -65,7 +67,9 @@ class Settings(BaseSettings):
     judge_timeout_s: float = Field(60.0, gt=0, description="Timeout of one judge call.")
 
     # LangSmith (optional)
-    langsmith_api_key: str | None = Field(None, description="LangSmith API key (optional).")
+    langsmith_api_key: SecretStr | None = Field(
+        None, description="LangSmith API key (optional; never printed or logged)."
+    )
     langsmith_endpoint: str | None = Field(None, description="LangSmith API URL (optional).")
 
     @property
