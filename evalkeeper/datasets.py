@@ -7,6 +7,7 @@ sidecar `NAME.toml` (description, default evaluators). A bad line is reported as
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from pathlib import Path
@@ -61,6 +62,15 @@ def parse_examples(path: Path) -> list[Example]:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            try:  # fast path; a bad line is parsed again below to say what is wrong
+                example = Example.model_validate_json(line)
+            except ValidationError:
+                pass
+            else:
+                if example.id not in seen:
+                    seen[example.id] = lineno
+                    examples.append(example)
+                    continue
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -105,11 +115,27 @@ def load_config(path: Path) -> DatasetConfig:
         raise DatasetError(f"{sidecar}: {exc}") from exc
 
 
-def load_dataset(ref: str | Path, datasets_dir: Path) -> Dataset:
-    path = resolve(ref, datasets_dir)
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, stamp: tuple[int, int], config_stamp: tuple[int, int]) -> Dataset:
     return Dataset(
         name=path.stem,
         path=str(path),
         examples=parse_examples(path),
         config=load_config(path),
     )
+
+
+def load_dataset(ref: str | Path, datasets_dir: Path) -> Dataset:
+    """Load (and validate) a dataset. A file unchanged since its last load in this process
+    (same mtime and size, its sidecar too) is not parsed again: treat the result as
+    read-only."""
+    path = resolve(ref, datasets_dir).resolve()
+    return _load(path, _stamp(path), _stamp(path.with_suffix(".toml")))

@@ -38,6 +38,8 @@ from evalkeeper.settings import Settings
 from evalkeeper.targets import load_target
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
+EXAMPLES_CHUNK = 10_000
+
 
 class ExperimentError(ValueError):
     """An experiment that cannot be started or resumed as asked; the message says why."""
@@ -145,9 +147,9 @@ def _examples_frame(dataset: Dataset, version: str, examples: list[Example]) -> 
             "category": [e.metadata.category for e in examples],
             "critical": [e.metadata.critical for e in examples],
             "incident_id": [e.metadata.incident_id for e in examples],
-            "inputs": [canonical_json(e.inputs) for e in examples],
-            "reference_outputs": [canonical_json(e.reference_outputs) for e in examples],
-            "metadata": [canonical_json(e.metadata.model_dump()) for e in examples],
+            "inputs": [e.canonical[0] for e in examples],
+            "reference_outputs": [e.canonical[1] for e in examples],
+            "metadata": [e.canonical[2] for e in examples],
         }
     )
 
@@ -266,12 +268,12 @@ def prepare(
         },
         n_examples=len(selected),
     )
-    wh.write(
-        {
-            "examples": _examples_frame(ds, ds.version, selected),
-            "experiments": pl.DataFrame([_experiment_row(exp)]),
-        }
-    )
+    # examples first, in chunks (keyed rows: a crash in between is harmless), so that a
+    # large dataset never needs one huge frame and one huge insert at once
+    for start in range(0, len(selected), EXAMPLES_CHUNK):
+        chunk = selected[start : start + EXAMPLES_CHUNK]
+        wh.write({"examples": _examples_frame(ds, ds.version, chunk)})
+    wh.write({"experiments": pl.DataFrame([_experiment_row(exp)])})
     return exp
 
 

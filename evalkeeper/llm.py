@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import jsonschema
-import openai
-from openai.types.chat import ChatCompletion
 
 if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletion
+
     from evalkeeper.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -391,6 +392,8 @@ class JudgeClient:
 
     def _client(self) -> openai.AsyncOpenAI:
         """One SDK client per event loop (its connection pool belongs to that loop)."""
+        import openai
+
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.get(loop)
@@ -444,6 +447,9 @@ class JudgeClient:
         self, messages: Sequence[Message], *, extra: Mapping[str, Any]
     ) -> tuple[ChatCompletion, float, int, str | None]:
         """One answer from the endpoint, with retries. Returns (completion, ms, requests, id)."""
+        import openai  # imported on first use: it costs ~2 s, and most runs need no judge
+        from openai.types.chat import ChatCompletion
+
         last = ""
         status: int | None = None
         for attempt in range(self.max_retries + 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -50,9 +51,25 @@ class Example(BaseModel):
     )
     metadata: ExampleMetadata = Field(default_factory=ExampleMetadata)
 
-    @property
+    @functools.cached_property
+    def canonical(self) -> tuple[str, str, str]:
+        """Canonical JSON of (inputs, reference_outputs, metadata), computed once."""
+        return (
+            canonical_json(self.inputs),
+            canonical_json(self.reference_outputs),
+            canonical_json(self.metadata.model_dump(mode="json")),
+        )
+
+    @functools.cached_property
     def content_hash(self) -> str:
-        return content_hash(self.model_dump(mode="json"))
+        """Hash of the whole example's canonical JSON (keys sorted: id, inputs, metadata,
+        reference_outputs), assembled from the cached parts."""
+        inputs, reference, metadata = self.canonical
+        text = (
+            f'{{"id":{canonical_json(self.id)},"inputs":{inputs},'
+            f'"metadata":{metadata},"reference_outputs":{reference}}}'
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class EvaluatorRef(BaseModel):
@@ -79,7 +96,7 @@ class Dataset(BaseModel):
     examples: list[Example]
     config: DatasetConfig = Field(default_factory=DatasetConfig)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """Content hash over the examples' hashes, in file order."""
         return content_hash([e.content_hash for e in self.examples])

@@ -86,3 +86,21 @@ def test_smoke_floor_applies_to_small_categories(tmp_path: Path) -> None:
     ds = load_dataset(write_dataset(tmp_path / "d.jsonl", 8), tmp_path)  # 2 per category
     smoke = select(ds.examples, "smoke", share=0.25, min_per_category=2, seed=1)
     assert len(smoke) == 8
+
+
+def test_content_hash_is_the_hash_of_the_whole_canonical_example() -> None:
+    from evalkeeper.models import Example, content_hash
+
+    examples = [
+        Example(id="a", inputs={"q": "é ✓", "n": [1, 2.5]}, reference_outputs={}),
+        Example.model_validate(
+            {
+                "id": 'b"q',
+                "inputs": {"z": 1, "a": {"y": None}},
+                "reference_outputs": {"reply": "x"},
+                "metadata": {"category": "c", "critical": True, "zz_free": {"k": 1}},
+            }
+        ),
+    ]
+    for e in examples:
+        assert e.content_hash == content_hash(e.model_dump(mode="json"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+# `evalkeeper.compare` pulls in SciPy (seconds to import here): imported where used, so
+# that every other command starts fast.
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evalkeeper import compare as cmp
 from evalkeeper import experiment as core
 from evalkeeper.cli.app import (
     EXIT_ERROR,
@@ -25,6 +26,9 @@ from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import WarehouseLocked
 
+if TYPE_CHECKING:
+    from evalkeeper import compare as cmp
+
 FORMATS = ("table", "markdown", "json")
 
 
@@ -37,6 +41,8 @@ def exit_code(verdict: str, settings: Settings) -> int:
 
 
 def show(c: cmp.Comparison, format: str) -> None:
+    from evalkeeper import compare as cmp
+
     if format == "json":
         print(c.model_dump_json(indent=2))
     elif format == "markdown":
@@ -47,6 +53,8 @@ def show(c: cmp.Comparison, format: str) -> None:
 
 
 def run_compare(settings: Settings, experiment: str, baseline: str) -> cmp.Comparison:
+    from evalkeeper import compare as cmp
+
     wh = core.warehouse_for(settings)
     try:
         c = cmp.compare(wh, experiment, baseline, settings)
@@ -120,7 +128,9 @@ def gate(
         fail(message_of(exc))
     print_summary(summary)
     c = run_compare(settings, summary.experiment.experiment_id, baseline if known else "auto")
-    text = cmp.render_markdown(c)
+    from evalkeeper.compare import render_markdown
+
+    text = render_markdown(c)
     console.print(text, markup=False, highlight=False)
     if markdown:
         markdown.write_text(text + "\n", encoding="utf-8")

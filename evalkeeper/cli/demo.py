@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,9 +12,11 @@ from evalkeeper import experiment as core
 from evalkeeper import orchestration_env
 from evalkeeper.cli.app import app, console, load_settings
 from evalkeeper.cli.run import WarehouseOpt, print_summary
-from evalkeeper.compare import Comparison, render_markdown
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
+
+if TYPE_CHECKING:
+    from evalkeeper.compare import Comparison
 
 DEMO_DATASET = "appointments"
 DEMO_TARGETS = ("evalkeeper.demo_agent:v1", "evalkeeper.demo_agent:v2")
@@ -22,6 +24,7 @@ DEMO_TARGETS = ("evalkeeper.demo_agent:v1", "evalkeeper.demo_agent:v2")
 
 def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
     orchestration_env.configure()
+    from evalkeeper.compare import Comparison
     from flows.nightly import nightly  # the faces import flows lazily
 
     result = nightly(warehouse=str(settings.warehouse), **params)
@@ -62,6 +65,8 @@ def demo(
         ids.append(summary.experiment.experiment_id)
     console.rule("verdict: v2 against v1")
     if comparison is not None:
+        from evalkeeper.compare import render_markdown
+
         console.print(render_markdown(comparison), markup=False, highlight=False)
     console.print(
         f"\nBoth experiments are in {settings.warehouse}. Try:\n"
