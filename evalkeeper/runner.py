@@ -209,7 +209,7 @@ class Runner:
             "git_commit": pin.git_commit,
         }
 
-    async def call_target(self, example: Example) -> tuple[RunRecord, Any]:
+    async def call_target(self, example: Example, repetition: int) -> tuple[RunRecord, Any]:
         s = self.settings
         attempts = 0
         started = utcnow()
@@ -224,10 +224,10 @@ class Runner:
                     if reply.latency_ms is not None
                     else (time.perf_counter() - t0) * 1000
                 )
-                return RunRecord.model_construct(
+                return RunRecord(
                     experiment_id=self.experiment.experiment_id,
                     example_id=example.id,
-                    repetition=0,
+                    repetition=repetition,
                     outputs=reply.outputs,
                     latency_ms=latency,
                     error=None,
@@ -242,10 +242,10 @@ class Runner:
             except Exception as exc:  # the target's own bug: recorded, the suite goes on
                 error, transient = f"{type(exc).__name__}: {exc}", False
             if not transient or attempts > s.retries:
-                return RunRecord.model_construct(
+                return RunRecord(
                     experiment_id=self.experiment.experiment_id,
                     example_id=example.id,
-                    repetition=0,
+                    repetition=repetition,
                     outputs=None,
                     latency_ms=None,
                     error=error,
@@ -270,8 +270,7 @@ class Runner:
         return scores
 
     async def process(self, example: Example, repetition: int) -> None:
-        run, error = await self.call_target(example)
-        run.repetition = repetition
+        run, error = await self.call_target(example, repetition)
         if error is not None:
             self.result.target_errors += 1
         scores = await self.score(example, run)
