@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -42,6 +43,8 @@ def demo(
 ) -> None:
     """Run the bundled sample through the nightly flow: demo agent v1, then v2; show the change."""
     settings = load_settings(warehouse=warehouse)
+    # the demo is read for its tables: Prefect's per-task lines only if asked for
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     console.print(
         f"[bold]evalkeeper demo[/]: dataset {DEMO_DATASET}, warehouse {settings.warehouse}\n"
