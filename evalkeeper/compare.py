@@ -252,6 +252,15 @@ def _find_baseline(con: duckdb.DuckDBPyConnection, cand: dict[str, Any], branch:
     return str(rows[0][0]) if rows else None
 
 
+def baseline_ref(warehouse: Warehouse, baseline: str, settings: Settings) -> tuple[str, Settings]:
+    """Read a gate's `--baseline`: an experiment id as is, else a branch whose latest
+    completed, non-regressed run is the baseline. Returns what `compare` takes as
+    `baseline` ("auto" or the id) and the settings to pass with it."""
+    if warehouse.rows("SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline]):
+        return baseline, settings
+    return "auto", settings.model_copy(update={"baseline_branch": baseline})
+
+
 def find_baseline(warehouse: Warehouse, experiment_id: str, branch: str) -> str | None:
     """The ``auto`` baseline of `experiment_id` on `branch`, or None (see module docstring)."""
     with warehouse.connect() as con:

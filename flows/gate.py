@@ -30,11 +30,7 @@ def gate(
     from evalkeeper.experiment import warehouse_for
 
     settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
-    known = warehouse_for(settings).rows(
-        "SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline]
-    )
-    if not known:
-        settings = settings.model_copy(update={"baseline_branch": baseline})
+    against, settings = cmp.baseline_ref(warehouse_for(settings), baseline, settings)
     summary = run_suite_tasks(
         settings,
         suite=suite,
@@ -44,9 +40,7 @@ def gate(
         experiment=experiment,
         repetitions=1,
     )
-    comparison = compare_with_baseline(
-        settings, summary.experiment.experiment_id, baseline if known else "auto"
-    )
+    comparison = compare_with_baseline(settings, summary.experiment.experiment_id, against)
     if comparison is None:
         return {"verdict": "error", "markdown": f"no baseline on {baseline}", "comparison": None}
     publish_verdict(comparison)

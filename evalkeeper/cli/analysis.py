@@ -108,12 +108,10 @@ def gate(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run a suite on a change, compare with the baseline, print the PR summary, exit 0/1/2."""
+    from evalkeeper.compare import baseline_ref, render_markdown
+
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
-    wh = core.warehouse_for(settings)
-    # a baseline is either an experiment id or a branch whose latest completed run counts
-    known = wh.rows("SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline])
-    if not known:
-        settings = settings.model_copy(update={"baseline_branch": baseline})
+    against, settings = baseline_ref(core.warehouse_for(settings), baseline, settings)
     try:
         summary = core.run_suite(
             settings,
@@ -127,9 +125,7 @@ def gate(
     except INPUT_ERRORS as exc:
         fail(message_of(exc))
     print_summary(summary)
-    c = run_compare(settings, summary.experiment.experiment_id, baseline if known else "auto")
-    from evalkeeper.compare import render_markdown
-
+    c = run_compare(settings, summary.experiment.experiment_id, against)
     text = render_markdown(c)
     console.print(text, markup=False, highlight=False)
     if markdown:
