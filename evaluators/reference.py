@@ -84,6 +84,21 @@ def get_output(outputs: Any, key: str | None) -> tuple[Any, Score | None]:
     return outputs[key], None
 
 
+def get_text(outputs: Any, key: str) -> tuple[str, Score | None]:
+    """`outputs[key]` as text, or the Score to return instead (as `get_output`; a value
+    that is not a string is a failed score)."""
+    value, problem = get_output(outputs, key)
+    if problem is not None:
+        return "", problem
+    if not isinstance(value, str):
+        return "", Score(
+            value=0.0,
+            passed=False,
+            comment=f"{_where(key)} is {type(value).__name__}, not text: {short(value)}",
+        )
+    return value, None
+
+
 def get_reference(reference_outputs: Any, key: str | None) -> tuple[Any, Score | None]:
     """`reference_outputs[key]` (or all of it when key is None), or an error Score.
 
@@ -211,15 +226,9 @@ def contains(
                     f"or a list of them, got {short(wanted)}"
                 )
             needles = wanted
-        text, problem = get_output(outputs, key)
+        text, problem = get_text(outputs, key)
         if problem is not None:
             return problem
-        if not isinstance(text, str):
-            return Score(
-                value=0.0,
-                passed=False,
-                comment=f"{_where(key)} is {type(text).__name__}, not text: {short(text)}",
-            )
         if not needles:
             return Score(value=1.0, passed=True, comment="no required strings in the reference")
         haystack = fold(text)
@@ -297,15 +306,9 @@ def regex(
                 compiled = _compile(source, re_flags)
             except ValueError as exc:
                 return Score(error=f"reference_outputs[{reference_key!r}]: {exc}")
-        text, problem = get_output(outputs, key)
+        text, problem = get_text(outputs, key)
         if problem is not None:
             return problem
-        if not isinstance(text, str):
-            return Score(
-                value=0.0,
-                passed=False,
-                comment=f"{_where(key)} is {type(text).__name__}, not text: {short(text)}",
-            )
         match = compiled.search(text)
         if match is None:
             comment = f"/{compiled.pattern}/ not found in {_where(key)}: {short(text)}"
