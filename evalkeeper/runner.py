@@ -112,9 +112,12 @@ class RowBuffer:
             tables, self.tables = self.tables, defaultdict(list)
             self.rows = 0
             self.last_flush = time.monotonic()
-            batch = {t: _frame(t, rows) for t, rows in tables.items()}
             self.writes += 1
-            self.pending = asyncio.create_task(asyncio.to_thread(self.warehouse.write, batch))
+            self.pending = asyncio.create_task(asyncio.to_thread(self._write, tables))
+
+    def _write(self, tables: dict[str, list[dict[str, Any]]]) -> str:
+        """In the writer thread: frames are built off the event loop too."""
+        return self.warehouse.write({t: _frame(t, rows) for t, rows in tables.items()})
 
     async def close(self) -> None:
         await self.flush()
