@@ -299,3 +299,43 @@ def test_killed_run_resumes_without_duplicates_or_losses(
     assert con.execute("SELECT count(*) FROM scores").fetchone() == (600,)
     after = dict(con.execute("SELECT example_id, started_at FROM runs").fetchall())
     assert all(after[k] == v for k, v in before.items())  # nothing redone, nothing lost
+
+
+def test_interrupted_run_says_how_to_resume_and_keeps_its_rows(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT): exit 130, the buffered rows are written, the message names the
+    experiment to resume."""
+    ds = write_dataset(tmp_path / "d.jsonl", 300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "EVALKEEPER_WAREHOUSE": str(settings.warehouse),
+        "FAKE_TARGET_SLEEP_S": "0.05",
+    }
+    cmd = [
+        sys.executable, "-m", "evalkeeper.cli", "run", "--dataset", str(ds),
+        "--target", "tests.fake_targets:slow", "--concurrency", "4",
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the run has really started
+        time.sleep(0.2)
+        try:
+            if _count(settings, "SELECT count(*) FROM experiments") == 1:
+                break
+        except duckdb.Error:
+            continue
+    time.sleep(1.0)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    resume = err.split("--experiment ")[1].split()[0]
+    kept = _count(settings, "SELECT count(*) FROM runs WHERE experiment_id = ?", resume)
+    assert 0 < kept < 300  # what finished before Ctrl-C was flushed on the way out
+    done = subprocess.run([*cmd, "--experiment", resume, "--json"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _count(settings, "SELECT count(*) FROM runs WHERE experiment_id = ?", resume) == 300

@@ -18,6 +18,7 @@ from evalkeeper.cli.app import (
     app,
     console,
     fail,
+    interrupted,
     load_settings,
     message_of,
 )
@@ -112,6 +113,8 @@ def gate(
 
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
     against, settings = baseline_ref(core.warehouse_for(settings), baseline, settings)
+    # named up front, so that an interrupted run can be told how to resume
+    experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
     try:
         summary = core.run_suite(
             settings,
@@ -119,11 +122,13 @@ def gate(
             suite=suite,
             target=target,
             evaluators=core.parse_evaluator_names(evaluators),
-            experiment_id=experiment,
+            experiment_id=experiment_id,
             no_cache=no_cache,
         )
     except INPUT_ERRORS as exc:
         fail(message_of(exc))
+    except KeyboardInterrupt:  # Typer would exit 130 silently
+        interrupted(experiment_id)
     print_summary(summary)
     c = run_compare(settings, summary.experiment.experiment_id, against)
     text = render_markdown(c)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import NoReturn
 
 import typer
@@ -44,12 +43,13 @@ def message_of(exc: BaseException) -> str:
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
+def interrupted(experiment_id: str) -> NoReturn:
+    fail(
+        f"interrupted: the rows already written are kept; run the same command with "
+        f"--experiment {experiment_id} to finish it",
+        130,
+    )
+
+
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err_console.print(
-            "interrupted: rows already written are kept; re-run with the same "
-            "--experiment to resume"
-        )
-        sys.exit(130)
+    app()

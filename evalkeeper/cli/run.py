@@ -19,6 +19,7 @@ from evalkeeper.cli.app import (
     console,
     err_console,
     fail,
+    interrupted,
     load_settings,
     message_of,
 )
@@ -107,6 +108,8 @@ def run(
 ) -> None:
     """Run a suite against a target and record every score in the warehouse."""
     settings = load_settings(warehouse=warehouse)
+    # named up front, so that an interrupted run can be told how to resume
+    experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
     try:
         summary = core.run_suite(
             settings,
@@ -114,7 +117,7 @@ def run(
             suite=suite,
             target=target,
             evaluators=core.parse_evaluator_names(evaluators),
-            experiment_id=experiment,
+            experiment_id=experiment_id,
             repetitions=repetitions,
             concurrency=concurrency,
             progress=not output_json,
@@ -122,6 +125,8 @@ def run(
         )
     except INPUT_ERRORS as exc:
         fail(message_of(exc))
+    except KeyboardInterrupt:  # Typer would exit 130 silently
+        interrupted(experiment_id)
     if output_json:
         print(summary.model_dump_json(indent=2))
     else:
