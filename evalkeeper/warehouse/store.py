@@ -59,9 +59,17 @@ def _host() -> duckdb.DuckDBPyConnection:
         return _HOST[1]
 
 
+def _cursor() -> duckdb.DuckDBPyConnection:
+    """A connection of its own to the host instance, for one thread's use. The host
+    connection object is not thread-safe, so cursors are taken from it under the lock."""
+    host = _host()
+    with _HOST_LOCK:
+        return host.cursor()
+
+
 def _run(sql: str, params: list[Any] | None = None) -> None:
-    """A statement on its own cursor (a connection object is not shared across threads)."""
-    cur = _host().cursor()
+    """One statement on its own cursor."""
+    cur = _cursor()
     try:
         cur.execute(sql, params or [])
     finally:
@@ -116,7 +124,7 @@ class Warehouse:
             if slot.depth == 0:
                 self._attach(slot, key, wait_s)
             slot.depth += 1
-            cur = _host().cursor()
+            cur = _cursor()
             try:
                 cur.execute(f"USE {slot.alias}")
                 if not self._migrated:
