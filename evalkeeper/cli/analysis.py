@@ -14,15 +14,12 @@ from evalkeeper.cli.app import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_REGRESSION,
-    INPUT_ERRORS,
     app,
     console,
     fail,
-    interrupted,
     load_settings,
-    message_of,
 )
-from evalkeeper.cli.run import WarehouseOpt, print_summary
+from evalkeeper.cli.run import WarehouseOpt, print_summary, run_suite_or_exit
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import WarehouseLocked
@@ -113,22 +110,15 @@ def gate(
 
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
     against, settings = baseline_ref(core.warehouse_for(settings), baseline, settings)
-    # named up front, so that an interrupted run can be told how to resume
-    experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
-    try:
-        summary = core.run_suite(
-            settings,
-            dataset=dataset,
-            suite=suite,
-            target=target,
-            evaluators=core.parse_evaluator_names(evaluators),
-            experiment_id=experiment_id,
-            no_cache=no_cache,
-        )
-    except INPUT_ERRORS as exc:
-        fail(message_of(exc))
-    except KeyboardInterrupt:  # Typer would exit 130 silently
-        interrupted(experiment_id)
+    summary = run_suite_or_exit(
+        settings,
+        dataset=dataset,
+        suite=suite,
+        target=target,
+        evaluators=evaluators,
+        experiment=experiment,
+        no_cache=no_cache,
+    )
     print_summary(summary)
     c = run_compare(settings, summary.experiment.experiment_id, against)
     text = render_markdown(c)

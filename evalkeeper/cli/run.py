@@ -23,6 +23,7 @@ from evalkeeper.cli.app import (
     load_settings,
     message_of,
 )
+from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
 from evalkeeper.warehouse import WarehouseLocked
 
@@ -83,6 +84,35 @@ def print_summary(summary: core.Summary) -> None:
         console.print(f"[dim]skipped {', '.join(names)}: {reason}[/]", soft_wrap=True)
 
 
+def run_suite_or_exit(
+    settings: Settings,
+    *,
+    dataset: str,
+    suite: Suite,
+    target: str,
+    evaluators: str | None,
+    experiment: str | None,
+    **options: Any,
+) -> core.Summary:
+    """`core.run_suite` for a command: bad input exits 2 with its message; Ctrl-C exits 130
+    naming the experiment to resume (chosen up front for that reason)."""
+    experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
+    try:
+        return core.run_suite(
+            settings,
+            dataset=dataset,
+            suite=suite,
+            target=target,
+            evaluators=core.parse_evaluator_names(evaluators),
+            experiment_id=experiment_id,
+            **options,
+        )
+    except INPUT_ERRORS as exc:
+        fail(message_of(exc))
+    except KeyboardInterrupt:  # Typer would exit 130 silently
+        interrupted(experiment_id)
+
+
 @app.command()
 def run(
     dataset: Annotated[
@@ -108,25 +138,18 @@ def run(
 ) -> None:
     """Run a suite against a target and record every score in the warehouse."""
     settings = load_settings(warehouse=warehouse)
-    # named up front, so that an interrupted run can be told how to resume
-    experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
-    try:
-        summary = core.run_suite(
-            settings,
-            dataset=dataset,
-            suite=suite,
-            target=target,
-            evaluators=core.parse_evaluator_names(evaluators),
-            experiment_id=experiment_id,
-            repetitions=repetitions,
-            concurrency=concurrency,
-            progress=not output_json,
-            no_cache=no_cache,
-        )
-    except INPUT_ERRORS as exc:
-        fail(message_of(exc))
-    except KeyboardInterrupt:  # Typer would exit 130 silently
-        interrupted(experiment_id)
+    summary = run_suite_or_exit(
+        settings,
+        dataset=dataset,
+        suite=suite,
+        target=target,
+        evaluators=evaluators,
+        experiment=experiment,
+        repetitions=repetitions,
+        concurrency=concurrency,
+        progress=not output_json,
+        no_cache=no_cache,
+    )
     if output_json:
         print(summary.model_dump_json(indent=2))
     else:
