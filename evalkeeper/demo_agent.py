@@ -27,9 +27,12 @@ import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["respond", "v1", "v2"]
 
@@ -379,6 +382,15 @@ def _terms(text: str) -> set[str]:
 # -- the conversation -----------------------------------------------------------------------
 
 
+def _newest(texts: list[str], find: Callable[[str], T | None]) -> T | None:
+    """What `find` finds in the newest text that has it (texts are newest first)."""
+    for text in texts:
+        found = find(text)
+        if found:
+            return found
+    return None
+
+
 @dataclass
 class Turns:
     """The conversation, newest turn first, with the helpers the handlers share."""
@@ -400,26 +412,15 @@ class Turns:
 
     def newest_date(self) -> date | None:
         """The newest date mentioned in the conversation (user or assistant turns)."""
-        for text in self.every:
-            dates = find_dates(text)
-            if dates:
-                return dates[0]
-        return None
+        dates = _newest(self.every, find_dates)
+        return dates[0] if dates else None
 
     def time(self) -> str | None:
         """The newest time the user gave (times the assistant offered don't count)."""
-        for text in self.user:
-            t = find_time(text)
-            if t:
-                return t
-        return None
+        return _newest(self.user, find_time)
 
     def service(self) -> str | None:
-        for text in self.every:
-            s = find_service(text)
-            if s:
-                return s
-        return None
+        return _newest(self.every, find_service)
 
     def time_of_day(self) -> str | None:
         return find_time_of_day(self.last)
