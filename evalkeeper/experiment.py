@@ -332,7 +332,8 @@ def run_shard(
     `no_cache` makes the LLM judges call their endpoint even for cached answers."""
     items, total = pending_items(settings, exp, shard=shard, shards=shards)
     wh = warehouse_for(settings)
-    target = load_target(exp.target.spec, timeout_s=settings.timeout_s)
+    # the pin (git commit and branch included) was recorded by `prepare`
+    target = load_target(exp.target.spec, timeout_s=settings.timeout_s, pin_git=False)
     buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
     runtime = registry.Runtime(
         settings=settings,

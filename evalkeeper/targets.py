@@ -163,8 +163,10 @@ def load_target(
     timeout_s: float = 60.0,
     git_commit: str | None = None,
     git_branch: str | None = None,
+    pin_git: bool = True,
 ) -> Target:
-    """Build a target from its spec and pin it to the current git commit and branch."""
+    """Build a target from its spec and pin it to the current git commit and branch
+    (`pin_git=False` skips the two git calls: for a target whose pin is already recorded)."""
     target: Target
     if spec.startswith(("http://", "https://")):
         target = HttpTarget(spec, timeout_s)
@@ -188,7 +190,7 @@ def load_target(
             f"target {spec!r}: expected module:function, http(s)://…, or replay:PATH.jsonl"
         )
     commit, branch = (git_commit, git_branch)
-    if commit is None or branch is None:
+    if pin_git and (commit is None or branch is None):
         found_commit, found_branch = git_info()
         commit, branch = commit or found_commit, branch or found_branch
     target.pin = target.pin.model_copy(update={"git_commit": commit, "git_branch": branch})
