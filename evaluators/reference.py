@@ -44,8 +44,19 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_SAME_TYPE_EQ = frozenset({str, int, float, bool, type(None)})
+
+
 def values_equal(a: Any, b: Any) -> bool:
     """JSON equality: numbers by value (1 == 1.0), booleans only equal booleans, deep."""
+    ta = type(a)
+    if ta is type(b):  # the common case, decided without the ABC checks below
+        if ta in _SAME_TYPE_EQ:
+            return bool(a == b)
+        if ta is dict:
+            return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
+        if ta is list:
+            return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):

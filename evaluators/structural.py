@@ -39,12 +39,14 @@ def _parse_calls(value: Any, where: str) -> tuple[list[tuple[str, dict[str, Any]
         return [], f"{where} is {type(value).__name__}, not a list of calls: {short(value)}"
     calls: list[tuple[str, dict[str, Any]]] = []
     for i, call in enumerate(value):
-        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+        if not (type(call) is dict or isinstance(call, Mapping)) or not isinstance(
+            call.get("name"), str
+        ):
             return [], f"{where}[{i}] is not an object with a string 'name': {short(call)}"
         args = call.get("args", {})
         if args is None:
             args = {}
-        if not isinstance(args, Mapping):
+        if not (type(args) is dict or isinstance(args, Mapping)):
             return (
                 [],
                 f"{where}[{i}] ({call['name']}) has 'args' that is not an object: {short(args)}",
@@ -130,6 +132,8 @@ def tool_call_correct(
 
         if mode == "strict":
             pairs = {i: i for i in range(min(len(ref), len(out))) if ok(i, i)}
+        elif len(ref) <= len(out) and all(ok(i, i) for i in range(len(ref))):
+            pairs = {i: i for i in range(len(ref))}  # in order: already a maximum matching
         else:
             pairs = _max_matching(len(ref), len(out), ok)
         matched = len(pairs)
