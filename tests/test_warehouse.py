@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -67,6 +68,98 @@ def test_frames_are_idempotent_on_the_primary_key(tmp_path: Path) -> None:
     wh.write({"runs": frame})
     wh.write({"runs": frame})
     assert wh.rows("SELECT count(*) FROM runs") == [(3,)]
+
+
+def _run_batch(
+    experiment: str, examples: list[str], evaluators: tuple[str, ...] = ("a", "b")
+) -> dict[str, Any]:
+    now = core.utcnow()
+    runs = pl.DataFrame(
+        {"experiment_id": [experiment] * len(examples), "example_id": examples,
+         "repetition": [0] * len(examples), "attempts": [1] * len(examples),
+         "started_at": [now] * len(examples)}
+    )  # fmt: skip
+    n = len(examples) * len(evaluators)
+    scores = pl.DataFrame(
+        {"experiment_id": [experiment] * n,
+         "example_id": [x for x in examples for _ in evaluators],
+         "repetition": [0] * n, "evaluator": [e for _ in examples for e in evaluators],
+         "evaluator_version": ["1"] * n, "evaluator_args_hash": ["h"] * n,
+         "passed": [True] * n, "skipped": [False] * n, "created_at": [now] * n,
+         "dataset_version": ["dv"] * n, "category": ["c"] * n, "target_spec": ["t:t"] * n}
+    )  # fmt: skip
+    return {"runs": runs, "scores": scores}
+
+
+def test_scores_are_kept_only_for_runs_the_batch_inserted(tmp_path: Path) -> None:
+    """`scores` has no index of its own: a re-ingested or overlapping batch must still not
+    duplicate a score, because scores follow their run."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.write(_run_batch("e", ["x1", "x2"]))
+    wh.write(_run_batch("e", ["x1", "x2"]))  # the same batch again (a re-ingested spool)
+    assert wh.rows("SELECT count(*) FROM scores") == [(4,)]
+    wh.write(_run_batch("e", ["x2", "x3"]))  # overlaps: only x3 is new
+    assert wh.rows("SELECT example_id, count(*) FROM scores GROUP BY ALL ORDER BY example_id") == [
+        ("x1", 2),
+        ("x2", 2),
+        ("x3", 2),
+    ]
+    # the spool path (Parquet files, not frames) filters the same way
+    batch = _run_batch("e", ["x3", "x4"])
+    spooled = wh._spool(batch)
+    assert wh.ingest_spool() == 1 and not spooled.exists()
+    assert wh.rows("SELECT count(*), count(DISTINCT example_id) FROM scores") == [(8, 4)]
+    with wh.connect() as con:  # and no index on scores
+        assert con.execute(
+            "SELECT index_count FROM duckdb_tables() WHERE table_name = 'scores'"
+        ).fetchone() == (0,)
+
+
+def test_migration_2_drops_the_scores_index_and_keeps_the_rows(tmp_path: Path) -> None:
+    from evalkeeper.warehouse.schema import SCHEMA_V1
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # a warehouse as version 1 left it
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    for stmt in SCHEMA_V1:
+        con.execute(stmt)
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    con.register("batch", _run_batch("old", ["x1", "x2", "x3"])["scores"].to_arrow())
+    con.execute("INSERT INTO scores BY NAME SELECT * FROM batch")
+    con.close()
+    wh = Warehouse(path)
+    with wh.connect() as c:
+        assert schema_version(c) == 2
+        assert c.execute(
+            "SELECT index_count FROM duckdb_tables() WHERE table_name = 'scores'"
+        ).fetchone() == (0,)
+        assert c.execute("SELECT count(*) FROM scores WHERE experiment_id = 'old'").fetchone() == (
+            6,
+        )
+    # the views still read the rebuilt table
+    assert wh.rows("SELECT count(*) FROM pass_rate_trend") == [(0,)]  # no experiments row
+
+
+def test_small_commits_stay_in_the_log_until_it_passes_the_threshold(tmp_path: Path) -> None:
+    from evalkeeper.warehouse import store
+
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(path)
+    wh.write(_run_batch("e", ["x1"]))
+    wal = Path(f"{path}.wal")
+    assert 0 < wal.stat().st_size <= store.WAL_CHECKPOINT_BYTES
+    # another process (an analyst, read-only) sees the logged rows
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import duckdb, sys; print(duckdb.connect(sys.argv[1], read_only=True)"
+         ".execute('SELECT count(*) FROM scores').fetchone()[0])", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "2"
+    big = [f"y{i}" for i in range(2000)]
+    wh.write(_run_batch("e", big))  # past the threshold: checkpointed before detach
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert wh.rows("SELECT count(*) FROM runs") == [(2001,)]
 
 
 def test_writes_spool_while_an_analyst_holds_the_file_then_ingest(tmp_path: Path) -> None:

@@ -181,18 +181,54 @@ SCHEMA_V1 = [
     )""",
 ]
 
-# (version, statements). Append only; never edit an applied entry.
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, SCHEMA_V1)]
+# v2: `scores` without its primary key. The key's index was most of the file (about 94%
+# at 7.6M score rows) and most of a small write's time. A score is written in the same
+# batch as its run and kept only when that run is new (policy `with_run` below), which
+# keeps re-ingest and resume just as idempotent.
+SCHEMA_V2 = [
+    """
+    CREATE TABLE scores_v2 (
+        experiment_id VARCHAR NOT NULL,
+        example_id VARCHAR NOT NULL,
+        repetition INTEGER NOT NULL,
+        evaluator VARCHAR NOT NULL,
+        evaluator_version VARCHAR NOT NULL,
+        evaluator_args_hash VARCHAR NOT NULL,
+        value DOUBLE,
+        passed BOOLEAN,
+        comment VARCHAR,
+        error VARCHAR,
+        skipped BOOLEAN NOT NULL,
+        details JSON,
+        created_at TIMESTAMPTZ NOT NULL,
+        dataset_version VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        target_spec VARCHAR NOT NULL,
+        agent_version VARCHAR,
+        model VARCHAR,
+        judge_model VARCHAR,
+        git_commit VARCHAR
+    )""",
+    "INSERT INTO scores_v2 SELECT * FROM scores ORDER BY experiment_id, example_id, repetition",
+    "DROP TABLE scores",
+    "ALTER TABLE scores_v2 RENAME TO scores",
+]
 
-Conflict = Literal["ignore", "replace"]
+# (version, statements). Append only; never edit an applied entry.
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, SCHEMA_V1), (2, SCHEMA_V2)]
+
+Conflict = Literal["ignore", "replace", "with_run"]
 
 # How a batch row that already exists is treated. `ignore` makes re-ingest and resume
-# idempotent (first write wins); `replace` is for rows that move through states.
+# idempotent (first write wins); `replace` is for rows that move through states;
+# `with_run` rows (no key of their own) are inserted only for the runs (experiment,
+# example, repetition) that the same batch inserted.
+RUN_KEY = ("experiment_id", "example_id", "repetition")
 WRITE_POLICY: dict[str, Conflict] = {
     "examples": "ignore",
     "experiments": "replace",
     "runs": "ignore",
-    "scores": "ignore",
+    "scores": "with_run",
     "summary_scores": "replace",
     "judges": "replace",
     "judge_votes": "ignore",
