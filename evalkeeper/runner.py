@@ -198,6 +198,7 @@ class Runner:
         self.evaluators = [e for e in evaluators if not e.summary]
         self.sync_evaluators = [e for e in self.evaluators if not e.is_async]
         self.async_evaluators = [e for e in self.evaluators if e.is_async]
+        self.scored_by = self.sync_evaluators + self.async_evaluators  # the order of `score`
         self.warehouse = warehouse
         self.concurrency = concurrency
         self.progress = progress
@@ -227,7 +228,9 @@ class Runner:
                     if reply.latency_ms is not None
                     else (time.perf_counter() - t0) * 1000
                 )
-                return RunRecord(
+                # built from values this runner owns (the target's outputs are checked to
+                # be a dict): no validation pass, which was ~5% of the per-example CPU
+                return RunRecord.model_construct(
                     experiment_id=self.experiment.experiment_id,
                     example_id=example.id,
                     repetition=repetition,
@@ -293,8 +296,7 @@ class Runner:
             },
         )
         category = example.metadata.category
-        evs = self.sync_evaluators + self.async_evaluators
-        for ev, sc in zip(evs, scores, strict=True):
+        for ev, sc in zip(self.scored_by, scores, strict=True):
             self.result.tallies[ev.name].add(sc)
             details = sc.details
             buf.emit(
