@@ -1,6 +1,6 @@
 """Bounded concurrency: 1,000 examples against an async target that sleeps 100 ms, 32 at once.
 
-    uv run python benchmarks/concurrency.py [--examples 1000] [--concurrency 32]
+    uv run python benchmarks/concurrency.py [--examples 1000] [--concurrency 32] [--repeat 5]
 
 The ideal wall time is N x latency / concurrency (3.125 s here); since an example is
 never split across workers, no runner can beat ceil(N / concurrency) x latency (3.2 s), which
@@ -9,6 +9,9 @@ all). `wall_s` is the runner's time — the whole `run_shard` call: finding
 the pending rows, the target calls, the three evaluators (`exact_match` key=reply,
 `tool_call_correct`, `latency_ok`) and every run and score written to a fresh DuckDB
 warehouse. The end-to-end `run_suite` time (plus `prepare` and `finish`) is printed too.
+
+Each measure is the median of `--repeat` runs (a fresh warehouse each), with the fastest
+and slowest run beside it: on a shared 2-core machine one run moves by about ±10 ms.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -90,33 +94,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=5, help="measured runs (median reported)")
     args = parser.parse_args()
     n, c = args.examples, args.concurrency
 
     run(64, c)  # warm-up: lazy imports and first-use costs are not timed
-    r = run(n, c)
+    runs = [run(n, c) for _ in range(args.repeat)]
+    bare = [asyncio.run(bare_asyncio(n, c)) for _ in range(args.repeat)]
 
     ideal = n * SLEEP_S / c
     floor = math.ceil(n / c) * SLEEP_S
-    wall = r["run_shard_s"]
+
+    def row(label: str, values: list[float]) -> list[Any]:
+        med = statistics.median(values)
+        return [label, med, med / ideal, min(values), max(values)]
+
+    def col(key: str) -> list[float]:
+        return [r[key] for r in runs]
+
+    wall = statistics.median(col("run_shard_s"))
     ratio = wall / ideal
-    bare = asyncio.run(bare_asyncio(n, c))
     print(
         f"concurrency: {n:,} examples, async target sleeping {SLEEP_S * 1000:.0f} ms, "
-        f"concurrency {c}, 3 evaluators, runs and scores persisted\n"
+        f"concurrency {c}, 3 evaluators, runs and scores persisted; "
+        f"median of {args.repeat} runs\n"
     )
     print(
         table(
-            ["measure", "s", "x ideal"],
+            ["measure", "s", "x ideal", "fastest", "slowest"],
             [
-                ["ideal N x latency / concurrency", ideal, 1.0],
-                ["floor ceil(N / concurrency) x latency", floor, floor / ideal],
-                ["bare asyncio: same sleeps, no work", bare, bare / ideal],
-                ["runner: run_shard (wall_s)", wall, ratio],
-                ["  of which Runner.run", r["runner_s"], r["runner_s"] / ideal],
-                ["prepare", r["prepare_s"], r["prepare_s"] / ideal],
-                ["finish", r["finish_s"], r["finish_s"] / ideal],
-                ["end to end: run_suite", r["run_suite_s"], r["run_suite_s"] / ideal],
+                ["ideal N x latency / concurrency", ideal, 1.0, ideal, ideal],
+                ["floor ceil(N / concurrency) x latency", floor, floor / ideal, floor, floor],
+                row("bare asyncio: same sleeps, no work", bare),
+                row("runner: run_shard (wall_s)", col("run_shard_s")),
+                row("  of which Runner.run", col("runner_s")),
+                row("prepare", col("prepare_s")),
+                row("finish", col("finish_s")),
+                row("end to end: run_suite", col("run_suite_s")),
             ],
         )
     )
