@@ -418,7 +418,8 @@ def finish(settings: Settings, exp: Experiment, tallies: dict[str, Tally] | None
         batch = {"experiments": pl.DataFrame([_experiment_row(exp)])}
         if rows:
             batch["summary_scores"] = pl.DataFrame(rows)
-        wh.write(batch, spool_ok=False)
+        # the experiment's last write folds the write-ahead log into the file
+        wh.write(batch, spool_ok=False, checkpoint=True)
         return summarize(wh, exp, summaries)
     except WarehouseLocked:
         exp.status = "completed"

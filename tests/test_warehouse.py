@@ -183,6 +183,23 @@ def test_writes_spool_while_an_analyst_holds_the_file_then_ingest(tmp_path: Path
     assert wh.rows("SELECT count(*) FROM runs") == [(1,)]
 
 
+def test_a_finished_experiment_leaves_everything_in_the_duckdb_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Small batches wait in the WAL during a run; the end of the experiment folds them
+    into the file, so the .duckdb file alone (copied, say) holds every row."""
+    ds = write_dataset(tmp_path / "d.jsonl", 30)
+    s = settings.model_copy(update={"flush_rows": 10})
+    core.run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:instant")
+    wal = Path(f"{s.warehouse}.wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(Path(s.warehouse).read_bytes())
+    con = duckdb.connect(str(copy), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone() == (30,)
+    assert con.execute("SELECT status FROM experiments").fetchall() == [("completed",)]
+
+
 def test_suite_completes_while_an_analyst_holds_the_file(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ class _Slot:
         self.alias = "wh_" + hashlib.sha256(key.encode()).hexdigest()[:12]
         self.lock = threading.RLock()
         self.depth = 0
+        self.checkpoint = False  # checkpoint before the DETACH, whatever the WAL's size
 
 
 _SLOTS: dict[str, _Slot] = {}
@@ -125,13 +126,18 @@ class Warehouse:
     # -- connections -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def connect(self, *, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(
+        self, *, wait_s: float | None = None, checkpoint: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived read-write connection, waiting (with backoff) for the file lock.
 
         The file is ATTACHed to one in-memory DuckDB instance per process and DETACHed on
         exit (which releases the lock for other processes): starting a DuckDB instance
         costs ~30 ms here, an attach cycle ~2 ms. A file is attached once per process at
         a time (threads take turns; a nested `connect` in the same thread shares it).
+
+        The write-ahead log is checkpointed into the file before DETACH once it passes
+        `WAL_CHECKPOINT_BYTES`, or always with `checkpoint=True`.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         key = str(self.path.resolve())
@@ -140,6 +146,7 @@ class Warehouse:
             if slot.depth == 0:
                 self._attach(slot, key, wait_s)
             slot.depth += 1
+            slot.checkpoint = slot.checkpoint or checkpoint
             cur = _cursor()
             try:
                 cur.execute(f"USE {slot.alias}")
@@ -154,8 +161,9 @@ class Warehouse:
                 cur.close()
                 slot.depth -= 1
                 if slot.depth == 0:
-                    if _wal_bytes(self.path) > WAL_CHECKPOINT_BYTES:
+                    if slot.checkpoint or _wal_bytes(self.path) > WAL_CHECKPOINT_BYTES:
                         _run(f"CHECKPOINT {slot.alias}")
+                    slot.checkpoint = False
                     _run(f"DETACH {slot.alias}")
 
     def _attach(self, slot: _Slot, key: str, wait_s: float | None) -> None:
@@ -179,16 +187,20 @@ class Warehouse:
 
     # -- writes ------------------------------------------------------------------------
 
-    def write(self, batch: Mapping[str, Frame], *, spool_ok: bool = True) -> str:
+    def write(
+        self, batch: Mapping[str, Frame], *, spool_ok: bool = True, checkpoint: bool = False
+    ) -> str:
         """Write frames to their tables in one transaction; spool them if the lock is held.
 
-        Returns "written" or "spooled".
+        `checkpoint` folds the write-ahead log into the file afterwards (the end of an
+        experiment: the .duckdb file alone then holds everything). Returns "written" or
+        "spooled".
         """
         batch = {t: f for t, f in batch.items() if f.height}
         if not batch:
             return "written"
         try:
-            with self.connect() as con:
+            with self.connect(checkpoint=checkpoint) as con:
                 self._ingest_spool(con)
                 _insert_batch(con, batch)
             return "written"
