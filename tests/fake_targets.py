@@ -61,3 +61,17 @@ def blocking_sleep(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 instant.__evalkeeper_pin__ = {"agent_version": "fake 1.0", "model": "none-2026-01-01"}  # type: ignore[attr-defined]
+
+
+IN_FLIGHT: Counter[str] = Counter()  # calls now / the most at once, for the concurrency test
+
+
+async def counted(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps 20 ms and counts how many calls overlap."""
+    IN_FLIGHT["target"] += 1
+    IN_FLIGHT["target_max"] = max(IN_FLIGHT["target_max"], IN_FLIGHT["target"])
+    try:
+        await asyncio.sleep(0.02)
+    finally:
+        IN_FLIGHT["target"] -= 1
+    return _answer(inputs)

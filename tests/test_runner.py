@@ -3,6 +3,7 @@ timeouts, retries, and resume after a killed process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,13 +14,17 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from evalkeeper import experiment as core
+from evalkeeper.models import Score
+from evalkeeper.registry import evaluator
 from evalkeeper.settings import Settings
 from evalkeeper.targets import TargetSpecError, load_target
+from tests.fake_targets import IN_FLIGHT
 from tests.helpers import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +78,44 @@ def test_sync_callable_and_repetitions(settings: Settings, tmp_path: Path) -> No
     )
     assert summary.rows == 30
     assert _count(settings, "SELECT count(DISTINCT repetition) FROM runs") == 3
+
+
+@evaluator("test_slow_judge", version="1", kind="judge")
+def _slow_judge() -> Any:
+    """An async evaluator slower than the target (as an LLM judge is), counting overlap."""
+
+    async def score(outputs: Any = None) -> Score:
+        IN_FLIGHT["scoring"] += 1
+        IN_FLIGHT["scoring_max"] = max(IN_FLIGHT["scoring_max"], IN_FLIGHT["scoring"])
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            IN_FLIGHT["scoring"] -= 1
+        return Score(value=1.0, passed=True)
+
+    return score
+
+
+def test_concurrency_bounds_target_calls_and_rows_being_scored(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Workers start their next call while the last one is scored, but never more than
+    `concurrency` calls at once, nor more than `concurrency` rows waiting on a slow
+    evaluator (the workers wait for it instead of piling rows up)."""
+    IN_FLIGHT.clear()
+    ds = write_dataset(tmp_path / "d.jsonl", 60)
+    summary = core.run_suite(
+        settings, dataset=str(ds), suite="full", target="tests.fake_targets:counted",
+        evaluators=["test_slow_judge", "exact_match"], concurrency=4,
+    )  # fmt: skip
+    assert IN_FLIGHT["target_max"] == 4
+    assert 2 <= IN_FLIGHT["scoring_max"] <= 4
+    assert IN_FLIGHT["target"] == IN_FLIGHT["scoring"] == 0
+    assert summary.rows == 60
+    assert {e.evaluator: e.n for e in summary.evaluators} == {
+        "test_slow_judge": 60,
+        "exact_match": 60,
+    }
 
 
 def test_target_errors_and_timeouts_are_recorded_and_the_suite_goes_on(
