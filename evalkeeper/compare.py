@@ -1118,5 +1118,6 @@ def comparison_frame(c: Comparison) -> pl.DataFrame:
 
 
 def save_comparison(warehouse: Warehouse, c: Comparison) -> str:
-    """Store the comparison (verdict row, cells, row regressions) in one batch."""
-    return warehouse.write({"comparisons": comparison_frame(c)})
+    """Store the comparison (verdict row, cells, row regressions) in one batch, folded into
+    the file (a comparison ends a unit of work, as an experiment's last write does)."""
+    return warehouse.write({"comparisons": comparison_frame(c)}, checkpoint=True)

@@ -515,6 +515,8 @@ def test_saved_comparisons_feed_the_views(wh: Warehouse, settings: Settings) -> 
     write_experiment(wh, "cand", {"exact": cand, "tools": base}, started=T0 + timedelta(days=1))
     c = compare(wh, "cand", "auto", settings)
     assert save_comparison(wh, c) == "written"
+    wal = Path(f"{wh.path}.wal")  # folded into the file: the .duckdb alone holds it
+    assert not wal.exists() or wal.stat().st_size == 0
     stored = wh.query("SELECT kind, count(*) AS n FROM comparisons GROUP BY kind ORDER BY kind")
     assert dict(stored.iter_rows()) == {"cell": 8, "row": 1, "verdict": 1}
     verdict = wh.query("SELECT verdict, details FROM comparisons WHERE kind = 'verdict'")
