@@ -2,7 +2,7 @@
 
 Public API (stable; the CLI, the gate flow and the nightly flow use it):
 
-* ``compare(warehouse, experiment_id, baseline="auto", settings=None, *, max_mde=MAX_MDE)
+* ``compare(warehouse, experiment_id, baseline="auto", settings=None, *, max_mde=None)
   -> Comparison`` — reads both experiments from the warehouse and analyses them. `baseline`
   is ``"auto"`` or an experiment id. ``auto`` is the latest experiment with status
   ``completed``, the same suite and dataset, ``git_branch == settings.baseline_branch``,
@@ -67,7 +67,7 @@ from pydantic import BaseModel, Field
 from evalkeeper import stats
 from evalkeeper.models import content_hash, utcnow
 from evalkeeper.settings import Settings
-from evalkeeper.stats import MAX_MDE, CellEvidence, Verdict
+from evalkeeper.stats import CellEvidence, Verdict
 from evalkeeper.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -373,10 +373,14 @@ def compare(
     baseline: str = "auto",
     settings: Settings | None = None,
     *,
-    max_mde: float = MAX_MDE,
+    max_mde: float | None = None,
 ) -> Comparison:
-    """Compare `experiment_id` with `baseline` ("auto" or an experiment id). See module doc."""
+    """Compare `experiment_id` with `baseline` ("auto" or an experiment id). See module doc.
+
+    `max_mde` defaults to `settings.max_mde` (EVALKEEPER_MAX_MDE, 0.20)."""
     settings = settings or Settings()
+    if max_mde is None:
+        max_mde = settings.max_mde
     if warehouse.spooled_batches():
         warehouse.ingest_spool()  # rows waiting in the spool belong to these experiments
     warnings: list[str] = []

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     max_error_rate: float = Field(
         0.2, ge=0, le=1, description="Above this share of errored rows a verdict is inconclusive."
     )
+    max_mde: float = Field(
+        0.20,
+        gt=0,
+        le=1,
+        description="A cell whose minimum detectable effect (80% power) is larger than this "
+        "cannot vouch for 'no change': the verdict is inconclusive.",
+    )
     inconclusive_fails: bool = Field(True, description="`gate` exits non-zero on inconclusive.")
     latency_p95_s: float = Field(1.2, gt=0, description="p95 latency threshold (seconds).")
 

@@ -292,6 +292,12 @@ def test_small_drop_on_12_examples_is_inconclusive(wh: Warehouse, settings: Sett
     # identical small runs are just as inconclusive: zero discordance is not "no change"
     write_experiment(wh, "cand2", {"exact": base}, started=T0 + timedelta(hours=2))
     assert compare(wh, "cand2", "base", settings).verdict == "inconclusive"
+    # a team that accepts a coarser gate says so in its settings (EVALKEEPER_MAX_MDE)
+    mde = c.cell("exact").mde
+    assert mde is not None
+    coarse = settings.model_copy(update={"max_mde": min(1.0, mde + 0.01)})
+    assert compare(wh, "cand2", "base", coarse).verdict == "pass"
+    assert compare(wh, "cand", "base", coarse).verdict == "pass"  # 1 of 12: not significant
 
 
 def test_errors_are_counted_shown_and_make_it_inconclusive(
