@@ -327,58 +327,50 @@ class Runner:
             await buf.flush()
 
     async def run(self, items: list[tuple[Example, int]]) -> ShardResult:
-        """Run `items` on `concurrency` workers.
+        """Run `items` on `concurrency` workers, scored by as many scorers.
 
-        A worker hands each finished target call to a scoring task and starts its next
-        call at once: calls that finish in the same instant then start their successors
-        together instead of each waiting for the others' scoring (~0.2 ms apiece, and it
-        added up over a suite). At most `concurrency` rows are being scored at a time, so a
-        slow evaluator (an LLM judge) holds the workers back rather than piling up rows.
+        A worker hands each finished target call to the scorers (through a queue) and
+        starts its next call at once: calls that finish in the same instant then start
+        their successors together instead of each waiting for the others' scoring (~0.2 ms
+        apiece, and it added up over a suite). The queue holds `concurrency` rows, so a slow
+        evaluator (an LLM judge) holds the workers back rather than piling up rows.
         """
         t0 = time.perf_counter()
         it: Iterator[tuple[Example, int]] = iter(items)
         bar = _progress(len(items)) if self.progress else None
         n = max(1, min(self.concurrency, len(items)))
-        scoring = asyncio.Semaphore(n)
-        pending: set[asyncio.Task[None]] = set()
-        failed: list[BaseException] = []
+        finished: asyncio.Queue[tuple[Example, int, RunRecord, str | None] | None]
+        finished = asyncio.Queue(n)
         tail_flushed = False
-
-        async def score_row(example: Example, rep: int, run: RunRecord, error: str | None) -> None:
-            try:
-                await self.record(example, rep, run, error)
-                if bar is not None:
-                    bar[0].advance(bar[1])
-            finally:
-                scoring.release()
-
-        def settled(task: asyncio.Task[None]) -> None:
-            pending.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failed.append(task.exception())  # type: ignore[arg-type]
 
         async def worker() -> None:
             nonlocal tail_flushed
             for example, rep in it:
-                if failed:  # a row could not be recorded: stop here, as a worker would
-                    raise failed[0]
                 run, error = await self.call_target(example, rep)
-                await scoring.acquire()
-                task = asyncio.create_task(score_row(example, rep, run, error))
-                pending.add(task)
-                task.add_done_callback(settled)
+                await finished.put((example, rep, run, error))
             if not tail_flushed:  # the first idle worker writes what is done so far, so
                 tail_flushed = True  # that the last write holds at most `concurrency` rows
                 await self.buffer.flush()
 
+        async def workers() -> None:
+            await asyncio.gather(*(worker() for _ in range(n)))
+            for _ in range(n):
+                await finished.put(None)  # one stop per scorer
+
+        async def scorer() -> None:
+            while (row := await finished.get()) is not None:
+                await self.record(*row)
+                if bar is not None:
+                    bar[0].advance(bar[1])
+
+        tasks = [asyncio.ensure_future(workers())]
+        tasks += [asyncio.ensure_future(scorer()) for _ in range(n)]
         try:
             if bar is not None:
                 bar[0].start()
-            await asyncio.gather(*(worker() for _ in range(n)))
-            while pending:
-                await asyncio.gather(*pending)
+            await asyncio.gather(*tasks)  # the first failure (or Ctrl-C) ends the run
         finally:
-            for task in pending:
+            for task in tasks:
                 task.cancel()
             await self.buffer.close()
             if bar is not None:
