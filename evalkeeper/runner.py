@@ -327,13 +327,16 @@ class Runner:
             await buf.flush()
 
     async def run(self, items: list[tuple[Example, int]]) -> ShardResult:
-        """Run `items` on `concurrency` workers, scored by as many scorers.
+        """Run `items` on `concurrency` workers.
 
         A worker hands each finished target call to the scorers (through a queue) and
         starts its next call at once: calls that finish in the same instant then start
         their successors together instead of each waiting for the others' scoring (~0.2 ms
         apiece, and it added up over a suite). The queue holds `concurrency` rows, so a slow
-        evaluator (an LLM judge) holds the workers back rather than piling up rows.
+        evaluator (an LLM judge) holds the workers back rather than piling up rows. With
+        async evaluators there are `concurrency` scorers (judge calls of different rows
+        overlap); with sync evaluators only, scoring never waits, and one scorer drains the
+        queue with one wake-up per batch of rows instead of one per row.
         """
         t0 = time.perf_counter()
         it: Iterator[tuple[Example, int]] = iter(items)
@@ -341,6 +344,7 @@ class Runner:
         n = max(1, min(self.concurrency, len(items)))
         finished: asyncio.Queue[tuple[Example, int, RunRecord, str | None] | None]
         finished = asyncio.Queue(n)
+        scorers = n if self.async_evaluators else 1
         tail_flushed = False
 
         async def worker() -> None:
@@ -354,7 +358,7 @@ class Runner:
 
         async def workers() -> None:
             await asyncio.gather(*(worker() for _ in range(n)))
-            for _ in range(n):
+            for _ in range(scorers):
                 await finished.put(None)  # one stop per scorer
 
         async def scorer() -> None:
@@ -364,7 +368,7 @@ class Runner:
                     bar[0].advance(bar[1])
 
         tasks = [asyncio.ensure_future(workers())]
-        tasks += [asyncio.ensure_future(scorer()) for _ in range(n)]
+        tasks += [asyncio.ensure_future(scorer()) for _ in range(scorers)]
         try:
             if bar is not None:
                 bar[0].start()
