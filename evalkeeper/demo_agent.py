@@ -638,8 +638,11 @@ def _join(ids: list[str]) -> str:
 
 
 def handle_cancel(turns: Turns) -> Result:
-    hours, fee = turns.notice_hours(), turns.late_fee()
-    ids = _ids_to_cancel(turns)
+    return _cancel(turns, _ids_to_cancel(turns), turns.notice_hours())
+
+
+def _cancel(turns: Turns, ids: list[str], hours: int) -> Result:
+    """Cancel `ids` (or ask which appointment), quoting a `hours` notice window."""
     policy = f"cancellations are free of charge up to {hours} hours before the appointment."
     if not ids:
         return (
@@ -652,7 +655,7 @@ def handle_cancel(turns: Turns) -> Result:
     if _is_late(turns.last, hours):
         reply += (
             f" As it's less than {hours} hours before your appointment, the late-cancellation "
-            f"fee of {fee} applies."
+            f"fee of {turns.late_fee()} applies."
         )
     else:
         reply += f" There's no charge, as {policy}"
@@ -667,37 +670,20 @@ def handle_cancel_v2(turns: Turns) -> Result:
     *which* appointment ("my physio on Thursday 3 December") becomes a move; and the notice
     window is the constant V2_NOTICE_HOURS rather than the policy passage's.
     """
-    hours, fee = V2_NOTICE_HOURS, turns.late_fee()
+    hours = V2_NOTICE_HOURS
     ids = _ids_to_cancel(turns)
-    policy = f"cancellations are free of charge up to {hours} hours before the appointment."
-    if not ids:
-        return (
-            "I can cancel that for you. Could you tell me the appointment number? It starts "
-            f'with "A-" and is in your confirmation email. {policy[0].upper()}{policy[1:]}',
-            [],
-        )
     d = turns.newest_date()
-    if d is not None:
-        args: dict[str, Any] = {"appointment_id": ids[0], "date": d.isoformat()}
-        t = turns.time()
-        if t:
-            args["time"] = t
-        reply = (
-            f"I've moved appointment {ids[0]} to {format_date(d)}. Changes are free of charge "
-            f"up to {hours} hours before the appointment."
-        )
-        return reply, [{"name": "reschedule_appointment", "args": args}]
-    noun = "appointment" if len(ids) == 1 else "appointments"
-    reply = f"I've cancelled {noun} {_join(ids)}."
-    if _is_late(turns.last, hours):
-        reply += (
-            f" As it's less than {hours} hours before your appointment, the late-cancellation "
-            f"fee of {fee} applies."
-        )
-    else:
-        reply += f" There's no charge, as {policy}"
-    calls = [{"name": "cancel_appointment", "args": {"appointment_id": i}} for i in ids]
-    return reply, calls
+    if not ids or d is None:
+        return _cancel(turns, ids, hours)
+    args: dict[str, Any] = {"appointment_id": ids[0], "date": d.isoformat()}
+    t = turns.time()
+    if t:
+        args["time"] = t
+    reply = (
+        f"I've moved appointment {ids[0]} to {format_date(d)}. Changes are free of charge "
+        f"up to {hours} hours before the appointment."
+    )
+    return reply, [{"name": "reschedule_appointment", "args": args}]
 
 
 _ESCALATION_REPLIES = {
