@@ -6,6 +6,17 @@ import json
 from pathlib import Path
 
 CATEGORIES = ("booking", "cancellation", "policy", "small_talk")
+# the six categories the bundled sample must cover (issue 2)
+SAMPLE_CATEGORIES = frozenset(
+    {
+        "availability_lookup",
+        "booking",
+        "cancellation",
+        "policy_question",
+        "escalation",
+        "small_talk",
+    }
+)
 
 
 def write_dataset(

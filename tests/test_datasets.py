@@ -7,20 +7,13 @@ import pytest
 
 from evalkeeper.datasets import DatasetError, load_dataset
 from evalkeeper.suites import select
-from tests.helpers import write_dataset
+from tests.helpers import SAMPLE_CATEGORIES, write_dataset
 
 
 def test_bundled_dataset_loads_with_its_config() -> None:
     ds = load_dataset("appointments", Path("data/datasets"))
     assert len(ds.examples) >= 80
-    assert {e.metadata.category for e in ds.examples} >= {
-        "availability_lookup",
-        "booking",
-        "cancellation",
-        "policy_question",
-        "escalation",
-        "small_talk",
-    }
+    assert {e.metadata.category for e in ds.examples} >= SAMPLE_CATEGORIES
     assert sum(1 for e in ds.examples if e.metadata.incident_id and e.metadata.critical) >= 10
     assert [r.name for r in ds.config.evaluators][:2] == ["tool_call_correct", "contains"]
 

@@ -21,16 +21,9 @@ from typing import Any
 import pytest
 
 from evalkeeper import demo_agent
+from tests.helpers import SAMPLE_CATEGORIES
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "datasets" / "appointments.jsonl"
-CATEGORIES = {
-    "availability_lookup",
-    "booking",
-    "cancellation",
-    "policy_question",
-    "escalation",
-    "small_talk",
-}
 TOOLS = {
     "check_availability",
     "book_appointment",
@@ -161,7 +154,7 @@ def test_every_row_has_the_fields() -> None:
                 assert re.fullmatch(r"A-\d+", args["appointment_id"]), rid
 
         meta = row["metadata"]
-        assert meta["category"] in CATEGORIES, rid
+        assert meta["category"] in SAMPLE_CATEGORIES, rid
         assert isinstance(meta["critical"], bool), rid
         if meta["category"] in {"policy_question", "small_talk"}:
             assert ref["tool_calls"] == [], rid
@@ -172,7 +165,7 @@ def test_every_row_has_the_fields() -> None:
 def test_size_categories_and_incidents() -> None:
     assert len(ROWS) >= 96
     counts = Counter(r["metadata"]["category"] for r in ROWS)
-    assert set(counts) == CATEGORIES
+    assert set(counts) == SAMPLE_CATEGORIES
     assert min(counts.values()) >= 12, counts
 
     incidents = [r for r in ROWS if r["metadata"]["incident_id"]]
