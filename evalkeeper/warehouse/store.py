@@ -300,19 +300,20 @@ def _transaction(
 ) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
-        new_runs: list[tuple[Any, ...]] | None = None
+        kept_runs: list[tuple[Any, ...]] | None = None  # set when some runs were not new
         for table, (source, cols) in sources.items():
             policy = WRITE_POLICY[table]
             verb = "INSERT OR REPLACE" if policy == "replace" else "INSERT OR IGNORE"
             if policy == "with_run" or (optimistic and table == "runs"):
                 verb = "INSERT"
-            runs_skipped = new_runs is not None and len(new_runs) < _height(batch["runs"])
-            if policy == "with_run" and runs_skipped:
-                source = _only_runs(batch[table], new_runs or [], staged / f"{table}-new.parquet")
+            if policy == "with_run" and kept_runs is not None:
+                source = _only_runs(batch[table], kept_runs, staged / f"{table}-new.parquet")
             sql = f"{verb} INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)"
             if table == "runs" and not optimistic:
                 key = ", ".join(RUN_KEY)
                 new_runs = con.execute(f"{sql} RETURNING {key}", [str(source)]).fetchall()
+                if len(new_runs) < _height(batch["runs"]):
+                    kept_runs = new_runs
             else:
                 con.execute(sql, [str(source)])
         con.execute("COMMIT")
