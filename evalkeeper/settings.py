@@ -7,6 +7,13 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The largest markets across the Americas, Europe and Asia-Pacific: a number written in a
+# national format (no country code) is found when its region is listed.
+DEFAULT_REDACTION_REGIONS = (
+    "US", "CA", "MX", "BR", "AR", "CO", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "CH",
+    "AT", "SE", "PL", "IE", "PT", "JP", "KR", "CN", "IN", "AU", "NZ", "SG", "ID", "PH",
+)  # fmt: skip
+
 
 class Settings(BaseSettings):
     """Everything evalkeeper can be configured with. Passed in, never read ad hoc."""
@@ -78,6 +85,26 @@ class Settings(BaseSettings):
         None, description="LangSmith API key (optional; never printed or logged)."
     )
     langsmith_endpoint: str | None = Field(None, description="LangSmith API URL (optional).")
+
+    # traces: redaction and sampling (issue 9)
+    redaction_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of the redaction tokens and of trace sampling (never printed or "
+        "logged). Unset: a key is generated on first use and kept beside the warehouse.",
+    )
+    redaction_regions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REDACTION_REGIONS),
+        description="Regions (ISO 3166) whose national phone formats are recognised.",
+    )
+    redaction_names: list[str] = Field(
+        default_factory=list, description="Names (people, customers) always redacted."
+    )
+    redaction_patterns: list[str] = Field(
+        default_factory=list, description="Extra regular expressions whose matches are redacted."
+    )
+    trace_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of traces kept, by a keyed hash of the trace id."
+    )
 
     @property
     def spool_path(self) -> Path:
