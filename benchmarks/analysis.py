@@ -31,9 +31,9 @@ from typing import TypeVar
 from rich.console import Console
 from rich.table import Table
 
-from evalkeeper.compare import compare, save_comparison
+from evalkeeper.analysis import compare
 from evalkeeper.settings import Settings
-from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse import Warehouse, save_comparison
 
 T = TypeVar("T")
 EVALUATORS = 5

@@ -26,8 +26,9 @@ def gate(
 
     Returns {"verdict", "markdown", "comparison"}; the verdict is "error" when there is no
     baseline to compare with."""
-    from evalkeeper import compare as cmp
+    from evalkeeper import analysis as cmp
     from evalkeeper.experiment import warehouse_for
+    from evalkeeper.report import render_markdown
 
     settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
     against, settings = cmp.baseline_ref(warehouse_for(settings), baseline, settings)
@@ -46,6 +47,6 @@ def gate(
     publish_verdict(comparison)
     return {
         "verdict": comparison.verdict,
-        "markdown": cmp.render_markdown(comparison),
+        "markdown": render_markdown(comparison),
         "comparison": comparison.model_dump(mode="json"),
     }

@@ -8,9 +8,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evalkeeper import compare as cmp
+from evalkeeper import analysis as cmp
 from evalkeeper.experiment import warehouse_for
+from evalkeeper.report import render_markdown
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import save_comparison
 from tasks.suite import artifact_key
 
 
@@ -31,7 +33,7 @@ def compare_with_baseline(
         )
         return None
     c = cmp.compare(wh, experiment_id, baseline, settings)
-    cmp.save_comparison(wh, c)
+    save_comparison(wh, c)
     return c
 
 
@@ -39,7 +41,7 @@ def compare_with_baseline(
 def publish_verdict(c: cmp.Comparison) -> None:
     key = artifact_key(f"{c.dataset}-{c.suite}")
     create_markdown_artifact(
-        markdown=cmp.render_markdown(c),
+        markdown=render_markdown(c),
         key=f"{key}-verdict",
         description=f"{c.verdict}: {c.experiment_id} vs {c.baseline_id}",
     )

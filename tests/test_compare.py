@@ -14,17 +14,10 @@ from rich.console import Console
 from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.proportion import proportion_confint
 
-from evalkeeper.compare import (
-    ALL,
-    CompareError,
-    compare,
-    find_baseline,
-    render_markdown,
-    render_table,
-    save_comparison,
-)
+from evalkeeper.analysis import ALL, CompareError, compare, find_baseline
+from evalkeeper.report import render_markdown, render_table
 from evalkeeper.settings import Settings
-from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse import Warehouse, save_comparison
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 CATS = ("booking", "billing", "policy")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evalkeeper import compare as cmp
+from evalkeeper import analysis as cmp
 from evalkeeper import experiment as core
 from evalkeeper.cli import app
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import save_comparison
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "warehouse.md"
 QUERIES = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
@@ -40,7 +41,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         )
         ids.append(summary.experiment.experiment_id)
     wh = core.warehouse_for(s)
-    cmp.save_comparison(wh, cmp.compare(wh, ids[1], ids[0], s))
+    save_comparison(wh, cmp.compare(wh, ids[1], ids[0], s))
     return s
 
 

@@ -18,8 +18,8 @@ from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from evalkeeper import stats
-from evalkeeper.stats import CellEvidence, decide, paired_comparison
+from evalkeeper.analysis import stats
+from evalkeeper.analysis.stats import CellEvidence, decide, paired_comparison
 
 # -- one side -------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# `evalkeeper.compare` pulls in SciPy (seconds to import here): imported where used, so
+# `evalkeeper.analysis` pulls in SciPy (seconds to import here): imported where used, so
 # that every other command starts fast.
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,10 +22,10 @@ from evalkeeper.cli.app import (
 from evalkeeper.cli.run import WarehouseOpt, print_summary, run_suite_or_exit
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
-from evalkeeper.warehouse import WarehouseLocked
+from evalkeeper.warehouse import WarehouseLocked, save_comparison
 
 if TYPE_CHECKING:
-    from evalkeeper import compare as cmp
+    from evalkeeper import analysis as cmp
 
 FORMATS = ("table", "markdown", "json")
 
@@ -39,24 +39,24 @@ def exit_code(verdict: str, settings: Settings) -> int:
 
 
 def show(c: cmp.Comparison, format: str) -> None:
-    from evalkeeper import compare as cmp
+    from evalkeeper.report import render_markdown, render_table
 
     if format == "json":
         print(c.model_dump_json(indent=2))
     elif format == "markdown":
-        print(cmp.render_markdown(c))
+        print(render_markdown(c))
     else:
-        console.print(cmp.render_table(c))
-        console.print(cmp.render_markdown(c), markup=False, highlight=False)
+        console.print(render_table(c))
+        console.print(render_markdown(c), markup=False, highlight=False)
 
 
 def run_compare(settings: Settings, experiment: str, baseline: str) -> cmp.Comparison:
-    from evalkeeper import compare as cmp
+    from evalkeeper import analysis as cmp
 
     wh = core.warehouse_for(settings)
     try:
         c = cmp.compare(wh, experiment, baseline, settings)
-        cmp.save_comparison(wh, c)
+        save_comparison(wh, c)
     except (cmp.CompareError, WarehouseLocked) as exc:
         fail(str(exc))
     return c
@@ -106,7 +106,8 @@ def gate(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run a suite on a change, compare with the baseline, print the PR summary, exit 0/1/2."""
-    from evalkeeper.compare import baseline_ref, render_markdown
+    from evalkeeper.analysis import baseline_ref
+    from evalkeeper.report import render_markdown
 
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
     against, settings = baseline_ref(core.warehouse_for(settings), baseline, settings)

@@ -17,7 +17,7 @@ from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 
 if TYPE_CHECKING:
-    from evalkeeper.compare import Comparison
+    from evalkeeper.analysis import Comparison
 
 DEMO_DATASET = "appointments"
 DEMO_TARGETS = ("evalkeeper.demo_agent:v1", "evalkeeper.demo_agent:v2")
@@ -25,7 +25,7 @@ DEMO_TARGETS = ("evalkeeper.demo_agent:v1", "evalkeeper.demo_agent:v2")
 
 def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
     orchestration_env.configure()
-    from evalkeeper.compare import Comparison
+    from evalkeeper.analysis import Comparison
     from flows.nightly import nightly  # the faces import flows lazily
 
     result = nightly(warehouse=str(settings.warehouse), **params)
@@ -68,7 +68,7 @@ def demo(
         ids.append(summary.experiment.experiment_id)
     console.rule("verdict: v2 against v1")
     if comparison is not None:
-        from evalkeeper.compare import render_markdown
+        from evalkeeper.report import render_markdown
 
         console.print(render_markdown(comparison), markup=False, highlight=False)
     console.print(

@@ -1,5 +1,6 @@
 """The DuckDB score warehouse: schema, migrations, frame writes, spool, views."""
 
+from evalkeeper.warehouse.comparisons import comparison_frame, save_comparison
 from evalkeeper.warehouse.schema import MIGRATIONS, VIEWS, WRITE_POLICY
 from evalkeeper.warehouse.store import Warehouse, WarehouseLocked, migrate, schema_version
 
@@ -9,6 +10,8 @@ __all__ = [
     "WRITE_POLICY",
     "Warehouse",
     "WarehouseLocked",
+    "comparison_frame",
     "migrate",
+    "save_comparison",
     "schema_version",
 ]
