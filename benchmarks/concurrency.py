@@ -29,8 +29,8 @@ from typing import Any
 from _common import Phases, bench_settings, make_dataset, table
 
 from benchmarks.targets import SLEEP_S
-from evalkeeper import experiment as core
-from evalkeeper.runner import ShardResult
+from evalkeeper import run as core
+from evalkeeper.run.runner import ShardResult
 
 TARGET = "benchmarks.targets:sleep_100ms"
 

@@ -9,7 +9,7 @@ Against the scripted OpenAI-compatible endpoint on 127.0.0.1
 1. Early stopping vs a plain 3-vote majority, with a per-vote error rate of 5/15/30%
    (each vote flips to the wrong verdict with that probability, seeded per vote): judge
    calls per example and whether every decision is identical.
-2. An unchanged experiment run twice (`evalkeeper.experiment.run_suite`, the bundled
+2. An unchanged experiment run twice (`evalkeeper.run.run_suite`, the bundled
    `appointments` dataset, the demo agent, the three judges, 300 ms judge latency): judge
    calls of the second run and its wall time relative to the first.
 3. Throughput against a 300 ms endpoint at judge concurrency 16: judged examples per second
@@ -142,7 +142,7 @@ def early_vs_full(server: SpawnedLLMServer, directory: Path, n: int) -> dict[str
 
 
 def rerun(server: SpawnedLLMServer, directory: Path) -> dict[str, Any]:
-    from evalkeeper.experiment import run_suite
+    from evalkeeper.run import run_suite
 
     server.reset(Policy(latency_s=LATENCY_S))
     settings = settings_for(server, directory)

@@ -40,7 +40,7 @@ def _status_mib(field: str) -> float:
 
 def child(dataset: Path, workdir: Path) -> None:
     """Run the suite in this (fresh) process; print one JSON line with the figures."""
-    from evalkeeper import experiment as core
+    from evalkeeper import run as core
 
     marks: list[tuple[str, float, float]] = [
         ("after imports", _status_mib("VmRSS"), _status_mib("VmHWM"))

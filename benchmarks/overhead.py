@@ -45,8 +45,8 @@ from langsmith import Client, evaluate
 from langsmith import schemas as ls_schemas
 
 from benchmarks.targets import example_row, instant_sync
-from evalkeeper import experiment as core
 from evalkeeper import registry
+from evalkeeper import run as core
 from evalkeeper.models import EvaluatorRef
 
 TARGET = "benchmarks.targets:instant"

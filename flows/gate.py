@@ -27,8 +27,8 @@ def gate(
     Returns {"verdict", "markdown", "comparison"}; the verdict is "error" when there is no
     baseline to compare with."""
     from evalkeeper import analysis as cmp
-    from evalkeeper.experiment import warehouse_for
     from evalkeeper.report import render_markdown
+    from evalkeeper.run import warehouse_for
 
     settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
     against, settings = cmp.baseline_ref(warehouse_for(settings), baseline, settings)

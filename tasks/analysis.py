@@ -9,8 +9,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import analysis as cmp
-from evalkeeper.experiment import warehouse_for
 from evalkeeper.report import render_markdown
+from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import save_comparison
 from tasks.suite import artifact_key

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.models import Experiment, Suite
 from evalkeeper.settings import Settings
 

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from evalkeeper.targets import TargetError
+from evalkeeper.run.targets import TargetError
 
 _calls: Counter[str] = Counter()
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkeeper import analysis as cmp
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.cli import app
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import save_comparison

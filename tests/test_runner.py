@@ -19,11 +19,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.models import Score
 from evalkeeper.registry import evaluator
+from evalkeeper.run.targets import TargetSpecError, load_target
 from evalkeeper.settings import Settings
-from evalkeeper.targets import TargetSpecError, load_target
 from tests.fake_targets import IN_FLIGHT
 from tests.helpers import write_dataset
 

@@ -14,7 +14,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
+from evalkeeper.models import utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import MIGRATIONS, Warehouse, WarehouseLocked, schema_version
 from tests.helpers import write_dataset
@@ -62,7 +63,7 @@ def test_frames_are_idempotent_on_the_primary_key(tmp_path: Path) -> None:
             "example_id": ["a", "b", "c"],
             "repetition": [0, 0, 0],
             "attempts": [1, 1, 1],
-            "started_at": [core.utcnow()] * 3,
+            "started_at": [utcnow()] * 3,
         }
     )
     wh.write({"runs": frame})
@@ -73,7 +74,7 @@ def test_frames_are_idempotent_on_the_primary_key(tmp_path: Path) -> None:
 def _run_batch(
     experiment: str, examples: list[str], evaluators: tuple[str, ...] = ("a", "b")
 ) -> dict[str, Any]:
-    now = core.utcnow()
+    now = utcnow()
     runs = pl.DataFrame(
         {"experiment_id": [experiment] * len(examples), "example_id": examples,
          "repetition": [0] * len(examples), "attempts": [1] * len(examples),
@@ -170,7 +171,7 @@ def test_writes_spool_while_an_analyst_holds_the_file_then_ingest(tmp_path: Path
     try:
         frame = pl.DataFrame(
             {"experiment_id": ["e"], "example_id": ["a"], "repetition": [0], "attempts": [1],
-             "started_at": [core.utcnow()]}
+             "started_at": [utcnow()]}
         )  # fmt: skip
         assert wh.write({"runs": frame}) == "spooled"
         assert len(wh.spooled_batches()) == 1

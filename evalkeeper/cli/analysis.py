@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.cli.app import (
     EXIT_ERROR,
     EXIT_OK,

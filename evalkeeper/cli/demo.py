@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from evalkeeper import experiment as core
 from evalkeeper import orchestration_env
+from evalkeeper import run as core
 from evalkeeper.cli.app import app, console, load_settings
 from evalkeeper.cli.run import WarehouseOpt, print_summary
 from evalkeeper.models import Suite

@@ -12,7 +12,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.cli.app import (
     INPUT_ERRORS,
     app,

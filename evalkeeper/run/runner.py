@@ -23,8 +23,8 @@ import polars as pl
 
 from evalkeeper.models import Example, Experiment, RunRecord, Score, canonical_json, utcnow
 from evalkeeper.registry import Evaluator
+from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
-from evalkeeper.targets import Target, TargetError
 from evalkeeper.warehouse import Warehouse
 
 

@@ -33,9 +33,9 @@ from evalkeeper.models import (
     canonical_json,
     utcnow,
 )
-from evalkeeper.runner import RowBuffer, Runner, ShardResult, Tally
+from evalkeeper.run.runner import RowBuffer, Runner, ShardResult, Tally
+from evalkeeper.run.targets import load_target
 from evalkeeper.settings import Settings
-from evalkeeper.targets import load_target
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
 EXAMPLES_CHUNK = 10_000

@@ -1,0 +1,48 @@
+"""Experiments: targets, the async runner, and an experiment's life (prepare, run, score,
+finish, resume). Plain Python and async end to end: the faces enter the event loop once.
+"""
+
+from evalkeeper.run.experiment import (
+    EvaluatorSummary,
+    ExperimentError,
+    Summary,
+    done_keys,
+    finish,
+    load_experiment,
+    new_experiment_id,
+    parse_evaluator_names,
+    pending_items,
+    prepare,
+    resolve_evaluators,
+    run_shard,
+    run_suite,
+    summarize,
+    warehouse_for,
+)
+from evalkeeper.run.runner import RowBuffer, Runner, ShardResult, Tally
+from evalkeeper.run.targets import Target, TargetError, load_target
+
+__all__ = [
+    "EvaluatorSummary",
+    "ExperimentError",
+    "RowBuffer",
+    "Runner",
+    "ShardResult",
+    "Summary",
+    "Tally",
+    "Target",
+    "TargetError",
+    "done_keys",
+    "finish",
+    "load_experiment",
+    "load_target",
+    "new_experiment_id",
+    "parse_evaluator_names",
+    "pending_items",
+    "prepare",
+    "resolve_evaluators",
+    "run_shard",
+    "run_suite",
+    "summarize",
+    "warehouse_for",
+]
