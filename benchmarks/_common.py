@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +59,19 @@ class Phases:
         self.seconds: dict[str, float] = {}
 
     def wrap(self, name: str, fn: F) -> F:
+        """`fn` (sync or async) timed into `self.seconds[name]`."""
+        if inspect.iscoroutinefunction(fn):
+
+            @wraps(fn)
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+            return timed_async  # type: ignore[return-value]
+
         @wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()

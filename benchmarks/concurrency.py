@@ -29,7 +29,7 @@ from typing import Any
 from _common import Phases, bench_settings, make_dataset, table
 
 from benchmarks.targets import SLEEP_S
-from evalkeeper import run as core
+from evalkeeper.run import experiment as core
 from evalkeeper.run.runner import ShardResult
 
 TARGET = "benchmarks.targets:sleep_100ms"
@@ -44,8 +44,8 @@ def run(n: int, concurrency: int) -> dict[str, Any]:
         shard: list[ShardResult] = []
         originals = (core.prepare, core.run_shard, core.finish)
 
-        def run_shard(*args: Any, **kwargs: Any) -> ShardResult:
-            result = originals[1](*args, **kwargs)
+        async def run_shard(*args: Any, **kwargs: Any) -> ShardResult:
+            result = await originals[1](*args, **kwargs)
             shard.append(result)
             return result
 
@@ -54,12 +54,14 @@ def run(n: int, concurrency: int) -> dict[str, Any]:
         core.finish = phases.wrap("finish", core.finish)
         try:
             t0 = time.perf_counter()
-            summary = core.run_suite(
-                settings,
-                dataset=str(dataset),
-                suite="full",
-                target=TARGET,
-                concurrency=concurrency,
+            summary = asyncio.run(
+                core.run_suite(
+                    settings,
+                    dataset=str(dataset),
+                    suite="full",
+                    target=TARGET,
+                    concurrency=concurrency,
+                )
             )
             e2e = time.perf_counter() - t0
         finally:

@@ -152,12 +152,14 @@ def rerun(server: SpawnedLLMServer, directory: Path) -> dict[str, Any]:
         before = server.calls
         started = time.perf_counter()
         summaries.append(
-            run_suite(
-                settings,
-                dataset="appointments",
-                suite="full",
-                target="evalkeeper.demo_agent:v1",
-                evaluators=judges,
+            asyncio.run(
+                run_suite(
+                    settings,
+                    dataset="appointments",
+                    suite="full",
+                    target="evalkeeper.demo_agent:v1",
+                    evaluators=judges,
+                )
             )
         )
         walls.append(time.perf_counter() - started)

@@ -13,6 +13,7 @@ the high-water mark reached after imports and after each phase (`VmHWM` in
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -40,7 +41,7 @@ def _status_mib(field: str) -> float:
 
 def child(dataset: Path, workdir: Path) -> None:
     """Run the suite in this (fresh) process; print one JSON line with the figures."""
-    from evalkeeper import run as core
+    from evalkeeper.run import experiment as core
 
     marks: list[tuple[str, float, float]] = [
         ("after imports", _status_mib("VmRSS"), _status_mib("VmHWM"))
@@ -48,9 +49,9 @@ def child(dataset: Path, workdir: Path) -> None:
     originals = (core.prepare, core.run_shard, core.finish)
 
     def mark(name: str, fn: Any) -> Any:
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
+        async def wrapped(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                return await fn(*args, **kwargs)
             finally:
                 marks.append((f"after {name}", _status_mib("VmRSS"), _status_mib("VmHWM")))
 
@@ -62,7 +63,9 @@ def child(dataset: Path, workdir: Path) -> None:
     settings = bench_settings(workdir)
     t0 = time.perf_counter()
     try:
-        summary = core.run_suite(settings, dataset=str(dataset), suite="full", target=TARGET)
+        summary = asyncio.run(
+            core.run_suite(settings, dataset=str(dataset), suite="full", target=TARGET)
+        )
     finally:
         core.prepare, core.run_shard, core.finish = originals
     wall = time.perf_counter() - t0

@@ -23,6 +23,7 @@ a single run's ratio by about ±0.02.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import json
@@ -46,8 +47,8 @@ from langsmith import schemas as ls_schemas
 
 from benchmarks.targets import example_row, instant_sync
 from evalkeeper import registry
-from evalkeeper import run as core
 from evalkeeper.models import EvaluatorRef
+from evalkeeper.run import experiment as core
 
 TARGET = "benchmarks.targets:instant"
 WARMUP = 200
@@ -75,7 +76,9 @@ def run_evalkeeper(n: int) -> dict[str, Any]:
         core.finish = phases.wrap("finish", core.finish)
         try:
             t0, c0 = time.perf_counter(), time.process_time()
-            summary = core.run_suite(settings, dataset=str(dataset), suite="full", target=TARGET)
+            summary = asyncio.run(
+                core.run_suite(settings, dataset=str(dataset), suite="full", target=TARGET)
+            )
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
             core.prepare, core.run_shard, core.finish = originals

@@ -75,8 +75,15 @@ class Example(BaseModel):
 class EvaluatorRef(BaseModel):
     """An evaluator by registry name, with the arguments it is built with."""
 
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="Registry name.")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="Factory arguments (recorded and hashed)."
+    )
+    optional: bool = Field(
+        False,
+        description="May be skipped without making the verdict inconclusive "
+        "(`optional = true` in the dataset's TOML, or `--allow-skipped NAME`).",
+    )
 
 
 class DatasetConfig(BaseModel):
@@ -140,7 +147,7 @@ class RunRecord(BaseModel):
     outputs: dict[str, Any] | None = None
     latency_ms: float | None = None
     error: str | None = None
-    attempts: int = 1
+    attempts: int = Field(1, description="Target calls made for this row, resumes included.")
     started_at: datetime = Field(default_factory=utcnow)
 
 
@@ -166,3 +173,12 @@ class Score(BaseModel):
     @classmethod
     def failure(cls, error: str) -> Score:
         return cls(error=error)
+
+
+class ErrorGroup(BaseModel):
+    """Errors of one experiment that share a cause: where, the first line, how many."""
+
+    where: str = Field(description='"target", or the evaluator\'s name.')
+    error: str = Field(description="The error's first line (the cause).")
+    count: int = Field(description="Rows with this error.")
+    example_id: str = Field(description="One example that had it, to reproduce.")

@@ -60,26 +60,57 @@ class Registered:
     summary: bool
     factory: Callable[..., Callable[..., Any]]
     description: str
+    settings_defaults: tuple[tuple[str, str], ...] = ()
+    """(argument, Settings field): an argument not given takes that setting's value."""
 
 
 _REGISTRY: dict[str, Registered] = {}
 
 
 def evaluator(
-    name: str, *, version: str, kind: Kind = "heuristic", summary: bool = False
+    name: str,
+    *,
+    version: str,
+    kind: Kind = "heuristic",
+    summary: bool = False,
+    settings_defaults: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Callable[..., Any]]], Callable[..., Callable[..., Any]]]:
-    """Register an evaluator factory under `name` and `version`."""
+    """Register an evaluator factory under `name` and `version`.
+
+    `settings_defaults` maps a factory argument to the `Settings` field it defaults to
+    (`{"threshold_s": "latency_p95_s"}`): `with_defaults` writes that value into the
+    recorded arguments, so the stored provenance says which threshold was used."""
 
     def register(factory: Callable[..., Callable[..., Any]]) -> Callable[..., Callable[..., Any]]:
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise ValueError(f"evaluator {name!r} is registered twice")
         doc = inspect.getdoc(factory) or ""
         _REGISTRY[name] = Registered(
-            name, version, kind, summary, factory, doc.splitlines()[0] if doc else ""
+            name,
+            version,
+            kind,
+            summary,
+            factory,
+            doc.splitlines()[0] if doc else "",
+            tuple((settings_defaults or {}).items()),
         )
         return factory
 
     return register
+
+
+def unregister(name: str) -> None:
+    """Remove an evaluator (tests that register their own clean up with this)."""
+    _REGISTRY.pop(name, None)
+
+
+def with_defaults(ref: EvaluatorRef, settings: Settings) -> EvaluatorRef:
+    """`ref` with the arguments it leaves out that default to a setting filled in."""
+    reg = get(ref.name)
+    missing = {
+        arg: getattr(settings, field) for arg, field in reg.settings_defaults if arg not in ref.args
+    }
+    return ref.model_copy(update={"args": {**ref.args, **missing}}) if missing else ref
 
 
 def load_builtin() -> None:
@@ -159,6 +190,8 @@ def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
     """Build an evaluator from its registry name and arguments."""
     if isinstance(ref, str):
         ref = EvaluatorRef(name=ref)
+    if runtime is not None:
+        ref = with_defaults(ref, runtime.settings)
     reg = get(ref.name)
     params = inspect.signature(reg.factory).parameters
     unknown = set(ref.args) - set(params) - {"runtime"}

@@ -14,7 +14,11 @@ import numpy as np
 
 from evalkeeper.models import Example, RunRecord, Score
 from evalkeeper.registry import evaluator
+from evalkeeper.settings import Settings
 from evaluators.reference import NO_OUTPUTS
+
+# The default of EVALKEEPER_LATENCY_P95_S: the one place the 1.2 s budget is written.
+DEFAULT_THRESHOLD_S: float = Settings.model_fields["latency_p95_s"].default
 
 __all__ = ["latency_ok", "latency_p95"]
 
@@ -52,10 +56,13 @@ def _target_error(run: Any) -> str | None:
     return str(error) if error else None
 
 
-@evaluator("latency_ok", version="1", kind="heuristic")
-def latency_ok(threshold_s: float = 1.2) -> Callable[..., Score]:
+@evaluator(
+    "latency_ok", version="1", kind="heuristic", settings_defaults={"threshold_s": "latency_p95_s"}
+)
+def latency_ok(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score]:
     """Passes when one run's latency is within `threshold_s` seconds; value is the latency (s).
 
+    `threshold_s` defaults to `EVALKEEPER_LATENCY_P95_S` (1.2 s) when built for a run.
     The latency is the runner's wall-clock time for the target call (`run.latency_ms`).
     A run whose target errored, or with no recorded latency, is an error score.
     """
@@ -84,9 +91,17 @@ def latency_ok(threshold_s: float = 1.2) -> Callable[..., Score]:
     return score
 
 
-@evaluator("latency_p95", version="1", kind="heuristic", summary=True)
-def latency_p95(threshold_s: float = 1.2) -> Callable[..., Score]:
+@evaluator(
+    "latency_p95",
+    version="1",
+    kind="heuristic",
+    summary=True,
+    settings_defaults={"threshold_s": "latency_p95_s"},
+)
+def latency_p95(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score]:
     """Passes when the experiment's p95 latency is within `threshold_s` seconds; value is p95 (s).
+
+    `threshold_s` defaults to `EVALKEEPER_LATENCY_P95_S` (1.2 s) when built for a run.
 
     Percentiles are `numpy.percentile(..., method="linear")` (NumPy's default, the same as
     `statistics.quantiles(method="inclusive")` and R's type 7): the p-th percentile of n

@@ -8,12 +8,12 @@ from prefect import flow
 
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
-from flows.nightly import run_suite_tasks
-from tasks.analysis import compare_with_baseline, publish_verdict
+from flows.nightly import raise_if_failed, run_suite_tasks
+from tasks.analysis import gate_decision, publish_verdict
 
 
 @flow(name="gate", log_prints=True)
-def gate(
+async def gate(
     target: str,
     suite: Suite = "smoke",
     dataset: str = "appointments",
@@ -21,32 +21,35 @@ def gate(
     evaluators: list[str] | None = None,
     experiment: str | None = None,
     warehouse: str | None = None,
+    allow_skipped: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`baseline` is a branch (its latest completed, non-regressed run) or an experiment id.
+    """`baseline` is a branch (its latest run that can be a baseline) or an experiment id.
 
-    Returns {"verdict", "markdown", "comparison"}; the verdict is "error" when there is no
-    baseline to compare with."""
-    from evalkeeper import analysis as cmp
-    from evalkeeper.report import render_markdown
-    from evalkeeper.run import warehouse_for
+    Returns {"verdict", "exit_code", "reasons", "markdown", "comparison"}: the same decision
+    as `evalkeeper gate` (no baseline is `inconclusive`, with the reason). A candidate run
+    with too many errors ends the flow run Failed, after the verdict is published."""
+    from evalkeeper.report.markdown import render_gate
 
     settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
-    against, settings = cmp.baseline_ref(warehouse_for(settings), baseline, settings)
-    summary = run_suite_tasks(
+    summary = await run_suite_tasks(
         settings,
         suite=suite,
         dataset=dataset,
         target=target,
         evaluators=evaluators,
         experiment=experiment,
-        repetitions=1,
+        repetitions=None,
+        allow_skipped=allow_skipped,
     )
-    comparison = compare_with_baseline(settings, summary.experiment.experiment_id, against)
-    if comparison is None:
-        return {"verdict": "error", "markdown": f"no baseline on {baseline}", "comparison": None}
-    publish_verdict(comparison)
+    outcome = await gate_decision(settings, summary, baseline)
+    await publish_verdict(outcome)
+    raise_if_failed(summary, outcome.verdict)
     return {
-        "verdict": comparison.verdict,
-        "markdown": render_markdown(comparison),
-        "comparison": comparison.model_dump(mode="json"),
+        "verdict": outcome.verdict,
+        "exit_code": outcome.exit_code,
+        "reasons": outcome.reasons,
+        "markdown": render_gate(outcome),
+        "comparison": None
+        if outcome.comparison is None
+        else outcome.comparison.model_dump(mode="json"),
     }

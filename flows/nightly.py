@@ -1,5 +1,6 @@
 """The nightly flow: run the full or smoke suite, record it, judge it against its baseline,
-publish the summary and the verdict."""
+publish the summary and the verdict. A run whose error shares are above the limit ends in a
+Failed state (every row kept), so the Prefect UI shows it red and notifications fire."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from prefect import flow, get_run_logger
 
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
-from tasks.analysis import compare_with_baseline, publish_verdict
+from tasks.analysis import baseline_exists, gate_decision, publish_verdict
 from tasks.suite import (
     finish_experiment,
     prepare_experiment,
@@ -19,7 +20,12 @@ from tasks.suite import (
 )
 
 
-def run_suite_tasks(
+class RunFailed(RuntimeError):
+    """The suite ran and every row is stored, but too many rows errored (the message says
+    where and why); raised at the end of a flow so that its run ends Failed."""
+
+
+async def run_suite_tasks(
     settings: Settings,
     *,
     suite: Suite,
@@ -27,36 +33,59 @@ def run_suite_tasks(
     target: str,
     evaluators: list[str] | None,
     experiment: str | None,
-    repetitions: int,
+    repetitions: int | None,
+    allow_skipped: list[str] | None = None,
 ) -> Any:
     """prepare -> a few shards -> finish -> publish; returns the summary."""
     logger = get_run_logger()
-    exp = prepare_experiment(settings, dataset, suite, target, evaluators, experiment, repetitions)
+    exp = await prepare_experiment(
+        settings, dataset, suite, target, evaluators, experiment, repetitions, allow_skipped
+    )
     shards = shard_count(exp.n_examples * exp.repetitions)
     for shard in range(shards):  # sequential: each shard already runs examples concurrently
-        stats = run_shard(settings, exp, shard, shards)
+        stats = await run_shard(settings, exp, shard, shards)
         logger.info("shard %d/%d: %s", shard + 1, shards, stats)
-    summary = finish_experiment(settings, exp)
-    publish_summary(summary)
+    summary = await finish_experiment(settings, exp)
+    await publish_summary(summary)
+    for group in summary.error_groups[:10]:
+        logger.warning(
+            "%d error(s) at %s: %s (e.g. example %s)",
+            group.count,
+            group.where,
+            group.error,
+            group.example_id,
+        )
     return summary
 
 
+def raise_if_failed(summary: Any, verdict: str | None = None) -> None:
+    if summary.problems:
+        raise RunFailed(
+            f"experiment {summary.experiment.experiment_id} failed"
+            + (f" (verdict {verdict})" if verdict else "")
+            + f": {'; '.join(summary.problems)}. Every row is kept; fix the cause and run "
+            f"again with experiment={summary.experiment.experiment_id} to retry the failed rows"
+        )
+
+
 @flow(name="nightly", log_prints=True)
-def nightly(
+async def nightly(
     suite: Suite = "full",
     dataset: str = "appointments",
     target: str = "evalkeeper.demo_agent:v1",
     evaluators: list[str] | None = None,
     experiment: str | None = None,
-    repetitions: int = 1,
+    repetitions: int | None = None,
     baseline: str = "auto",
     warehouse: str | None = None,
+    allow_skipped: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
-    Returns the summary and, when a baseline exists, the comparison (`verdict`)."""
+    Returns the summary and, when a baseline exists, the comparison (`verdict`).
+    `allow_skipped` names evaluators that may be skipped (judges without an endpoint)."""
     settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
-    summary = run_suite_tasks(
+    summary = await run_suite_tasks(
         settings,
         suite=suite,
         dataset=dataset,
@@ -64,10 +93,17 @@ def nightly(
         evaluators=evaluators,
         experiment=experiment,
         repetitions=repetitions,
+        allow_skipped=allow_skipped,
     )
     result: dict[str, Any] = summary.model_dump(mode="json")
-    comparison = compare_with_baseline(settings, summary.experiment.experiment_id, baseline)
-    if comparison is not None:
-        publish_verdict(comparison)
-        result["comparison"] = comparison.model_dump(mode="json")
+    verdict = None
+    if await baseline_exists(settings, summary.experiment.experiment_id, baseline):
+        outcome = await gate_decision(settings, summary, baseline)
+        await publish_verdict(outcome)
+        verdict = outcome.verdict
+        if outcome.comparison is not None:
+            result["comparison"] = outcome.comparison.model_dump(mode="json")
+        result["verdict"] = outcome.verdict
+        result["reasons"] = outcome.reasons
+    raise_if_failed(summary, verdict)
     return result

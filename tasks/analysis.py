@@ -2,49 +2,68 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import analysis as cmp
-from evalkeeper.report import render_markdown
+from evalkeeper.analysis.gate import GateOutcome, decide_gate
+from evalkeeper.report.markdown import render_gate
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
-from evalkeeper.warehouse import save_comparison
 from tasks.suite import artifact_key
 
 
-@task(name="compare-with-baseline", cache_policy=NO_CACHE)
-def compare_with_baseline(
-    settings: Settings, experiment_id: str, baseline: str = "auto"
-) -> cmp.Comparison | None:
-    """Compare and store the verdict; None when there is no baseline yet (first run)."""
+@task(name="find-baseline", cache_policy=NO_CACHE)
+async def baseline_exists(settings: Settings, experiment_id: str, baseline: str = "auto") -> bool:
+    """Whether `baseline` ("auto", a branch or an experiment id) names a usable baseline;
+    a first run on a branch has none (it may become the baseline)."""
     wh = warehouse_for(settings)
-    if (
-        baseline == "auto"
-        and cmp.find_baseline(wh, experiment_id, settings.baseline_branch) is None
-    ):
+    against, branch_settings = cmp.baseline_ref(wh, baseline, settings)
+    if against != "auto":
+        return True
+    found = cmp.find_baseline(wh, experiment_id, branch_settings.baseline_branch, branch_settings)
+    if found is None:
         get_run_logger().warning(
-            "no completed baseline on %s for %s yet: this run becomes the baseline",
-            settings.baseline_branch,
+            "no baseline on %s for %s yet (`evalkeeper experiments` says why earlier runs "
+            "cannot be one): this run may become the baseline",
+            branch_settings.baseline_branch,
             experiment_id,
         )
-        return None
-    c = cmp.compare(wh, experiment_id, baseline, settings)
-    save_comparison(wh, c)
-    return c
+    return found is not None
+
+
+@task(name="gate-decision", cache_policy=NO_CACHE)
+async def gate_decision(settings: Settings, summary: Any, baseline: str) -> GateOutcome:
+    """The gate's verdict (the same decision as `evalkeeper gate`)."""
+    return await asyncio.to_thread(
+        decide_gate,
+        warehouse_for(settings),
+        summary.experiment.experiment_id,
+        baseline,
+        settings,
+        summary.problems,
+        summary.error_groups,
+    )
 
 
 @task(name="publish-verdict", cache_policy=NO_CACHE)
-def publish_verdict(c: cmp.Comparison) -> None:
-    key = artifact_key(f"{c.dataset}-{c.suite}")
-    create_markdown_artifact(
-        markdown=render_markdown(c),
-        key=f"{key}-verdict",
-        description=f"{c.verdict}: {c.experiment_id} vs {c.baseline_id}",
+async def publish_verdict(outcome: GateOutcome) -> None:
+    c = outcome.comparison
+    key = artifact_key(
+        f"{c.dataset}-{c.suite}" if c is not None else outcome.experiment_id.rsplit("-", 1)[0]
     )
+    await acreate_markdown_artifact(
+        markdown=render_gate(outcome),
+        key=f"{key}-verdict",
+        description=f"{outcome.verdict}: {outcome.experiment_id}"
+        + (f" vs {c.baseline_id}" if c is not None else ""),
+    )
+    if c is None:
+        return
     table: list[dict[str, Any]] = [
         {
             "evaluator": cell.evaluator,
@@ -59,4 +78,4 @@ def publish_verdict(c: cmp.Comparison) -> None:
         }
         for cell in c.cells
     ]
-    create_table_artifact(table=table, key=f"{key}-cells", description="cells vs baseline")
+    await acreate_table_artifact(table=table, key=f"{key}-cells", description="cells vs baseline")

@@ -1,7 +1,8 @@
 """Tasks that run a suite: prepare, run a shard, finish, publish.
 
 A suite is split into a few shards, never one task per example: a task run costs Prefect
-7-12 ms and the local server records only ~15-20 task runs a second.
+7-12 ms and the local server records only ~15-20 task runs a second. The tasks are async:
+they await the core in the flow's event loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import run as core
@@ -26,16 +27,17 @@ def shard_count(n_rows: int) -> int:
 
 
 @task(name="prepare-experiment", cache_policy=NO_CACHE)
-def prepare_experiment(
+async def prepare_experiment(
     settings: Settings,
     dataset: str,
     suite: Suite,
     target: str,
     evaluators: list[str] | None,
     experiment_id: str | None,
-    repetitions: int,
+    repetitions: int | None,
+    allow_skipped: list[str] | None = None,
 ) -> Experiment:
-    return core.prepare(
+    return await core.prepare(
         settings,
         dataset=dataset,
         suite=suite,
@@ -43,19 +45,22 @@ def prepare_experiment(
         evaluators=evaluators,
         experiment_id=experiment_id,
         repetitions=repetitions,
+        allow_skipped=allow_skipped,
     )
 
 
 @task(name="run-shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def run_shard(
+async def run_shard(
     settings: Settings, experiment: Experiment, shard: int, shards: int
 ) -> dict[str, Any]:
     """Run the missing rows of one shard; a retry resumes where the failed attempt stopped."""
-    result = core.run_shard(settings, experiment, shard=shard, shards=shards)
+    result = await core.run_shard(settings, experiment, shard=shard, shards=shards)
     return {
         "shard": shard,
         "rows": result.rows,
         "target_errors": result.target_errors,
+        "retried": result.retried,
+        "rescored": result.rescored,
         "already_done": result.skipped_existing,
         "spooled_batches": result.spooled_batches,
         "wall_s": round(result.wall_s, 3),
@@ -63,8 +68,8 @@ def run_shard(
 
 
 @task(name="finish-experiment", cache_policy=NO_CACHE)
-def finish_experiment(settings: Settings, experiment: Experiment) -> core.Summary:
-    return core.finish(settings, experiment)
+async def finish_experiment(settings: Settings, experiment: Experiment) -> core.Summary:
+    return await core.finish(settings, experiment)
 
 
 def artifact_key(text: str) -> str:
@@ -73,10 +78,11 @@ def artifact_key(text: str) -> str:
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)
-def publish_summary(summary: core.Summary) -> None:
+async def publish_summary(summary: core.Summary) -> None:
     exp = summary.experiment
-    create_table_artifact(
-        key=artifact_key(f"{exp.dataset}-{exp.suite}-summary"),
+    key = artifact_key(f"{exp.dataset}-{exp.suite}-summary")
+    await acreate_table_artifact(
+        key=key,
         table=[
             {
                 "evaluator": e.evaluator,
@@ -86,6 +92,7 @@ def publish_summary(summary: core.Summary) -> None:
                 "failed": e.failed,
                 "errors": e.errors,
                 "skipped": e.skipped,
+                "optional": e.optional,
                 "pass_rate": None if e.pass_rate is None else round(e.pass_rate, 4),
                 "mean_value": None if e.mean_value is None else round(e.mean_value, 4),
             }
@@ -97,5 +104,24 @@ def publish_summary(summary: core.Summary) -> None:
             f"({exp.target.agent_version or '-'}, {exp.target.model or '-'}), "
             f"commit {exp.target.git_commit or '-'}; {summary.rows} rows, "
             f"{summary.target_errors} target errors"
+            + (f"; FAILED: {'; '.join(summary.problems)}" if summary.problems else "")
         ),
     )
+    if summary.error_groups:
+        lines = [
+            f"## Errors of `{exp.experiment_id}` by cause",
+            "",
+            *[f"- **{p}**" for p in summary.problems],
+            "",
+            "| where | error | rows | e.g. example |",
+            "|---|---|---:|---|",
+            *[
+                f"| `{g.where}` | {g.error.replace('|', '/')} | {g.count} | `{g.example_id}` |"
+                for g in summary.error_groups
+            ],
+        ]
+        await acreate_markdown_artifact(
+            key=f"{key}-errors",
+            markdown="\n".join(lines) + "\n",
+            description=f"{sum(g.count for g in summary.error_groups)} errors",
+        )

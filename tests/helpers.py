@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 CATEGORIES = ("booking", "cancellation", "policy", "small_talk")
 # the six categories the bundled sample must cover (issue 2)
@@ -42,3 +44,15 @@ def write_dataset(
         '[[evaluators]]\nname = "latency_ok"\n'
     )
     return path
+
+
+def run_suite(settings: Any, **options: Any) -> Any:
+    """`evalkeeper.run.run_suite` from synchronous test code (the core is async)."""
+    from evalkeeper import run as core
+
+    return asyncio.run(core.run_suite(settings, **options))
+
+
+def run_flow(flow: Any, **params: Any) -> Any:
+    """Call an async Prefect flow from synchronous test code."""
+    return asyncio.run(flow(**params))

@@ -68,8 +68,10 @@ def test_compare_bad_inputs_exit_2(env: Settings, tmp_path: Path) -> None:
 def test_gate_passes_unchanged_agent_and_catches_the_regression(
     env: Settings, tmp_path: Path
 ) -> None:
-    base = ["gate", "--dataset", "appointments", "--suite", "full", "--baseline", "main"]
-    # no baseline yet: an error, exit 2
+    judges = "factual_match,tone_appropriate,no_hallucination"
+    base = ["gate", "--dataset", "appointments", "--suite", "full", "--baseline", "main",
+            "--allow-skipped", judges]  # fmt: skip
+    # no baseline yet: inconclusive, exit 2
     first = runner.invoke(
         app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "main-1"]
     )

@@ -82,6 +82,7 @@ def write_experiment(
     latency_ms: np.ndarray | None = None,
     continuous: tuple[str, ...] = (),
     skipped_extra: bool = False,
+    skipped_allowed: bool = True,
 ) -> None:
     """One experiment: `outcomes[evaluator]` is (examples, repetitions); 1/0 pass/fail, NaN an
     error (for evaluators in `continuous`, the value itself and no pass/fail)."""
@@ -143,7 +144,7 @@ def write_experiment(
                     add(i, r, ev, float(x), bool(x), comment="ok" if x else f"wrong {i}")
     if skipped_extra:  # a skipped evaluator failing everything: must be ignored
         for i in range(n):
-            add(i, 0, "not_configured", None, False, skipped=True)
+            add(i, 0, "not_configured", None, False, skipped=True, comment="set JUDGE_URL")
     k = len(scores["experiment_id"])
     score_frame = pl.DataFrame(scores).with_columns(
         evaluator_version=pl.lit("1"),
@@ -166,7 +167,11 @@ def write_experiment(
                         "target_kind": "callable",
                         "git_branch": branch,
                         "git_commit": "abc",
-                        "evaluators": "[]",
+                        "evaluators": json.dumps(
+                            [{"name": "not_configured", "optional": skipped_allowed}]
+                            if skipped_extra
+                            else []
+                        ),
                         "repetitions": reps,
                         "params": "{}",
                         "n_examples": n,
@@ -215,6 +220,28 @@ def test_identical_runs_pass(wh: Warehouse, settings: Settings) -> None:
     k, n = int(base["exact"][mask].sum()), int(mask.sum())
     lo, hi = proportion_confint(k, n, method="normal")
     assert (billing.baseline.ci_low, billing.baseline.ci_high) == pytest.approx((lo, hi))
+
+
+def test_a_skipped_evaluator_that_was_not_allowed_makes_it_inconclusive(
+    wh: Warehouse, settings: Settings
+) -> None:
+    """Seen: with no judge endpoint the gate passed with every judge skipped."""
+    rng = np.random.default_rng(1)
+    base = {"exact": passes(rng, 150, 0.8)}
+    write_examples(wh, 150)
+    write_experiment(wh, "base", base)
+    write_experiment(
+        wh, "cand", base, started=T0 + timedelta(hours=1), skipped_extra=True,
+        skipped_allowed=False,
+    )  # fmt: skip
+    c = compare(wh, "cand", "base", settings)
+    assert c.verdict == "inconclusive"
+    assert c.skipped_evaluators == ["not_configured"]
+    assert "`not_configured`: set JUDGE_URL" in c.reasons[0]
+    assert "--allow-skipped not_configured" in c.reasons[0]
+    # the same experiment is not a baseline either
+    write_experiment(wh, "later", base, started=T0 + timedelta(hours=2))
+    assert find_baseline(wh, "later", "main", settings) == "base"
 
 
 def test_a_category_that_drops_strongly_is_a_regression(wh: Warehouse, settings: Settings) -> None:

@@ -14,6 +14,7 @@ from evalkeeper import run as core
 from evalkeeper.cli import app
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import save_comparison
+from tests.helpers import run_suite
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "warehouse.md"
 QUERIES = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
@@ -32,7 +33,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     )
     ids = []
     for version in ("v1", "v2"):
-        summary = core.run_suite(
+        summary = run_suite(
             s,
             dataset="appointments",
             suite="full",

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from evalkeeper.settings import Settings
-from tests.helpers import write_dataset
+from tests.helpers import run_flow, write_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -23,7 +23,8 @@ def test_nightly_flow_records_experiment_and_publishes_summary(
     from flows.nightly import nightly
 
     ds = write_dataset(tmp_path / "tiny.jsonl", 30)
-    result = nightly(
+    result = run_flow(
+        nightly,
         suite="smoke",
         dataset=str(ds),
         target="tests.fake_targets:instant",
@@ -54,7 +55,8 @@ def test_nightly_flow_shards_large_suites_and_resumes(settings: Settings, tmp_pa
 
     assert shard_count(1) == 1 and shard_count(4001) == 3 and shard_count(10**6) == 8
     ds = write_dataset(tmp_path / "big.jsonl", 4500)
-    result = nightly(
+    result = run_flow(
+        nightly,
         suite="full",
         dataset=str(ds),
         target="tests.fake_targets:instant",
@@ -63,7 +65,8 @@ def test_nightly_flow_shards_large_suites_and_resumes(settings: Settings, tmp_pa
     )
     assert result["rows"] == 4500
     # running the same experiment again does nothing new, duplicates nothing
-    again = nightly(
+    again = run_flow(
+        nightly,
         suite="full",
         dataset=str(ds),
         target="tests.fake_targets:instant",
@@ -84,13 +87,25 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
     from flows.nightly import nightly
 
     wh = str(settings.warehouse)
-    first = nightly(
-        suite="smoke", dataset="appointments", target="evalkeeper.demo_agent:v1", warehouse=wh
+    judges = ["factual_match", "tone_appropriate", "no_hallucination"]  # no endpoint here
+    first = run_flow(
+        nightly,
+        suite="smoke",
+        dataset="appointments",
+        target="evalkeeper.demo_agent:v1",
+        warehouse=wh,
+        allow_skipped=judges,
     )
     assert "comparison" not in first  # nothing to compare with yet: it becomes the baseline
-    second = nightly(
-        suite="smoke", dataset="appointments", target="evalkeeper.demo_agent:v1", warehouse=wh
+    second = run_flow(
+        nightly,
+        suite="smoke",
+        dataset="appointments",
+        target="evalkeeper.demo_agent:v1",
+        warehouse=wh,
+        allow_skipped=judges,
     )
+    assert "comparison" in second, second.get("reasons")
     assert second["comparison"]["verdict"] in ("pass", "inconclusive")
     assert second["comparison"]["baseline_id"] == first["experiment"]["experiment_id"]
     con = duckdb.connect(wh)
@@ -101,6 +116,17 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
     con.close()
     assert stored == [(second["comparison"]["verdict"],)]
 
-    result = gate(target="evalkeeper.demo_agent:v2", suite="smoke", baseline="main", warehouse=wh)
-    assert result["verdict"] == "regression"
+    result = run_flow(
+        gate,
+        target="evalkeeper.demo_agent:v2",
+        suite="smoke",
+        baseline="main",
+        warehouse=wh,
+        allow_skipped=judges,
+    )
+    assert result["verdict"] == "regression" and result["exit_code"] == 1
     assert "INC-2041" in result["markdown"]
+    # the same gate with its judges off and not allowed: never a pass
+    result = run_flow(gate, target="evalkeeper.demo_agent:v1", suite="smoke", warehouse=wh)
+    assert result["verdict"] == "inconclusive" and result["exit_code"] == 2
+    assert "--allow-skipped factual_match" in result["markdown"]

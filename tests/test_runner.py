@@ -25,7 +25,7 @@ from evalkeeper.registry import evaluator
 from evalkeeper.run.targets import TargetSpecError, load_target
 from evalkeeper.settings import Settings
 from tests.fake_targets import IN_FLIGHT
-from tests.helpers import write_dataset
+from tests.helpers import run_suite, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_callable_target_full_suite_records_pin_runs_and_scores(
     settings: Settings, tmp_path: Path
 ) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 40)
-    summary = core.run_suite(
+    summary = run_suite(
         settings, dataset=str(ds), suite="full", target="tests.fake_targets:instant"
     )
     exp = summary.experiment
@@ -69,7 +69,7 @@ def test_callable_target_full_suite_records_pin_runs_and_scores(
 
 def test_sync_callable_and_repetitions(settings: Settings, tmp_path: Path) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 10)
-    summary = core.run_suite(
+    summary = run_suite(
         settings,
         dataset=str(ds),
         suite="full",
@@ -104,7 +104,7 @@ def test_concurrency_bounds_target_calls_and_rows_being_scored(
     evaluator (the workers wait for it instead of piling rows up)."""
     IN_FLIGHT.clear()
     ds = write_dataset(tmp_path / "d.jsonl", 60)
-    summary = core.run_suite(
+    summary = run_suite(
         settings, dataset=str(ds), suite="full", target="tests.fake_targets:counted",
         evaluators=["test_slow_judge", "exact_match"], concurrency=4,
     )  # fmt: skip
@@ -123,7 +123,7 @@ def test_target_errors_and_timeouts_are_recorded_and_the_suite_goes_on(
 ) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 21)
     s = settings.model_copy(update={"timeout_s": 0.3})
-    summary = core.run_suite(
+    summary = run_suite(
         s, dataset=str(ds), suite="full", target="tests.fake_targets:broken_on_sevens"
     )
     assert summary.rows == 21 and summary.target_errors == 3  # 0, 7, 14
@@ -144,7 +144,7 @@ def test_target_errors_and_timeouts_are_recorded_and_the_suite_goes_on(
     )
 
     t0 = time.perf_counter()
-    summary = core.run_suite(
+    summary = run_suite(
         s, dataset=str(ds), suite="full", target="tests.fake_targets:hangs_on_fives"
     )
     assert time.perf_counter() - t0 < 5
@@ -162,7 +162,7 @@ def test_target_errors_and_timeouts_are_recorded_and_the_suite_goes_on(
 def test_transient_errors_are_retried_with_backoff(settings: Settings, tmp_path: Path) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 5)
     s = settings.model_copy(update={"retries": 2, "backoff_s": 0.01})
-    summary = core.run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:flaky")
+    summary = run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:flaky")
     assert summary.target_errors == 0
     assert _count(s, "SELECT min(attempts) FROM runs") == 3
     s1 = settings.model_copy(update={"retries": 1, "backoff_s": 0.01})
@@ -173,7 +173,7 @@ def test_transient_errors_are_retried_with_backoff(settings: Settings, tmp_path:
     for row in lines:
         row["inputs"]["n"] += 1000
     ds2.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
-    summary = core.run_suite(s1, dataset=str(ds2), suite="full", target="tests.fake_targets:flaky")
+    summary = run_suite(s1, dataset=str(ds2), suite="full", target="tests.fake_targets:flaky")
     assert summary.target_errors == 5  # 2 transient failures > 1 retry
 
 
@@ -212,7 +212,7 @@ def test_http_target_posts_inputs_and_retries_5xx(
 ) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 8)
     s = settings.model_copy(update={"retries": 1, "backoff_s": 0.01})
-    summary = core.run_suite(s, dataset=str(ds), suite="full", target=http_agent)
+    summary = run_suite(s, dataset=str(ds), suite="full", target=http_agent)
     assert summary.experiment.target.kind == "http"
     assert summary.target_errors == 1
     err = _count(s, "SELECT count(*) FROM runs WHERE error LIKE '%HTTP 500%' AND attempts = 2")
@@ -237,7 +237,7 @@ def test_replay_target_uses_recorded_outputs_and_latency(
         )
         + "\n"
     )
-    summary = core.run_suite(settings, dataset=str(ds), suite="full", target=f"replay:{replay}")
+    summary = run_suite(settings, dataset=str(ds), suite="full", target=f"replay:{replay}")
     con = duckdb.connect(str(settings.warehouse))
     runs = {
         r[0]: r[1:]
@@ -273,7 +273,7 @@ def test_resume_with_same_experiment_rejects_a_changed_dataset(
     settings: Settings, tmp_path: Path
 ) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 5)
-    core.run_suite(
+    run_suite(
         settings,
         dataset=str(ds),
         suite="full",
@@ -282,7 +282,7 @@ def test_resume_with_same_experiment_rejects_a_changed_dataset(
     )
     write_dataset(ds, 6)
     with pytest.raises(core.ExperimentError, match="exists with different settings"):
-        core.run_suite(
+        run_suite(
             settings,
             dataset=str(ds),
             suite="full",

@@ -18,7 +18,7 @@ from evalkeeper import run as core
 from evalkeeper.models import utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import MIGRATIONS, Warehouse, WarehouseLocked, schema_version
-from tests.helpers import write_dataset
+from tests.helpers import run_suite, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,7 +191,7 @@ def test_a_finished_experiment_leaves_everything_in_the_duckdb_file(
     into the file, so the .duckdb file alone (copied, say) holds every row."""
     ds = write_dataset(tmp_path / "d.jsonl", 30)
     s = settings.model_copy(update={"flush_rows": 10})
-    core.run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:instant")
+    run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:instant")
     wal = Path(f"{s.warehouse}.wal")
     assert not wal.exists() or wal.stat().st_size == 0
     copy = tmp_path / "copy.duckdb"
@@ -210,7 +210,7 @@ def test_suite_completes_while_an_analyst_holds_the_file(
     core.warehouse_for(s).rows("SELECT 1")
     analyst = _hold(s.warehouse, 4)
     try:
-        summary = core.run_suite(
+        summary = run_suite(
             s, dataset=str(ds), suite="full", target="tests.fake_targets:instant",
             experiment_id="during-analysis",
         )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -14,7 +15,7 @@ from evalkeeper.warehouse import Warehouse
 def experiment_row(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str, Any] | None:
     cur = con.execute(
         "SELECT experiment_id, suite, dataset, dataset_version, git_branch, status, "
-        "started_at, repetitions FROM experiments WHERE experiment_id = ?",
+        "started_at, repetitions, evaluators FROM experiments WHERE experiment_id = ?",
         [experiment_id],
     )
     rows = cur.fetchall()
@@ -32,39 +33,163 @@ def unknown_experiment(experiment_id: str, warehouse: Warehouse, role: str) -> C
     )
 
 
-def auto_baseline(con: duckdb.DuckDBPyConnection, cand: dict[str, Any], branch: str) -> str | None:
-    rows = con.execute(
-        """
-        SELECT experiment_id FROM experiments e
-        WHERE suite = ? AND dataset = ? AND git_branch = ? AND status = 'completed'
-          AND experiment_id <> ? AND started_at < ?
-          -- a run whose own latest verdict was a regression never becomes a baseline
-          AND coalesce((
-              SELECT c.verdict FROM comparisons c
-              WHERE c.kind = 'verdict' AND c.experiment_id = e.experiment_id
-              ORDER BY c.created_at DESC LIMIT 1
-          ), 'pass') <> 'regression'
-        ORDER BY started_at DESC, experiment_id DESC
-        LIMIT 1
-        """,
-        [cand["suite"], cand["dataset"], branch, cand["experiment_id"], cand["started_at"]],
-    ).fetchall()
-    return str(rows[0][0]) if rows else None
+# What decides whether an experiment can be a baseline, per experiment: its status and
+# missing rows, its target's and evaluators' error shares, the evaluators it skipped, and
+# its own latest verdict. Evaluator error shares are over the non-skipped scores of runs
+# whose target call succeeded (the target's share covers the others).
+_ELIGIBILITY_SQL = """
+    WITH ids AS (SELECT unnest($ids) AS experiment_id),
+    ev AS (
+        SELECT s.experiment_id, s.evaluator,
+               count(*) FILTER (WHERE NOT s.skipped AND r.error IS NULL) AS n,
+               count(s.error) FILTER (WHERE NOT s.skipped AND r.error IS NULL) AS errors,
+               count(*) FILTER (WHERE s.skipped) AS skipped
+        FROM scores s JOIN ids USING (experiment_id)
+        JOIN runs r USING (experiment_id, example_id, repetition)
+        GROUP BY ALL
+        UNION ALL
+        SELECT experiment_id, evaluator, 1, count(error), 0
+        FROM summary_scores JOIN ids USING (experiment_id) GROUP BY ALL
+    ),
+    runs_ AS (
+        SELECT experiment_id, count(*) AS n, count(error) AS errors
+        FROM runs JOIN ids USING (experiment_id) GROUP BY ALL
+    ),
+    verdict AS (
+        SELECT experiment_id, arg_max(verdict, created_at) AS verdict
+        FROM comparisons JOIN ids USING (experiment_id)
+        WHERE kind = 'verdict' GROUP BY ALL
+    )
+    SELECT e.experiment_id, e.status, e.evaluators, e.params,
+           coalesce(runs_.n, 0) AS n_runs, coalesce(runs_.errors, 0) AS run_errors,
+           (SELECT list({'evaluator': ev.evaluator, 'n': ev.n, 'errors': ev.errors,
+                         'skipped': ev.skipped})
+            FROM ev WHERE ev.experiment_id = e.experiment_id) AS evaluator_counts,
+           verdict.verdict
+    FROM experiments e JOIN ids USING (experiment_id)
+    LEFT JOIN runs_ USING (experiment_id)
+    LEFT JOIN verdict USING (experiment_id)
+"""
+
+
+def eligibility(
+    con: duckdb.DuckDBPyConnection,
+    experiment_ids: list[str],
+    settings: Settings,
+    spooled: set[str] | None = None,
+) -> dict[str, list[str]]:
+    """experiment id -> why it cannot serve as an automatic baseline ([] when it can).
+
+    A baseline completed with all its rows in the warehouse (none waiting in the spool),
+    every error share at or under `max_error_rate`, every evaluator it was asked to run
+    scored (or allowed to be skipped: `optional`), and its own verdict not `regression`."""
+    if not experiment_ids:
+        return {}
+    limit = settings.max_error_rate
+    out: dict[str, list[str]] = {}
+    rows = con.execute(_ELIGIBILITY_SQL, {"ids": experiment_ids}).fetchall()
+    for eid, status, evaluators, params, n_runs, run_errors, counts, verdict in rows:
+        why = []
+        missing = int(json.loads(params or "{}").get("missing_rows") or 0)
+        if status != "completed":
+            why.append(f"status {status}")
+        if missing:
+            why.append(f"{missing} row(s) missing")
+        if spooled and eid in spooled:
+            why.append("rows still waiting in the spool")
+        if not n_runs:
+            why.append("no runs")
+        elif run_errors / n_runs > limit:
+            why.append(f"target error rate {run_errors / n_runs:.0%} > {limit:.0%}")
+        asked = {e["name"]: bool(e.get("optional")) for e in json.loads(evaluators or "[]")}
+        by_name = {c["evaluator"]: c for c in counts or []}
+        skipped = []
+        for name, optional in asked.items():
+            c = by_name.get(name)
+            if c is None:
+                if n_runs > run_errors:
+                    why.append(f"evaluator {name} has no scores")
+                continue
+            if c["n"] and c["errors"] / c["n"] > limit:
+                why.append(f"{name} error rate {c['errors'] / c['n']:.0%} > {limit:.0%}")
+            if c["skipped"] and not optional:
+                skipped.append(name)
+        if skipped:
+            why.append(f"skipped {', '.join(skipped)} (not allowed)")
+        if verdict == "regression":
+            why.append("its own verdict was regression")
+        out[eid] = why
+    return out
+
+
+def auto_baseline(
+    con: duckdb.DuckDBPyConnection,
+    cand: dict[str, Any],
+    branch: str,
+    settings: Settings,
+    spooled: set[str] | None = None,
+) -> tuple[str | None, dict[str, list[str]]]:
+    """The latest eligible experiment of the candidate's suite and dataset on `branch`,
+    started before it; and the newer ones passed over, with why."""
+    passed_over: dict[str, list[str]] = {}
+    offset, page = 0, 25
+    while True:
+        ids = [
+            str(r[0])
+            for r in con.execute(
+                """
+                SELECT experiment_id FROM experiments
+                WHERE suite = ? AND dataset = ? AND git_branch = ?
+                  AND experiment_id <> ? AND started_at < ?
+                ORDER BY started_at DESC, experiment_id DESC
+                LIMIT ? OFFSET ?
+                """,
+                [
+                    cand["suite"],
+                    cand["dataset"],
+                    branch,
+                    cand["experiment_id"],
+                    cand["started_at"],
+                    page,
+                    offset,
+                ],
+            ).fetchall()
+        ]
+        if not ids:
+            return None, passed_over
+        why = eligibility(con, ids, settings, spooled)
+        for eid in ids:
+            if not why.get(eid):
+                return eid, passed_over
+            passed_over[eid] = why[eid]
+        offset += page
+
+
+def spooled_experiments(warehouse: Warehouse) -> set[str]:
+    """Experiments with rows still waiting in the spool."""
+    frame = warehouse.spooled_frame("runs")
+    return set() if frame is None else set(frame.get_column("experiment_id").unique())
 
 
 def baseline_ref(warehouse: Warehouse, baseline: str, settings: Settings) -> tuple[str, Settings]:
     """Read a gate's `--baseline`: an experiment id as is, else a branch whose latest
     completed, non-regressed run is the baseline. Returns what `compare` takes as
     `baseline` ("auto" or the id) and the settings to pass with it."""
+    if baseline == "auto":
+        return "auto", settings
     if warehouse.rows("SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline]):
         return baseline, settings
     return "auto", settings.model_copy(update={"baseline_branch": baseline})
 
 
-def find_baseline(warehouse: Warehouse, experiment_id: str, branch: str) -> str | None:
-    """The ``auto`` baseline of `experiment_id` on `branch`, or None (see module docstring)."""
+def find_baseline(
+    warehouse: Warehouse, experiment_id: str, branch: str, settings: Settings | None = None
+) -> str | None:
+    """The ``auto`` baseline of `experiment_id` on `branch`, or None (see `eligibility`)."""
+    settings = settings or Settings()
+    spooled = spooled_experiments(warehouse)
     with warehouse.connect() as con:
         cand = experiment_row(con, experiment_id)
         if cand is None:
             raise unknown_experiment(experiment_id, warehouse, "candidate")
-        return auto_baseline(con, cand, branch)
+        return auto_baseline(con, cand, branch, settings, spooled)[0]

@@ -54,6 +54,7 @@ How the data is analysed (formulas in `evalkeeper.stats`):
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Literal
 
@@ -61,7 +62,12 @@ import duckdb
 import polars as pl
 
 from evalkeeper.analysis import stats
-from evalkeeper.analysis.baseline import auto_baseline, experiment_row, unknown_experiment
+from evalkeeper.analysis.baseline import (
+    auto_baseline,
+    eligibility,
+    experiment_row,
+    unknown_experiment,
+)
 from evalkeeper.analysis.cells import analyse, cell_status, guard_warnings, latency_summary
 from evalkeeper.analysis.models import (
     ALL,
@@ -75,17 +81,33 @@ from evalkeeper.analysis.stats import CellEvidence
 from evalkeeper.models import content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.queries import error_groups
 
 # Per (evaluator, example) with rows on both sides: scored rows, sums, sums of squares and
 # errors of the candidate ($1) and the baseline ($2), side by side. The metric is the pass
 # rate for evaluators with any pass/fail row, else the value. Aggregating here (not in
 # Python) keeps `compare` fast on large experiments.
+#
+# A candidate row skipped for lack of retrieved context (`details.reason = 'no_context'`,
+# the groundedness judge) where the baseline's run of the same example was scored counts
+# as a failure: retrieval broke, and a quiet skip would hide it.
 _PAIRED_SQL = """
-    WITH s AS (
+    WITH raw AS (
         SELECT experiment_id = $1 AS cand, evaluator, example_id, category, passed, value,
-               error IS NOT NULL AS has_error
+               error IS NOT NULL AS has_error, skipped,
+               skipped AND CASE WHEN skipped
+                   THEN json_extract_string(details, '$.reason') = 'no_context' END
+                   AS lost_context
         FROM scores
-        WHERE experiment_id IN ($1, $2) AND NOT skipped
+        WHERE experiment_id IN ($1, $2)
+    ), based AS (
+        SELECT DISTINCT evaluator, example_id, true AS had FROM raw WHERE NOT cand AND NOT skipped
+    ), s AS (
+        SELECT cand, evaluator, example_id, category,
+               CASE WHEN skipped THEN false ELSE passed END AS passed,
+               CASE WHEN skipped THEN 0.0 ELSE value END AS value, has_error
+        FROM raw LEFT JOIN based USING (evaluator, example_id)
+        WHERE NOT skipped OR (cand AND lost_context AND based.had)
     ), bin AS (
         SELECT DISTINCT evaluator FROM s WHERE passed IS NOT NULL
     ), y AS (
@@ -112,6 +134,25 @@ _PAIRED_SQL = """
     ORDER BY evaluator, example_id
 """
 
+
+# The candidate's evaluators that skipped rows for another reason than a missing context
+# (a judge with no endpoint), with the first reason given.
+_SKIPPED_SQL = """
+    SELECT evaluator, count(*) AS n, any_value(comment) AS comment FROM scores
+    WHERE experiment_id = $1 AND skipped
+      AND coalesce(json_extract_string(details, '$.reason'), '') <> 'no_context'
+    GROUP BY evaluator ORDER BY evaluator
+"""
+
+# Candidate rows that lost their context where the baseline had it (counted as failures).
+_LOST_CONTEXT_SQL = """
+    SELECT c.evaluator, count(*) FROM scores c
+    WHERE c.experiment_id = $1 AND c.skipped
+      AND json_extract_string(c.details, '$.reason') = 'no_context'
+      AND EXISTS (SELECT 1 FROM scores b WHERE b.experiment_id = $2 AND NOT b.skipped
+                  AND b.evaluator = c.evaluator AND b.example_id = c.example_id)
+    GROUP BY c.evaluator ORDER BY c.evaluator
+"""
 
 _EVALUATORS_SQL = """
     SELECT experiment_id = $1 AS cand, evaluator,
@@ -145,22 +186,40 @@ def compare(
     if warehouse.spooled_batches():
         warehouse.ingest_spool()  # rows waiting in the spool belong to these experiments
     warnings: list[str] = []
+    baseline_problems: list[str] = []
     with warehouse.connect() as con:
         cand = experiment_row(con, experiment_id)
         if cand is None:
             raise unknown_experiment(experiment_id, warehouse, "candidate")
         if baseline == "auto":
             mode: Literal["auto", "explicit"] = "auto"
-            baseline_id = auto_baseline(con, cand, settings.baseline_branch)
+            baseline_id, passed_over = auto_baseline(con, cand, settings.baseline_branch, settings)
+            for eid, why in list(passed_over.items())[:5]:
+                warnings.append(f"passed over {eid} as a baseline: {'; '.join(why)}")
+            if len(passed_over) > 5:
+                warnings.append(f"…and {len(passed_over) - 5} more runs that cannot be baselines")
             if baseline_id is None:
                 raise CompareError(
-                    f"no baseline for {experiment_id!r}: no completed experiment of suite "
+                    f"no baseline for {experiment_id!r}: no experiment of suite "
                     f"{cand['suite']!r} and dataset {cand['dataset']!r} on branch "
-                    f"{settings.baseline_branch!r} started before it. Run the suite on "
-                    f"{settings.baseline_branch!r} first, or name one with --baseline EXP."
+                    f"{settings.baseline_branch!r} started before it can be one"
+                    + (
+                        f" ({len(passed_over)} passed over: {_first(passed_over)})"
+                        if passed_over
+                        else ""
+                    )
+                    + f". Run the suite on {settings.baseline_branch!r} first (a healthy run: "
+                    "see `evalkeeper experiments`), or name one with --baseline EXP."
                 )
         else:
             mode, baseline_id = "explicit", baseline
+            if experiment_row(con, baseline_id) is not None:
+                baseline_problems = eligibility(con, [baseline_id], settings).get(baseline_id, [])
+                if baseline_problems:
+                    warnings.append(
+                        f"baseline {baseline_id} would not be chosen automatically "
+                        f"({'; '.join(baseline_problems)}): used because it was named"
+                    )
         if baseline_id == experiment_id:
             raise CompareError(
                 f"baseline and candidate are the same experiment {experiment_id!r}: "
@@ -262,6 +321,18 @@ def compare(
 
         row_regressions = _row_details(con, guarded_rows, experiment_id, baseline_id)
         warnings.extend(guard_warnings(paired, examples))
+        optional = {e["name"] for e in json.loads(cand["evaluators"] or "[]") if e.get("optional")}
+        skipped = [
+            (name, n, comment)
+            for name, n, comment in con.execute(_SKIPPED_SQL, [experiment_id]).fetchall()
+            if name not in optional
+        ]
+        for name, n in con.execute(_LOST_CONTEXT_SQL, [experiment_id, baseline_id]).fetchall():
+            warnings.append(
+                f"`{name}`: {n} row(s) had no retrieved context where the baseline's run "
+                "had some: counted as failures (retrieval broke?)"
+            )
+        groups = error_groups(con, experiment_id)
 
     runs = runs.join(paired.select("example_id").unique(), on="example_id", how="semi")
     latency = latency_summary(runs, settings.latency_p95_s)
@@ -275,7 +346,17 @@ def compare(
         side: int(runs.filter(pl.col("cand") == side).get_column("has_error").sum())
         for side in (True, False)
     }
-    reasons = verdict_reasons(cells, row_regressions, decision.verdict, settings, max_mde)
+    verdict = decision.verdict
+    reasons = verdict_reasons(cells, row_regressions, verdict, settings, max_mde)
+    if skipped:
+        skip_reason = _skipped_reason(skipped)
+        if verdict == "regression":
+            warnings.append(skip_reason)
+        else:
+            if verdict == "pass":
+                reasons = []
+            verdict = "inconclusive"
+            reasons.insert(0, skip_reason)
     if decision.verdict == "regression":  # what would have made it inconclusive, as notes
         warnings.extend(
             r
@@ -286,7 +367,7 @@ def compare(
     return Comparison(
         comparison_id=content_hash([experiment_id, baseline_id, created.isoformat()]),
         created_at=created,
-        verdict=decision.verdict,
+        verdict=verdict,
         reasons=reasons,
         warnings=warnings,
         experiment_id=experiment_id,
@@ -311,6 +392,28 @@ def compare(
         cells=cells,
         row_regressions=row_regressions,
         latency=latency,
+        error_groups=groups,
+        skipped_evaluators=[name for name, _, _ in skipped],
+        baseline_problems=baseline_problems,
+    )
+
+
+def _first(passed_over: dict[str, list[str]]) -> str:
+    eid, why = next(iter(passed_over.items()))
+    return f"the latest, {eid}: {'; '.join(why)}"
+
+
+def _skipped_reason(skipped: list[tuple[str, int, str | None]]) -> str:
+    """One reason naming the skipped evaluators, why (grouped), and the way out."""
+    by_comment: dict[str, list[str]] = {}
+    for name, _n, comment in skipped:
+        by_comment.setdefault(comment or "no reason given", []).append(name)
+    names = ",".join(name for name, _, _ in skipped)
+    causes = "; ".join(f"{', '.join(f'`{n}`' for n in v)}: {k}" for k, v in by_comment.items())
+    return (
+        f"evaluators skipped, so they vouch for nothing — {causes}. Enable them, or accept "
+        f"the gap explicitly with --allow-skipped {names} (or `optional = true` on them in "
+        "the dataset's TOML)"
     )
 
 

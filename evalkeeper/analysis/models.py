@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from evalkeeper.analysis import stats
 from evalkeeper.analysis.stats import Verdict
+from evalkeeper.models import ErrorGroup
 
 ALL = "__all__"
 
@@ -138,6 +139,17 @@ class Comparison(BaseModel):
     cells: list[Cell]
     row_regressions: list[RowRegression]
     latency: LatencySummary
+    error_groups: list[ErrorGroup] = Field(
+        default_factory=list, description="The candidate's errors grouped by cause."
+    )
+    skipped_evaluators: list[str] = Field(
+        default_factory=list,
+        description="Candidate evaluators skipped without being allowed to (not optional).",
+    )
+    baseline_problems: list[str] = Field(
+        default_factory=list,
+        description="Why a named baseline would not have been chosen automatically.",
+    )
 
     def cell(self, evaluator: str, category: str = ALL) -> Cell:
         for c in self.cells:

@@ -11,15 +11,12 @@ import typer
 
 from evalkeeper import run as core
 from evalkeeper.cli.app import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_REGRESSION,
     app,
     console,
     fail,
     load_settings,
 )
-from evalkeeper.cli.run import WarehouseOpt, print_summary, run_suite_or_exit
+from evalkeeper.cli.run import AllowSkippedOpt, WarehouseOpt, print_summary, run_suite_or_exit
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import WarehouseLocked, save_comparison
@@ -31,11 +28,9 @@ FORMATS = ("table", "markdown", "json")
 
 
 def exit_code(verdict: str, settings: Settings) -> int:
-    if verdict == "pass":
-        return EXIT_OK
-    if verdict == "regression":
-        return EXIT_REGRESSION
-    return EXIT_ERROR if settings.inconclusive_fails else EXIT_OK
+    from evalkeeper.analysis.gate import exit_code as gate_exit_code
+
+    return gate_exit_code(verdict, settings)
 
 
 def show(c: cmp.Comparison, format: str) -> None:
@@ -103,14 +98,17 @@ def gate(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="LLM judges call the endpoint even when cached.")
     ] = False,
+    allow_skipped: AllowSkippedOpt = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Run a suite on a change, compare with the baseline, print the PR summary, exit 0/1/2."""
-    from evalkeeper.analysis import baseline_ref
-    from evalkeeper.report import render_markdown
+    """Run a suite on a change, compare with the baseline, print the PR summary.
+
+    Exit 0 pass, 1 regression, 2 inconclusive (no baseline, judges skipped, too many
+    errors: the summary says which; --inconclusive-passes makes it 0) or bad input."""
+    from evalkeeper.analysis.gate import decide_gate
+    from evalkeeper.report.markdown import render_gate
 
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
-    against, settings = baseline_ref(core.warehouse_for(settings), baseline, settings)
     summary = run_suite_or_exit(
         settings,
         dataset=dataset,
@@ -119,11 +117,19 @@ def gate(
         evaluators=evaluators,
         experiment=experiment,
         no_cache=no_cache,
+        allow_skipped=core.parse_evaluator_names(allow_skipped),
     )
     print_summary(summary)
-    c = run_compare(settings, summary.experiment.experiment_id, against)
-    text = render_markdown(c)
+    outcome = decide_gate(
+        core.warehouse_for(settings),
+        summary.experiment.experiment_id,
+        baseline,
+        settings,
+        run_problems=summary.problems,
+        error_groups=summary.error_groups,
+    )
+    text = render_gate(outcome)
     console.print(text, markup=False, highlight=False)
     if markdown:
         markdown.write_text(text + "\n", encoding="utf-8")
-    raise typer.Exit(exit_code(c.verdict, settings))
+    raise typer.Exit(outcome.exit_code)

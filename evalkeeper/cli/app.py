@@ -7,6 +7,13 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from evalkeeper.exitcodes import (  # the codes, documented in evalkeeper/exitcodes.py
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    EXIT_RUN_FAILED,
+)
 from evalkeeper.registry import UnknownEvaluator
 from evalkeeper.settings import Settings
 
@@ -20,7 +27,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = 0, 1, 2
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REGRESSION", "EXIT_RUN_FAILED"]
 
 # Bad input from the user (dataset lines, target specs, evaluator names and arguments,
 # experiment mismatches): reported as `error: <message>`, exit 2. All but an unknown
@@ -47,7 +54,7 @@ def interrupted(experiment_id: str) -> NoReturn:
     fail(
         f"interrupted: the rows already written are kept; run the same command with "
         f"--experiment {experiment_id} to finish it",
-        130,
+        EXIT_INTERRUPTED,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from evalkeeper import orchestration_env
+from evalkeeper import orchestration_env, registry
 from evalkeeper import run as core
 from evalkeeper.cli.app import app, console, load_settings
 from evalkeeper.cli.run import WarehouseOpt, print_summary
@@ -28,7 +29,7 @@ def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Compa
     from evalkeeper.analysis import Comparison
     from flows.nightly import nightly  # the faces import flows lazily
 
-    result = nightly(warehouse=str(settings.warehouse), **params)
+    result = asyncio.run(nightly(warehouse=str(settings.warehouse), **params))
     comparison = result.pop("comparison", None)
     return (
         core.Summary.model_validate(result),
@@ -50,6 +51,17 @@ def demo(
         f"[bold]evalkeeper demo[/]: dataset {DEMO_DATASET}, warehouse {settings.warehouse}\n"
         "Starting Prefect (ephemeral API; the first start on a machine takes ~25 s) …"
     )
+    judges = [n for n, r in registry.available().items() if r.kind in ("judge", "groundedness")]
+    allow = [] if settings.judge_base_url and settings.judge_model else sorted(judges)
+    if allow:
+        console.print(
+            f"No judge endpoint configured: the LLM judges ({', '.join(allow)}) are skipped, "
+            "and the demo allows that (--allow-skipped). Without that allowance a skipped "
+            "judge makes a verdict inconclusive. To run them, set EVALKEEPER_JUDGE_BASE_URL "
+            "and EVALKEEPER_JUDGE_MODEL.",
+            soft_wrap=True,
+            highlight=False,
+        )
     ids: list[str] = []
     comparison = None
     for target in DEMO_TARGETS:
@@ -62,6 +74,7 @@ def demo(
             target=target,
             experiment=f"demo-{version}-{stamp}",
             baseline=ids[0] if ids else "auto",
+            allow_skipped=allow or None,
         )
         console.rule(f"demo agent {version}  ({time.perf_counter() - t0:.1f} s)")
         print_summary(summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from evalkeeper import run as core
 from evalkeeper.cli.app import (
+    EXIT_RUN_FAILED,
     INPUT_ERRORS,
     app,
     console,
@@ -29,6 +31,13 @@ from evalkeeper.warehouse import WarehouseLocked
 
 WarehouseOpt = Annotated[
     Path | None, typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb).")
+]
+AllowSkippedOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated evaluators that may be skipped (judges without an endpoint) "
+        "without making the verdict inconclusive."
+    ),
 ]
 
 
@@ -69,8 +78,10 @@ def print_summary(summary: core.Summary) -> None:
         f"commit {(exp.target.git_commit or '-')[:10]} on {exp.target.git_branch or '-'})"
     )
     console.print(summary_table(summary))
-    if summary.target_errors:
-        console.print(f"[yellow]{summary.target_errors} target error(s) recorded on their rows[/]")
+    if summary.error_groups:
+        console.print(error_table(summary))
+    for problem in summary.problems:
+        console.print(f"[bold red]run failed:[/] {problem}", soft_wrap=True, highlight=False)
     if summary.source != "warehouse":
         console.print(
             "[yellow]the warehouse was locked by another process: rows are in the spool and "
@@ -82,6 +93,25 @@ def print_summary(summary: core.Summary) -> None:
             reasons.setdefault(e.comment, []).append(e.evaluator)
     for reason, names in reasons.items():  # one line per reason, not per evaluator
         console.print(f"[dim]skipped {', '.join(names)}: {reason}[/]", soft_wrap=True)
+    if summary.skipped_required:
+        console.print(
+            f"[yellow]{', '.join(summary.skipped_required)} skipped without --allow-skipped: "
+            "a verdict on this run is inconclusive and it cannot be a baseline[/]",
+            soft_wrap=True,
+        )
+
+
+def error_table(summary: core.Summary, limit: int = 10) -> Table:
+    """Errors grouped by cause: where, the first line, how many, one example."""
+    n = sum(g.count for g in summary.error_groups)
+    t = Table(title=f"{n} error(s) by cause", title_style="bold red")
+    for col in ("where", "error", "rows", "e.g. example"):
+        t.add_column(col, justify="right" if col == "rows" else "left")
+    for g in summary.error_groups[:limit]:
+        t.add_row(g.where, g.error, str(g.count), g.example_id or "-")
+    if len(summary.error_groups) > limit:
+        t.caption = f"…and {len(summary.error_groups) - limit} more causes (--json lists all)"
+    return t
 
 
 def run_suite_or_exit(
@@ -98,14 +128,16 @@ def run_suite_or_exit(
     naming the experiment to resume (chosen up front for that reason)."""
     experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
     try:
-        return core.run_suite(
-            settings,
-            dataset=dataset,
-            suite=suite,
-            target=target,
-            evaluators=core.parse_evaluator_names(evaluators),
-            experiment_id=experiment_id,
-            **options,
+        return asyncio.run(
+            core.run_suite(
+                settings,
+                dataset=dataset,
+                suite=suite,
+                target=target,
+                evaluators=core.parse_evaluator_names(evaluators),
+                experiment_id=experiment_id,
+                **options,
+            )
         )
     except INPUT_ERRORS as exc:
         fail(message_of(exc))
@@ -126,7 +158,9 @@ def run(
         str | None, typer.Option(help="Comma-separated evaluator names (default: dataset's).")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="Examples in flight.")] = None,
-    repetitions: Annotated[int, typer.Option(min=1, help="Runs per example.")] = 1,
+    repetitions: Annotated[
+        int | None, typer.Option(min=1, help="Runs per example (1; a resume keeps its own).")
+    ] = None,
     experiment: Annotated[
         str | None, typer.Option(help="Experiment id; an existing one is resumed.")
     ] = None,
@@ -135,8 +169,12 @@ def run(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="LLM judges call the endpoint even when cached.")
     ] = False,
+    allow_skipped: AllowSkippedOpt = None,
 ) -> None:
-    """Run a suite against a target and record every score in the warehouse."""
+    """Run a suite against a target and record every score in the warehouse.
+
+    Exit 0 when done; 2 on bad input or an incomplete run; 3 when every row is stored but
+    the target's or an evaluator's error share is above EVALKEEPER_MAX_ERROR_RATE."""
     settings = load_settings(warehouse=warehouse)
     summary = run_suite_or_exit(
         settings,
@@ -149,16 +187,57 @@ def run(
         concurrency=concurrency,
         progress=not output_json,
         no_cache=no_cache,
+        allow_skipped=core.parse_evaluator_names(allow_skipped),
     )
+    finish_command(summary, output_json)
+
+
+def finish_command(summary: core.Summary, output_json: bool) -> None:
+    """Print a run's summary and exit with its code (see `run`)."""
     if output_json:
         print(summary.model_dump_json(indent=2))
     else:
         print_summary(summary)
+    eid = summary.experiment.experiment_id
     if summary.experiment.status != "completed":
+        fail(f"experiment {eid} is incomplete: run again with --experiment {eid} to finish it")
+    if summary.failed:
         fail(
-            f"experiment {summary.experiment.experiment_id} is incomplete: run again with "
-            f"--experiment {summary.experiment.experiment_id} to finish it"
+            f"experiment {eid} failed: {'; '.join(summary.problems)}. Every row is kept; "
+            f"after fixing the cause, `--experiment {eid}` tries the failed rows again",
+            EXIT_RUN_FAILED,
         )
+
+
+@app.command()
+def score(
+    experiment: Annotated[str, typer.Argument(help="Experiment id whose outputs to score.")],
+    evaluators: Annotated[
+        str, typer.Option(help="Comma-separated evaluator names (new ones or new versions).")
+    ],
+    warehouse: WarehouseOpt = None,
+    output_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="LLM judges call the endpoint even when cached.")
+    ] = False,
+) -> None:
+    """Run evaluators on an experiment's stored outputs, without calling the target again.
+
+    Their earlier scores on it (errors, skips, an older version) are replaced. Exit codes
+    as for `run`."""
+    settings = load_settings(warehouse=warehouse)
+    names = core.parse_evaluator_names(evaluators)
+    if not names:
+        fail("--evaluators: name at least one evaluator, e.g. --evaluators factual_match")
+    try:
+        summary = asyncio.run(
+            core.rescore(settings, experiment, names, progress=not output_json, no_cache=no_cache)
+        )
+    except INPUT_ERRORS as exc:
+        fail(message_of(exc))
+    except KeyboardInterrupt:
+        interrupted(experiment)
+    finish_command(summary, output_json)
 
 
 @app.command()
@@ -166,7 +245,7 @@ def experiments(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """List recent experiments."""
+    """List recent experiments, and whether each can serve as a baseline (and if not, why)."""
     settings = load_settings(warehouse=warehouse)
     wh = core.warehouse_for(settings)
     frame = wh.query(
@@ -181,6 +260,18 @@ def experiments(
     if not frame.height:
         console.print(f"no experiments in {settings.warehouse}: run `evalkeeper run` or `demo`")
         return
+    from evalkeeper.analysis.baseline import eligibility, spooled_experiments
+
+    ids = frame.get_column("experiment_id").to_list()
+    spooled = spooled_experiments(wh)
+    with wh.connect() as con:
+        why = eligibility(con, ids, settings, spooled)
+    frame = frame.with_columns(
+        pl.Series(
+            "baseline",
+            ["yes" if not why.get(i) else "no: " + "; ".join(why[i]) for i in ids],
+        )
+    )
     t = Table(title=f"experiments in {settings.warehouse}")
     for col in frame.columns:
         t.add_column(col, no_wrap=col == "experiment_id")

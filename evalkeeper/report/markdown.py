@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from evalkeeper.analysis.models import Comparison
 from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_s, fmt_value
+from evalkeeper.models import ErrorGroup
+
+if TYPE_CHECKING:
+    from evalkeeper.analysis.gate import GateOutcome
 
 _ICON = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}
 
@@ -76,6 +82,7 @@ def render_markdown(c: Comparison, *, max_cells: int = 25) -> str:
         f"target errors: baseline {c.run_errors_baseline}, candidate {c.run_errors_candidate}"
         " (errored rows are left out of the tests)",
     ]
+    lines += error_lines(c.error_groups)
     if c.underpowered:
         lines += [
             "",
@@ -85,6 +92,45 @@ def render_markdown(c: Comparison, *, max_cells: int = 25) -> str:
         ]
     if c.warnings:
         lines += ["", "### Warnings", ""] + [f"- {w}" for w in c.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def error_lines(groups: list[ErrorGroup], *, limit: int = 10) -> list[str]:
+    """The candidate's errors grouped by cause, as a markdown table (nothing when none)."""
+    if not groups:
+        return []
+    out = [
+        "",
+        "| where | error | rows | e.g. example |",
+        "|---|---|---:|---|",
+    ]
+    for g in groups[:limit]:
+        out.append(
+            f"| `{g.where}` | {_md_cell(g.error, 200)} | {g.count} | "
+            f"{f'`{g.example_id}`' if g.example_id else '–'} |"
+        )
+    if len(groups) > limit:
+        out.append(f"\n…and {len(groups) - limit} more causes (`evalkeeper run --json`).")
+    return out
+
+
+def render_gate(outcome: GateOutcome) -> str:
+    """The gate's summary: the comparison's, or why no comparison could be made."""
+    c = outcome.comparison
+    if c is not None and outcome.verdict == c.verdict:
+        return render_markdown(c)
+    if c is not None:  # the run's own failures overrode the comparison's pass
+        c = c.model_copy(update={"verdict": outcome.verdict, "reasons": outcome.reasons})
+        return render_markdown(c)
+    lines = [
+        f"## {_ICON[outcome.verdict]} evalkeeper verdict: **{outcome.verdict.upper()}**",
+        "",
+        f"Candidate `{outcome.experiment_id}`: no comparison could be made.",
+        "",
+    ]
+    lines += [f"- {r}" for r in outcome.reasons]
+    if outcome.error_groups:
+        lines += ["", "### Errors", *error_lines(outcome.error_groups)]
     return "\n".join(lines) + "\n"
 
 

@@ -3,23 +3,21 @@ finish, resume). Plain Python and async end to end: the faces enter the event lo
 """
 
 from evalkeeper.run.experiment import (
-    EvaluatorSummary,
-    ExperimentError,
-    Summary,
-    done_keys,
     finish,
     load_experiment,
     new_experiment_id,
     parse_evaluator_names,
     pending_items,
     prepare,
+    rescore,
     resolve_evaluators,
     run_shard,
     run_suite,
-    summarize,
     warehouse_for,
 )
+from evalkeeper.run.resume import ExperimentError, done_keys
 from evalkeeper.run.runner import RowBuffer, Runner, ShardResult, Tally
+from evalkeeper.run.summary import EvaluatorSummary, Summary, summarize
 from evalkeeper.run.targets import Target, TargetError, load_target
 
 __all__ = [
@@ -40,6 +38,7 @@ __all__ = [
     "parse_evaluator_names",
     "pending_items",
     "prepare",
+    "rescore",
     "resolve_evaluators",
     "run_shard",
     "run_suite",

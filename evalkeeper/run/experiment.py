@@ -1,30 +1,30 @@
-"""Experiments end to end, without Prefect: prepare, run (in shards), finish.
+"""Experiments end to end, without Prefect: prepare, run (in shards), score, finish.
 
 `prepare` validates everything up front (dataset, target, evaluators), records the
-experiment and its examples, and — when the experiment id already exists — checks that it
-is the same experiment, so that running it again only completes the missing rows.
-`run_shard` runs one shard of the pending (example, repetition) items; `finish` runs the
-summary evaluators, marks the experiment completed and returns its summary. The Prefect
-tasks are thin wrappers over these three; `run_suite` chains them for the CLI.
+experiment and its examples, and — when the experiment id already exists — reconciles the
+options asked for with the recorded ones (`evalkeeper.run.resume`), so that running it
+again completes it. `run_shard` runs one shard of the pending (example, repetition) items
+and re-attempts failed target calls; `rescore` scores stored outputs again; `finish` runs
+the summary evaluators, marks the experiment completed and returns its summary. All are
+async: the faces (CLI, Prefect tasks) enter the event loop once. `run_suite` chains them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel
 
 from evalkeeper import datasets, registry, suites
 from evalkeeper.models import (
     Dataset,
     EvaluatorRef,
     Example,
+    ExampleMetadata,
     Experiment,
     RunRecord,
     Score,
@@ -33,38 +33,22 @@ from evalkeeper.models import (
     canonical_json,
     utcnow,
 )
-from evalkeeper.run.runner import RowBuffer, Runner, ShardResult, Tally
+from evalkeeper.run.resume import (
+    ExperimentError,
+    items_to_run,
+    reconcile,
+    rescore_plan,
+    stored_runs,
+)
+from evalkeeper.run.runner import Item, RowBuffer, Runner, ShardResult, Tally
+from evalkeeper.run.summary import Summary, summarize, summary_from_tallies
 from evalkeeper.run.targets import load_target
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
 EXAMPLES_CHUNK = 10_000
 
-
-class ExperimentError(ValueError):
-    """An experiment that cannot be started or resumed as asked; the message says why."""
-
-
-class EvaluatorSummary(BaseModel):
-    evaluator: str
-    version: str
-    n: int
-    passed: int
-    failed: int
-    errors: int
-    skipped: int
-    pass_rate: float | None
-    mean_value: float | None
-    comment: str | None = None
-
-
-class Summary(BaseModel):
-    experiment: Experiment
-    rows: int
-    target_errors: int
-    evaluators: list[EvaluatorSummary]
-    spooled_batches: int = 0
-    source: str = "warehouse"  # or "this process" when the warehouse was locked
+__all__ = ["ExperimentError", "Summary"]
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
@@ -188,7 +172,10 @@ def load_experiment(warehouse: Warehouse, experiment_id: str) -> Experiment | No
             git_commit=row["git_commit"],
             git_branch=row["git_branch"],
         ),
-        evaluators=[EvaluatorRef(name=e["name"], args=e.get("args") or {}) for e in evs],
+        evaluators=[
+            EvaluatorRef(name=e["name"], args=e.get("args") or {}, optional=bool(e.get("optional")))
+            for e in evs
+        ],
         evaluator_versions={e["name"]: e.get("version") or "" for e in evs},
         repetitions=row["repetitions"],
         params=json.loads(row["params"]) if row["params"] else {},
@@ -199,7 +186,7 @@ def load_experiment(warehouse: Warehouse, experiment_id: str) -> Experiment | No
     )
 
 
-def prepare(
+async def prepare(
     settings: Settings,
     *,
     dataset: str,
@@ -207,47 +194,53 @@ def prepare(
     target: str,
     evaluators: list[str] | None = None,
     experiment_id: str | None = None,
-    repetitions: int = 1,
+    repetitions: int | None = None,
     concurrency: int | None = None,
     params: dict[str, Any] | None = None,
+    allow_skipped: list[str] | None = None,
 ) -> Experiment:
-    """Validate inputs and record the experiment (or find it again, to resume it)."""
-    if repetitions < 1:
+    """Validate inputs and record the experiment (or reconcile it with the recorded one,
+    to resume it). `repetitions` None: 1 for a new experiment, the recorded count on a
+    resume; `evaluators` None: the dataset's defaults, or the recorded ones on a resume."""
+    if repetitions is not None and repetitions < 1:
         raise ExperimentError("--repetitions must be at least 1")
     ds = datasets.load_dataset(dataset, settings.datasets_dir)
-    refs = resolve_evaluators(ds, evaluators)
+    wh = warehouse_for(settings)
+    existing = load_experiment(wh, experiment_id) if experiment_id else None
+    refs: list[EvaluatorRef] | None = None
+    if evaluators is not None or existing is None:
+        refs = [registry.with_defaults(r, settings) for r in resolve_evaluators(ds, evaluators)]
+    refs = _allow_skipped(
+        refs if refs is not None else existing.evaluators if existing else [], allow_skipped
+    )
     # fail now on unknown names, bad arguments or an unpinned judge model
     built = [registry.build(r, registry.Runtime(settings=settings)) for r in refs]
+    versions = {b.name: b.version for b in built}
     tgt = load_target(
         target,
         timeout_s=settings.timeout_s,
         git_commit=settings.git_commit,
         git_branch=settings.git_branch,
     )
-    asyncio.run(tgt.aclose())
+    await tgt.aclose()
     selected = _select(settings, ds, suite)
-    wh = warehouse_for(settings)
-    if experiment_id:
-        existing = load_experiment(wh, experiment_id)
-        if existing is not None:
-            problems = []
-            if existing.dataset_version != ds.version:
-                problems.append(f"dataset version {existing.dataset_version} != {ds.version} now")
-            if existing.suite != suite:
-                problems.append(f"suite {existing.suite} != {suite}")
-            if existing.target.spec != target:
-                problems.append(f"target {existing.target.spec} != {target}")
-            if problems:
-                raise ExperimentError(
-                    f"experiment {experiment_id!r} exists with different settings "
-                    f"({'; '.join(problems)}): choose a new --experiment name"
-                )
-            existing.status = "running"
-            existing.params = {**existing.params, **(params or {})}
-            if concurrency:
-                existing.params["concurrency"] = concurrency
-            wh.write({"experiments": pl.DataFrame([_experiment_row(existing)])})
-            return existing
+    if existing is not None:
+        exp, _added = reconcile(
+            existing,
+            dataset_version=ds.version,
+            suite=suite,
+            target=target,
+            refs=refs,
+            versions=versions,
+            repetitions=repetitions,
+        )
+        exp.status = "running"
+        exp.finished_at = None
+        exp.params = {**exp.params, **(params or {})}
+        if concurrency:
+            exp.params["concurrency"] = concurrency
+        await asyncio.to_thread(wh.write, {"experiments": pl.DataFrame([_experiment_row(exp)])})
+        return exp
     exp = Experiment(
         experiment_id=experiment_id or new_experiment_id(suite, ds.name),
         suite=suite,
@@ -255,8 +248,8 @@ def prepare(
         dataset_version=ds.version,
         target=tgt.pin,
         evaluators=refs,
-        evaluator_versions={b.name: b.version for b in built},
-        repetitions=repetitions,
+        evaluator_versions=versions,
+        repetitions=repetitions or 1,
         params={
             "dataset_path": ds.path,
             "concurrency": concurrency or settings.concurrency,
@@ -268,34 +261,41 @@ def prepare(
         },
         n_examples=len(selected),
     )
-    # examples first, in chunks (keyed rows: a crash in between is harmless), so that a
-    # large dataset never needs one huge frame and one huge insert at once
-    for start in range(0, len(selected), EXAMPLES_CHUNK):
-        chunk = selected[start : start + EXAMPLES_CHUNK]
-        wh.write({"examples": _examples_frame(ds, ds.version, chunk)})
-    for example in ds.examples:  # the canonical JSON has served (hashes and examples rows):
-        example.__dict__.pop("canonical", None)  # ~0.9 KB an example, 85 MB at 100k
-    wh.write({"experiments": pl.DataFrame([_experiment_row(exp)])})
+    await asyncio.to_thread(_record_new, wh, ds, exp)
     return exp
 
 
-def done_keys(warehouse: Warehouse, experiment_id: str) -> set[tuple[str, int]]:
-    """(example_id, repetition) already recorded, in the warehouse or waiting in the spool."""
-    keys: set[tuple[str, int]] = set()
-    # locked for long: the spool still tells what this process wrote; the rest is re-done
-    # (and ignored on insert: rows are keyed), never duplicated
-    with contextlib.suppress(WarehouseLocked):
-        keys.update(
-            warehouse.rows(
-                "SELECT example_id, repetition FROM runs WHERE experiment_id = ?",
-                [experiment_id],
-            )
+def _allow_skipped(refs: list[EvaluatorRef], names: list[str] | None) -> list[EvaluatorRef]:
+    """Mark `names` optional (allowed to be skipped); each must be one of `refs`."""
+    if not names:
+        return refs
+    known = {r.name for r in refs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ExperimentError(
+            f"--allow-skipped {','.join(unknown)}: not an evaluator of this run (it runs "
+            f"{', '.join(sorted(known)) or 'none'})"
         )
-    spooled = warehouse.spooled_frame("runs")
-    if spooled is not None:
-        part = spooled.filter(pl.col("experiment_id") == experiment_id)
-        keys.update(zip(part["example_id"].to_list(), part["repetition"].to_list(), strict=True))
-    return keys
+    return [r.model_copy(update={"optional": True}) if r.name in names else r for r in refs]
+
+
+def _record_new(wh: Warehouse, ds: Dataset, exp: Experiment) -> None:
+    """The examples rows of a dataset version the warehouse does not hold yet (every
+    example of it, in chunks: keyed rows, so a crash in between is harmless), then the
+    experiment. A version already held is not written again."""
+    try:
+        held = wh.rows(
+            "SELECT count(*) FROM examples WHERE dataset_version = ?", [exp.dataset_version]
+        )[0][0]
+    except WarehouseLocked:  # written to the spool then; a second copy is ignored on ingest
+        held = 0
+    if held < len(ds.examples):
+        for start in range(0, len(ds.examples), EXAMPLES_CHUNK):
+            chunk = ds.examples[start : start + EXAMPLES_CHUNK]
+            wh.write({"examples": _examples_frame(ds, ds.version, chunk)})
+    for example in ds.examples:  # the canonical JSON has served (hashes and examples rows):
+        example.__dict__.pop("canonical", None)  # ~0.9 KB an example, 85 MB at 100k
+    wh.write({"experiments": pl.DataFrame([_experiment_row(exp)])})
 
 
 def _dataset_of(settings: Settings, exp: Experiment) -> Dataset:
@@ -310,17 +310,35 @@ def _dataset_of(settings: Settings, exp: Experiment) -> Dataset:
 
 
 def pending_items(
-    settings: Settings, exp: Experiment, *, shard: int = 0, shards: int = 1
-) -> tuple[list[tuple[Example, int]], int]:
-    """The shard's (example, repetition) items not yet recorded, and the shard's size."""
+    settings: Settings,
+    exp: Experiment,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    retry_failed: bool = True,
+) -> tuple[list[Item], int]:
+    """The shard's items not yet recorded (and those whose target call failed, to try
+    again), and the shard's size in rows."""
     ds = _dataset_of(settings, exp)
-    selected = _select(settings, ds, exp.suite)
-    done = done_keys(warehouse_for(settings), exp.experiment_id)
-    mine = [(e, rep) for e in selected[shard::shards] for rep in range(exp.repetitions)]
-    return [(e, rep) for e, rep in mine if (e.id, rep) not in done], len(mine)
+    selected = _select(settings, ds, exp.suite)[shard::shards]
+    stored = stored_runs(warehouse_for(settings), exp.experiment_id)
+    items = items_to_run(selected, exp.repetitions, stored, retry_failed=retry_failed)
+    return items, len(selected) * exp.repetitions
 
 
-def run_shard(
+def _runtime(
+    settings: Settings, wh: Warehouse, exp: Experiment, buffer: RowBuffer | None, no_cache: bool
+) -> registry.Runtime:
+    return registry.Runtime(
+        settings=settings,
+        warehouse=wh,
+        experiment_id=exp.experiment_id,
+        emit=buffer.emit if buffer else None,
+        extras={"judge_no_cache": no_cache},
+    )
+
+
+async def run_shard(
     settings: Settings,
     exp: Experiment,
     *,
@@ -329,21 +347,24 @@ def run_shard(
     progress: bool = False,
     no_cache: bool = False,
 ) -> ShardResult:
-    """Run the missing rows of one shard (examples i with i % shards == shard).
+    """Run the missing rows of one shard (examples i with i % shards == shard), try the
+    rows whose target call failed again, and score what the other stored rows lack
+    (errored scores, evaluators added on a resume).
 
     `no_cache` makes the LLM judges call their endpoint even for cached answers."""
-    items, total = pending_items(settings, exp, shard=shard, shards=shards)
     wh = warehouse_for(settings)
+
+    def plan() -> tuple[list[Example], list[Item]]:
+        selected = _select(settings, _dataset_of(settings, exp), exp.suite)[shard::shards]
+        stored = stored_runs(wh, exp.experiment_id)
+        return selected, items_to_run(selected, exp.repetitions, stored)
+
+    selected, items = await asyncio.to_thread(plan)
+    total = len(selected) * exp.repetitions
     # the pin (git commit and branch included) was recorded by `prepare`
     target = load_target(exp.target.spec, timeout_s=settings.timeout_s, pin_git=False)
     buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
-    runtime = registry.Runtime(
-        settings=settings,
-        warehouse=wh,
-        experiment_id=exp.experiment_id,
-        emit=buffer.emit,
-        extras={"judge_no_cache": no_cache},
-    )
+    runtime = _runtime(settings, wh, exp, buffer, no_cache)
     evaluators = [registry.build(r, runtime) for r in exp.evaluators]
     runner = Runner(
         settings=settings,
@@ -355,16 +376,102 @@ def run_shard(
         progress=progress,
         buffer=buffer,
     )
-    result = asyncio.run(runner.run(items))
+    result = await runner.run(items)
     result.skipped_existing = total - len(items)
+    if result.skipped_existing:  # rows stored before this call: score what they lack
+        just_run = {(i.example.id, i.repetition) for i in items}
+        try:
+            jobs = await asyncio.to_thread(
+                rescore_plan,
+                settings,
+                wh,
+                exp,
+                {e.id: e for e in selected},
+                evaluators,
+                exclude=just_run,
+            )
+        except WarehouseLocked:  # the stored scores cannot be read now: the next resume will
+            jobs = []
+        if jobs:
+            await runner.rescore(jobs)
     return result
 
 
-def _summary_scores(settings: Settings, exp: Experiment, wh: Warehouse) -> list[Score]:
+async def rescore(
+    settings: Settings,
+    experiment_id: str,
+    evaluators: list[str],
+    *,
+    progress: bool = False,
+    no_cache: bool = False,
+) -> Summary:
+    """`evalkeeper score`: run `evaluators` (new ones, or new versions) on an experiment's
+    stored outputs without calling the target again; their previous scores on it are
+    superseded, the experiment records them, and it is finished again."""
+    wh = warehouse_for(settings)
+    exp = await asyncio.to_thread(load_experiment, wh, experiment_id)
+    if exp is None:
+        raise ExperimentError(
+            f"unknown experiment {experiment_id!r}: it is not in {wh.path}. "
+            "List them with `evalkeeper experiments`."
+        )
+    ds = datasets.load_dataset(exp.params.get("dataset_path") or exp.dataset, settings.datasets_dir)
+    recorded = {r.name: r for r in exp.evaluators}
+    configured = {r.name: r for r in ds.config.evaluators}
+    refs = [
+        registry.with_defaults(
+            recorded.get(n) or configured.get(n) or EvaluatorRef(name=n), settings
+        )
+        for n in evaluators
+    ]
+    buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
+    runtime = _runtime(settings, wh, exp, buffer, no_cache)
+    built = [registry.build(r, runtime) for r in refs]
+    for ref, ev in zip(refs, built, strict=True):
+        recorded[ref.name] = ref
+        exp.evaluator_versions[ref.name] = ev.version
+    exp.evaluators = list(recorded.values())
+    examples = await asyncio.to_thread(_stored_examples, wh, exp.dataset_version)
+    jobs = await asyncio.to_thread(
+        rescore_plan, settings, wh, exp, examples, built, everything=True
+    )
+    runner = Runner(
+        settings=settings,
+        experiment=exp,
+        target=None,
+        evaluators=built,
+        warehouse=wh,
+        concurrency=int(exp.params.get("concurrency") or settings.concurrency),
+        progress=progress,
+        buffer=buffer,
+    )
+    result = await runner.rescore(jobs)
+    return await finish(settings, exp, result.tallies)
+
+
+def _stored_examples(wh: Warehouse, dataset_version: str) -> dict[str, Example]:
+    """The examples of a dataset version as the warehouse recorded them."""
+    out = {}
+    for ex, inputs, reference, metadata in wh.rows(
+        "SELECT example_id, inputs, reference_outputs, metadata FROM examples "
+        "WHERE dataset_version = ?",
+        [dataset_version],
+    ):
+        out[ex] = Example(
+            id=ex,
+            inputs=json.loads(inputs) if inputs else {},
+            reference_outputs=json.loads(reference) if reference else {},
+            metadata=ExampleMetadata(**json.loads(metadata)) if metadata else ExampleMetadata(),
+        )
+    return out
+
+
+async def _summary_scores(settings: Settings, exp: Experiment, wh: Warehouse) -> list[Score]:
     summary_refs = [r for r in exp.evaluators if registry.get(r.name).summary]
     if not summary_refs:
         return []
-    frame = wh.query(
+    frame = await asyncio.to_thread(
+        wh.query,
         "SELECT example_id, repetition, latency_ms, error FROM runs WHERE experiment_id = ?",
         [exp.experiment_id],
     )
@@ -385,19 +492,23 @@ def _summary_scores(settings: Settings, exp: Experiment, wh: Warehouse) -> list[
     out = []
     for ref in summary_refs:
         ev = registry.build(ref, runtime)
-        score = asyncio.run(ev(runs=runs, examples=examples))
+        score = await ev(runs=runs, examples=examples)
         score.details = {**(score.details or {}), "args_hash": ev.args_hash}
         out.append(score)
     return out
 
 
-def finish(settings: Settings, exp: Experiment, tallies: dict[str, Tally] | None = None) -> Summary:
-    """Summary evaluators, status `completed`, and the experiment's summary."""
+async def finish(
+    settings: Settings, exp: Experiment, tallies: dict[str, Tally] | None = None
+) -> Summary:
+    """Summary evaluators, status `completed` (every row recorded) or `failed`, and the
+    experiment's summary, errors grouped by cause."""
     wh = warehouse_for(settings)
     try:
-        wh.ingest_spool()
-        missing = len(pending_items(settings, exp)[0])
-        summaries = _summary_scores(settings, exp, wh)
+        await asyncio.to_thread(wh.ingest_spool)
+        items, _ = await asyncio.to_thread(pending_items, settings, exp, retry_failed=False)
+        missing = len(items)
+        summaries = await _summary_scores(settings, exp, wh)
         now = utcnow()
         exp.status = "completed" if missing == 0 else "failed"
         exp.finished_at = now
@@ -421,68 +532,16 @@ def finish(settings: Settings, exp: Experiment, tallies: dict[str, Tally] | None
         if rows:
             batch["summary_scores"] = pl.DataFrame(rows)
         # the experiment's last write folds the write-ahead log into the file
-        wh.write(batch, spool_ok=False, checkpoint=True)
-        return summarize(wh, exp, summaries)
+        await asyncio.to_thread(wh.write, batch, spool_ok=False, checkpoint=True)
+        return await asyncio.to_thread(summarize, settings, wh, exp, summaries)
     except WarehouseLocked:
         exp.status = "completed"
         exp.finished_at = utcnow()
-        wh.write({"experiments": pl.DataFrame([_experiment_row(exp)])})
-        evs = [
-            EvaluatorSummary(
-                evaluator=name,
-                version=exp.evaluator_versions.get(name, ""),
-                n=t.n,
-                passed=t.passed,
-                failed=t.failed,
-                errors=t.errors,
-                skipped=t.skipped,
-                pass_rate=t.passed / (t.passed + t.failed) if t.passed + t.failed else None,
-                mean_value=t.value_sum / t.values if t.values else None,
-            )
-            for name, t in (tallies or {}).items()
-        ]
-        return Summary(
-            experiment=exp, rows=0, target_errors=0, evaluators=evs, source="this process"
-        )
+        await asyncio.to_thread(wh.write, {"experiments": pl.DataFrame([_experiment_row(exp)])})
+        return summary_from_tallies(settings, exp, tallies)
 
 
-def summarize(wh: Warehouse, exp: Experiment, summaries: list[Score] | None = None) -> Summary:
-    eid = exp.experiment_id
-    frame = wh.query(
-        """
-        SELECT evaluator, any_value(evaluator_version) AS version, count(*) AS n,
-               count(*) FILTER (WHERE passed AND error IS NULL AND NOT skipped) AS passed,
-               count(*) FILTER (WHERE NOT passed AND error IS NULL AND NOT skipped) AS failed,
-               count(*) FILTER (WHERE error IS NOT NULL) AS errors,
-               count(*) FILTER (WHERE skipped) AS skipped,
-               avg(CAST(passed AS DOUBLE)) FILTER (WHERE NOT skipped) AS pass_rate,
-               avg(value) FILTER (WHERE NOT skipped) AS mean_value,
-               any_value(comment) FILTER (WHERE skipped) AS comment
-        FROM scores WHERE experiment_id = ? GROUP BY evaluator ORDER BY evaluator
-        """,
-        [eid],
-    )
-    evs = [EvaluatorSummary(**r) for r in frame.iter_rows(named=True)]
-    for s in summaries or []:
-        evs.append(
-            EvaluatorSummary(
-                evaluator=s.name,
-                version=s.version,
-                n=1,
-                passed=int(s.passed is True),
-                failed=int(s.passed is False),
-                errors=int(s.error is not None),
-                skipped=int(s.skipped),
-                pass_rate=None if s.passed is None else float(s.passed),
-                mean_value=s.value,
-                comment=s.comment or s.error,
-            )
-        )
-    counts = wh.rows("SELECT count(*), count(error) FROM runs WHERE experiment_id = ?", [eid])[0]
-    return Summary(experiment=exp, rows=counts[0], target_errors=counts[1], evaluators=evs)
-
-
-def run_suite(
+async def run_suite(
     settings: Settings,
     *,
     dataset: str,
@@ -490,12 +549,13 @@ def run_suite(
     target: str,
     evaluators: list[str] | None = None,
     experiment_id: str | None = None,
-    repetitions: int = 1,
+    repetitions: int | None = None,
     concurrency: int | None = None,
     progress: bool = False,
     no_cache: bool = False,
+    allow_skipped: list[str] | None = None,
 ) -> Summary:
-    exp = prepare(
+    exp = await prepare(
         settings,
         dataset=dataset,
         suite=suite,
@@ -504,6 +564,7 @@ def run_suite(
         experiment_id=experiment_id,
         repetitions=repetitions,
         concurrency=concurrency,
+        allow_skipped=allow_skipped,
     )
-    result = run_shard(settings, exp, progress=progress, no_cache=no_cache)
-    return finish(settings, exp, result.tallies)
+    result = await run_shard(settings, exp, progress=progress, no_cache=no_cache)
+    return await finish(settings, exp, result.tallies)

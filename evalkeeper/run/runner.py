@@ -55,10 +55,31 @@ class Tally:
             self.values += 1
 
 
+@dataclass(frozen=True)
+class Item:
+    """One (example, repetition) to run. `prior_attempts` > 0: the row exists with a failed
+    target call; it is re-attempted and replaces the stored row (attempts add up)."""
+
+    example: Example
+    repetition: int = 0
+    prior_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Rescore:
+    """A stored run to score again (or for the first time) with some evaluators."""
+
+    example: Example
+    run: RunRecord
+    evaluators: tuple[Evaluator, ...]
+
+
 @dataclass
 class ShardResult:
     rows: int = 0
     target_errors: int = 0
+    retried: int = 0
+    rescored: int = 0
     skipped_existing: int = 0
     spooled_batches: int = 0
     tallies: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
@@ -185,7 +206,7 @@ class Runner:
         *,
         settings: Settings,
         experiment: Experiment,
-        target: Target,
+        target: Target | None,
         evaluators: list[Evaluator],
         warehouse: Warehouse,
         concurrency: int,
@@ -213,7 +234,9 @@ class Runner:
             "git_commit": pin.git_commit,
         }
 
-    async def call_target(self, example: Example, repetition: int) -> tuple[RunRecord, Any]:
+    async def call_target(
+        self, example: Example, repetition: int, prior_attempts: int = 0
+    ) -> tuple[RunRecord, Any]:
         s = self.settings
         attempts = 0
         started = utcnow()
@@ -228,7 +251,7 @@ class Runner:
                 outputs=outputs,
                 latency_ms=latency_ms,
                 error=error,
-                attempts=attempts,
+                attempts=prior_attempts + attempts,
                 started_at=started,
             )
 
@@ -237,6 +260,7 @@ class Runner:
             t0 = time.perf_counter()
             try:
                 async with asyncio.timeout(s.timeout_s):
+                    assert self.target is not None, "a runner without a target only rescores"
                     reply = await self.target(example.id, example.inputs)
                 latency = (
                     reply.latency_ms
@@ -255,7 +279,11 @@ class Runner:
                 return record(None, None, error), error
             await asyncio.sleep(s.backoff_s * 2 ** (attempts - 1))
 
-    async def score(self, example: Example, run: RunRecord) -> list[Score]:
+    async def score(
+        self, example: Example, run: RunRecord, evaluators: tuple[Evaluator, ...] | None = None
+    ) -> list[Score]:
+        """Scores of `run` by the runner's evaluators (or `evaluators`), in `scored_by`
+        order (sync ones first, then the async ones concurrently)."""
         kwargs = {
             "inputs": example.inputs,
             "outputs": run.outputs,
@@ -263,45 +291,31 @@ class Runner:
             "run": run,
             "example": example,
         }
-        scores = [await ev(**kwargs) for ev in self.sync_evaluators]
-        if len(self.async_evaluators) == 1:
-            scores.append(await self.async_evaluators[0](**kwargs))
-        elif self.async_evaluators:
-            scores.extend(await asyncio.gather(*(ev(**kwargs) for ev in self.async_evaluators)))
+        sync, asyn = self.sync_evaluators, self.async_evaluators
+        if evaluators is not None:
+            sync = [e for e in evaluators if not e.is_async]
+            asyn = [e for e in evaluators if e.is_async]
+        scores = [await ev(**kwargs) for ev in sync]
+        if len(asyn) == 1:
+            scores.append(await asyn[0](**kwargs))
+        elif asyn:
+            scores.extend(await asyncio.gather(*(ev(**kwargs) for ev in asyn)))
         return scores
 
-    async def record(
-        self, example: Example, repetition: int, run: RunRecord, error: str | None
+    def _emit_scores(
+        self, example: Example, run: RunRecord, evaluators: list[Evaluator], scores: list[Score]
     ) -> None:
-        """Score one finished target call and queue its rows (run, scores) for the writer."""
-        if error is not None:
-            self.result.target_errors += 1
-        scores = await self.score(example, run)
         now_us = time.time_ns() // 1000
-        buf = self.buffer
-        buf.emit(
-            "runs",
-            {
-                "experiment_id": run.experiment_id,
-                "example_id": run.example_id,
-                "repetition": repetition,
-                "outputs": None if run.outputs is None else canonical_json(run.outputs),
-                "latency_ms": run.latency_ms,
-                "error": run.error,
-                "attempts": run.attempts,
-                "started_at": int(run.started_at.timestamp() * 1_000_000),
-            },
-        )
         category = example.metadata.category
-        for ev, sc in zip(self.scored_by, scores, strict=True):
+        for ev, sc in zip(evaluators, scores, strict=True):
             self.result.tallies[ev.name].add(sc)
             details = sc.details
-            buf.emit(
+            self.buffer.emit(
                 "scores",
                 {
                     "experiment_id": run.experiment_id,
                     "example_id": run.example_id,
-                    "repetition": repetition,
+                    "repetition": run.repetition,
                     "evaluator": ev.name,
                     "evaluator_version": ev.version,
                     "evaluator_args_hash": ev.args_hash,
@@ -317,11 +331,84 @@ class Runner:
                     **self._prov,
                 },
             )
+
+    async def record(self, item: Item, run: RunRecord, error: str | None) -> None:
+        """Score one finished target call and queue its rows (run, scores) for the writer;
+        a re-attempted row first supersedes the stored one (same transaction)."""
+        example, repetition = item.example, item.repetition
+        if error is not None:
+            self.result.target_errors += 1
+        scores = await self.score(example, run)
+        buf = self.buffer
+        if item.prior_attempts:
+            self.result.retried += 1
+            buf.emit(
+                "supersede_runs",
+                {
+                    "experiment_id": run.experiment_id,
+                    "example_id": run.example_id,
+                    "repetition": repetition,
+                },
+            )
+        buf.emit(
+            "runs",
+            {
+                "experiment_id": run.experiment_id,
+                "example_id": run.example_id,
+                "repetition": repetition,
+                "outputs": None if run.outputs is None else canonical_json(run.outputs),
+                "latency_ms": run.latency_ms,
+                "error": run.error,
+                "attempts": run.attempts,
+                "started_at": int(run.started_at.timestamp() * 1_000_000),
+            },
+        )
+        self._emit_scores(example, run, self.scored_by, scores)
         self.result.rows += 1
         if buf.row_done():
             await buf.flush()
 
-    async def run(self, items: list[tuple[Example, int]]) -> ShardResult:
+    async def rescore_one(self, job: Rescore) -> None:
+        """Score a stored run again with `job.evaluators`; their stored scores on that run
+        (errors, skips, older versions) are superseded in the same transaction."""
+        ordered = [e for e in job.evaluators if not e.is_async]
+        ordered += [e for e in job.evaluators if e.is_async]
+        scores = await self.score(job.example, job.run, tuple(ordered))
+        for ev in ordered:
+            self.buffer.emit(
+                "supersede_scores",
+                {
+                    "experiment_id": job.run.experiment_id,
+                    "example_id": job.run.example_id,
+                    "repetition": job.run.repetition,
+                    "evaluator": ev.name,
+                },
+            )
+        self._emit_scores(job.example, job.run, ordered, scores)
+        self.result.rescored += 1
+        if self.buffer.row_done():
+            await self.buffer.flush()
+
+    async def rescore(self, jobs: list[Rescore]) -> ShardResult:
+        """Score stored runs again, `concurrency` at a time (judges are I/O-bound)."""
+        t0 = time.perf_counter()
+        it = iter(jobs)
+
+        async def worker() -> None:
+            for job in it:
+                await self.rescore_one(job)
+
+        try:
+            await asyncio.gather(
+                *(worker() for _ in range(max(1, min(self.concurrency, len(jobs)))))
+            )
+        finally:
+            await self.buffer.close()
+        self.result.spooled_batches = self.buffer.spooled
+        self.result.wall_s += time.perf_counter() - t0
+        return self.result
+
+    async def run(self, items: list[Item]) -> ShardResult:
         """Run `items` on `concurrency` workers.
 
         A worker hands each finished target call to the scorers (through a queue) and
@@ -334,19 +421,21 @@ class Runner:
         queue with one wake-up per batch of rows instead of one per row.
         """
         t0 = time.perf_counter()
-        it: Iterator[tuple[Example, int]] = iter(items)
+        it: Iterator[Item] = iter(items)
         bar = _progress(len(items)) if self.progress else None
         n = max(1, min(self.concurrency, len(items)))
-        finished: asyncio.Queue[tuple[Example, int, RunRecord, str | None] | None]
+        finished: asyncio.Queue[tuple[Item, RunRecord, str | None] | None]
         finished = asyncio.Queue(n)
         scorers = n if self.async_evaluators else 1
         tail_flushed = False
 
         async def worker() -> None:
             nonlocal tail_flushed
-            for example, rep in it:
-                run, error = await self.call_target(example, rep)
-                await finished.put((example, rep, run, error))
+            for item in it:
+                run, error = await self.call_target(
+                    item.example, item.repetition, item.prior_attempts
+                )
+                await finished.put((item, run, error))
             if not tail_flushed:  # the first idle worker writes what is done so far, so
                 tail_flushed = True  # that the last write holds at most `concurrency` rows
                 await self.buffer.flush()
@@ -374,7 +463,8 @@ class Runner:
             await self.buffer.close()
             if bar is not None:
                 bar[0].stop()
-            await self.target.aclose()
+            if self.target is not None:
+                await self.target.aclose()
         self.result.spooled_batches = self.buffer.spooled
         self.result.wall_s = time.perf_counter() - t0
         return self.result

@@ -217,12 +217,14 @@ SCHEMA_V2 = [
 # (version, statements). Append only; never edit an applied entry.
 MIGRATIONS: list[tuple[int, list[str]]] = [(1, SCHEMA_V1), (2, SCHEMA_V2)]
 
-Conflict = Literal["ignore", "replace", "with_run"]
+Conflict = Literal["ignore", "replace", "with_run", "supersede"]
 
 # How a batch row that already exists is treated. `ignore` makes re-ingest and resume
 # idempotent (first write wins); `replace` is for rows that move through states;
 # `with_run` rows (no key of their own) are inserted only for the runs (experiment,
-# example, repetition) that the same batch inserted.
+# example, repetition) that the same batch inserted. `supersede` entries are not tables:
+# their rows are keys whose stored rows the same batch replaces, deleted first in the
+# batch's transaction (a resumed run re-attempting a failed target call, a re-score).
 RUN_KEY = ("experiment_id", "example_id", "repetition")
 WRITE_POLICY: dict[str, Conflict] = {
     "examples": "ignore",
@@ -234,6 +236,22 @@ WRITE_POLICY: dict[str, Conflict] = {
     "judge_votes": "ignore",
     "judge_cache": "ignore",
     "comparisons": "ignore",
+    "supersede_runs": "supersede",
+    "supersede_scores": "supersede",
+}
+
+# What a supersede entry deletes: (table, key columns matched against the entry's rows).
+# `supersede_runs` rows are run keys (the run, its scores and its judge votes go);
+# `supersede_scores` rows are run keys plus an evaluator (that evaluator's scores and
+# votes on that run go).
+SUPERSEDE: dict[str, list[tuple[str, tuple[tuple[str, str], ...]]]] = {
+    "supersede_runs": [
+        (table, tuple((c, c) for c in RUN_KEY)) for table in ("scores", "judge_votes", "runs")
+    ],
+    "supersede_scores": [
+        ("scores", (*((c, c) for c in RUN_KEY), ("evaluator", "evaluator"))),
+        ("judge_votes", (*((c, c) for c in RUN_KEY), ("judge", "evaluator"))),
+    ],
 }
 
 VIEWS: dict[str, str] = {

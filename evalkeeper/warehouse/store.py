@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from evalkeeper.warehouse.schema import MIGRATIONS, RUN_KEY, VIEWS, WRITE_POLICY
+from evalkeeper.warehouse.schema import MIGRATIONS, RUN_KEY, SUPERSEDE, VIEWS, WRITE_POLICY
 
 Frame = pl.DataFrame
 
@@ -272,7 +272,8 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, batch: Mapping[str, Frame | Pa
     spool, an overlapping resume) fails that transaction; it is then rolled back and done
     again with OR IGNORE, and `with_run` tables (scores) take only the rows whose run was new.
     """
-    tables = sorted(batch, key=lambda t: t != "runs")
+    # deletions of superseded rows first, then runs, then the rest
+    tables = sorted(batch, key=lambda t: (WRITE_POLICY[t] != "supersede", t != "runs"))
     with tempfile.TemporaryDirectory(prefix="evalkeeper-batch-") as tmp:
         staged = Path(tmp)
         sources: dict[str, tuple[Path, str]] = {}
@@ -303,6 +304,14 @@ def _transaction(
         kept_runs: list[tuple[Any, ...]] | None = None  # set when some runs were not new
         for table, (source, cols) in sources.items():
             policy = WRITE_POLICY[table]
+            if policy == "supersede":
+                for target, pairs in SUPERSEDE[table]:
+                    match = " AND ".join(f"{target}.{a} = k.{b}" for a, b in pairs)
+                    con.execute(
+                        f"DELETE FROM {target} USING read_parquet(?) k WHERE {match}",
+                        [str(source)],
+                    )
+                continue
             verb = "INSERT OR REPLACE" if policy == "replace" else "INSERT OR IGNORE"
             if policy == "with_run" or (optimistic and table == "runs"):
                 verb = "INSERT"

@@ -297,6 +297,28 @@ class JudgeEngine:
                 return passages(source["context"])
         return []
 
+    def _no_context(self, reference_outputs: Any) -> Score:
+        """No retrieved context on this row. Where the example's reference had some,
+        retrieval broke: that fails (a quiet skip would hide it). Otherwise there is
+        nothing to check against: skipped, marked `no_context` so that `compare` can fail
+        the row when the baseline's run of the same example had context."""
+        name = self.judge.name
+        expected = reference_outputs.get("context") if isinstance(reference_outputs, dict) else None
+        if expected:
+            return Score(
+                value=0.0,
+                passed=False,
+                comment=f"{name}: no retrieved context, but the example's reference has "
+                f"{len(passages(expected))} passage(s): retrieval returned nothing",
+                details={"reason": "no_context"},
+            )
+        return Score(
+            skipped=True,
+            comment=f"{name}: no retrieved context (inputs['context'] or outputs['context']) "
+            "to check the answer against",
+            details={"reason": "no_context"},
+        )
+
     async def score(
         self,
         *,
@@ -313,11 +335,7 @@ class JudgeEngine:
         if judge.kind == "groundedness":
             context = self.context_for(inputs, outputs, run)
             if not context:
-                return Score(
-                    skipped=True,
-                    comment=f"{judge.name}: no retrieved context (inputs['context'] or "
-                    "outputs['context']) to check the answer against",
-                )
+                return self._no_context(reference_outputs)
             inputs = _without_context(inputs)
             outputs = _without_context(outputs)
         messages = judge.render(

@@ -1,0 +1,13 @@
+"""Exit codes of the command line, in one place (the README documents them)."""
+
+EXIT_OK = 0
+"""Success; for `gate` and `compare`: the verdict is pass."""
+EXIT_REGRESSION = 1
+"""`gate`/`compare`: the verdict is regression."""
+EXIT_ERROR = 2
+"""Bad input, an incomplete run, or (`gate`/`compare`) an inconclusive verdict."""
+EXIT_RUN_FAILED = 3
+"""`run`/`score`: every row is stored, but the target's or an evaluator's error share is
+above EVALKEEPER_MAX_ERROR_RATE."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: the rows already written are kept; the same command with --experiment resumes."""
