@@ -552,7 +552,7 @@ def test_cli_lists_judges_with_status(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKEEPER_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
     result = CliRunner().invoke(app, ["judges", "--json", "--warehouse", str(wh.path)])
     assert result.exit_code == 0, result.output
-    rows = {r["judge"]: r for r in map(json.loads, result.output.splitlines())}
+    rows = {r["judge"]: r for r in json.loads(result.stdout)}
     assert set(rows) == {"factual_match", "tone_appropriate", "no_hallucination"}
     assert rows["factual_match"]["status"] == "active"
     assert rows["factual_match"]["prompt_version"] == FACTUAL_MATCH.prompt_version
@@ -561,6 +561,29 @@ def test_cli_lists_judges_with_status(tmp_path, monkeypatch):
     assert "kappa" in rows["tone_appropriate"]["note"]
     result = CliRunner().invoke(app, ["judges", "--warehouse", str(wh.path)])
     assert result.exit_code == 0 and "factual_match" in result.output
+    # --json is --format json; csv and markdown carry the same rows
+    listed = _judges_json(wh.path)
+    same = CliRunner().invoke(app, ["judges", "--format", "json", "--warehouse", str(wh.path)])
+    assert json.loads(same.stdout) == listed
+    csv_out = CliRunner().invoke(app, ["judges", "--format", "csv", "--warehouse", str(wh.path)])
+    lines = csv_out.stdout.splitlines()
+    assert lines[0].startswith("judge,kind,model,pinned,prompt_version,choices")
+    assert len(lines) == 1 + len(listed)
+    clash = CliRunner().invoke(
+        app, ["judges", "--json", "--format", "csv", "--warehouse", str(wh.path)]
+    )
+    assert clash.exit_code == 2 and "--json and --format csv" in clash.output
+
+
+def _judges_json(warehouse: Path) -> list[dict[str, Any]]:
+    from typer.testing import CliRunner
+
+    from evalkeeper.cli import app
+
+    result = CliRunner().invoke(app, ["judges", "--json", "--warehouse", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return rows
 
 
 def test_a_dead_endpoint_trips_the_breaker_and_scores_fail_fast(llm, tmp_path):

@@ -18,9 +18,11 @@ from evalkeeper.cli.app import (
     console,
     fail,
     load_settings,
+    output_format,
 )
 from evalkeeper.cli.run import WarehouseOpt, print_summary, run_suite_or_exit
 from evalkeeper.models import Suite
+from evalkeeper.report.output import SummaryWriteError, print_gate_result, write_markdown_summary
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import WarehouseLocked
 
@@ -96,6 +98,9 @@ def gate(
     markdown: Annotated[
         Path | None, typer.Option(help="Also write the markdown summary to this file.")
     ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="table, markdown (only the summary) or json.")
+    ] = "table",
     inconclusive_fails: Annotated[
         bool | None,
         typer.Option("--inconclusive-fails/--inconclusive-passes", help="Exit 2 or 0."),
@@ -108,6 +113,7 @@ def gate(
     """Run a suite on a change, compare with the baseline, print the PR summary, exit 0/1/2."""
     from evalkeeper.compare import baseline_ref, render_markdown
 
+    fmt = output_format(format, FORMATS)
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
     against, settings = baseline_ref(core.warehouse_for(settings), baseline, settings)
     summary = run_suite_or_exit(
@@ -119,10 +125,13 @@ def gate(
         experiment=experiment,
         no_cache=no_cache,
     )
-    print_summary(summary)
+    if fmt == "table":
+        print_summary(summary)
     c = run_compare(settings, summary.experiment.experiment_id, against)
     text = render_markdown(c)
-    console.print(text, markup=False, highlight=False)
-    if markdown:
-        markdown.write_text(text + "\n", encoding="utf-8")
+    print_gate_result(c, text, fmt)
+    try:
+        write_markdown_summary(text, markdown, settings)
+    except SummaryWriteError as exc:
+        fail(str(exc))
     raise typer.Exit(exit_code(c.verdict, settings))

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -22,7 +18,9 @@ from evalkeeper.cli.app import (
     interrupted,
     load_settings,
     message_of,
+    output_format,
 )
+from evalkeeper.report.output import ROW_FORMATS, emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
 from evalkeeper.warehouse import WarehouseLocked
@@ -30,6 +28,7 @@ from evalkeeper.warehouse import WarehouseLocked
 WarehouseOpt = Annotated[
     Path | None, typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb).")
 ]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")]
 
 
 def _fmt(v: float | None, pct: bool = True) -> str:
@@ -164,9 +163,11 @@ def run(
 @app.command()
 def experiments(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """List recent experiments."""
+    fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     wh = core.warehouse_for(settings)
     frame = wh.query(
@@ -178,32 +179,20 @@ def experiments(
         """,
         [limit],
     )
-    if not frame.height:
+    if not frame.height and fmt == "table":
         console.print(f"no experiments in {settings.warehouse}: run `evalkeeper run` or `demo`")
         return
-    t = Table(title=f"experiments in {settings.warehouse}")
-    for col in frame.columns:
-        t.add_column(col, no_wrap=col == "experiment_id")
-    for row in frame.iter_rows():
-        t.add_row(*[_cell(v) for v in row])
-    console.print(t)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return "" if v is None else str(v)
+    emit_rows(frame, fmt, title=f"experiments in {settings.warehouse}", console=console)
 
 
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the warehouse.")],
-    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+    format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run SQL against the warehouse (tables and views are documented in docs/warehouse.md)."""
-    if format not in ("table", "csv", "json"):
-        fail(f"--format {format!r}: use table, csv or json")
+    fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     try:
         frame = core.warehouse_for(settings).query(query)
@@ -211,19 +200,6 @@ def sql(
         fail(str(exc))
     except Exception as exc:  # DuckDB's own message names the problem
         fail(f"query failed: {exc}")
-    emit_frame(frame, format)
-
-
-def emit_frame(frame: pl.DataFrame, format: str) -> None:
-    if format == "csv":
-        sys.stdout.write(frame.write_csv())
-    elif format == "json":
-        print(json.dumps(frame.to_dicts(), default=str, indent=2))
-    else:
-        t = Table(show_lines=False)
-        for col in frame.columns:
-            t.add_column(col)
-        for row in frame.iter_rows():
-            t.add_row(*[_cell(v) for v in row])
-        console.print(t)
+    emit_rows(frame, fmt, console=console)
+    if fmt == "table":
         err_console.print(f"[dim]{frame.height} row(s)[/]")

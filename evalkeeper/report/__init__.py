@@ -1,0 +1,1 @@
+"""What people read: markdown, terminal tables, machine-readable listings, artifact payloads."""
