@@ -82,6 +82,14 @@ def evaluator(
     return register
 
 
+def unregister(name: str) -> Registered:
+    """Remove an evaluator from the registry (a test's own evaluator, after the test)."""
+    try:
+        return _REGISTRY.pop(name)
+    except KeyError:
+        raise UnknownEvaluator(f"unknown evaluator {name!r}: nothing to unregister") from None
+
+
 def load_builtin() -> None:
     """Import the bundled evaluators package so that its evaluators register."""
     importlib.import_module(BUILTIN_PACKAGE)

@@ -59,7 +59,9 @@ def test_an_override_is_named_by_the_option_it_came_from() -> None:
 
 def test_a_list_that_is_not_json_says_what_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", "US,GB")
-    with pytest.raises(SettingsInvalid, match=r'^EVALKEEPER_REDACTION_REGIONS: not valid JSON .*\["US", "GB"\]'):
+    with pytest.raises(
+        SettingsInvalid, match=r'^EVALKEEPER_REDACTION_REGIONS: not valid JSON .*\["US", "GB"\]'
+    ):
         settings_or_error()
 
 

@@ -143,8 +143,7 @@ def _piped(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Com
         [str(EVALKEEPER), *args],
         env={k: v for k, v in env.items() if k != "COLUMNS"},
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,  # stdout and stderr are pipes, not a terminal
         text=True,
         timeout=300,
         **kw,  # type: ignore[call-overload]
@@ -251,9 +250,7 @@ def test_commands_refuse_a_format_they_do_not_offer(settings: Settings) -> None:
     for args, allowed in cases.items():
         out = runner.invoke(app, [*args, *wh])
         assert out.exit_code == 2, out.output
-        assert out.output.strip().splitlines() == [
-            f"error: --format '{args[-1]}': {allowed}"
-        ]
+        assert out.output.strip().splitlines() == [f"error: --format '{args[-1]}': {allowed}"]
 
 
 def test_sql_markdown(settings: Settings) -> None:
