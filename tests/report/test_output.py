@@ -264,3 +264,33 @@ def test_sql_markdown(settings: Settings) -> None:
 
 def test_markdown_document_ends_in_exactly_one_newline() -> None:
     assert markdown_document("a\n\n") == markdown_document("a") == "a\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_on_a_terminal_the_console_uses_the_terminal_width(pipe_env: dict[str, str]) -> None:
+    """The same console on a (pseudo-)terminal 60 columns wide wraps at 60."""
+    import fcntl
+    import struct
+    import termios
+
+    primary, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    script = "from evalkeeper.cli.app import console\nconsole.print('word ' * 40)\n"
+    env = {k: v for k, v in pipe_env.items() if k not in ("COLUMNS", "NO_COLOR", "TERM")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**env, "TERM": "xterm"},
+                            cwd=ROOT, stdin=secondary, stdout=secondary, stderr=secondary)  # fmt: skip
+    os.close(secondary)
+    proc.wait(timeout=60)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal closed: everything is read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    lines = [ln for ln in b"".join(chunks).decode().splitlines() if ln.strip()]
+    assert proc.returncode == 0
+    assert len(lines) > 1 and all(len(ln.rstrip()) <= 60 for ln in lines)
