@@ -54,6 +54,16 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What is wrong with a JSON line and where: `invalid control character at column 9;
+    escape a line break or tab inside a string as \\n or \\t`."""
+    what = exc.msg.removesuffix(" at")  # "Invalid control character at" names no place
+    text = f"{what[:1].lower()}{what[1:]} at column {exc.colno}"
+    if what.startswith("Invalid control character"):
+        text += "; escape a line break or tab inside a string as \\n or \\t"
+    return text
+
+
 def parse_examples(path: Path) -> list[Example]:
     examples: list[Example] = []
     problems: list[str] = []
@@ -74,9 +84,7 @@ def parse_examples(path: Path) -> list[Example]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
-                problems.append(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
-                )
+                problems.append(f"{path}:{lineno}: not valid JSON ({json_problem(exc)})")
                 continue
             if not isinstance(data, dict):
                 problems.append(

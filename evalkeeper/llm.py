@@ -31,7 +31,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -195,12 +195,15 @@ class EndpointLimiter:
     once and the long-run rate is `rpm`.
     """
 
-    def __init__(self, concurrency: int, rpm: float) -> None:
+    def __init__(
+        self, concurrency: int, rpm: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.concurrency = concurrency
         self.rate = rpm / 60.0
         self.capacity = max(1.0, min(float(concurrency), self.rate))
+        self._clock = clock
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
@@ -217,7 +220,7 @@ class EndpointLimiter:
     def _reserve(self) -> float:
         """Take one token (possibly in advance); return how long to wait for it."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             self._tokens -= 1.0
@@ -227,7 +230,7 @@ class EndpointLimiter:
     def pause(self, seconds: float) -> None:
         """Hold every new request to this endpoint for `seconds` (a 429's Retry-After)."""
         with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -99,9 +99,12 @@ def evaluator(
     return register
 
 
-def unregister(name: str) -> None:
-    """Remove an evaluator (tests that register their own clean up with this)."""
-    _REGISTRY.pop(name, None)
+def unregister(name: str) -> Registered:
+    """Remove an evaluator from the registry (a test's own evaluator, after the test)."""
+    try:
+        return _REGISTRY.pop(name)
+    except KeyError:
+        raise UnknownEvaluator(f"unknown evaluator {name!r}: nothing to unregister") from None
 
 
 def with_defaults(ref: EvaluatorRef, settings: Settings) -> EvaluatorRef:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The largest markets across the Americas, Europe and Asia-Pacific: a number written in a
@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     )
     trace_sample_rate: float = Field(
         1.0, ge=0, le=1, description="Share of traces kept, by a keyed hash of the trace id."
+    )
+
+    # CI: GitHub Actions names its job-summary file here (no EVALKEEPER_ prefix)
+    github_step_summary: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("github_step_summary", "GITHUB_STEP_SUMMARY"),
+        description="GitHub Actions' job summary file (`GITHUB_STEP_SUMMARY`): `gate` appends "
+        "its markdown summary there.",
     )
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkeeper import orchestration_env
+from evalkeeper import orchestration_env, registry
 from evalkeeper.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,22 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_github_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under GitHub Actions no test appends to the job's real summary file."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+@pytest.fixture
+def restore_registry() -> Iterator[None]:
+    """A test that registers an evaluator leaves the registry as it found it."""
+    registry.load_builtin()
+    before = set(registry.available())
+    yield
+    for name in set(registry.available()) - before:
+        registry.unregister(name)
 
 
 @pytest.fixture

@@ -45,9 +45,18 @@ async def broken_on_sevens(inputs: dict[str, Any]) -> dict[str, Any]:
     return _answer(inputs)
 
 
+HANGS: Counter[str] = Counter()  # hanging calls started / cancelled by the runner's timeout
+
+
 async def hangs_on_fives(inputs: dict[str, Any]) -> dict[str, Any]:
     if inputs["n"] % 5 == 0:
-        await asyncio.sleep(30)
+        HANGS["started"] += 1
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            HANGS["cancelled"] += 1
+            raise
+        HANGS["finished"] += 1
     return _answer(inputs)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from evalkeeper.datasets import DatasetError, load_dataset
+from evalkeeper.run.targets import TargetSpecError, load_target
 from evalkeeper.suites import select
 from tests.helpers import SAMPLE_CATEGORIES, write_dataset
 
@@ -38,6 +39,22 @@ def test_bad_lines_are_all_reported_with_path_and_line(tmp_path: Path) -> None:
     assert f'{path}:4: duplicate id "a" (first on line 1)' in msg
     assert f'{path}:5: field "inputs"' in msg
     assert f'{path}:6: unknown field "category"' in msg
+
+
+def test_a_raw_tab_in_a_string_says_where_and_how_to_escape_it(tmp_path: Path) -> None:
+    path = tmp_path / "tabs.jsonl"
+    line = '{"id": "a", "inputs": {"q": "one\ttwo"}, "reference_outputs": {}}'
+    path.write_text(line + "\n")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path, tmp_path)
+    assert str(info.value).endswith(
+        f"{path}:1: not valid JSON (invalid control character at column {line.index(chr(9)) + 1}; escape a line "
+        "break or tab inside a string as \\n or \\t)"
+    )
+    replay = tmp_path / "outputs.jsonl"
+    replay.write_text('{"id": "a", "outputs": {"reply": "x"}\n')
+    with pytest.raises(TargetSpecError, match=r"outputs.jsonl:1: not valid JSON \(expecting "):
+        load_target(f"replay:{replay}")
 
 
 def test_unknown_dataset_names_the_known_ones(tmp_path: Path) -> None:

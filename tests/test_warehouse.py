@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -245,10 +244,8 @@ def test_two_writer_processes_at_once_lose_nothing(settings: Settings, tmp_path:
         )  # fmt: skip
 
     procs = [start("nightly"), start("manual")]
-    t0 = time.monotonic()
-    outs = [p.communicate(timeout=180) for p in procs]
+    outs = [p.communicate(timeout=180) for p in procs]  # a guard against a hang
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
-    assert time.monotonic() - t0 < 180
     wh = core.warehouse_for(settings)
     wh.ingest_spool()
     counts = dict(wh.rows("SELECT experiment_id, count(*) FROM runs GROUP BY 1"))

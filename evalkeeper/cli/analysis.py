@@ -15,9 +15,11 @@ from evalkeeper.cli.app import (
     console,
     fail,
     load_settings,
+    output_format,
 )
 from evalkeeper.cli.run import AllowSkippedOpt, WarehouseOpt, print_summary, run_suite_or_exit
 from evalkeeper.models import Suite
+from evalkeeper.report.output import SummaryWriteError, print_gate_result, write_markdown_summary
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import WarehouseLocked, save_comparison
 
@@ -91,6 +93,9 @@ def gate(
     markdown: Annotated[
         Path | None, typer.Option(help="Also write the markdown summary to this file.")
     ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="table, markdown (only the summary) or json.")
+    ] = "table",
     inconclusive_fails: Annotated[
         bool | None,
         typer.Option("--inconclusive-fails/--inconclusive-passes", help="Exit 2 or 0."),
@@ -108,6 +113,7 @@ def gate(
     from evalkeeper.analysis.gate import decide_gate
     from evalkeeper.report.markdown import render_gate
 
+    fmt = output_format(format, FORMATS)
     settings = load_settings(warehouse=warehouse, inconclusive_fails=inconclusive_fails)
     summary = run_suite_or_exit(
         settings,
@@ -119,7 +125,8 @@ def gate(
         no_cache=no_cache,
         allow_skipped=core.parse_evaluator_names(allow_skipped),
     )
-    print_summary(summary)
+    if fmt == "table":
+        print_summary(summary)
     outcome = decide_gate(
         core.warehouse_for(settings),
         summary.experiment.experiment_id,
@@ -129,7 +136,9 @@ def gate(
         error_groups=summary.error_groups,
     )
     text = render_gate(outcome)
-    console.print(text, markup=False, highlight=False)
-    if markdown:
-        markdown.write_text(text + "\n", encoding="utf-8")
+    print_gate_result(outcome, text, fmt)
+    try:
+        write_markdown_summary(text, markdown, settings)
+    except SummaryWriteError as exc:
+        fail(str(exc))
     raise typer.Exit(outcome.exit_code)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from evalkeeper.exitcodes import (  # the codes, documented in evalkeeper/exitcodes.py
     EXIT_ERROR,
@@ -15,7 +16,9 @@ from evalkeeper.exitcodes import (  # the codes, documented in evalkeeper/exitco
     EXIT_RUN_FAILED,
 )
 from evalkeeper.registry import UnknownEvaluator
+from evalkeeper.report.output import FormatError, check_format, make_console
 from evalkeeper.settings import Settings
+from evalkeeper.settings_errors import SettingsInvalid, validated_settings
 
 app = typer.Typer(
     name="evalkeeper",
@@ -24,8 +27,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# the terminal's width on a terminal; never a wrapped or cut line when piped (CI, scripts)
+console = make_console()
+err_console = make_console(stderr=True)
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REGRESSION", "EXIT_RUN_FAILED"]
 
@@ -35,14 +39,40 @@ __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REGRESSION", "EXIT
 INPUT_ERRORS = (ValueError, UnknownEvaluator)
 
 
+def cli_option(field: str) -> str:
+    """The command-line option a settings override came from (`baseline_branch` ->
+    `--baseline-branch`)."""
+    return "--" + field.replace("_", "-")
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and `.env`, with explicit CLI overrides on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    """Settings from the environment and `.env`, with explicit CLI overrides on top. A bad
+    value exits 2 with one line per problem: `error: EVALKEEPER_CONCURRENCY=0: must be at
+    least 1 (…)`, or `error: --lock-wait-s=…` for an option."""
+    try:
+        return validated_settings(overrides, cli_option)
+    except SettingsInvalid as exc:
+        for line in exc.problems:
+            _print_error(line)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _print_error(message: str) -> None:
+    # the message is text, never markup: `[[evaluators]]` or `[1, 2]` print as written
+    err_console.print(Text("error:", style="bold red"), Text(message), soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err_console.print("[bold red]error:[/]", message, highlight=False, soft_wrap=True, markup=True)
+    _print_error(message)
     raise typer.Exit(code)
+
+
+def output_format(value: str, allowed: Sequence[str]) -> str:
+    """The `--format` value, or exit 2: `error: --format 'x': use table, csv or json`."""
+    try:
+        return check_format(value, allowed)
+    except FormatError as exc:
+        fail(str(exc))
 
 
 def message_of(exc: BaseException) -> str:

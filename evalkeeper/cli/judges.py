@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from evalkeeper.cli.app import app, console, load_settings
+from evalkeeper.cli.app import app, console, fail, load_settings, output_format
 from evalkeeper.llm import is_pinned
+from evalkeeper.report.output import ROW_FORMATS, emit_rows
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
 
@@ -60,20 +60,32 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
     return rows
 
 
+JUDGE_COLUMNS = (
+    "judge", "kind", "model", "pinned", "prompt_version", "choices", "votes", "status", "note",
+    "description",
+)  # fmt: skip
+
+
 @app.command()
 def judges(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    format: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = (
+        "table"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     warehouse: Annotated[
         Path | None,
         typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb)."),
     ] = None,
 ) -> None:
     """List the LLM judges: model pin, prompt version, votes and status (active/retired)."""
+    fmt = output_format(format, ROW_FORMATS)
+    if as_json and fmt not in ("table", "json"):
+        fail(f"--json and --format {fmt}: give one of them")
+    fmt = "json" if as_json else fmt
     settings = load_settings(warehouse=warehouse)
     rows = judge_rows(settings)
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, default=str))
+    if fmt != "table":
+        emit_rows(rows, fmt, JUDGE_COLUMNS)
         return
     endpoint = settings.judge_base_url or "not configured"
     t = Table(title=f"LLM judges (endpoint: {endpoint})")

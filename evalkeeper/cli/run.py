@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +21,9 @@ from evalkeeper.cli.app import (
     interrupted,
     load_settings,
     message_of,
+    output_format,
 )
+from evalkeeper.report.output import ROW_FORMATS, emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
 from evalkeeper.warehouse import WarehouseLocked
@@ -39,6 +38,7 @@ AllowSkippedOpt = Annotated[
         "without making the verdict inconclusive."
     ),
 ]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")]
 
 
 def _fmt(v: float | None, pct: bool = True) -> str:
@@ -243,9 +243,11 @@ def score(
 @app.command()
 def experiments(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """List recent experiments, and whether each can serve as a baseline (and if not, why)."""
+    fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     wh = core.warehouse_for(settings)
     frame = wh.query(
@@ -257,7 +259,7 @@ def experiments(
         """,
         [limit],
     )
-    if not frame.height:
+    if not frame.height and fmt == "table":
         console.print(f"no experiments in {settings.warehouse}: run `evalkeeper run` or `demo`")
         return
     from evalkeeper.analysis.baseline import eligibility, spooled_experiments
@@ -272,29 +274,17 @@ def experiments(
             ["yes" if not why.get(i) else "no: " + "; ".join(why[i]) for i in ids],
         )
     )
-    t = Table(title=f"experiments in {settings.warehouse}")
-    for col in frame.columns:
-        t.add_column(col, no_wrap=col == "experiment_id")
-    for row in frame.iter_rows():
-        t.add_row(*[_cell(v) for v in row])
-    console.print(t)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return "" if v is None else str(v)
+    emit_rows(frame, fmt, title=f"experiments in {settings.warehouse}", console=console)
 
 
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the warehouse.")],
-    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+    format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run SQL against the warehouse (tables and views are documented in docs/warehouse.md)."""
-    if format not in ("table", "csv", "json"):
-        fail(f"--format {format!r}: use table, csv or json")
+    fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     try:
         frame = core.warehouse_for(settings).query(query)
@@ -302,19 +292,6 @@ def sql(
         fail(str(exc))
     except Exception as exc:  # DuckDB's own message names the problem
         fail(f"query failed: {exc}")
-    emit_frame(frame, format)
-
-
-def emit_frame(frame: pl.DataFrame, format: str) -> None:
-    if format == "csv":
-        sys.stdout.write(frame.write_csv())
-    elif format == "json":
-        print(json.dumps(frame.to_dicts(), default=str, indent=2))
-    else:
-        t = Table(show_lines=False)
-        for col in frame.columns:
-            t.add_column(col)
-        for row in frame.iter_rows():
-            t.add_row(*[_cell(v) for v in row])
-        console.print(t)
+    emit_rows(frame, fmt, console=console)
+    if fmt == "table":
         err_console.print(f"[dim]{frame.height} row(s)[/]")

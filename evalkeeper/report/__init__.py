@@ -1,4 +1,4 @@
-"""What people read: markdown summaries, terminal tables, artifact payloads."""
+"""What people read: markdown, terminal tables, machine-readable listings, artifact payloads."""
 
 from evalkeeper.report.markdown import render_markdown
 from evalkeeper.report.table import render_table

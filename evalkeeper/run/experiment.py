@@ -70,9 +70,10 @@ def resolve_evaluators(dataset: Dataset, names: list[str] | None) -> list[Evalua
     if names is None:
         if not configured:
             raise ExperimentError(
-                f"dataset {dataset.name!r} configures no default evaluators "
-                f"(add [[evaluators]] to {Path(dataset.path).with_suffix('.toml')}) "
-                "and none were given: pass --evaluators NAME,NAME"
+                f"dataset {dataset.name!r} configures no default evaluators and none were "
+                "given: pass --evaluators NAME,NAME, or add an [[evaluators]] table to "
+                f"{Path(dataset.path).with_suffix('.toml')}, e.g.\n"
+                '[[evaluators]]\nname = "exact_match"'
             )
         return list(configured.values())
     return [configured.get(n, EvaluatorRef(name=n)) for n in names]

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from evalkeeper.datasets import json_problem
 from evalkeeper.models import TargetPin
 
 
@@ -136,7 +137,9 @@ class ReplayTarget(Target):
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise TargetSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+                    raise TargetSpecError(
+                        f"{path}:{lineno}: not valid JSON ({json_problem(exc)})"
+                    ) from exc
                 if not isinstance(rec, dict) or "id" not in rec:
                     raise TargetSpecError(f'{path}:{lineno}: missing field "id"')
                 if "outputs" not in rec and "error" not in rec:

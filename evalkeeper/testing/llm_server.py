@@ -22,6 +22,9 @@ How it decides what to answer:
   (with `Retry-After: retry_after` when set), `server_errors` next requests get 500,
   `fail_status` answers every request with that status; `malformed` next answers (or all,
   with `always_malformed`) are prose instead of JSON. `latency_s` delays every answer.
+- **Overlap**: the server counts the requests it is answering at once (`max_in_flight`).
+  With `Policy.hold_until_concurrent` n, an answer waits (at most `HOLD_LIMIT_S`) until n
+  requests have been in flight together, so a test sees overlap whatever the machine's speed.
 - **Usage**: `count_tokens(text) = len(text) // 4 + 1`, over all message contents for the
   prompt and over the answer for the completion.
 
@@ -53,6 +56,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+HOLD_LIMIT_S = 10.0
+"""The longest an answer waits for `hold_until_concurrent` (then it answers anyway)."""
 EXPECT = re.compile(r"\[\[expect:([\w\-]+)\]\]")
 UNSUPPORTED = re.compile(r"\[\[unsupported:(.+?)\]\]")
 
@@ -79,6 +84,7 @@ class Policy:
     fail_status: int | None = None
     malformed: int = 0
     always_malformed: bool = False
+    hold_until_concurrent: int = 0
 
 
 @dataclass
@@ -100,6 +106,8 @@ class ScriptedLLMServer:
 
     def __post_init__(self) -> None:
         self.app = self._build_app()
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -154,9 +162,16 @@ class ScriptedLLMServer:
         with self.lock:
             return len(self.requests)
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests answered at once since the last `reset`."""
+        with self.lock:
+            return self._max_in_flight
+
     def reset(self, policy: Policy | None = None) -> None:
         with self.lock:
             self.requests.clear()
+            self._max_in_flight = 0
             if policy is not None:
                 self.policy = policy
 
@@ -172,10 +187,19 @@ class ScriptedLLMServer:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> JSONResponse:
             body = await request.json()
-            status, payload, headers, latency = self._answer(body)
-            if latency:
-                await asyncio.sleep(latency)
-            return JSONResponse(payload, status_code=status, headers=headers)
+            with self.lock:
+                self._in_flight += 1
+                self._max_in_flight = max(self._max_in_flight, self._in_flight)
+                hold = self.policy.hold_until_concurrent
+            try:
+                status, payload, headers, latency = self._answer(body)
+                if latency:
+                    await asyncio.sleep(latency)
+                await self._hold(hold)
+                return JSONResponse(payload, status_code=status, headers=headers)
+            finally:
+                with self.lock:
+                    self._in_flight -= 1
 
         @app.post("/_control/reset")
         async def control_reset(request: Request) -> dict[str, Any]:
@@ -189,6 +213,15 @@ class ScriptedLLMServer:
             return {"calls": self.calls, "statuses": self.statuses()}
 
         return app
+
+    async def _hold(self, until_concurrent: int) -> None:
+        """Wait until `until_concurrent` requests have been in flight together."""
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while until_concurrent and time.monotonic() < deadline:
+            with self.lock:
+                if self._max_in_flight >= until_concurrent:
+                    return
+            await asyncio.sleep(0.005)
 
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str], float]:
         with self.lock:

@@ -137,7 +137,7 @@ SCHEMA_V1 = [
         cost_usd DOUBLE,
         created_at TIMESTAMPTZ NOT NULL
     )""",
-    # One comparison (evalkeeper.compare.save_comparison) is one batch of rows sharing a
+    # One comparison (evalkeeper.warehouse.comparisons.save_comparison) is one batch of rows sharing a
     # comparison_id: kind 'verdict' (one row; evaluator = category = '__verdict__'), kind
     # 'cell' (one per evaluator x category, category '__all__' per evaluator) and kind 'row'
     # (one per critical/incident example that passed in the baseline and fails now).

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from evalkeeper import registry
 from evalkeeper.models import EvaluatorRef, Example, RunRecord, Score
 from evalkeeper.registry import EvaluatorConfigError, build, evaluator
 
@@ -173,6 +174,7 @@ def test_latency_p95_bad_threshold_fails_at_build() -> None:
 # -- the registry turns an evaluator crash into an error score --------------------------------
 
 
+@pytest.mark.usefixtures("restore_registry")
 def test_evaluator_raising_inside_gives_an_error_score() -> None:
     name = f"test_raises_{uuid.uuid4().hex[:8]}"
 
@@ -189,3 +191,20 @@ def test_evaluator_raising_inside_gives_an_error_score() -> None:
     assert score.error is not None and "KeyError" in score.error and "boom" in score.error
     assert score.passed is None and score.value is None
     assert score.name == name and score.version == "0"
+
+
+@pytest.mark.usefixtures("restore_registry")
+def test_unregister_removes_an_evaluator_and_refuses_an_unknown_one() -> None:
+    name = f"test_unregister_{uuid.uuid4().hex[:8]}"
+
+    @evaluator(name, version="0")
+    def passes() -> Any:
+        """Always passes (test only)."""
+        return lambda: True
+
+    assert registry.get(name).factory is passes
+    assert registry.unregister(name).name == name
+    with pytest.raises(registry.UnknownEvaluator, match=name):
+        registry.get(name)
+    with pytest.raises(registry.UnknownEvaluator, match="nothing to unregister"):
+        registry.unregister(name)
