@@ -6,7 +6,8 @@
         trace = map_trace(spans)                                    # trace JSONL form
 
 The pieces live in `otlp_decode` (bodies to `Span`s), `assembler` (spans to traces,
-bounded) and `otlp_map` (GenAI and OpenInference attributes to a trace dict).
+bounded), `otlp_map` (GenAI and OpenInference attributes to a trace dict) and
+`otlp_messages` (the message shapes of both conventions).
 """
 
 from __future__ import annotations

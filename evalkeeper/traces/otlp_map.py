@@ -26,22 +26,22 @@ usage. Two attribute conventions are read:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from evalkeeper.traces.otlp_decode import STATUS_ERROR, Span
+from evalkeeper.traces.otlp_messages import (
+    indexed,
+    input_messages,
+    output_messages,
+    parse_json,
+    tool_call,
+)
 
 __all__ = ["find_root", "map_trace"]
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
-_MESSAGE_EVENTS = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
 
 
 def find_root(spans: Sequence[Span]) -> Span:
@@ -62,9 +62,9 @@ def map_trace(spans: Sequence[Span]) -> dict[str, Any]:
     res = root.resource
     llm_spans = [s for s in others if _is_llm(s)]
 
-    inputs = _inputs(root) or next((m for s in llm_spans if (m := _input_messages(s))), None)
+    inputs = _inputs(root) or next((m for s in llm_spans if (m := input_messages(s))), None)
     outputs = _outputs(root) or next(
-        (m for s in reversed(llm_spans) if (m := _output_messages(s))), None
+        (m for s in reversed(llm_spans) if (m := output_messages(s))), None
     )
     in_tok, out_tok = _usage(root, others)
     metadata: dict[str, Any] = {
@@ -157,177 +157,27 @@ def _model(s: Span) -> str | None:
 
 
 def _inputs(s: Span) -> dict[str, Any] | None:
-    if messages := _input_messages(s):
+    if messages := input_messages(s):
         return messages
     value = s.attributes.get("input.value")
     if value is None or value == "":
         return None
-    parsed = _json(value)
+    parsed = parse_json(value)
     if isinstance(parsed, dict):
         return parsed
     return {"input": value if not isinstance(parsed, list) else parsed}
 
 
 def _outputs(s: Span) -> dict[str, Any] | None:
-    if messages := _output_messages(s):
+    if messages := output_messages(s):
         return messages
     value = s.attributes.get("output.value")
     if value is None or value == "":
         return None
-    parsed = _json(value)
+    parsed = parse_json(value)
     if isinstance(parsed, dict):
         return parsed
     return {"reply": value if isinstance(value, str) else json.dumps(value)}
-
-
-def _input_messages(s: Span) -> dict[str, Any] | None:
-    a = s.attributes
-    messages: list[dict[str, Any]] = []
-    if (sys := a.get("gen_ai.system_instructions")) is not None:
-        text = _text_of_parts(_json(sys))
-        if text:
-            messages.append({"role": "system", "content": text})
-    found = (
-        _genai_messages(a.get("gen_ai.input.messages"))
-        or _legacy_messages(a, "gen_ai.prompt", "user")
-        or _event_messages(s, output=False)
-        or _openinference_messages(a, "llm.input_messages")
-    )
-    messages.extend(found)
-    return {"messages": messages} if messages else None
-
-
-def _output_messages(s: Span) -> dict[str, Any] | None:
-    a = s.attributes
-    messages = (
-        _genai_messages(a.get("gen_ai.output.messages"))
-        or _legacy_messages(a, "gen_ai.completion", "assistant")
-        or _event_messages(s, output=True)
-        or _openinference_messages(a, "llm.output_messages")
-    )
-    if not messages:
-        return None
-    reply = next((m["content"] for m in reversed(messages) if m.get("content")), "")
-    return {"reply": reply, "messages": messages}
-
-
-def _genai_messages(value: Any) -> list[dict[str, Any]]:
-    """`gen_ai.input.messages` / `gen_ai.output.messages`: `[{role, parts: [...]}]`."""
-    parsed = _json(value) if value is not None else None
-    if not isinstance(parsed, list):
-        return []
-    return [m for item in parsed if isinstance(item, dict) and (m := _message(item))]
-
-
-def _message(item: dict[str, Any], default_role: str = "user") -> dict[str, Any] | None:
-    """One message in any of the shapes seen: GenAI parts, OpenAI `content`/`tool_calls`."""
-    inner = item.get("message")
-    msg: dict[str, Any] = inner if isinstance(inner, dict) else item
-    role = str(msg.get("role") or default_role)
-    calls: list[dict[str, Any]] = []
-    texts: list[str] = []
-    parts = msg.get("parts")
-    if isinstance(parts, list):
-        for part in parts:
-            if not isinstance(part, dict):
-                continue
-            ptype = part.get("type")
-            if ptype == "tool_call":
-                calls.append(_call(part.get("name"), part.get("arguments")))
-            elif ptype == "tool_call_response":
-                resp = part.get("response", part.get("result"))
-                texts.append(resp if isinstance(resp, str) else json.dumps(resp))
-            elif isinstance(part.get("content"), str):
-                texts.append(part["content"])
-            elif isinstance(part.get("text"), str):
-                texts.append(part["text"])
-    content = msg.get("content")
-    if isinstance(content, str):
-        texts.append(content)
-    elif isinstance(content, list):
-        texts.append(_text_of_parts(content))
-    for tc in msg.get("tool_calls") or []:
-        if isinstance(tc, dict):
-            inner_fn = tc.get("function")
-            fn: dict[str, Any] = inner_fn if isinstance(inner_fn, dict) else tc
-            calls.append(_call(fn.get("name"), fn.get("arguments", fn.get("args"))))
-    text = "\n".join(t for t in texts if t)
-    if not text and not calls:
-        return None
-    out: dict[str, Any] = {"role": role, "content": text}
-    if calls:
-        out["tool_calls"] = calls
-    return out
-
-
-def _text_of_parts(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "\n".join(
-            p if isinstance(p, str) else str(p.get("content") or p.get("text") or "")
-            for p in value
-            if isinstance(p, str | dict)
-        ).strip()
-    return ""
-
-
-def _legacy_messages(a: dict[str, Any], key: str, role: str) -> list[dict[str, Any]]:
-    """`gen_ai.prompt` / `gen_ai.completion`: JSON messages or text; or `{key}.{i}.role/content`."""
-    value = a.get(key)
-    if value is not None and value != "":
-        parsed = _json(value)
-        if isinstance(parsed, list):
-            return [m for x in parsed if isinstance(x, dict) and (m := _message(x, role))]
-        if isinstance(parsed, dict):
-            m = _message(parsed, role)
-            return [m] if m else []
-        return [{"role": role, "content": str(value)}]
-    flat = _indexed(a, key + ".")
-    return [m for item in flat if (m := _message(item, role))]
-
-
-def _event_messages(s: Span, *, output: bool) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for e in s.events:
-        a = e.attributes
-        if output and e.name == "gen_ai.content.completion":
-            out.extend(_legacy_messages(a, "gen_ai.completion", "assistant"))
-        elif not output and e.name == "gen_ai.content.prompt":
-            out.extend(_legacy_messages(a, "gen_ai.prompt", "user"))
-        elif (output and e.name == "gen_ai.choice") or (not output and e.name in _MESSAGE_EVENTS):
-            role = "assistant" if output else _MESSAGE_EVENTS[e.name]
-            body = _json(a["gen_ai.event.content"]) if "gen_ai.event.content" in a else dict(a)
-            if isinstance(body, dict):
-                if isinstance(body.get("message"), str):
-                    body = {**body, "message": _json(body["message"])}
-                if isinstance(body.get("tool_calls"), str):
-                    body = {**body, "tool_calls": _json(body["tool_calls"])}
-                if m := _message(body, role):
-                    out.append(m)
-    return out
-
-
-def _openinference_messages(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    out = []
-    for item in _indexed(a, prefix + "."):
-        role = str(item.get("message.role") or "user")
-        content = item.get("message.content")
-        texts = [content] if isinstance(content, str) else []
-        for part in _indexed(item, "message.contents."):
-            if isinstance(part.get("message_content.text"), str):
-                texts.append(part["message_content.text"])
-        msg: dict[str, Any] = {"role": role, "content": "\n".join(t for t in texts if t)}
-        calls = [
-            _call(tc.get("tool_call.function.name"), tc.get("tool_call.function.arguments"))
-            for tc in _indexed(item, "message.tool_calls.")
-            if tc.get("tool_call.function.name")
-        ]
-        if calls:
-            msg["tool_calls"] = calls
-        if msg["content"] or calls:
-            out.append(msg)
-    return out
 
 
 # -- tool calls, context, usage, status ---------------------------------------------------
@@ -344,23 +194,14 @@ def _tool_calls(ordered: Sequence[Span]) -> list[dict[str, Any]]:
         args = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters"))
         if args is None and _kind(s) == "TOOL":
             args = a.get("input.value")
-        calls.append(_call(name, args))
+        calls.append(tool_call(name, args))
     if calls:
         return calls
     sources = [s for s in ordered if _is_llm(s)] or ordered[:1]
     for s in sources:
-        for m in (_output_messages(s) or {}).get("messages", []):
+        for m in (output_messages(s) or {}).get("messages", []):
             calls.extend(m.get("tool_calls", []))
     return calls
-
-
-def _call(name: Any, args: Any) -> dict[str, Any]:
-    parsed = _json(args) if isinstance(args, str) else args
-    if parsed is None or parsed == "":
-        parsed = {}
-    if not isinstance(parsed, dict):
-        parsed = {"_raw": args}
-    return {"name": str(name or ""), "args": parsed}
 
 
 def _context(ordered: Sequence[Span]) -> list[dict[str, Any]]:
@@ -368,12 +209,12 @@ def _context(ordered: Sequence[Span]) -> list[dict[str, Any]]:
     for s in ordered:
         a = s.attributes
         if (value := a.get("gen_ai.retrieval.documents")) is not None:
-            parsed = _json(value)
+            parsed = parse_json(value)
             for i, d in enumerate(parsed if isinstance(parsed, list) else []):
                 if isinstance(d, dict):
                     text = d.get("content", d.get("text", ""))
                     docs.append({"id": str(d.get("id", f"{s.span_id}:{i}")), "text": str(text)})
-        for i, d in enumerate(_indexed(a, "retrieval.documents.")):
+        for i, d in enumerate(indexed(a, "retrieval.documents.")):
             doc_id = d.get("document.id")
             docs.append(
                 {
@@ -425,30 +266,6 @@ def _error(root: Span) -> str | None:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-_INDEX = re.compile(r"(\d+)\.(.+)")
-
-
-def _indexed(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """`{prefix}{i}.{rest}` keys as a list of `{rest: value}` dicts ordered by `i`."""
-    groups: dict[int, dict[str, Any]] = {}
-    n = len(prefix)
-    for key, value in a.items():
-        if key.startswith(prefix) and (m := _INDEX.fullmatch(key, n)):
-            groups.setdefault(int(m.group(1)), {})[m.group(2)] = value
-    return [groups[i] for i in sorted(groups)]
-
-
-def _json(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text or text[0] not in '[{"':
-        return value
-    try:
-        return json.loads(text)
-    except ValueError:
-        return value
 
 
 def _first_attr(spans: Iterable[Span], keys: Sequence[str]) -> str | None:
