@@ -114,6 +114,23 @@ class Settings(BaseSettings):
         "its markdown summary there.",
     )
 
+    # OTLP/HTTP trace receiver (`evalkeeper listen`)
+    otlp_max_body_bytes: int = Field(
+        16 * 2**20, ge=1, description="Largest OTLP export body, after decompression (bytes)."
+    )
+    otlp_settle_s: float = Field(
+        3.0, ge=0, description="A trace is complete this long after its last span (root seen)."
+    )
+    otlp_root_wait_s: float = Field(
+        60.0, ge=0, description="A trace whose root span never came is completed after this."
+    )
+    otlp_max_open_traces: int = Field(
+        10_000, ge=1, description="Traces kept open at once; the least recent is evicted."
+    )
+    otlp_max_spans_per_trace: int = Field(
+        1_000, ge=1, description="Spans kept per trace; more are rejected (partial success)."
+    )
+
     @property
     def spool_path(self) -> Path:
         return self.spool_dir or self.warehouse.with_name(self.warehouse.name + ".spool")

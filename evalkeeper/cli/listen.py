@@ -1,0 +1,92 @@
+"""`evalkeeper listen`: the HTTP app (OTLP/HTTP traces on `POST /v1/traces`) under uvicorn.
+
+Completed traces go to a sink: by default the trace store, through
+`evalkeeper.traces.ingest.make_trace_sink(settings)` (imported when the command starts; if
+that module or function is not there, the command stops with a message saying so), or,
+with `--jsonl PATH`, appended to a JSONL file in the trace JSONL form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evalkeeper.cli.app import app, console, fail, load_settings
+from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.http.app import TraceSink, create_app
+from evalkeeper.settings import Settings
+
+INGEST_MODULE = "evalkeeper.traces.ingest"
+
+
+class SinkUnavailable(RuntimeError):
+    """The default trace sink (the trace store) cannot be had; the message says what to do."""
+
+
+def store_sink(settings: Settings) -> TraceSink:
+    """The trace store's sink: `evalkeeper.traces.ingest.make_trace_sink(settings)`."""
+    try:
+        ingest = importlib.import_module(INGEST_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (INGEST_MODULE, "evalkeeper.traces"):
+            raise
+        raise SinkUnavailable(
+            f"the trace store is not available ({INGEST_MODULE} is not installed); "
+            "pass --jsonl PATH to append the traces to a JSONL file instead"
+        ) from None
+    make = getattr(ingest, "make_trace_sink", None)
+    if make is None:
+        raise SinkUnavailable(
+            f"{INGEST_MODULE} has no make_trace_sink(settings) to store OTLP traces with; "
+            "pass --jsonl PATH to append the traces to a JSONL file instead"
+        )
+    sink: TraceSink = make(settings)
+    return sink
+
+
+def jsonl_sink(path: Path) -> TraceSink:
+    """Appends each trace as one JSON line to `path` (created with its folder if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(lines: str) -> None:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(lines)
+
+    async def sink(traces: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(t, ensure_ascii=False, default=str) + "\n" for t in traces)
+        await asyncio.to_thread(append, text)
+
+    return sink
+
+
+@app.command()
+def listen(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (4318 is OTLP/HTTP's).")] = 4318,
+    jsonl: Annotated[
+        Path | None,
+        typer.Option("--jsonl", help="Append completed traces to this JSONL file, not the store."),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Receive OpenTelemetry traces (OTLP/HTTP, protobuf or JSON) on POST /v1/traces."""
+    import uvicorn
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        sink = jsonl_sink(jsonl) if jsonl is not None else store_sink(settings)
+    except SinkUnavailable as exc:
+        fail(f"evalkeeper listen: {exc}")
+    where = f"JSONL file {jsonl}" if jsonl is not None else f"trace store ({settings.warehouse})"
+    console.print(
+        f"[bold]evalkeeper listen[/]: OTLP/HTTP traces on http://{host}:{port}/v1/traces "
+        f"-> {where}; settle {settings.otlp_settle_s:g} s",
+        highlight=False,
+    )
+    uvicorn.run(create_app(settings, trace_sink=sink), host=host, port=port, log_level=log_level)

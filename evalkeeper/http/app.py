@@ -1,0 +1,200 @@
+"""The FastAPI app of `evalkeeper listen`: `POST /v1/traces` (OTLP/HTTP) and `GET /health`.
+
+`create_app(settings, trace_sink=...)` answers like an OpenTelemetry collector: 200 with an
+`ExportTraceServiceResponse` (a partial success naming how many spans were rejected and
+why), 400 for a body that cannot be read, 413 over `settings.otlp_max_body_bytes`, 415 for
+a content type or encoding other than protobuf/JSON and gzip; errors carry a
+`google.rpc.Status`, in the request's encoding. Spans go to an `Assembler`; a background
+task hands each completed trace, mapped to the trace JSONL form, to the injected
+`trace_sink(traces)`, and at shutdown every open trace is flushed to it. A sink that fails
+is logged and counted (`GET /health`: `sink.failed_traces`), never passed over in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from evalkeeper.settings import Settings
+from evalkeeper.traces.otlp import (
+    JSON,
+    Assembler,
+    BodyTooLarge,
+    ExportError,
+    Span,
+    UnsupportedMediaType,
+    decode_export,
+    encode_response,
+    encode_status,
+    map_trace,
+    media_type,
+)
+
+__all__ = ["TraceSink", "create_app"]
+
+TraceSink = Callable[[list[dict[str, Any]]], Awaitable[None]]
+"""Receives completed traces (trace JSONL form dicts), a batch at a time."""
+
+log = logging.getLogger(__name__)
+
+# google.rpc.Code values used in error answers
+_RPC_CODE = {400: 3, 413: 8, 415: 3}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
+
+
+def create_app(
+    settings: Settings,
+    *,
+    trace_sink: TraceSink,
+    clock: Callable[[], float] = time.monotonic,
+    tick_s: float | None = None,
+) -> FastAPI:
+    """The ASGI app; `trace_sink` receives every completed trace."""
+    assembler = Assembler(
+        settle_s=settings.otlp_settle_s,
+        root_wait_s=settings.otlp_root_wait_s,
+        max_open_traces=settings.otlp_max_open_traces,
+        max_spans_per_trace=settings.otlp_max_spans_per_trace,
+        clock=clock,
+    )
+    delivery = _Delivery(trace_sink)
+    tick = tick_s if tick_s is not None else min(0.5, max(0.05, settings.otlp_settle_s / 4))
+    max_bytes = settings.otlp_max_body_bytes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def completing() -> None:
+            while True:
+                await asyncio.sleep(tick)
+                if ready := assembler.due():
+                    await delivery.deliver(ready)
+
+        task = asyncio.create_task(completing(), name="otlp-complete-traces")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if rest := assembler.flush():
+                log.info("OTLP: flushing %d open trace(s) at shutdown", len(rest))
+                await delivery.deliver(rest)
+
+    app = FastAPI(title="evalkeeper", lifespan=lifespan)
+    app.state.assembler = assembler
+    app.state.delivery = delivery
+
+    @app.post("/v1/traces")
+    async def export_traces(request: Request) -> Response:
+        try:
+            kind = media_type(request.headers.get("content-type"))
+        except UnsupportedMediaType as exc:
+            return _error(JSON, exc)
+        try:
+            body = await _read_body(request, max_bytes)
+            export = decode_export(
+                body,
+                request.headers.get("content-type"),
+                request.headers.get("content-encoding"),
+                max_bytes=max_bytes,
+            )
+        except ExportError as exc:
+            return _error(kind, exc)
+        added = assembler.add(export.spans)
+        rejected = export.rejected + added.rejected + added.late
+        messages = []
+        if export.rejected:
+            messages.append(
+                f"{export.rejected} span(s) without a valid trace or span id were rejected "
+                f"({'; '.join(export.reasons)})"
+            )
+        if extra := added.message(assembler.max_spans_per_trace, assembler.settle_s):
+            messages.append(extra)
+        return Response(
+            encode_response(kind, rejected, "; ".join(messages)), media_type=kind, status_code=200
+        )
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "open_traces": assembler.open_traces,
+            "open_spans": assembler.open_spans,
+            "assembler": assembler.stats.as_dict(),
+            "sink": delivery.counts(),
+        }
+
+    return app
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(int(declared), max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, max_bytes: int) -> BodyTooLarge:
+    return BodyTooLarge(
+        f"the body is over {max_bytes:,} bytes ({size:,} or more); export smaller batches "
+        "or raise EVALKEEPER_OTLP_MAX_BODY_BYTES"
+    )
+
+
+def _error(kind: str, exc: ExportError) -> Response:
+    log.info("OTLP export refused (%d): %s", exc.status_code, exc)
+    code = _RPC_CODE.get(exc.status_code, 3)
+    return Response(
+        encode_status(kind, code, str(exc)), status_code=exc.status_code, media_type=kind
+    )
+
+
+class _Delivery:
+    """Maps completed traces and hands them to the sink, counting what could not be."""
+
+    def __init__(self, sink: TraceSink) -> None:
+        self.sink = sink
+        self.delivered = 0
+        self.failed_traces = 0
+        self.map_errors = 0
+        self.last_error: str | None = None
+
+    async def deliver(self, ready: list[list[Span]]) -> None:
+        traces = []
+        for spans in ready:
+            try:
+                traces.append(map_trace(spans))
+            except Exception as exc:  # a mapping bug must not stop the receiver
+                self.map_errors += 1
+                self.last_error = f"trace {spans[0].trace_id if spans else '?'}: {exc!r}"
+                log.exception("OTLP: could not map trace %s", spans[0].trace_id if spans else "?")
+        if not traces:
+            return
+        try:
+            await self.sink(traces)
+        except Exception as exc:
+            self.failed_traces += len(traces)
+            self.last_error = f"sink: {exc!r}"
+            log.exception("OTLP: the trace sink failed; %d trace(s) not stored", len(traces))
+        else:
+            self.delivered += len(traces)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "delivered_traces": self.delivered,
+            "failed_traces": self.failed_traces,
+            "map_errors": self.map_errors,
+            "last_error": self.last_error,
+        }

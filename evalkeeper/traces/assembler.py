@@ -1,0 +1,223 @@
+"""Spans to whole traces: spans of one trace arrive in several exports and in any order.
+
+The `Assembler` keeps the open traces' spans by trace id, in memory that stays bounded:
+
+- a trace is complete when its root span (no parent) has arrived and no span for it came
+  for `settle_s` seconds; a trace whose root never came is completed (the topmost span
+  stands in for the root, `metadata.root_missing`) once it has been quiet for `settle_s`
+  and open for `root_wait_s`; `flush()` completes everything (at shutdown);
+- at most `max_open_traces` are open: the least recently updated one is then completed early
+  if its root has arrived (`evicted_early`), else dropped (`dropped_traces`,
+  `dropped_spans`, and a warning);
+- at most `max_spans_per_trace` spans per trace (its root is always taken): the rest are
+  rejected (`rejected_spans`), and the export is told so (partial success);
+- a span for a trace that was already completed is late: it is counted (`late_spans`),
+  logged, and rejected; the ids of the last `completed_memory` traces are remembered for that.
+- a span sent again (same span id, e.g. an exporter retry) is counted (`duplicate_spans`)
+  and kept once.
+
+The clock is injected (`clock() -> seconds`, monotonic), so tests move time by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+from evalkeeper.traces.otlp_decode import Span
+
+__all__ = ["AddResult", "Assembler", "AssemblerStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class AddResult:
+    """What became of the spans of one `Assembler.add` call."""
+
+    accepted: int = 0
+    rejected: int = 0  # over the per-trace span limit
+    late: int = 0  # for a trace already completed
+
+    def message(self, limit: int, settle_s: float) -> str:
+        """Why spans were not taken, for the export's partial-success answer ("" if none)."""
+        parts = []
+        if self.rejected:
+            parts.append(
+                f"{self.rejected} span(s) over the limit of {limit} spans per trace were "
+                "rejected (raise EVALKEEPER_OTLP_MAX_SPANS_PER_TRACE)"
+            )
+        if self.late:
+            parts.append(
+                f"{self.late} span(s) arrived after their trace was completed (no span for "
+                f"{settle_s:g} s after its root) and were not stored (raise "
+                "EVALKEEPER_OTLP_SETTLE_S, or export with a shorter batch delay)"
+            )
+        return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class AssemblerStats:
+    """Counters since start; nothing is dropped without being counted here."""
+
+    spans_received: int = 0
+    spans_accepted: int = 0
+    duplicate_spans: int = 0
+    rejected_spans: int = 0
+    late_spans: int = 0
+    traces_completed: int = 0
+    traces_without_root: int = 0
+    evicted_early: int = 0
+    dropped_traces: int = 0
+    dropped_spans: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Open:
+    first_seen: float
+    last_seen: float
+    spans: list[Span] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    has_root: bool = False
+
+
+class Assembler:
+    """Collects spans by trace id and hands out whole traces (lists of spans)."""
+
+    def __init__(
+        self,
+        *,
+        settle_s: float = 3.0,
+        root_wait_s: float = 60.0,
+        max_open_traces: int = 10_000,
+        max_spans_per_trace: int = 1_000,
+        completed_memory: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settle_s < 0 or root_wait_s < 0:
+            raise ValueError("Assembler: settle_s and root_wait_s must be >= 0 seconds")
+        if max_open_traces < 1 or max_spans_per_trace < 1 or completed_memory < 0:
+            raise ValueError(
+                "Assembler: max_open_traces and max_spans_per_trace must be >= 1, "
+                "completed_memory >= 0"
+            )
+        self.settle_s = settle_s
+        self.root_wait_s = root_wait_s
+        self.max_open_traces = max_open_traces
+        self.max_spans_per_trace = max_spans_per_trace
+        self.completed_memory = completed_memory
+        self.clock = clock
+        self.stats = AssemblerStats()
+        self._open: OrderedDict[str, _Open] = OrderedDict()  # least recently updated first
+        self._completed: OrderedDict[str, None] = OrderedDict()
+        self._ready: list[list[Span]] = []
+        self._open_spans = 0
+
+    @property
+    def open_traces(self) -> int:
+        return len(self._open)
+
+    @property
+    def open_spans(self) -> int:
+        return self._open_spans
+
+    def add(self, spans: Iterable[Span]) -> AddResult:
+        """Take the spans of one export (any traces, any order)."""
+        result = AddResult()
+        now = self.clock()
+        late_traces: dict[str, int] = {}
+        for span in spans:
+            self.stats.spans_received += 1
+            tid = span.trace_id
+            entry = self._open.get(tid)
+            if entry is None:
+                if tid in self._completed:
+                    result.late += 1
+                    late_traces[tid] = late_traces.get(tid, 0) + 1
+                    continue
+                if len(self._open) >= self.max_open_traces:
+                    self._evict_oldest()
+                entry = self._open[tid] = _Open(first_seen=now, last_seen=now)
+            else:
+                self._open.move_to_end(tid)
+                entry.last_seen = now
+            if span.span_id in entry.ids:
+                self.stats.duplicate_spans += 1
+                continue
+            is_root = not span.parent_span_id
+            if len(entry.spans) >= self.max_spans_per_trace and not is_root:
+                result.rejected += 1
+                continue
+            entry.spans.append(span)
+            entry.ids.add(span.span_id)
+            entry.has_root = entry.has_root or is_root
+            self._open_spans += 1
+            result.accepted += 1
+        self.stats.spans_accepted += result.accepted
+        self.stats.rejected_spans += result.rejected
+        self.stats.late_spans += result.late
+        if late_traces:
+            log.warning(
+                "OTLP: %d late span(s) for %d trace(s) already completed (e.g. %s); not stored; "
+                "raise EVALKEEPER_OTLP_SETTLE_S (now %g s) if the exporters batch slowly",
+                result.late,
+                len(late_traces),
+                next(iter(late_traces)),
+                self.settle_s,
+            )
+        return result
+
+    def due(self) -> list[list[Span]]:
+        """The traces complete now (and those completed early by an eviction)."""
+        now = self.clock()
+        out, self._ready = self._ready, []
+        done = []
+        for tid, entry in self._open.items():
+            if now - entry.last_seen < self.settle_s:
+                break  # ordered by last update: every later trace is newer still
+            if entry.has_root or now - entry.first_seen >= self.root_wait_s:
+                done.append(tid)
+        out.extend(self._complete(tid) for tid in done)
+        return out
+
+    def flush(self) -> list[list[Span]]:
+        """Every open trace, complete or not (at shutdown)."""
+        out, self._ready = self._ready, []
+        out.extend(self._complete(tid) for tid in list(self._open))
+        return out
+
+    def _complete(self, tid: str) -> list[Span]:
+        entry = self._open.pop(tid)
+        self._open_spans -= len(entry.spans)
+        self.stats.traces_completed += 1
+        if not entry.has_root:
+            self.stats.traces_without_root += 1
+        if self.completed_memory:
+            self._completed[tid] = None
+            if len(self._completed) > self.completed_memory:
+                self._completed.popitem(last=False)
+        return entry.spans
+
+    def _evict_oldest(self) -> None:
+        tid, entry = next(iter(self._open.items()))
+        if entry.has_root:
+            self.stats.evicted_early += 1
+            self._ready.append(self._complete(tid))
+            return
+        del self._open[tid]
+        self._open_spans -= len(entry.spans)
+        self.stats.dropped_traces += 1
+        self.stats.dropped_spans += len(entry.spans)
+        log.warning(
+            "OTLP: %d open traces (the limit): dropped trace %s (%d span(s), its root never "
+            "came); raise EVALKEEPER_OTLP_MAX_OPEN_TRACES",
+            self.max_open_traces,
+            tid,
+            len(entry.spans),
+        )

@@ -1,0 +1,52 @@
+"""OpenTelemetry traces over OTLP/HTTP to evalkeeper traces: decode, assemble, map.
+
+    export = decode_export(body, content_type, content_encoding)   # -> DecodedExport
+    assembler.add(export.spans)                                     # spans by trace id
+    for spans in assembler.due():                                   # whole traces
+        trace = map_trace(spans)                                    # trace JSONL form
+
+The pieces live in `otlp_decode` (bodies to `Span`s), `assembler` (spans to traces,
+bounded), `otlp_map` (GenAI and OpenInference attributes to a trace dict) and
+`otlp_messages` (the message shapes of both conventions).
+"""
+
+from __future__ import annotations
+
+from evalkeeper.traces.assembler import AddResult, Assembler, AssemblerStats
+from evalkeeper.traces.otlp_decode import (
+    JSON,
+    PROTOBUF,
+    BodyTooLarge,
+    DecodedExport,
+    ExportError,
+    MalformedBody,
+    Span,
+    SpanEvent,
+    UnsupportedMediaType,
+    decode_export,
+    encode_response,
+    encode_status,
+    media_type,
+)
+from evalkeeper.traces.otlp_map import find_root, map_trace
+
+__all__ = [
+    "JSON",
+    "PROTOBUF",
+    "AddResult",
+    "Assembler",
+    "AssemblerStats",
+    "BodyTooLarge",
+    "DecodedExport",
+    "ExportError",
+    "MalformedBody",
+    "Span",
+    "SpanEvent",
+    "UnsupportedMediaType",
+    "decode_export",
+    "encode_response",
+    "encode_status",
+    "find_root",
+    "map_trace",
+    "media_type",
+]
