@@ -164,11 +164,10 @@ def describe(err: ValidationError) -> str:
             parts.append(f'missing field "{loc}"; write {fix}')
         elif e["type"] == "extra_forbidden":
             where = "" if len(e["loc"]) == 1 else f" in {_loc(e['loc'][:-1])}"
-            parts.append(
-                f'unknown field "{loc}"{where}; allowed: '
-                + (", ".join(FIELDS) + " (put free keys under metadata)" if where == "" else
-                   _allowed(top))
-            )  # fmt: skip
+            allowed = (
+                _allowed(top) if where else ", ".join(FIELDS) + " (put free keys under metadata)"
+            )
+            parts.append(f'unknown field "{loc}"{where}; allowed: {allowed}')
         elif e["type"] == "value_error":  # our validators: the message carries the fix
             parts.append(f'field "{loc}": {e["msg"].removeprefix("Value error, ")}')
         else:
@@ -176,8 +175,15 @@ def describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_NESTED: dict[str, type[BaseModel]] = {
+    "tool_calls": ToolCall,
+    "context": ContextDoc,
+    "feedback": Feedback,
+}
+
+
 def _allowed(top: str) -> str:
-    nested = {"tool_calls": ToolCall, "context": ContextDoc, "feedback": Feedback}.get(top)
+    nested = _NESTED.get(top)
     return ", ".join(nested.model_fields) if nested else ""
 
 
