@@ -7,6 +7,7 @@ import evalkeeper.cli.judges
 
 # Command modules register themselves on import.
 import evalkeeper.cli.run
+import evalkeeper.cli.traces
 from evalkeeper.cli.app import app, main
 
 import evalkeeper.cli.demo  # noqa: F401  isort: skip
