@@ -5,7 +5,9 @@ Traces are written in batches, each with the cursor of the source after its last
 the next ingest starts exactly after the last batch committed. `traces` is keyed by
 `trace_id` with the `ignore` policy, so reading the same trace again never duplicates it.
 While another process holds the warehouse, batches go to the spool with their cursor, and
-the next cursor lookup reads the spool first (it is newer than the warehouse).
+the next cursor lookup reads the spool first (it is newer than the warehouse). Reads fall
+back to a read-only open of the file when a reader (an analyst's session) holds it; only a
+writer holding it for longer than the lock wait makes them fail.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from evalkeeper.experiment import warehouse_for
@@ -120,12 +123,30 @@ def load_cursor(wh: Warehouse, spec: str) -> Cursor | None:
         if mine.height:
             return dict(json.loads(mine["cursor"][-1]))
     try:
-        rows = wh.rows("SELECT cursor FROM trace_cursors WHERE source = ?", [spec])
+        frame = read_frame(wh, "SELECT cursor FROM trace_cursors WHERE source = ?", [spec])
     except WarehouseLocked as exc:
         raise WarehouseLocked(
             f"{exc} The position of {spec} is stored there, so nothing was read."
         ) from exc
-    return dict(json.loads(rows[0][0])) if rows else None
+    return dict(json.loads(frame["cursor"][0])) if frame.height else None
+
+
+def read_frame(wh: Warehouse, sql: str, params: list[Any]) -> pl.DataFrame:
+    """A query's result; when another process holds the file, through a read-only open of
+    it (DuckDB allows many readers). WarehouseLocked when a writer holds it."""
+    try:
+        return wh.query(sql, params)
+    except WarehouseLocked as locked:
+        try:
+            con = duckdb.connect(str(wh.path), read_only=True)
+        except duckdb.IOException:
+            raise locked from None
+        try:
+            return con.sql(sql, params=params or None).pl()
+        except duckdb.CatalogException:  # a file from before the trace tables: none stored
+            return pl.DataFrame()
+        finally:
+            con.close()
 
 
 # -- readers ---------------------------------------------------------------------------
@@ -148,8 +169,8 @@ _COLUMNS = ", ".join(f'"{c}"' for c in TRACE_FIELDS)
 
 def get_trace(settings: Settings, trace_id: str) -> Trace | None:
     """The stored trace with this id, or None."""
-    frame = warehouse_for(settings).query(
-        f"SELECT {_COLUMNS} FROM traces WHERE trace_id = ?", [trace_id]
+    frame = read_frame(
+        warehouse_for(settings), f"SELECT {_COLUMNS} FROM traces WHERE trace_id = ?", [trace_id]
     )
     return trace_from_row(frame.row(0, named=True)) if frame.height else None
 
@@ -164,7 +185,8 @@ def list_traces(
 ) -> list[Trace]:
     """Stored traces, newest first, filtered by start time, service and agent version."""
     where, params = _filters(since=since, service=service, version=version)
-    frame = warehouse_for(settings).query(
+    frame = read_frame(
+        warehouse_for(settings),
         f"SELECT {_COLUMNS} FROM traces {where} ORDER BY time DESC, trace_id LIMIT ?",
         [*params, limit],
     )
@@ -180,8 +202,8 @@ def count_traces(
 ) -> int:
     """How many stored traces match the filters of `list_traces`."""
     where, params = _filters(since=since, service=service, version=version)
-    rows = warehouse_for(settings).rows(f"SELECT count(*) FROM traces {where}", params)
-    return int(rows[0][0])
+    frame = read_frame(warehouse_for(settings), f"SELECT count(*) AS n FROM traces {where}", params)
+    return int(frame["n"][0]) if frame.height else 0
 
 
 def _filters(
