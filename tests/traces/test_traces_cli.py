@@ -72,15 +72,13 @@ def test_bad_lines_are_printed_and_counted_and_exit_1(settings: Settings, tmp_pa
 
 
 def test_unusable_sources_exit_2_with_one_line(settings: Settings, tmp_path: Path) -> None:
-    code, out, err = cli(settings, "traces", "ingest", "--source", "kafka:topic")
+    code, _, err = cli(settings, "traces", "ingest", "--source", "kafka:topic")
     assert code == 2
     assert err.strip().splitlines() == [
         "error: unknown trace source 'kafka:topic': use jsonl:PATH (a .jsonl file or a "
         "directory of *.jsonl files)"
     ]
-    code, _, err = cli(
-        settings, "traces", "ingest", "--source", f"jsonl:{tmp_path / 'none.jsonl'}"
-    )
+    code, _, err = cli(settings, "traces", "ingest", "--source", f"jsonl:{tmp_path / 'none.jsonl'}")
     assert code == 2 and "no such file or directory; give an existing .jsonl file" in err
 
 
