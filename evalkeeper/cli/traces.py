@@ -95,6 +95,11 @@ def ingest_command(
         if not (exc.name or "").startswith("evalkeeper.traces."):
             raise
         fail(f"{exc.name} is missing, so traces cannot be redacted or sampled: nothing was stored")
+    if summary.redaction_key_generated:
+        err_console.print(
+            "[yellow]generated a redaction key beside the warehouse (no EVALKEEPER_REDACTION_KEY "
+            "set): keep it with the warehouse; tokens stay stable only while the key does[/]"
+        )
     if output_json:
         print(summary.model_dump_json(indent=2))
     else:

@@ -48,6 +48,9 @@ class IngestSummary(BaseModel):
         default_factory=list, description=f"The first {ERRORS_KEPT} bad lines, `path:line: …`."
     )
     batches: int = Field(0, description="Warehouse writes (one per batch, cursor included).")
+    redaction_key_generated: bool = Field(
+        False, description="This ingest generated the redaction key (none was configured)."
+    )
 
 
 def redact_trace(trace: Trace, redact: Redact) -> Trace:
@@ -69,26 +72,16 @@ def redact_trace(trace: Trace, redact: Redact) -> Trace:
     return trace.model_copy(update=update)
 
 
-def default_redact(settings: Settings) -> Redact:
-    """The configured redactor (`evalkeeper.traces.redaction`)."""
-    from evalkeeper.traces.redaction import build_redactor
-
-    return build_redactor(settings).redact_json
-
-
 def default_sample(settings: Settings) -> Sample | None:
-    """Keyed-hash sampling at `trace_sample_rate`; None (keep all) at 1.0."""
+    """Keyed-hash sampling at `trace_sample_rate` under the redaction key (configured, or
+    generated beside the warehouse); None (keep every trace) at 1.0."""
     rate = settings.trace_sample_rate
     if rate >= 1.0:
         return None
+    from evalkeeper.traces.keys import resolve_key
     from evalkeeper.traces.sampling import sampled
 
-    if settings.redaction_key is None:
-        raise ValueError(
-            f"EVALKEEPER_TRACE_SAMPLE_RATE={rate:g} needs the sampling key: set "
-            "EVALKEEPER_REDACTION_KEY"
-        )
-    key = settings.redaction_key.get_secret_value()
+    key = resolve_key(settings).secret
     return lambda trace_id: sampled(trace_id, rate, key)
 
 
@@ -104,11 +97,17 @@ async def ingest(
 ) -> IngestSummary:
     """Read `source` from its stored cursor to its end, storing redacted traces in batches
     of `batch_size` (each with the cursor after it). `redact` defaults to the configured
-    redactor, `sample` to keyed-hash sampling at `settings.trace_sample_rate`."""
-    redact = redact or default_redact(settings)
+    redactor (`evalkeeper.traces.redaction.build_redactor(settings).redact_json`), `sample`
+    to keyed-hash sampling at `settings.trace_sample_rate` (none at 1.0)."""
+    summary = IngestSummary(source=source.spec)
+    if redact is None:
+        from evalkeeper.traces.redaction import build_redactor
+
+        redactor = build_redactor(settings)
+        redact = redactor.redact_json
+        summary.redaction_key_generated = bool(redactor.key_generated)
     sample = sample or default_sample(settings)
     wh = warehouse_for(settings)
-    summary = IngestSummary(source=source.spec)
     cursor = await asyncio.to_thread(load_cursor, wh, source.spec)
     wait = True  # once a batch found the warehouse locked, the next ones spool at once
     while True:
