@@ -129,7 +129,7 @@ def test_migration_2_drops_the_scores_index_and_keeps_the_rows(tmp_path: Path) -
     con.close()
     wh = Warehouse(path)
     with wh.connect() as c:
-        assert schema_version(c) == 2
+        assert schema_version(c) == MIGRATIONS[-1][0]
         assert c.execute(
             "SELECT index_count FROM duckdb_tables() WHERE table_name = 'scores'"
         ).fetchone() == (0,)
@@ -261,6 +261,30 @@ def test_two_writer_processes_at_once_lose_nothing(settings: Settings, tmp_path:
     # the analyst's view agrees
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     assert con.execute("SELECT sum(n) FROM score_history").fetchone() == (1600,)
+
+
+def test_migration_3_adds_the_trace_tables_to_a_version_2_warehouse(tmp_path: Path) -> None:
+    from evalkeeper.warehouse.schema import SCHEMA_V1, SCHEMA_V2
+
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))  # a warehouse as version 2 left it, with a run in it
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    for stmt in SCHEMA_V1 + SCHEMA_V2:
+        con.execute(stmt)
+    con.execute("INSERT INTO schema_version VALUES (1, now()), (2, now())")
+    con.execute("INSERT INTO runs (experiment_id, example_id, repetition, attempts, started_at) "
+                "VALUES ('e', 'a', 0, 1, now())")  # fmt: skip
+    con.close()
+    wh = Warehouse(path)
+    with wh.connect() as c:
+        assert schema_version(c) == 3
+        assert c.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+        keys = c.execute(
+            "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+            "WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE 'trace%' ORDER BY 1"
+        ).fetchall()
+        assert keys == [("trace_cursors", ["source"]), ("traces", ["trace_id"])]
+    assert wh.rows("SELECT count(*) FROM trace_overview") == [(0,)]
 
 
 def test_views_are_recreated_only_when_their_definition_changes(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import evalkeeper.cli.listen
 
 # Command modules register themselves on import.
 import evalkeeper.cli.run
+import evalkeeper.cli.traces
 from evalkeeper.cli.app import app, main
 
 import evalkeeper.cli.demo  # noqa: F401  isort: skip

@@ -1,1 +1,1 @@
-"""Production traffic in: the trace model, sources (JSONL, OTLP), redaction, the trace store."""
+"""Production traffic in: the trace model, trace sources, redaction, sampling, the trace store."""

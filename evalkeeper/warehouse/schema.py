@@ -214,8 +214,40 @@ SCHEMA_V2 = [
     "ALTER TABLE scores_v2 RENAME TO scores",
 ]
 
+# v3: production traces (evalkeeper.traces), redacted before they are written, and the
+# position of each trace source. A source's cursor row is written in the same batch as the
+# traces it covers, so a crash between batches neither skips nor repeats a line.
+SCHEMA_V3 = [
+    """
+    CREATE TABLE traces (
+        trace_id VARCHAR PRIMARY KEY,
+        time TIMESTAMPTZ NOT NULL,
+        service VARCHAR,
+        environment VARCHAR,
+        version VARCHAR,
+        model VARCHAR,
+        inputs JSON NOT NULL,
+        outputs JSON,
+        latency_ms DOUBLE,
+        error VARCHAR,
+        tool_calls JSON NOT NULL,
+        context JSON NOT NULL,
+        conversation_id VARCHAR,
+        feedback JSON,
+        metadata JSON NOT NULL,
+        source VARCHAR NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+    """
+    CREATE TABLE trace_cursors (
+        source VARCHAR PRIMARY KEY,
+        cursor JSON NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )""",
+]
+
 # (version, statements). Append only; never edit an applied entry.
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, SCHEMA_V1), (2, SCHEMA_V2)]
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)]
 
 Conflict = Literal["ignore", "replace", "with_run", "supersede"]
 
@@ -236,6 +268,8 @@ WRITE_POLICY: dict[str, Conflict] = {
     "judge_votes": "ignore",
     "judge_cache": "ignore",
     "comparisons": "ignore",
+    "traces": "ignore",
+    "trace_cursors": "replace",
     "supersede_runs": "supersede",
     "supersede_scores": "supersede",
 }
@@ -317,5 +351,18 @@ VIEWS: dict[str, str] = {
         ) latest USING (comparison_id)
         LEFT JOIN experiments e ON e.experiment_id = c.experiment_id
         WHERE c.kind = 'row'
+    """,
+    # One row per stored trace, flattened for analysts: tool names in call order, counts,
+    # an error flag and the feedback score; the JSON columns stay for drilling down.
+    "trace_overview": """
+        SELECT trace_id, time, service, environment, version, model, conversation_id,
+               latency_ms, error, error IS NOT NULL AS has_error,
+               CAST(json_extract_string(tool_calls, '$[*].name') AS VARCHAR[]) AS tool_names,
+               CAST(json_array_length(tool_calls) AS INTEGER) AS n_tool_calls,
+               CAST(json_array_length(context) AS INTEGER) AS n_context,
+               TRY_CAST(feedback->>'$.score' AS DOUBLE) AS feedback_score,
+               feedback->>'$.comment' AS feedback_comment,
+               inputs, outputs, tool_calls, context, metadata, source, ingested_at
+        FROM traces
     """,
 }

@@ -1,0 +1,140 @@
+"""Ingest: source -> sample -> redact -> store, in batches, from the stored cursor on.
+
+Every text a trace carries that a user or the agent wrote (inputs, outputs, tool call
+arguments, context texts, metadata, the feedback comment, the error) goes through the
+redaction function before the trace is written anywhere: the warehouse, the spool, a log
+line or the terminal. Sampling keeps a trace by a keyed hash of its id alone, so it is
+applied first: a trace sampled out is never redacted, stored or shown. Bad lines are
+counted, handed to `on_error` one by one, and the first few kept in the summary; they
+never stop the good lines around them from being stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from evalkeeper.experiment import warehouse_for
+from evalkeeper.settings import Settings
+from evalkeeper.traces.model import Trace
+from evalkeeper.traces.sources import TraceSource
+from evalkeeper.traces.store import load_cursor, write_traces
+
+Redact = Callable[[Any], Any]
+"""Takes a JSON value (object, list, string…) and returns it with personal data replaced."""
+Sample = Callable[[str], bool]
+"""Takes a trace id; True keeps the trace."""
+
+BATCH_SIZE = 1000
+ERRORS_KEPT = 20
+
+
+class IngestSummary(BaseModel):
+    """What one ingest did."""
+
+    source: str = Field(description="The source spec (its cursor's key).")
+    read: int = Field(0, description="Traces parsed from the source.")
+    stored: int = Field(0, description="Traces new in the warehouse.")
+    duplicates: int = Field(0, description="Traces already stored (same trace_id): ignored.")
+    sampled_out: int = Field(0, description="Traces left out by sampling.")
+    spooled: int = Field(
+        0, description="Traces written to the spool (warehouse locked); counted there later."
+    )
+    bad_lines: int = Field(0, description="Lines that could not be read (see `errors`).")
+    errors: list[str] = Field(
+        default_factory=list, description=f"The first {ERRORS_KEPT} bad lines, `path:line: …`."
+    )
+    batches: int = Field(0, description="Warehouse writes (one per batch, cursor included).")
+    redaction_key_generated: bool = Field(
+        False, description="This ingest generated the redaction key (none was configured)."
+    )
+
+
+def redact_trace(trace: Trace, redact: Redact) -> Trace:
+    """The trace with every free text field passed through `redact`."""
+    update: dict[str, Any] = {
+        "inputs": redact(trace.inputs),
+        "metadata": redact(trace.metadata),
+        "tool_calls": [c.model_copy(update={"args": redact(c.args)}) for c in trace.tool_calls],
+        "context": [d.model_copy(update={"text": redact(d.text)}) for d in trace.context],
+    }
+    if trace.outputs is not None:
+        update["outputs"] = redact(trace.outputs)
+    if trace.error is not None:
+        update["error"] = redact(trace.error)
+    if trace.feedback is not None and trace.feedback.comment is not None:
+        update["feedback"] = trace.feedback.model_copy(
+            update={"comment": redact(trace.feedback.comment)}
+        )
+    return trace.model_copy(update=update)
+
+
+def default_sample(settings: Settings) -> Sample | None:
+    """Keyed-hash sampling at `trace_sample_rate` under the redaction key (configured, or
+    generated beside the warehouse); None (keep every trace) at 1.0."""
+    rate = settings.trace_sample_rate
+    if rate >= 1.0:
+        return None
+    from evalkeeper.traces.keys import resolve_key
+    from evalkeeper.traces.sampling import sampled
+
+    key = resolve_key(settings).secret
+    return lambda trace_id: sampled(trace_id, rate, key)
+
+
+async def ingest(
+    settings: Settings,
+    source: TraceSource,
+    *,
+    redact: Redact | None = None,
+    sample: Sample | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_error: Callable[[str], None] | None = None,
+    on_batch: Callable[[IngestSummary], None] | None = None,
+) -> IngestSummary:
+    """Read `source` from its stored cursor to its end, storing redacted traces in batches
+    of `batch_size` (each with the cursor after it). `redact` defaults to the configured
+    redactor (`evalkeeper.traces.redaction.build_redactor(settings).redact_json`), `sample`
+    to keyed-hash sampling at `settings.trace_sample_rate` (none at 1.0)."""
+    summary = IngestSummary(source=source.spec)
+    if redact is None:
+        from evalkeeper.traces.redaction import build_redactor
+
+        redactor = build_redactor(settings)
+        redact = redactor.redact_json
+        summary.redaction_key_generated = bool(redactor.key_generated)
+    sample = sample or default_sample(settings)
+    wh = warehouse_for(settings)
+    cursor = await asyncio.to_thread(load_cursor, wh, source.spec)
+    wait = True  # once a batch found the warehouse locked, the next ones spool at once
+    while True:
+        traces, errors, new_cursor = await source.read(cursor, max_traces=batch_size)
+        summary.read += len(traces)
+        summary.bad_lines += len(errors)
+        for e in errors:
+            if len(summary.errors) < ERRORS_KEPT:
+                summary.errors.append(e)
+            if on_error:
+                on_error(e)
+        if not traces and not errors and new_cursor == cursor:
+            break
+        kept = [t for t in traces if sample(t.trace_id)] if sample else traces
+        summary.sampled_out += len(traces) - len(kept)
+        clean = [redact_trace(t, redact) for t in kept]
+        written = await asyncio.to_thread(
+            write_traces, wh, clean, source.spec, new_cursor, wait=wait
+        )
+        summary.batches += 1
+        summary.stored += written.stored
+        summary.duplicates += written.duplicates
+        summary.spooled += written.spooled
+        wait = wait and not written.locked
+        cursor = new_cursor
+        if on_batch:
+            on_batch(summary)
+        if not traces and not errors:  # only the cursor moved (a new empty file, blanks)
+            break
+    return summary
