@@ -1,0 +1,1 @@
+"""Production traces: the trace model, sources, redaction, sampling and the trace store."""
