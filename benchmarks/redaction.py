@@ -51,8 +51,9 @@ Definitions
   found (EMAIL): no 4-character substring of the lowercased address that contains its `@`
     occurs in what is left (the address is no longer joined up).
   found (NAME): the configured name no longer occurs (case-insensitive).
-  preserved: a non-PII value occurs in the redacted message at least as often as in the
-    original (dates, times, prices, ids, years, small numbers, ISO timestamps).
+  preserved: the sentence holding a non-PII value (`8 visits so far.`, `at 14:30.`) occurs
+    in the redacted message as often as in the original (dates, times, prices, ids, years,
+    small numbers, ISO timestamps): the value and its neighbours are untouched.
 Exclusions (counted below, not scored)
   Faker cards of 12 digits (its Maestro): outside the 13-19 digits a card number has here.
   Faker phone numbers that libphonenumber cannot read as even a possible number of the
@@ -67,7 +68,7 @@ MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 class Message:
     text: str
     pii: list[tuple[str, str]] = field(default_factory=list)  # (kind, value)
-    keep: list[tuple[str, str]] = field(default_factory=list)  # (category, value)
+    keep: list[tuple[str, str, str]] = field(default_factory=list)  # (category, value, sentence)
 
 
 @dataclass
@@ -181,7 +182,7 @@ def make_corpus(per_locale: int, seed: int) -> Corpus:
             msg.pii.append(("IBAN", iban))
             parts.append(f"refund to {iban}.")
             for category, value, sentence in rng.sample(non_pii(rng), 5):
-                msg.keep.append((category, value))
+                msg.keep.append((category, value, sentence))
                 parts.append(sentence)
             rng.shuffle(parts)
             msg.text = " ".join(parts)
@@ -198,7 +199,7 @@ def residue(message: Message, redacted: str, own: str) -> str:
     and the other PII values that survived verbatim (their own misses) removed, longest
     first."""
     rest = TOKEN_RE.sub(" \u2022 ", redacted)
-    others = [v for _, v in message.keep] + [v for _, v in message.pii if v != own]
+    others = [v for _, v, _ in message.keep] + [v for _, v in message.pii if v != own]
     for value in sorted(others, key=len, reverse=True):
         rest = rest.replace(value, " \u2022 ")
     return rest
@@ -241,9 +242,9 @@ def score(corpus: Corpus, redactor: BuiltinRedactor) -> dict[str, Any]:
                 hit[kind] += 1
             else:
                 misses[kind].append(value)
-        for category, value in msg.keep:
+        for category, value, sentence in msg.keep:
             seen[category] += 1
-            if out.count(value) >= msg.text.count(value):
+            if out.count(sentence) >= msg.text.count(sentence):
                 kept[category] += 1
             else:
                 lost[category].append(value)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
@@ -43,8 +44,40 @@ def find_emails(text: str) -> list[Hit]:
 
 # -- IBANs --------------------------------------------------------------------------------
 
-# Country code, check digits, then 11 to 30 letters or digits, in groups or not.
-IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ \u00a0]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+# Country code, check digits, then 11 to 30 letters or digits, in groups or not. (The
+# look-behind after the first letters keeps the regex's fast scan for capitals.)
+IBAN_RE = re.compile(
+    r"[A-Z]{2}(?<![A-Za-z0-9][A-Z]{2})\d{2}(?:[ \u00a0]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
+)
+_IBAN_DIGITS = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
+
+
+def _iban_valid(compact: str) -> bool:
+    """ISO 7064 mod 97-10 first (cheap, rejects nearly every look-alike), then the
+    country's BBAN structure and national check from `stdnum.iban`, its registry looked up
+    once per country (the lookup is most of `stdnum.iban.is_valid`'s cost)."""
+    if int((compact[4:] + compact[:4]).translate(_IBAN_DIGITS)) % 97 != 1:
+        return False
+    rule = _country_rule(compact[:2])
+    if rule is None:
+        return bool(stdnum_iban.is_valid(compact))
+    structure, module = rule
+    if structure is None or not structure.match(compact[4:]):
+        return False
+    return module is None or bool(module.is_valid(compact))
+
+
+@lru_cache(maxsize=256)
+def _country_rule(country: str) -> tuple[re.Pattern[str] | None, Any] | None:
+    """The BBAN structure and national-check module of `country`, or None when this
+    stdnum release does not expose them (then `stdnum.iban.is_valid` is called)."""
+    try:
+        info = stdnum_iban._ibandb.info(country)
+        bban = info[0][1].get("bban") if info and info[0][1] else None
+        structure = stdnum_iban._struct_to_re(bban) if bban else None
+        return structure, stdnum_iban._get_cc_module(country)
+    except AttributeError:  # pragma: no cover - private helpers moved
+        return None
 
 
 def find_ibans(text: str) -> list[Hit]:
@@ -56,10 +89,11 @@ def find_ibans(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for m in IBAN_RE.finditer(text):
         candidate = m.group()
-        ends = [len(candidate)] + [i for i in range(len(candidate) - 1, 14, -1) if candidate[i] in " \u00a0"]
+        ends = [len(candidate)]
+        ends += [i for i in range(len(candidate) - 1, 14, -1) if candidate[i] in " \u00a0"]
         for end in ends:
             compact = candidate[:end].replace(" ", "").replace("\u00a0", "")
-            if len(compact) >= 15 and stdnum_iban.is_valid(compact):
+            if len(compact) >= 15 and _iban_valid(compact):
                 hits.append(Hit(m.start(), m.start() + end, "IBAN", compact))
                 break
     return hits
@@ -67,7 +101,8 @@ def find_ibans(text: str) -> list[Hit]:
 
 # -- card numbers -------------------------------------------------------------------------
 
-DIGIT_RUN_RE = re.compile(r"(?<![\d.,])\d+(?:[ -]\d+)*(?![\d])")
+# 13 or more digits, single spaces or dashes between them, not glued to other digits.
+CARD_RUN_RE = re.compile(r"\d(?<![\d.,]\d)(?:[ -]?\d){12,}(?!\d)")
 _GROUP_RE = re.compile(r"\d+")
 
 
@@ -92,10 +127,8 @@ def find_cards(text: str) -> list[Hit]:
     card followed by another number (`4111 1111 1111 1111 2027`) is still found.
     """
     hits: list[Hit] = []
-    for m in DIGIT_RUN_RE.finditer(text):
+    for m in CARD_RUN_RE.finditer(text):
         run = m.group()
-        if sum(c.isdigit() for c in run) < 13:
-            continue
         groups = [(g.start(), g.end()) for g in _GROUP_RE.finditer(run)]
         hits.extend(Hit(m.start() + s, m.start() + e, "CARD", d) for s, e, d in _cards_in(run, groups))
     return hits
@@ -138,46 +171,48 @@ def _gap(between: str) -> str:
 
 class NameIndex:
     """Configured names, found as whole words, case-insensitively, any whitespace between
-    their words. A dictionary lookup per word of the text: thousands of names cost what a
+    their words. A text is first checked for any name's first word (a set lookup), and only
+    the names starting with a word it holds are searched: thousands of names cost what a
     handful do."""
 
     def __init__(self, names: Iterable[str]) -> None:
-        self._by_first: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
-        for name in {" ".join(n.split()) for n in names if n.strip()}:
-            folded = name.casefold()
-            words = tuple(_WORD_RE.findall(folded))
+        self._by_first: dict[str, list[str]] = {}
+        self._written: dict[str, set[str]] = {}  # casefolded name -> the spellings given
+        self._compiled: dict[str, re.Pattern[str]] = {}
+        for written in {" ".join(n.split()) for n in names if n.strip()}:
+            name = written.casefold()
+            words = _WORD_RE.findall(name)
             if not words:
                 continue
-            gaps = tuple(_gap(g) for g in _WORD_RE.split(folded)[1:-1])
-            self._by_first.setdefault(words[0], []).append((words, gaps))
-        for entries in self._by_first.values():
-            entries.sort(key=lambda e: -len(e[0]))
+            if name not in self._written:
+                self._by_first.setdefault(words[0], []).append(name)
+            self._written.setdefault(name, set()).add(written)
+        self._firsts = frozenset(self._by_first)
 
     def __bool__(self) -> bool:
         return bool(self._by_first)
 
+    def _pattern(self, name: str) -> re.Pattern[str]:
+        rx = self._compiled.get(name)
+        if rx is None:  # each spelling as given (`Weiß` casefolds to `weiss`), any case
+            bodies = {
+                r"\s+".join(re.escape(w) for w in written.split(" ")) for written in self._written[name]
+            }
+            alternatives = "|".join(sorted(bodies))
+            rx = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+            self._compiled[name] = rx
+        return rx
+
     def find(self, text: str) -> list[Hit]:
         """The names in `text`; the value is the name casefolded, spaces collapsed."""
-        words = [(m.start(), m.end(), m.group().casefold()) for m in _WORD_RE.finditer(text)]
+        present = self._firsts.intersection(_WORD_RE.findall(text.casefold()))
         hits: list[Hit] = []
-        i = 0
-        while i < len(words):
-            entries = self._by_first.get(words[i][2])
-            matched = 0
-            if entries:
-                for name, gaps in entries:
-                    k = len(name)
-                    if i + k <= len(words) and all(
-                        words[i + j][2] == name[j]
-                        and _gap(text[words[i + j - 1][1] : words[i + j][0]]) == gaps[j - 1]
-                        for j in range(1, k)
-                    ):
-                        start, end = words[i][0], words[i + k - 1][1]
-                        value = " ".join(text[start:end].casefold().split())
-                        hits.append(Hit(start, end, "NAME", value))
-                        matched = k
-                        break
-            i += matched or 1
+        for first in present:
+            for name in self._by_first[first]:
+                hits.extend(
+                    Hit(m.start(), m.end(), "NAME", name)
+                    for m in self._pattern(name).finditer(text)
+                )
         return hits
 
 
@@ -213,45 +248,105 @@ def find_patterns(text: str, patterns: Sequence[re.Pattern[str]]) -> list[Hit]:
 
 # -- what phone detection leaves alone ----------------------------------------------------
 
-_MONTH = (
+_MONTH_RE = re.compile(
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?,?",
+    re.IGNORECASE,
 )
-PROTECTED_RE = re.compile(
+_DAY_OR_YEAR_RE = re.compile(r"\d{1,2}(?:st|nd|rd|th)?,?|\d{4},?")
+_DM = r"(?:0?[1-9]|[12]\d|3[01])"
+_MONTH_NUM = r"(?:0?[1-9]|1[0-2])"
+_AMOUNT = r"(?:\d{1,3}(?:[.,\u00a0\u202f]\d{3})+|\d+)(?:[.,]\d{1,2})?"
+_CURRENCY = r"(?:[$€£¥₹]|USD|EUR|GBP|JPY|CHF|AUD|CAD|BRL|INR|kr|zł)"
+# One whitespace-delimited token (surrounding punctuation stripped) that is never a phone.
+_SINGLE_RE = re.compile(
     "|".join(
         [
-            # ISO 8601 dates and timestamps: 2026-11-30, 2026-11-30T14:30:00.123+01:00
-            r"(?<!\d)\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
-            r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?(?!\d)",
+            # ISO 8601: 2026-11-30, 2026-11-30T14:30:00.123+01:00
+            r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?",
             # 2026/11/30, 2026.11.30
-            r"(?<![\d./-])\d{4}([./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?![\d]|[./-]\d)",
+            rf"\d{{4}}([./]){_MONTH_NUM}\1{_DM}",
             # 30/11/2026, 11-30-26, 30.11.2026 (but not 04.15.39.15.00)
-            r"(?<![\d./-])(?:0?[1-9]|[12]\d|3[01])([./-])(?:0?[1-9]|[12]\d|3[01])\2(?:\d{2}|\d{4})(?![\d]|[./-]\d)",
-            # Nov 30, 30 Nov 2026, November 30th, 2026
-            rf"(?i:\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?(?!\d))",
-            rf"(?i:(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}(?:,?\s+\d{{4}})?\b)",
-            # 14:30, 14:30:05
-            r"(?<!\d)\d{1,2}:\d{2}(?::\d{2})?(?!\d)",
-            # prices: $1,234.56, € 49,90, 49,90 €, 1.234.567,89 EUR, USD 120
-            r"(?:[$€£¥₹]|\b(?:USD|EUR|GBP|JPY|CHF|AUD|CAD|BRL|INR)\b)\s?"
-            r"(?:\d{1,3}(?:[.,\u00a0]\d{3})+|\d+)(?:[.,]\d{1,2})?(?!\d)",
-            r"(?<![\d.,])(?:\d{1,3}(?:[.,\u00a0 ]\d{3})+|\d+)(?:[.,]\d{1,2})?\s?"
-            r"(?:[$€£¥₹]|(?:USD|EUR|GBP|JPY|CHF|AUD|CAD|BRL|INR|kr|zł)\b)",
+            rf"{_DM}([./-]){_DM}\2(?:\d{{2}}|\d{{4}})",
+            # 14:30, 14:30:05, 2:30pm
+            r"\d{1,2}:\d{2}(?::\d{2})?(?:[ap]\.?m\.?)?",
+            # prices written in one piece: $1,234.56, €49,90, 49,90€, USD120
+            rf"{_CURRENCY}{_AMOUNT}|{_AMOUNT}{_CURRENCY}",
             # thousands groupings: 1,234,567 and 1.234.567
-            r"(?<![\d.,+])\d{1,3}(?:([.,])\d{3})(?:\3\d{3})+(?![\d]|[.,]\d)",
-            # Unix epoch seconds, milliseconds, microseconds (2017 to 2033)
-            r"(?<![\d.,+\-])1[5-9]\d{8}(?:\d{3}){0,2}(?![\d]|[.,]\d)",
-            # ids: APT-20261130-0042, ORD-558812, INC-2041, #55881234, v2
-            r"\b[A-Za-z]+[-_#/]?\d[\dA-Za-z]*(?:[-_/][\dA-Za-z]+)*",
+            r"\d{1,3}([.,])\d{3}(?:\3\d{3})+(?:[.,]\d{1,2})?",
+            # ids: APT-20261130-0042, ORD-558812, INC-2041, v2, #55881234
+            r"[A-Za-z]+[-_#/]?\d[\dA-Za-z]*(?:[-_/][\dA-Za-z]+)*",
             r"#\d[\d-]*",
         ]
     )
 )
+# Unix epoch seconds, milliseconds, microseconds (2017 to 2033), unless after a country code
+_EPOCH_RE = re.compile(r"1[5-9]\d{8}(?:\d{3}){0,2}")
+_COUNTRY_CODE_RE = re.compile(r"\(?(?:\+|00)\d{1,3}\)?")
+_AMOUNT_RE = re.compile(_AMOUNT)
+_CURRENCY_RE = re.compile(_CURRENCY)
+_TOKEN_RE = re.compile(r"\S+")
+_DIGIT_TOKEN_RE = re.compile(r"[^\s\d]*\d\S*")
+_LEAD = "\"'([{«¿¡"
+_TRAIL = ".,;:!?)]}»\"'"
+
+
+def _word_at(text: str, start: int, end: int) -> tuple[int, int, str]:
+    raw = text[start:end]
+    word = raw.lstrip(_LEAD)
+    s = start + len(raw) - len(word)
+    word = word.rstrip(_TRAIL)
+    return s, s + len(word), word
+
+
+def _prev_word(text: str, start: int) -> tuple[int, str]:
+    """The start and text of the whitespace-delimited word before `start`."""
+    j = start
+    while j > 0 and text[j - 1].isspace():
+        j -= 1
+    i = j
+    while i > 0 and not text[i - 1].isspace():
+        i -= 1
+    return i, text[i:j].strip(_LEAD + _TRAIL)
+
+
+def _next_word(text: str, end: int) -> str:
+    m = _TOKEN_RE.search(text, end)
+    return m.group().strip(_LEAD + _TRAIL) if m else ""
 
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of dates, times, prices, ids and existing tokens: never phone numbers."""
-    spans = [(m.start(), m.end()) for m in PROTECTED_RE.finditer(text)]
+    """Spans of dates, times, prices, ids, epoch timestamps and existing tokens: never
+    phone numbers. Judged token by token (whitespace-delimited, punctuation around a token
+    stripped), with a look at the neighbours for `49,90 €`, `USD 120`, `Nov 30, 2026`."""
+    spans: list[tuple[int, int]] = []
+    for m in _DIGIT_TOKEN_RE.finditer(text):
+        s, e, word = _word_at(text, m.start(), m.end())
+        if not word:
+            continue
+        if _SINGLE_RE.fullmatch(word):
+            spans.append((s, e))
+            continue
+        prev_start, prev = _prev_word(text, m.start())
+        if _EPOCH_RE.fullmatch(word):
+            if not _COUNTRY_CODE_RE.fullmatch(prev):
+                spans.append((s, e))
+        elif _AMOUNT_RE.fullmatch(word):
+            if _CURRENCY_RE.fullmatch(prev) or _CURRENCY_RE.fullmatch(_next_word(text, m.end())):
+                spans.append((s, e))
+            elif _DAY_OR_YEAR_RE.fullmatch(word) and (
+                _MONTH_RE.fullmatch(prev)
+                or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+                or (
+                    _DAY_OR_YEAR_RE.fullmatch(prev)
+                    and _MONTH_RE.fullmatch(_prev_word(text, prev_start)[1])
+                )
+            ):
+                spans.append((s, e))
+        elif _DAY_OR_YEAR_RE.fullmatch(word) and (
+            _MONTH_RE.fullmatch(prev) or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+        ):
+            spans.append((s, e))
     if "<" in text:
         spans.extend((m.start(), m.end()) for m in TOKEN_RE.finditer(text))
     return spans

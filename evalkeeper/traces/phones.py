@@ -48,8 +48,11 @@ except ImportError:  # pragma: no cover - a phonenumbers release that moved it
 PhonePolicy = Literal["possible", "valid", "hybrid"]
 MIN_DIGITS = 7
 MAX_WINDOW_DIGITS = 24
-CONTEXT = 48  # characters on each side of a window searched for dates, prices, ids
+CONTEXT = 16  # characters on each side of a window searched for dates, prices, ids
 _CACHE_SIZE = 8192
+# After a valid match of the whole window, how many more likely regions are tried for one
+# written in that region's own layout (a number valid in ten regions costs ten calls).
+LAYOUT_TRIES = 3
 
 WINDOW_RE = re.compile(
     r"(?<![\w+])[+(]{0,2}\d(?:[\d \t\u00a0()\-/]|\.(?=\d))*\d\)?"
@@ -58,6 +61,7 @@ WINDOW_RE = re.compile(
 )
 _PIECE_RE = re.compile(r"\S+")
 _GROUP_RE = re.compile(r"\d+")
+_PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
 _FORMATTED = frozenset("+ -.()/\t\u00a0")
 _TYPE_DESCS = (
     "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
@@ -136,10 +140,8 @@ class PhoneDetector:
         if not windows:
             return []
         spans: list[tuple[int, int]] = []
-        for w in windows:
-            lo = max(0, w.start() - CONTEXT)
-            near = text[lo : w.end() + CONTEXT]
-            spans.extend((lo + s, lo + e) for s, e in protected_spans(near))
+        for lo, hi in _neighbourhoods(text, windows):
+            spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
         masked = mask(text, spans) if spans else text
         hits: list[Hit] = []
         for w in WINDOW_RE.finditer(masked):
@@ -176,11 +178,14 @@ class PhoneDetector:
             if self._covered(found, len(digits)):
                 return found
         likely, possible = self._screen(digits)
+        extra = LAYOUT_TRIES
         for i in likely:
             found += self._run(text, self.regions[i], i)
             best = [f for f in found if f.valid and f.n_digits == len(digits)]
-            if best and (not formatted or any(f.layout == 3 for f in best)):
-                return found  # nothing later in the order can beat it
+            if best:
+                if not formatted or any(f.layout == 3 for f in best) or extra == 0:
+                    return found  # nothing later in the order can beat it (or: enough)
+                extra -= 1
         if self._covered(found, len(digits)) or (not formatted and self.policy != "possible"):
             return found  # a bare run of digits is taken only when valid: the screen said not
         tried = set(likely)
@@ -240,28 +245,49 @@ class PhoneDetector:
                     candidates.append(digits[m.end() :])
                     if p.transform and m.lastindex:
                         candidates.append(p.prefix.sub(p.transform, digits, count=1))
-            if p.valid is not None and any(
-                len(c) in p.valid_lengths and p.valid.fullmatch(c) for c in candidates
-            ):
+            is_likely = is_possible = False
+            for c in candidates:
+                n = len(c)
+                if n in p.valid_lengths and p.valid is not None and p.valid.fullmatch(c):
+                    is_likely = True
+                    break
+                is_possible = is_possible or n in p.possible_lengths
+            if is_likely:
                 likely.append(i)
-            elif any(len(c) in p.possible_lengths for c in candidates):
+            elif is_possible:
                 possible.append(i)
         return likely, possible
 
 
+def _neighbourhoods(text: str, windows: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """Spans of `text` around the windows, CONTEXT characters each side widened to the next
+    whitespace (a cut word would look like an id), overlapping ones joined."""
+    out: list[tuple[int, int]] = []
+    for w in windows:
+        lo = w.start() - CONTEXT
+        lo = 0 if lo <= 0 else text.rfind(" ", 0, lo) + 1
+        hi = text.find(" ", w.end() + CONTEXT)
+        hi = len(text) if hi < 0 else hi
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def _digits(text: str) -> int:
-    return sum(c.isdigit() for c in text)
+    return sum(map(str.isdigit, text))
 
 
 def _layout(raw: str, number: pn.PhoneNumber) -> int:
-    """How closely `raw` follows the region's national format: 3 exactly (JP's
-    `090-3640-5259`), 2 the same digit groups, 1 the same first group (the area code:
+    """How closely `raw` follows the region's national format: 3 exactly, spaces around
+    parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`), 2 the same digit groups, 1 the same first group (the area code:
     `(0191) 4960072` against GB's `0191 496 0072`), 0 otherwise or for a bare run of digits."""
     groups = _GROUP_RE.findall(raw)
     if len(groups) < 2:
         return 0
     national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
-    if national == raw.strip():
+    if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
         return 3
     national_groups = _GROUP_RE.findall(national)
     if national_groups == groups:

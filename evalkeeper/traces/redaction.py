@@ -17,6 +17,7 @@ The detection is pluggable: anything with `redact(text) -> (text, findings)` is 
 from __future__ import annotations
 
 import hashlib
+import re
 import hmac
 from collections import Counter
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from evalkeeper.traces.keys import RedactionKey, resolve_key
 from evalkeeper.traces.phones import PhoneDetector, PhonePolicy
 from evalkeeper.traces.sampling import sampled
 
+_DIGIT_RE = re.compile(r"\d")
 KINDS = ("EMAIL", "PHONE", "CARD", "IBAN", "NAME", "PATTERN")
 
 
@@ -109,7 +111,7 @@ class BuiltinRedactor:
         """The non-overlapping values in `text` (internal: hits carry raw values)."""
         hits: list[d.Hit] = []
         tokens = [(m.start(), m.end()) for m in d.TOKEN_RE.finditer(text)] if "<" in text else []
-        has_digit = any(c.isdigit() for c in text)
+        has_digit = _DIGIT_RE.search(text) is not None
         if not has_digit and "@" not in text and not self._names and not self._patterns:
             return hits
         masked = d.mask(text, tokens)
