@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import phonenumbers as pn
 from _common import table
 from faker import Faker
 from pydantic import SecretStr
 
-import phonenumbers as pn
 from evalkeeper.settings import Settings
 from evalkeeper.traces.detectors import TOKEN_RE
 from evalkeeper.traces.redaction import BuiltinRedactor, RedactionConfig, build_redactor
@@ -271,7 +271,10 @@ def make_traces(corpus: Corpus, seed: int) -> list[dict[str, Any]]:
             "outputs": {
                 "content": texts[i + 1][:360],
                 "tool_calls": [
-                    {"name": "find_customer", "arguments": {"query": texts[i + 2][:160], "limit": 5}}
+                    {
+                        "name": "find_customer",
+                        "arguments": {"query": texts[i + 2][:160], "limit": 5},
+                    }
                 ],
             },
             "metadata": {"latency_ms": rng.randint(80, 2400), "tags": ["prod", "eu"], "ok": True},
@@ -311,8 +314,10 @@ def main() -> int:
 
     t0 = time.perf_counter()
     corpus = make_corpus(args.messages_per_locale, args.seed)
-    print(f"corpus: {len(corpus.messages):,} messages, {len(LOCALES)} locales, seed {args.seed} "
-          f"({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"corpus: {len(corpus.messages):,} messages, {len(LOCALES)} locales, seed {args.seed} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
     print(DEFINITIONS)
     print("excluded: " + (", ".join(f"{k} {v}" for k, v in corpus.excluded.items()) or "none"))
     key = b"benchmark-key-" + bytes(18)
@@ -360,7 +365,9 @@ def main() -> int:
         "traces_per_s": round(tp["traces_per_s"], 1),
         "trace_bytes": round(tp["bytes"]),
         "phone_policy": "hybrid",
-        "by_policy": {p: {"recall": r["recall"], "preserved": r["preserved"]} for p, r in results.items()},
+        "by_policy": {
+            p: {"recall": r["recall"], "preserved": r["preserved"]} for p, r in results.items()
+        },
     }
     print(json.dumps(line))
     return 0

@@ -130,7 +130,9 @@ def find_cards(text: str) -> list[Hit]:
     for m in CARD_RUN_RE.finditer(text):
         run = m.group()
         groups = [(g.start(), g.end()) for g in _GROUP_RE.finditer(run)]
-        hits.extend(Hit(m.start() + s, m.start() + e, "CARD", d) for s, e, d in _cards_in(run, groups))
+        hits.extend(
+            Hit(m.start() + s, m.start() + e, "CARD", d) for s, e, d in _cards_in(run, groups)
+        )
     return hits
 
 
@@ -196,7 +198,8 @@ class NameIndex:
         rx = self._compiled.get(name)
         if rx is None:  # each spelling as given (`Weiß` casefolds to `weiss`), any case
             bodies = {
-                r"\s+".join(re.escape(w) for w in written.split(" ")) for written in self._written[name]
+                r"\s+".join(re.escape(w) for w in written.split(" "))
+                for written in self._written[name]
             }
             alternatives = "|".join(sorted(bodies))
             rx = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
@@ -266,6 +269,8 @@ _SINGLE_RE = re.compile(
             r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?",
             # 2026/11/30, 2026.11.30
             rf"\d{{4}}([./]){_MONTH_NUM}\1{_DM}",
+            # 20261130 (a compact date, 1900 to 2099)
+            r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])",
             # 30/11/2026, 11-30-26, 30.11.2026 (but not 04.15.39.15.00)
             rf"{_DM}([./-]){_DM}\2(?:\d{{2}}|\d{{4}})",
             # 14:30, 14:30:05, 2:30pm
@@ -332,14 +337,19 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
             if not _COUNTRY_CODE_RE.fullmatch(prev):
                 spans.append((s, e))
         elif _AMOUNT_RE.fullmatch(word):
-            if _CURRENCY_RE.fullmatch(prev) or _CURRENCY_RE.fullmatch(_next_word(text, m.end())):
-                spans.append((s, e))
-            elif _DAY_OR_YEAR_RE.fullmatch(word) and (
-                _MONTH_RE.fullmatch(prev)
-                or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+            if (
+                _CURRENCY_RE.fullmatch(prev)
+                or _CURRENCY_RE.fullmatch(_next_word(text, m.end()))
                 or (
-                    _DAY_OR_YEAR_RE.fullmatch(prev)
-                    and _MONTH_RE.fullmatch(_prev_word(text, prev_start)[1])
+                    _DAY_OR_YEAR_RE.fullmatch(word)
+                    and (
+                        _MONTH_RE.fullmatch(prev)
+                        or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+                        or (
+                            _DAY_OR_YEAR_RE.fullmatch(prev)
+                            and _MONTH_RE.fullmatch(_prev_word(text, prev_start)[1])
+                        )
+                    )
                 )
             ):
                 spans.append((s, e))

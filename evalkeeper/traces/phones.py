@@ -39,11 +39,10 @@ from phonenumbers import Leniency, PhoneMetadata, PhoneNumberFormat
 from evalkeeper.traces.detectors import Hit, mask, protected_spans
 
 try:  # the check behind Leniency.VALID, without a second matcher run
-    from phonenumbers.phonenumbermatcher import (
-        _is_national_prefix_present_if_required as _prefix_ok,
-    )
+    from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
 except ImportError:  # pragma: no cover - a phonenumbers release that moved it
-    _prefix_ok = None
+    _is_national_prefix_present_if_required = None  # type: ignore[assignment]
+_prefix_ok = _is_national_prefix_present_if_required
 
 PhonePolicy = Literal["possible", "valid", "hybrid"]
 MIN_DIGITS = 7
@@ -60,6 +59,8 @@ WINDOW_RE = re.compile(
     re.IGNORECASE,
 )
 _PIECE_RE = re.compile(r"\S+")
+_EXTENSION_RE = re.compile(r"[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6}$", re.IGNORECASE)
+_CARD_LAYOUT_RE = re.compile(r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
 _GROUP_RE = re.compile(r"\d+")
 _PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
 _FORMATTED = frozenset("+ -.()/\t\u00a0")
@@ -97,15 +98,17 @@ def _plan(region: str) -> _Plan:
             f"redaction_regions: {region!r} is not a region libphonenumber knows; use ISO "
             "3166 alpha-2 codes such as US, GB, DE, JP (EVALKEEPER_REDACTION_REGIONS=US,DE,JP)"
         )
+    general = md.general_desc
+    general_lengths = tuple(general.possible_length or ()) if general is not None else ()
     patterns: list[str] = []
     valid_lengths: set[int] = set()
     for name in _TYPE_DESCS:
         desc = getattr(md, name, None)
         if desc is not None and desc.national_number_pattern:
             patterns.append(desc.national_number_pattern)
-            valid_lengths.update(desc.possible_length or md.general_desc.possible_length or ())
-    general = md.general_desc
-    possible = set(general.possible_length or ()) | set(general.possible_length_local_only or ())
+            valid_lengths.update(desc.possible_length or general_lengths)
+    local = tuple(general.possible_length_local_only or ()) if general is not None else ()
+    possible = set(general_lengths) | set(local)
     npfp = md.national_prefix_for_parsing or md.national_prefix
     return _Plan(
         region,
@@ -170,14 +173,16 @@ class PhoneDetector:
         return cached
 
     def _detect(self, text: str) -> list[_Found]:
-        digits = "".join(c for c in text if c.isdigit())
+        if _CARD_LAYOUT_RE.fullmatch(text):
+            return []  # 4111 1111 1111 1112: laid out as a card (a valid one is gone already)
+        digits = _digits_only(text)
         formatted = any(c in _FORMATTED for c in text)
         found: list[_Found] = []
         if "+" in text:
             found += self._run(text, "ZZ", -1)
             if self._covered(found, len(digits)):
                 return found
-        likely, possible = self._screen(digits)
+        likely, possible = self._screen(_digits_only(_EXTENSION_RE.sub("", text)))
         extra = LAYOUT_TRIES
         for i in likely:
             found += self._run(text, self.regions[i], i)
@@ -273,6 +278,10 @@ def _neighbourhoods(text: str, windows: list[re.Match[str]]) -> list[tuple[int, 
         else:
             out.append((lo, hi))
     return out
+
+
+def _digits_only(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
 
 
 def _digits(text: str) -> int:

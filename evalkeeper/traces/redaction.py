@@ -17,8 +17,8 @@ The detection is pluggable: anything with `redact(text) -> (text, findings)` is 
 from __future__ import annotations
 
 import hashlib
-import re
 import hmac
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
