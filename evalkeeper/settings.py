@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The largest markets across the Americas, Europe and Asia-Pacific: a number written in a
 # national format (no country code) is found when its region is listed.
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
         description="HMAC key of the redaction tokens and of trace sampling (never printed or "
         "logged). Unset: a key is generated on first use and kept beside the warehouse.",
     )
-    redaction_regions: list[str] = Field(
+    redaction_regions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_REDACTION_REGIONS),
         description="Regions (ISO 3166) whose national phone formats are recognised.",
     )
@@ -130,6 +132,17 @@ class Settings(BaseSettings):
     otlp_max_spans_per_trace: int = Field(
         1_000, ge=1, description="Spans kept per trace; more are rejected (partial success)."
     )
+
+    @field_validator("redaction_regions", mode="before")
+    @classmethod
+    def _regions_list(cls, value: Any) -> Any:
+        """`US,DE,JP` as well as `["US", "DE", "JP"]`; codes upper-cased."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple):
+            return [str(v).strip().upper() for v in value if str(v).strip()]
+        return value
 
     @property
     def spool_path(self) -> Path:

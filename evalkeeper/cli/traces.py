@@ -16,7 +16,8 @@ import typer
 from rich.table import Table
 
 from evalkeeper.cli.app import EXIT_ERROR, EXIT_OK, app, console, err_console, fail, load_settings
-from evalkeeper.cli.run import WarehouseOpt, emit_frame
+from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.report.output import emit_rows
 from evalkeeper.traces.ingest import IngestSummary, ingest
 from evalkeeper.traces.model import Trace, iso_utc, to_utc
 from evalkeeper.traces.sources import SourceError, open_source
@@ -148,12 +149,12 @@ def list_command(
     service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
     version: Annotated[str | None, typer.Option(help="Only this agent version.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
-    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+    format: Annotated[str, typer.Option(help="table, csv, json or markdown.")] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """List stored traces, newest first (json: an array of full trace objects)."""
-    if format not in ("table", "csv", "json"):
-        fail(f"--format {format!r}: use table, csv or json")
+    if format not in ("table", "csv", "json", "markdown"):
+        fail(f"--format {format!r}: use table, csv, json or markdown")
     try:
         start = None if since is None else to_utc(since)
     except ValueError as exc:
@@ -167,7 +168,7 @@ def list_command(
         print(json.dumps([t.to_json() for t in traces], indent=2, ensure_ascii=False))
         return
     frame = pl.DataFrame([_row(t) for t in traces], schema=ROW_SCHEMA)
-    emit_frame(frame.select(TABLE_COLUMNS) if format == "table" else frame, format)
+    emit_rows(frame.select(TABLE_COLUMNS) if format in ("table", "markdown") else frame, format)
 
 
 @traces_app.command("show")

@@ -1,0 +1,413 @@
+"""PII redaction: recall per kind, preservation of look-alike values, and throughput.
+
+    uv run python benchmarks/redaction.py [--messages-per-locale 300] [--seed 20261130]
+
+A seeded Faker corpus in ten locales: messages holding names, phone numbers (Faker's
+national `phone_number` and our own formatting of the same numbers in E.164 and
+international layouts), emails, card numbers and IBANs, mixed with values that must survive:
+dates, times, prices, order and appointment ids, years, small numbers, ISO timestamps.
+Recall and preservation are measured for the three phone policies; throughput for the
+default one through `TraceRedactor.redact_json` on JSON traces of about 1 KB (single
+process, one fresh redactor, so every distinct value is detected from scratch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import phonenumbers as pn
+from _common import table
+from faker import Faker
+from pydantic import SecretStr
+
+from evalkeeper.settings import Settings
+from evalkeeper.traces.detectors import TOKEN_RE
+from evalkeeper.traces.redaction import BuiltinRedactor, RedactionConfig, build_redactor
+
+LOCALES = {
+    "en_US": "US", "en_GB": "GB", "de_DE": "DE", "fr_FR": "FR", "ja_JP": "JP",
+    "es_ES": "ES", "it_IT": "IT", "pt_BR": "BR", "nl_NL": "NL", "en_AU": "AU",
+}  # fmt: skip
+
+DEFINITIONS = """\
+Definitions
+  left: the redacted message less its tokens, its known non-PII values and its other PII
+    values that survived verbatim (each is its own miss), longest first.
+  found (PHONE, CARD): in what is left, no 4-digit substring of the value's digits (extension included) occurs
+    in any digit run of what is left (a run: digits joined by spaces, dashes, dots,
+    slashes, parentheses or `x`, compacted).
+  found (IBAN): no 4-character substring holding a digit of the compact IBAN occurs in the
+    compacted letter-digit runs of what is left.
+  found (EMAIL): no 4-character substring of the lowercased address that contains its `@`
+    occurs in what is left (the address is no longer joined up).
+  found (NAME): the configured name no longer occurs (case-insensitive).
+  preserved: the sentence holding a non-PII value (`8 visits so far.`, `at 14:30.`) occurs
+    in the redacted message as often as in the original (dates, times, prices, ids, years,
+    small numbers, ISO timestamps): the value and its neighbours are untouched.
+Exclusions (counted below, not scored)
+  Faker cards of 12 digits (its Maestro): outside the 13-19 digits a card number has here.
+  Faker phone numbers that libphonenumber cannot read as even a possible number of the
+    locale's country (for example de_DE's `00008063608`, a leading international prefix
+    followed by no country code): not a phone number anyone can dial; still in the corpus
+    as text, just not counted as PII."""
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@dataclass
+class Message:
+    text: str
+    pii: list[tuple[str, str]] = field(default_factory=list)  # (kind, value)
+    keep: list[tuple[str, str, str]] = field(default_factory=list)  # (category, value, sentence)
+
+
+@dataclass
+class Corpus:
+    messages: list[Message]
+    names: list[str]
+    excluded: Counter[str]
+
+
+def international_forms(number: pn.PhoneNumber, rng: random.Random) -> str:
+    """The number written from its E.164 form in one of several international layouts."""
+    e164 = pn.format_number(number, pn.PhoneNumberFormat.E164)
+    intl = pn.format_number(number, pn.PhoneNumberFormat.INTERNATIONAL)
+    cc, nsn = str(number.country_code), pn.national_significant_number(number)
+    return rng.choice(
+        [
+            e164,
+            intl,
+            intl if number.extension else intl.replace(" ", "-"),
+            f"+{cc} {nsn}",
+            f"+{cc}.{nsn[:3]}.{nsn[3:6]}.{nsn[6:]}",
+            f"00{cc} {nsn}",
+            f"(+{cc}) {nsn[:3]} {nsn[3:]}",
+        ]
+    )
+
+
+def non_pii(rng: random.Random) -> list[tuple[str, str, str]]:
+    """(category, value, sentence) look-alikes that must survive."""
+    y, mo, d = rng.randint(2020, 2030), rng.randint(1, 12), rng.randint(1, 28)
+    h, mi = rng.randint(0, 23), rng.randint(0, 59)
+    apt = f"APT-{y}{mo:02d}{d:02d}-{rng.randint(1, 9999):04d}"
+    order = f"ORD-{rng.randint(100000, 999999)}"
+    price = rng.choice(
+        [
+            f"${rng.randint(1, 9)},{rng.randint(100, 999)}.{rng.randint(0, 99):02d}",
+            f"{rng.randint(1, 999)},{rng.randint(0, 99):02d} €",
+            f"£{rng.randint(1, 999)}.{rng.randint(0, 99):02d}",
+            f"{rng.randint(1, 9)}.{rng.randint(100, 999)},{rng.randint(0, 99):02d} EUR",
+            f"USD {rng.randint(10, 99999)}",
+        ]
+    )
+    date = rng.choice(
+        [f"{y}-{mo:02d}-{d:02d}", f"{d:02d}/{mo:02d}/{y}", f"{MONTHS[mo - 1]} {d}", f"{d}.{mo}.{y}"]
+    )
+    ts = f"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{rng.randint(0, 59):02d}Z"
+    time_ = f"{h:02d}:{mi:02d}"
+    small = str(rng.randint(0, 999))
+    year = str(y)
+    inc = f"INC-{rng.randint(1000, 9999)}"
+    return [
+        ("id", apt, f"The appointment {apt} is confirmed."),
+        ("date", date, f"It is booked for {date}"),
+        ("time", time_, f"at {time_}."),
+        ("id", order, f"Order {order} was charged"),
+        ("price", price, f"{price}."),
+        ("timestamp", ts, f"Logged at {ts}."),
+        ("year", year, f"Customer since {year},"),
+        ("small number", small, f"{small} visits so far."),
+        ("id", inc, f"Ticket {inc} is open."),
+    ]
+
+
+def make_corpus(per_locale: int, seed: int) -> Corpus:
+    rng = random.Random(seed)
+    messages: list[Message] = []
+    names: set[str] = set()
+    excluded: Counter[str] = Counter()
+    for li, (locale, region) in enumerate(LOCALES.items()):
+        fake = Faker(locale)
+        fake.seed_instance(seed + li)
+        for _ in range(per_locale):
+            msg = Message("")
+            parts: list[str] = []
+            name = fake.name()
+            names.add(name)
+            msg.pii.append(("NAME", name))
+            parts.append(f"Hi, this is {name}.")
+            national = fake.phone_number()
+            try:
+                number = pn.parse(national, region)
+                possible = pn.is_possible_number(number)
+            except pn.NumberParseException:
+                possible = False
+            if possible:
+                msg.pii.append(("PHONE", national))
+                parts.append(f"Call me on {national} please.")
+                intl = international_forms(number, rng)
+                msg.pii.append(("PHONE", intl))
+                parts.append(f"Or {intl} from abroad.")
+            else:
+                excluded["PHONE (not a possible number)"] += 1
+                parts.append(f"Old number {national} (ignore).")
+            email = fake.email()
+            if rng.random() < 0.2:
+                email = email.capitalize()
+            msg.pii.append(("EMAIL", email))
+            parts.append(f"Write to {email}")
+            card = fake.credit_card_number()
+            if len(card) < 13:
+                excluded["CARD (12 digits)"] += 1
+            else:
+                if len(card) == 16 and rng.random() < 0.5:
+                    sep = rng.choice([" ", "-"])
+                    card = sep.join(card[i : i + 4] for i in range(0, 16, 4))
+                msg.pii.append(("CARD", card))
+                parts.append(f"my card is {card}")
+            iban = fake.iban()
+            if rng.random() < 0.5:
+                iban = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+            msg.pii.append(("IBAN", iban))
+            parts.append(f"refund to {iban}.")
+            for category, value, sentence in rng.sample(non_pii(rng), 5):
+                msg.keep.append((category, value, sentence))
+                parts.append(sentence)
+            rng.shuffle(parts)
+            msg.text = " ".join(parts)
+            messages.append(msg)
+    return Corpus(messages, sorted(names), excluded)
+
+
+_DIGIT_RUN = re.compile(r"\d[\d\s().\-/x]*\d|\d", re.IGNORECASE)
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+
+
+def residue(message: Message, redacted: str, own: str) -> str:
+    """What is left of `redacted` to look for `own` in: tokens, the known non-PII values
+    and the other PII values that survived verbatim (their own misses) removed, longest
+    first."""
+    rest = TOKEN_RE.sub(" \u2022 ", redacted)
+    others = [v for _, v, _ in message.keep] + [v for _, v in message.pii if v != own]
+    for value in sorted(others, key=len, reverse=True):
+        rest = rest.replace(value, " \u2022 ")
+    return rest
+
+
+def chunks(s: str, n: int = 4) -> list[str]:
+    return [s[i : i + n] for i in range(len(s) - n + 1)]
+
+
+def found(kind: str, value: str, rest: str) -> bool:
+    if kind in ("PHONE", "CARD"):
+        digits = re.sub(r"\D", "", value)
+        runs = [re.sub(r"\D", "", m.group()) for m in _DIGIT_RUN.finditer(rest)]
+        return not any(c in r for c in chunks(digits) for r in runs)
+    if kind == "IBAN":
+        compact = value.replace(" ", "").upper()
+        runs = [m.group().replace(" ", "").upper() for m in _ALNUM_RUN.finditer(rest)]
+        return not any(
+            c in r for c in chunks(compact) if any(ch.isdigit() for ch in c) for r in runs
+        )
+    if kind == "EMAIL":
+        low, at = value.lower(), value.index("@")
+        pieces = [low[i : i + 4] for i in range(max(0, at - 3), at + 1)]
+        return not any(p in rest.lower() for p in pieces)
+    return value.casefold() not in rest.casefold()
+
+
+def score(corpus: Corpus, redactor: BuiltinRedactor) -> dict[str, Any]:
+    hit: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    misses: dict[str, list[str]] = defaultdict(list)
+    lost: dict[str, list[str]] = defaultdict(list)
+    for msg in corpus.messages:
+        out, _ = redactor.redact(msg.text)
+        for kind, value in msg.pii:
+            total[kind] += 1
+            if found(kind, value, residue(msg, out, value)):
+                hit[kind] += 1
+            else:
+                misses[kind].append(value)
+        for category, value, sentence in msg.keep:
+            seen[category] += 1
+            if out.count(sentence) >= msg.text.count(sentence):
+                kept[category] += 1
+            else:
+                lost[category].append(value)
+    return {
+        "recall": {k: hit[k] / total[k] for k in sorted(total)},
+        "total": dict(total),
+        "kept": dict(kept),
+        "seen": dict(seen),
+        "preserved": sum(kept.values()) / sum(seen.values()),
+        "misses": misses,
+        "lost": lost,
+    }
+
+
+def make_traces(corpus: Corpus, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    traces: list[dict[str, Any]] = []
+    texts = [m.text for m in corpus.messages]
+    i = 0
+    while i + 2 < len(texts):
+        trace: dict[str, Any] = {
+            "trace_id": f"{rng.getrandbits(64):016x}",
+            "inputs": {"messages": [{"role": "user", "content": texts[i]}]},
+            "outputs": {
+                "content": texts[i + 1][:360],
+                "tool_calls": [
+                    {
+                        "name": "find_customer",
+                        "arguments": {"query": texts[i + 2][:160], "limit": 5},
+                    }
+                ],
+            },
+            "metadata": {"latency_ms": rng.randint(80, 2400), "tags": ["prod", "eu"], "ok": True},
+        }
+        i += 3
+        traces.append(trace)
+    return traces
+
+
+def make_typical_traces(corpus: Corpus, seed: int) -> list[dict[str, Any]]:
+    """About 1 KB each: a user message with PII (half a dense message), the agent's reply
+    and tool arguments made of the look-alike sentences (dates, prices, ids), metadata."""
+    rng = random.Random(seed)
+    traces: list[dict[str, Any]] = []
+    for msg in corpus.messages:
+        look_alikes = [sentence for _, _, sentence in non_pii(rng)]
+        trace: dict[str, Any] = {
+            "trace_id": f"{rng.getrandbits(64):016x}",
+            "inputs": {"messages": [{"role": "user", "content": msg.text[:420]}]},
+            "outputs": {
+                "content": " ".join(look_alikes[:6]) + " Is there anything else I can do?",
+                "tool_calls": [
+                    {"name": "book", "arguments": {"note": " ".join(look_alikes[6:]), "n": 2}}
+                ],
+            },
+            "metadata": {"latency_ms": rng.randint(80, 2400), "tags": ["prod", "eu"], "ok": True},
+        }
+        traces.append(trace)
+    return traces
+
+
+def throughput(traces: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    size = sum(len(json.dumps(t, ensure_ascii=False).encode()) for t in traces) / len(traces)
+    build_redactor(settings).redact_json(traces[0])  # libphonenumber's metadata loads once
+    redactor = build_redactor(settings)  # fresh caches: every value detected from scratch
+    t0, c0 = time.perf_counter(), time.process_time()
+    for t in traces:
+        redactor.redact_json(t)
+    cold, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0 = time.perf_counter()
+    for t in traces:
+        redactor.redact_json(t)
+    warm = time.perf_counter() - t0
+    return {
+        "traces": len(traces),
+        "bytes": size,
+        "traces_per_s": len(traces) / cold,
+        "traces_per_cpu_s": len(traces) / cold_cpu,
+        "warm_traces_per_s": len(traces) / warm,
+        "findings_per_trace": sum(redactor.stats.values()) / 2 / len(traces),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages-per-locale", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=20261130)
+    ap.add_argument("--show-misses", type=int, default=5, help="examples printed per kind")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    corpus = make_corpus(args.messages_per_locale, args.seed)
+    print(
+        f"corpus: {len(corpus.messages):,} messages, {len(LOCALES)} locales, seed {args.seed} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
+    print(DEFINITIONS)
+    print("excluded: " + (", ".join(f"{k} {v}" for k, v in corpus.excluded.items()) or "none"))
+    key = b"benchmark-key-" + bytes(18)
+    results = {}
+    for policy in ("hybrid", "possible", "valid"):
+        config = RedactionConfig(names=tuple(corpus.names), phone_policy=policy)
+        results[policy] = score(corpus, BuiltinRedactor(config, key))
+    main_result = results["hybrid"]
+    kinds = sorted(main_result["recall"])
+    print()
+    print(table(
+        ["phone policy", *[f"recall {k}" for k in kinds], "preserved"],
+        [[p, *[r["recall"][k] for k in kinds], r["preserved"]] for p, r in results.items()],
+    ))  # fmt: skip
+    print()
+    print(table(
+        ["non-PII category", "values", "preserved (hybrid)", "preserved (possible)", "preserved (valid)"],
+        [[c, n, *[results[p]["kept"].get(c, 0) / n for p in results]]
+         for c, n in sorted(main_result["seen"].items())],
+    ))  # fmt: skip
+    print()
+    print(table(["kind", "values"], sorted(main_result["total"].items())))
+    for kind, values in main_result["misses"].items():
+        print(f"missed {kind} (hybrid), e.g.: {values[: args.show_misses]}")
+    for category, values in main_result["lost"].items():
+        print(f"lost {category} (hybrid), e.g.: {values[: args.show_misses]}")
+
+    with tempfile.TemporaryDirectory(prefix="evalkeeper-redaction-") as tmp:
+        settings = Settings(
+            warehouse=Path(tmp) / "w.duckdb",
+            redaction_key=SecretStr("benchmark-key"),
+            redaction_names=corpus.names,
+        )
+        runs = {
+            "dense": throughput(make_traces(corpus, args.seed), settings),
+            "typical": throughput(make_typical_traces(corpus, args.seed), settings),
+        }
+    print()
+    print(
+        "throughput: one process, fresh redactor (dense: every part of the trace full of PII; "
+        "typical: PII in the user message, look-alikes in the reply and tool arguments)"
+    )
+    print(
+        table(
+            ["traces", "n", "mean bytes", "findings/trace", "traces/s", "traces/CPU-s",
+             "traces/s (repeat)"],
+            [[name, r["traces"], r["bytes"], r["findings_per_trace"], r["traces_per_s"],
+              r["traces_per_cpu_s"], r["warm_traces_per_s"]] for name, r in runs.items()],
+        )
+    )  # fmt: skip
+    print(f"total {time.perf_counter() - t0:.1f} s")
+    line = {
+        "recall": main_result["recall"],
+        "preserved": main_result["preserved"],
+        "traces_per_s": round(runs["typical"]["traces_per_s"], 1),
+        "throughput": {
+            name: {k: round(r[k], 1) for k in ("traces_per_s", "traces_per_cpu_s", "bytes")}
+            for name, r in runs.items()
+        },
+        "phone_policy": "hybrid",
+        "by_policy": {
+            p: {"recall": r["recall"], "preserved": r["preserved"]} for p, r in results.items()
+        },
+    }
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""PII redaction of production traces: keyed, stable tokens in place of personal values.
+
+Every detected value is replaced by `<KIND:8hex>`, the first 4 bytes of
+HMAC-SHA256(key, KIND + NUL + normalised value) in hex: the same person gets the same token
+in every trace, format and day (phones to E.164, emails lowercased, cards and IBANs
+compacted), nobody without the key can confirm a guess, and two keys give unrelated tokens.
+
+    redactor = build_redactor(settings)          # once per process
+    trace = redactor.redact_json(trace)          # every string, recursively
+    redactor.stats                               # {"EMAIL": 3, "PHONE": 1, ...}
+    if redactor.key_generated: ...               # tell the user once (never the key)
+
+The detection is pluggable: anything with `redact(text) -> (text, findings)` is a `Redactor`
+(docs/redaction.md shows one around Presidio); `BuiltinRedactor` is the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalkeeper.settings import DEFAULT_REDACTION_REGIONS, Settings
+from evalkeeper.traces import detectors as d
+from evalkeeper.traces.keys import RedactionKey, resolve_key
+from evalkeeper.traces.phones import PhoneDetector, PhonePolicy
+from evalkeeper.traces.sampling import sampled
+
+_DIGIT_RE = re.compile(r"\d")
+KINDS = ("EMAIL", "PHONE", "CARD", "IBAN", "NAME", "PATTERN")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One redacted value: `kind`, its span `[start, end)` in the original text, and the
+    `token` that replaced it. The raw value is never kept."""
+
+    kind: str
+    start: int
+    end: int
+    token: str
+
+
+@runtime_checkable
+class Redactor(Protocol):
+    """Anything that turns a text into its redacted form and says what it replaced."""
+
+    def redact(self, text: str) -> tuple[str, list[Finding]]: ...
+
+
+def token_for(key: bytes, kind: str, value: str) -> str:
+    """The stable token of a normalised `value` of `kind` under `key`."""
+    digest = hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+    return f"<{kind}:{digest[:4].hex()}>"
+
+
+class RedactionConfig(BaseModel):
+    """What the built-in redactor looks for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    regions: tuple[str, ...] = Field(
+        DEFAULT_REDACTION_REGIONS,
+        description="Regions (ISO 3166) whose national phone formats are recognised, in order "
+        "of preference for reading a national number.",
+    )
+    names: tuple[str, ...] = Field((), description="Names always redacted (whole words).")
+    patterns: tuple[str, ...] = Field((), description="Extra regular expressions to redact.")
+    phone_policy: PhonePolicy = Field(
+        "hybrid",
+        description="possible, valid, or hybrid (valid; or possible when formatted like a "
+        "phone number). See evalkeeper.traces.phones.",
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedactionConfig:
+        """The configuration named by `settings` (regions, names, patterns)."""
+        return cls(
+            regions=tuple(settings.redaction_regions),
+            names=tuple(settings.redaction_names),
+            patterns=tuple(settings.redaction_patterns),
+        )
+
+
+class BuiltinRedactor:
+    """Emails, IBANs, card numbers, phone numbers, configured names and patterns.
+
+    Order: emails, then IBANs, then cards, then phones, each on a text where the earlier
+    findings are masked (phones also mask dates, times, prices and ids around their
+    candidates); names and patterns on the original text. Overlaps: longest first.
+    """
+
+    def __init__(self, config: RedactionConfig, key: bytes) -> None:
+        if not key:
+            raise ValueError("BuiltinRedactor: empty key; pass the bytes of resolve_key()")
+        self.config = config
+        self._key = key
+        self._phones = PhoneDetector(config.regions, config.phone_policy)
+        self._names = d.NameIndex(config.names)
+        self._patterns = d.compile_patterns(config.patterns)
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    def detect(self, text: str) -> list[d.Hit]:
+        """The non-overlapping values in `text` (internal: hits carry raw values)."""
+        hits: list[d.Hit] = []
+        tokens = [(m.start(), m.end()) for m in d.TOKEN_RE.finditer(text)] if "<" in text else []
+        has_digit = _DIGIT_RE.search(text) is not None
+        if not has_digit and "@" not in text and not self._names and not self._patterns:
+            return hits
+        masked = d.mask(text, tokens)
+        hits += d.find_emails(masked)
+        if has_digit:
+            masked = d.mask(masked, ((h.start, h.end) for h in hits))
+            ibans = d.find_ibans(masked)
+            masked = d.mask(masked, ((h.start, h.end) for h in ibans))
+            cards = d.find_cards(masked)
+            masked = d.mask(masked, ((h.start, h.end) for h in cards))
+            hits += ibans + cards
+            hits += self._phones.find(masked)  # masks dates, prices, ids around candidates
+        names = self._names.find(text) if self._names else []
+        names += d.find_patterns(text, self._patterns)
+        if names:
+            hits += [h for h in names if all(h.end <= s or h.start >= e for s, e in tokens)]
+            hits = _longest_first(hits)
+        else:
+            hits.sort(key=lambda h: h.start)
+        return hits
+
+    def redact(self, text: str) -> tuple[str, list[Finding]]:
+        hits = self.detect(text)
+        if not hits:
+            return text, []
+        out: list[str] = []
+        findings: list[Finding] = []
+        pos = 0
+        for h in hits:
+            token = self._token(h.kind, h.value)
+            out.append(text[pos : h.start])
+            out.append(token)
+            findings.append(Finding(h.kind, h.start, h.end, token))
+            pos = h.end
+        out.append(text[pos:])
+        return "".join(out), findings
+
+    def _token(self, kind: str, value: str) -> str:
+        token = self._tokens.get((kind, value))
+        if token is None:
+            if len(self._tokens) >= 65536:
+                self._tokens.clear()
+            token = self._tokens[(kind, value)] = token_for(self._key, kind, value)
+        return token
+
+
+def _longest_first(hits: list[d.Hit]) -> list[d.Hit]:
+    chosen: list[d.Hit] = []
+    for h in sorted(hits, key=lambda h: (h.start - h.end, KINDS.index(h.kind), h.start)):
+        if all(h.end <= c.start or h.start >= c.end for c in chosen):
+            chosen.append(h)
+    chosen.sort(key=lambda h: h.start)
+    return chosen
+
+
+def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
+    """`value` with every string in it redacted (dict keys and non-strings kept), and the
+    number of findings per kind. Tuples come back as lists (JSON has only arrays)."""
+    counts: Counter[str] = Counter()
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            text, findings = redactor.redact(v)
+            for f in findings:
+                counts[f.kind] += 1
+            return text
+        if isinstance(v, Mapping):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value), counts
+
+
+class TraceRedactor:
+    """What trace sources call: redact JSON and text, count findings, sample trace ids."""
+
+    def __init__(self, redactor: Redactor, key: RedactionKey, sample_rate: float = 1.0) -> None:
+        self.redactor = redactor
+        self.stats: Counter[str] = Counter()
+        self.key_generated = key.generated
+        self.key_path: Path | None = key.path
+        self.sample_rate = sample_rate
+        self._key = key.secret
+
+    def redact_json(self, value: Any) -> Any:
+        """`value` with every string redacted; dict keys and non-strings are kept."""
+        out, counts = redact_json(value, self.redactor)
+        self.stats.update(counts)
+        return out
+
+    def redact_text(self, text: str) -> str:
+        """`text` redacted."""
+        out, findings = self.redactor.redact(text)
+        self.stats.update(f.kind for f in findings)
+        return out
+
+    def sampled(self, trace_id: str) -> bool:
+        """Whether the trace is kept at `settings.trace_sample_rate` (keyed, deterministic)."""
+        return sampled(trace_id, self.sample_rate, self._key)
+
+    @property
+    def notice(self) -> str | None:
+        """One line for the user when a key was generated (it names the file, not the key)."""
+        if not self.key_generated:
+            return None
+        return (
+            f"generated a redaction key in {self.key_path} (owner-only); keep it with the "
+            "warehouse: tokens stay stable only while the key does"
+        )
+
+
+def build_redactor(settings: Settings, redactor: Redactor | None = None) -> TraceRedactor:
+    """The trace redactor of `settings`: its key (generated on first use if unset), the
+    built-in detectors configured by it (or `redactor`), and its sampling rate."""
+    key = resolve_key(settings)
+    if redactor is None:
+        redactor = BuiltinRedactor(RedactionConfig.from_settings(settings), key.secret)
+    return TraceRedactor(redactor, key, settings.trace_sample_rate)

@@ -1,0 +1,281 @@
+"""PII redaction: detection, stable keyed tokens, the key file, the JSON walk, the protocol."""
+
+from __future__ import annotations
+
+import logging
+import re
+import stat
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from evalkeeper.settings import Settings
+from evalkeeper.traces.keys import KEY_FILE_NAME, resolve_key
+from evalkeeper.traces.redaction import (
+    BuiltinRedactor,
+    Finding,
+    RedactionConfig,
+    Redactor,
+    build_redactor,
+    redact_json,
+)
+
+KEY = b"test-key-0123456789abcdef"
+TOKEN = re.compile(r"<(EMAIL|PHONE|CARD|IBAN|NAME|PATTERN):[0-9a-f]{8}>")
+
+
+@pytest.fixture(scope="module")
+def redactor() -> BuiltinRedactor:
+    return BuiltinRedactor(
+        RedactionConfig(names=("Ada Lovelace", "Ann"), patterns=(r"CUST-\d{5}",)), KEY
+    )
+
+
+def red(r: BuiltinRedactor, text: str) -> str:
+    return r.redact(text)[0]
+
+
+def only_token(r: BuiltinRedactor, text: str, kind: str) -> str:
+    """The one token that `text` becomes; fails if anything of the value is left."""
+    out = red(r, text)
+    m = TOKEN.fullmatch(out)
+    assert m and m.group(1) == kind, f"{text!r} -> {out!r}"
+    return out
+
+
+# -- phones ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["090-3640-5259", "08808125559", "(0191) 4960072"],
+    ids=["japan", "germany", "uk-with-area-code"],
+)
+def test_national_numbers_that_fail_with_region_us_alone_are_replaced_whole(
+    redactor: BuiltinRedactor, number: str
+) -> None:
+    out = red(redactor, f"please call {number} today")
+    assert re.fullmatch(r"please call <PHONE:[0-9a-f]{8}> today", out), out
+
+
+def test_us_only_misses_the_uk_area_code() -> None:
+    """The reason for the region list: with US alone the UK area code is left behind."""
+    us_only = BuiltinRedactor(RedactionConfig(regions=("US",)), KEY)
+    assert "0191" in red(us_only, "ring (0191) 4960072 today")
+
+
+@pytest.mark.parametrize(
+    ("national", "international"),
+    [
+        ("(0191) 4960072", "+44 191 496 0072"),
+        ("090-3640-5259", "+81 90-3640-5259"),
+        ("08808125559", "+49 8808 125559"),
+        ("(202) 555-0143", "+1 202-555-0143"),
+        ("04 15 39 15 00", "+33 4 15 39 15 00"),
+    ],
+)
+def test_phone_token_is_the_same_in_national_and_international_format(
+    redactor: BuiltinRedactor, national: str, international: str
+) -> None:
+    assert only_token(redactor, national, "PHONE") == only_token(redactor, international, "PHONE")
+
+
+def test_extension_is_redacted_with_the_number(redactor: BuiltinRedactor) -> None:
+    assert only_token(redactor, "206.269.0743x9150", "PHONE") == only_token(
+        redactor, "+1 206 269 0743", "PHONE"
+    )
+
+
+# -- what must survive ----------------------------------------------------------------
+
+PRESERVED = [
+    "The appointment APT-20261130-0042 is on 2026-11-30 at 14:30.",
+    "Booked for 30/11/2026, or 11-30-26, or 30.11.2026.",
+    "See you Nov 30, or November 30th, 2026, or 30 Nov 2026 at 9:05am.",
+    "Order ORD-558812 cost $1,234.56 (49,90 € with the discount, USD 6207 in total).",
+    "A big one: 1.234.567,89 EUR or 1,234,567 units.",
+    "Ticket INC-2041 and #55881234 since 2019: 3 items, 42 visits.",
+    "Logged at 2026-11-30T14:03:00Z and 2026-11-30T14:03:00.125+01:00.",
+    "Epoch 1764511380 and 1764511380000 in milliseconds.",
+    "Version v2.3.1, 12.5% off, a 20261130 batch, and 99 problems.",
+    "Card-like but Luhn-invalid: 4111 1111 1111 1112 and 4111111111111112.",
+    "<PHONE:1a2b3c4d> was redacted before and stays a token.",
+]
+
+
+@pytest.mark.parametrize("text", PRESERVED)
+def test_dates_times_prices_ids_and_small_numbers_survive(
+    redactor: BuiltinRedactor, text: str
+) -> None:
+    assert red(redactor, text) == text
+
+
+def test_redaction_is_idempotent(redactor: BuiltinRedactor) -> None:
+    once = red(redactor, "Ada Lovelace, ada@example.com, +44 191 496 0072, 12345678 x")
+    assert red(redactor, once) == once
+
+
+# -- emails, cards, IBANs, names, patterns -------------------------------------------
+
+
+def test_email_token_ignores_case(redactor: BuiltinRedactor) -> None:
+    a = only_token(redactor, "Ada.Lovelace@Example.com", "EMAIL")
+    assert a == only_token(redactor, "ada.lovelace@example.com", "EMAIL")
+
+
+@pytest.mark.parametrize("card", ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111"])
+def test_card_numbers_with_spaces_or_dashes_share_a_token(
+    redactor: BuiltinRedactor, card: str
+) -> None:
+    assert only_token(redactor, card, "CARD") == only_token(redactor, "4111111111111111", "CARD")
+
+
+def test_card_followed_by_another_number_is_still_found(redactor: BuiltinRedactor) -> None:
+    out = red(redactor, "card 4111 1111 1111 1111 2027")
+    assert TOKEN.search(out) and "4111" not in out
+
+
+def test_iban_with_and_without_spaces(redactor: BuiltinRedactor) -> None:
+    spaced = only_token(redactor, "DE89 3704 0044 0532 0130 00", "IBAN")
+    assert spaced == only_token(redactor, "DE89370400440532013000", "IBAN")
+    assert red(redactor, "IBAN DE89 3704 0044 0532 0130 00 OK") == f"IBAN {spaced} OK"
+    assert "IBAN" not in red(redactor, "DE89 3704 0044 0532 0130 01")  # check digits wrong
+
+
+def test_names_are_whole_words_and_case_insensitive(redactor: BuiltinRedactor) -> None:
+    out = red(redactor, "ADA  LOVELACE met Ann; the Annual report and Anna stay.")
+    assert TOKEN.fullmatch(out.split(" met ")[0])
+    assert "the Annual report and Anna stay." in out and "Ann;" not in out
+    assert red(redactor, "ada lovelace") == red(redactor, "Ada Lovelace")
+
+
+def test_names_match_as_written_beyond_casefolding() -> None:
+    r = BuiltinRedactor(RedactionConfig(names=("Ruth Weiß",)), KEY)
+    assert TOKEN.fullmatch(red(r, "RUTH WEIß"))
+
+
+def test_configured_patterns(redactor: BuiltinRedactor) -> None:
+    out = red(redactor, "customer CUST-12345 asked")
+    assert re.fullmatch(r"customer <PATTERN:[0-9a-f]{8}> asked", out)
+
+
+def test_a_broken_pattern_is_named() -> None:
+    with pytest.raises(ValueError, match=r"redaction_patterns\[1\] '\(unclosed'"):
+        BuiltinRedactor(RedactionConfig(patterns=("ok", "(unclosed")), KEY)
+
+
+def test_an_unknown_region_is_named() -> None:
+    with pytest.raises(ValueError, match="'XX' is not a region"):
+        BuiltinRedactor(RedactionConfig(regions=("US", "XX")), KEY)
+
+
+# -- tokens and keys ------------------------------------------------------------------
+
+
+def test_tokens_are_stable_across_instances_and_differ_across_keys() -> None:
+    text = "ada@example.com +44 191 496 0072"
+    a = BuiltinRedactor(RedactionConfig(), KEY)
+    b = BuiltinRedactor(RedactionConfig(), KEY)
+    other = BuiltinRedactor(RedactionConfig(), b"another key")
+    assert red(a, text) == red(b, text) == red(a, text)
+    assert TOKEN.findall(red(a, text)) == ["EMAIL", "PHONE"]
+    assert set(re.findall(r"<[^>]+>", red(a, text))).isdisjoint(
+        re.findall(r"<[^>]+>", red(other, text))
+    )
+
+
+def test_findings_hold_no_raw_value(redactor: BuiltinRedactor) -> None:
+    text = "mail ada@example.com"
+    out, findings = redactor.redact(text)
+    assert [f.name for f in fields(Finding)] == ["kind", "start", "end", "token"]
+    assert findings == [Finding("EMAIL", 5, 20, out[5:])]
+    assert "ada@example.com" not in repr(findings)
+
+
+def test_key_is_generated_once_owner_only_and_reused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(warehouse=tmp_path / "data" / "w.duckdb")
+    with caplog.at_level(logging.DEBUG):
+        first = build_redactor(settings)
+    path = tmp_path / "data" / KEY_FILE_NAME
+    assert first.key_generated and first.key_path == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    secret = path.read_text().strip()
+    assert len(secret) == 64 and secret not in caplog.text
+    assert first.notice and str(path) in first.notice and secret not in first.notice
+    assert secret not in repr(resolve_key(settings))
+
+    again = build_redactor(settings)
+    assert not again.key_generated and again.notice is None
+    text = "call +44 191 496 0072"
+    assert again.redact_text(text) == first.redact_text(text)
+    # the file's text is the key: the same tokens when it is given in settings
+    given = build_redactor(
+        Settings(warehouse=tmp_path / "x.duckdb", redaction_key=SecretStr(secret))
+    )
+    assert given.redact_text(text) == first.redact_text(text)
+    assert not (tmp_path / KEY_FILE_NAME).exists()
+
+
+def test_an_empty_key_file_is_an_error_that_names_it(tmp_path: Path) -> None:
+    (tmp_path / KEY_FILE_NAME).write_text("\n")
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / KEY_FILE_NAME))):
+        build_redactor(Settings(warehouse=tmp_path / "w.duckdb"))
+
+
+# -- the JSON walk and the protocol ---------------------------------------------------
+
+
+def test_json_walk_redacts_strings_only_and_keeps_keys(tmp_path: Path) -> None:
+    trace = {
+        "inputs": {"messages": [{"role": "user", "content": "I am ada@example.com"}]},
+        "outputs": {"tool_calls": [{"name": "book", "arguments": {"phone": "+44 191 496 0072"}}]},
+        "metadata": {"ada@example.com": 1, "n": 3, "ok": True, "none": None, "p": 0.5},
+        "tuple": ("DE89 3704 0044 0532 0130 00", 7),
+    }
+    r = build_redactor(Settings(warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("k")))
+    out = r.redact_json(trace)
+    assert out["inputs"]["messages"][0]["role"] == "user"
+    assert TOKEN.fullmatch(out["inputs"]["messages"][0]["content"][5:])
+    assert TOKEN.fullmatch(out["outputs"]["tool_calls"][0]["arguments"]["phone"])
+    assert out["metadata"] == trace["metadata"]  # keys kept as they are, non-strings untouched
+    assert TOKEN.fullmatch(out["tuple"][0]) and out["tuple"][1] == 7
+    assert trace["inputs"]["messages"][0]["content"] == "I am ada@example.com"  # not mutated
+    assert dict(r.stats) == {"EMAIL": 1, "PHONE": 1, "IBAN": 1}
+    r.redact_json(trace)
+    assert r.stats["EMAIL"] == 2
+
+
+class Shouting:
+    """A custom redactor: replaces the word 'secret', whatever its case."""
+
+    def redact(self, text: str) -> tuple[str, list[Finding]]:
+        findings = [
+            Finding("PATTERN", m.start(), m.end(), "<PATTERN:00000000>")
+            for m in re.finditer("secret", text, re.IGNORECASE)
+        ]
+        return re.sub("secret", "<PATTERN:00000000>", text, flags=re.IGNORECASE), findings
+
+
+def test_a_custom_redactor_plugs_in(tmp_path: Path) -> None:
+    assert isinstance(Shouting(), Redactor)
+    value, counts = redact_json({"a": ["a Secret", 1]}, Shouting())
+    assert value == {"a": ["a <PATTERN:00000000>", 1]} and counts == {"PATTERN": 1}
+    settings = Settings(warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("k"))
+    r = build_redactor(settings, redactor=Shouting())
+    assert r.redact_text("SECRET and ada@example.com") == "<PATTERN:00000000> and ada@example.com"
+    assert r.stats == {"PATTERN": 1}
+
+
+def test_regions_from_the_environment_comma_separated_or_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", "us, DE,JP")
+    assert Settings(_env_file=None).redaction_regions == ["US", "DE", "JP"]
+    monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", '["GB", "fr"]')
+    assert Settings(_env_file=None).redaction_regions == ["GB", "FR"]
+    monkeypatch.delenv("EVALKEEPER_REDACTION_REGIONS")
+    assert len(Settings(_env_file=None).redaction_regions) == 28
