@@ -58,11 +58,16 @@ def test_an_override_is_named_by_the_option_it_came_from() -> None:
 
 
 def test_a_list_that_is_not_json_says_what_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", "US,GB")
+    # patterns may hold commas: only JSON lists are read (regions also take `US,GB`)
+    monkeypatch.setenv("EVALKEEPER_REDACTION_PATTERNS", "ACCT-[0-9]+,X")
     with pytest.raises(
-        SettingsInvalid, match=r'^EVALKEEPER_REDACTION_REGIONS: not valid JSON .*\["US", "GB"\]'
+        SettingsInvalid,
+        match=r"^EVALKEEPER_REDACTION_PATTERNS: not valid JSON .*write a JSON value",
     ):
         settings_or_error()
+    monkeypatch.delenv("EVALKEEPER_REDACTION_PATTERNS")
+    monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", "us,GB")
+    assert settings_or_error().redaction_regions == ["US", "GB"]
 
 
 def test_the_cli_prints_one_line_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:

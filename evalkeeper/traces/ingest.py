@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from evalkeeper.experiment import warehouse_for
+from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.sources import TraceSource

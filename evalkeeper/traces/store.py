@@ -20,8 +20,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from evalkeeper.experiment import warehouse_for
 from evalkeeper.models import canonical_json, utcnow
+from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.sources import Cursor

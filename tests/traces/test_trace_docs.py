@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import ingest
 from evalkeeper.traces.sources import JsonlSource

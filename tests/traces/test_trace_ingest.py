@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from evalkeeper import experiment as core
+from evalkeeper import run as core
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import ERRORS_KEPT, IngestSummary, default_sample, ingest
 from evalkeeper.traces.sources import JsonlSource
