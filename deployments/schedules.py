@@ -1,11 +1,16 @@
 """The scheduled deployments, declared once: `prefect.yaml` mirrors these for `prefect deploy`,
-and `evalkeeper serve` serves them directly (no work pool needed)."""
+and `evalkeeper serve` serves them directly (no work pool needed).
+
+The two never share a deployment: `serve` registers each one under its name plus
+`SERVE_SUFFIX` (`nightly/nightly-full-serve`), because a deployment belongs to whoever
+registered it last, and a served one has no pull steps for a work pool's worker."""
 
 from __future__ import annotations
 
 from typing import Any
 
 TIMEZONE = "UTC"
+SERVE_SUFFIX = "-serve"
 
 NIGHTLY: dict[str, dict[str, Any]] = {
     "nightly-full": {

@@ -11,6 +11,7 @@ import evalkeeper.cli.run
 import evalkeeper.cli.traces
 from evalkeeper.cli.app import app, main
 
-import evalkeeper.cli.demo  # noqa: F401  isort: skip
+import evalkeeper.cli.demo  # isort: skip
+import evalkeeper.cli.serve  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

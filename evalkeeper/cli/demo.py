@@ -1,4 +1,4 @@
-"""`evalkeeper demo` (v1 then v2 of the demo agent through the nightly flow) and `serve`."""
+"""`evalkeeper demo`: v1 then v2 of the demo agent through the nightly flow."""
 
 from __future__ import annotations
 
@@ -90,28 +90,3 @@ def demo(
         f"  uv run evalkeeper compare {ids[1]} --baseline {ids[0]} --format markdown\n"
         '  uv run evalkeeper sql "SELECT * FROM score_history ORDER BY started_at DESC LIMIT 10"'
     )
-
-
-@app.command()
-def serve(
-    dataset: Annotated[str, typer.Option(help="Dataset the nightly runs use.")] = DEMO_DATASET,
-    target: Annotated[str, typer.Option(help="Target the nightly runs use.")] = DEMO_TARGETS[0],
-) -> None:
-    """Serve the scheduled deployments (nightly-full, nightly-smoke) from this process."""
-    orchestration_env.configure()
-    from prefect import serve as prefect_serve
-    from prefect.schedules import Cron
-
-    from deployments.schedules import NIGHTLY, TIMEZONE
-    from flows.nightly import nightly
-
-    deployments: list[Any] = [
-        nightly.to_deployment(
-            name=name,
-            schedule=Cron(spec["cron"], timezone=TIMEZONE),
-            description=spec["description"],
-            parameters={**spec["parameters"], "dataset": dataset, "target": target},
-        )
-        for name, spec in NIGHTLY.items()
-    ]
-    prefect_serve(*deployments)
