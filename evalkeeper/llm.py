@@ -637,3 +637,9 @@ def client_for(settings: Settings) -> JudgeClient:
         if client is None:
             client = _CLIENTS[key] = JudgeClient.from_settings(settings)
         return client
+
+
+def forget_clients() -> None:
+    """Drop the shared clients (and their circuit breakers), as a new process starts."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.clear()

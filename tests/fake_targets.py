@@ -84,3 +84,22 @@ async def counted(inputs: dict[str, Any]) -> dict[str, Any]:
     finally:
         IN_FLIGHT["target"] -= 1
     return _answer(inputs)
+
+
+COUNTS: Counter[str] = Counter()  # calls per target, for "the target was not called again"
+
+
+async def counting(inputs: dict[str, Any]) -> dict[str, Any]:
+    COUNTS["counting"] += 1
+    return _answer(inputs)
+
+
+async def broken_always(inputs: dict[str, Any]) -> dict[str, Any]:
+    raise TargetError("upstream said 500: internal error")
+
+
+async def down_when_flagged(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Down (a non-transient error) while FAKE_TARGET_DOWN=1, else answers."""
+    if os.environ.get("FAKE_TARGET_DOWN") == "1":
+        raise TargetError("service unavailable: maintenance")
+    return _answer(inputs)
