@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Suite = Literal["full", "smoke"]
@@ -19,9 +20,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# One encoder, built once: `json.dumps` with these options builds a new JSONEncoder on every
+# call, a third of the cost of hashing a dataset's examples. The text is the same.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+).encode
+
+
 def canonical_json(value: Any) -> str:
     """Stable JSON text: sorted keys, no whitespace; the basis of every content hash."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL(value)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text for storage (outputs, details): orjson, about 5x faster than the
+    standard library. Keys keep their order: use `canonical_json` for anything hashed."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (an integer past 64 bits …): the slow path
+        return canonical_json(value)
 
 
 def content_hash(value: Any, length: int = 16) -> str:

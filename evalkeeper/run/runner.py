@@ -21,7 +21,15 @@ from typing import Any
 
 import polars as pl
 
-from evalkeeper.models import Example, Experiment, RunRecord, Score, canonical_json, utcnow
+from evalkeeper.models import (
+    Example,
+    Experiment,
+    RunRecord,
+    Score,
+    canonical_json,
+    json_text,
+    utcnow,
+)
 from evalkeeper.registry import Evaluator
 from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
@@ -324,7 +332,7 @@ class Runner:
                     "comment": sc.comment,
                     "error": sc.error,
                     "skipped": sc.skipped,
-                    "details": None if details is None else canonical_json(details),
+                    "details": None if details is None else json_text(details),
                     "created_at": now_us,
                     "category": category,
                     "judge_model": details.get("judge_model") if details else None,
@@ -356,7 +364,7 @@ class Runner:
                 "experiment_id": run.experiment_id,
                 "example_id": run.example_id,
                 "repetition": repetition,
-                "outputs": None if run.outputs is None else canonical_json(run.outputs),
+                "outputs": None if run.outputs is None else json_text(run.outputs),
                 "latency_ms": run.latency_ms,
                 "error": run.error,
                 "attempts": run.attempts,
