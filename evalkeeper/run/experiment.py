@@ -42,7 +42,7 @@ from evalkeeper.run.resume import (
 )
 from evalkeeper.run.runner import Item, RowBuffer, Runner, ShardResult, Tally
 from evalkeeper.run.summary import Summary, summarize, summary_from_tallies
-from evalkeeper.run.targets import load_target
+from evalkeeper.run.targets import Target, load_target
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
@@ -339,6 +339,27 @@ def _runtime(
     )
 
 
+def _runner(
+    settings: Settings,
+    exp: Experiment,
+    wh: Warehouse,
+    target: Target | None,
+    evaluators: list[registry.Evaluator],
+    buffer: RowBuffer,
+    progress: bool,
+) -> Runner:
+    return Runner(
+        settings=settings,
+        experiment=exp,
+        target=target,
+        evaluators=evaluators,
+        warehouse=wh,
+        concurrency=int(exp.params.get("concurrency") or settings.concurrency),
+        progress=progress,
+        buffer=buffer,
+    )
+
+
 async def run_shard(
     settings: Settings,
     exp: Experiment,
@@ -367,16 +388,7 @@ async def run_shard(
     buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
     runtime = _runtime(settings, wh, exp, buffer, no_cache)
     evaluators = [registry.build(r, runtime) for r in exp.evaluators]
-    runner = Runner(
-        settings=settings,
-        experiment=exp,
-        target=target,
-        evaluators=evaluators,
-        warehouse=wh,
-        concurrency=int(exp.params.get("concurrency") or settings.concurrency),
-        progress=progress,
-        buffer=buffer,
-    )
+    runner = _runner(settings, exp, wh, target, evaluators, buffer, progress)
     result = await runner.run(items)
     result.skipped_existing = total - len(items)
     if result.skipped_existing:  # rows stored before this call: score what they lack
@@ -436,17 +448,7 @@ async def rescore(
     jobs = await asyncio.to_thread(
         rescore_plan, settings, wh, exp, examples, built, everything=True
     )
-    runner = Runner(
-        settings=settings,
-        experiment=exp,
-        target=None,
-        evaluators=built,
-        warehouse=wh,
-        concurrency=int(exp.params.get("concurrency") or settings.concurrency),
-        progress=progress,
-        buffer=buffer,
-    )
-    result = await runner.rescore(jobs)
+    result = await _runner(settings, exp, wh, None, built, buffer, progress).rescore(jobs)
     return await finish(settings, exp, result.tallies)
 
 
