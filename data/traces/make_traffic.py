@@ -143,9 +143,9 @@ def run(inputs: dict[str, Any], release: str, rng: random.Random) -> dict[str, A
 
 
 def _was_cancellation(inputs: dict[str, Any]) -> bool:
-    return demo_agent.respond(inputs, "v1")["tool_calls"] != demo_agent.respond(
-        inputs, "v2"
-    )["tool_calls"] and any(
+    return demo_agent.respond(inputs, "v1")["tool_calls"] != demo_agent.respond(inputs, "v2")[
+        "tool_calls"
+    ] and any(
         c["name"] == "cancel_appointment" for c in demo_agent.respond(inputs, "v1")["tool_calls"]
     )
 
