@@ -212,6 +212,7 @@ def main() -> None:
             pending: list[Any] = []
             made = 0
             next_mark = n_spans // 4
+            first_export: float | None = None
             while made < n_traces or pending:
                 if len(pending) < BATCH and made < n_traces:
                     k = min(chunk_traces, n_traces - made)
@@ -220,6 +221,7 @@ def main() -> None:
                     continue
                 batch, pending = pending[:BATCH], pending[BATCH:]
                 t0 = time.perf_counter()
+                first_export = t0 if first_export is None else first_export
                 result = exporter.export(batch)
                 export_s += time.perf_counter() - t0
                 sent += len(batch)
@@ -235,8 +237,11 @@ def main() -> None:
                 health["sink"]["delivered_traces"] + health["sink"]["failed_traces"] < n_traces
                 and time.monotonic() < deadline
             ):
-                time.sleep(0.2)
+                time.sleep(0.05)
                 health = _health(url)
+            # end to end: first export until the last trace is stored, less the settle time
+            # (a trace is complete only after `settle` seconds without a span for it)
+            e2e_s = time.perf_counter() - (first_export or 0.0) - args.settle
             server_cpu = _cpu_s(server.pid) - cpu0
             peak = _status_mib(server.pid, "VmHWM")
             marks.append(["all traces completed", sent, _status_mib(server.pid, "VmRSS")])
@@ -248,7 +253,9 @@ def main() -> None:
                 server.kill()
 
     asm, sink = health["assembler"], health["sink"]
+    store = health.get("store") or {}
     spans_per_s = n_spans / export_s
+    e2e_per_s = n_spans / e2e_s if e2e_s > 0 else float("nan")
     print(
         f"ingest: {n_spans:,} spans ({n_traces:,} traces of {SPANS_PER_TRACE}) through "
         f"OTLPSpanExporter, batches of {BATCH}, into the app under uvicorn (child process)"
@@ -269,12 +276,18 @@ def main() -> None:
         ["traces failed in the sink", sink["failed_traces"]],
         ["export wall s", export_s],
         ["spans / s (export wall)", spans_per_s],
+        ["spans / s into the store (end to end, settle excluded)", e2e_per_s],
+        ["traces stored in the warehouse", store.get("stored", "n/a")],
+        ["traces invalid / spooled", f"{store.get('invalid', 'n/a')} / {store.get('spooled', 'n/a')}"],
         ["server CPU s", server_cpu],
         ["spans / server CPU s", n_spans / server_cpu if server_cpu else float("nan")],
         ["server peak RSS MiB (VmHWM)", peak],
     ]  # fmt: skip
     print(table(["measure", "value"], rows))
     complete = sink["delivered_traces"] == n_traces and asm["spans_accepted"] == n_spans
+    if mode == "warehouse":
+        complete = complete and store.get("stored") == n_traces
+    spans_per_s = min(spans_per_s, e2e_per_s) if mode == "warehouse" else spans_per_s
     print(
         f"\n{'all' if complete else 'NOT all'} {n_traces:,} traces delivered; "
         f"spans/s {spans_per_s:,.0f} (goal >= {GOAL_SPANS_PER_S:,}: "
@@ -286,6 +299,9 @@ def main() -> None:
             {
                 "spans": n_spans,
                 "spans_per_s": round(spans_per_s, 1),
+                "export_spans_per_s": round(n_spans / export_s, 1),
+                "e2e_spans_per_s": round(e2e_per_s, 1),
+                "traces_stored": store.get("stored"),
                 "peak_rss_mib": round(peak, 1),
                 "server_cpu_s": round(server_cpu, 2),
                 "mode": mode,

@@ -26,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers as pn
-from _common import table
 from faker import Faker
 from pydantic import SecretStr
+
+try:
+    from _common import table
+except ModuleNotFoundError:  # imported as benchmarks.redaction (tests use its corpus)
+    from benchmarks._common import table
 
 from evalkeeper.settings import Settings
 from evalkeeper.traces.detectors import TOKEN_RE

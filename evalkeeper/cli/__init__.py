@@ -5,6 +5,8 @@ from __future__ import annotations
 import evalkeeper.cli.analysis
 import evalkeeper.cli.judges
 import evalkeeper.cli.listen
+import evalkeeper.cli.promote
+import evalkeeper.cli.replay
 
 # Command modules register themselves on import.
 import evalkeeper.cli.run

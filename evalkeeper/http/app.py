@@ -127,9 +127,16 @@ def create_app(
             "open_spans": assembler.open_spans,
             "assembler": assembler.stats.as_dict(),
             "sink": delivery.counts(),
+            # a sink that keeps its own counters (the trace store's: stored, invalid, …)
+            **({"store": stats.model_dump()} if (stats := _sink_stats(trace_sink)) else {}),
         }
 
     return app
+
+
+def _sink_stats(sink: TraceSink) -> Any:
+    stats = getattr(sink, "stats", None)
+    return stats if hasattr(stats, "model_dump") else None
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:

@@ -207,16 +207,57 @@ class NameIndex:
         return rx
 
     def find(self, text: str) -> list[Hit]:
-        """The names in `text`; the value is the name casefolded, spaces collapsed."""
-        present = self._firsts.intersection(_WORD_RE.findall(text.casefold()))
+        """The names in `text`; the value is the name casefolded, spaces collapsed.
+
+        Each word of the text that starts some name is compared with those names character
+        by character, casefolded (no regular expression per name: compiling thousands of
+        them was a fifth of the redaction time). A name that does not start with a word
+        (`'t Hooft`) is searched with its pattern."""
+        starts: dict[str, list[int]] = {}
+        for m in _WORD_RE.finditer(text):
+            word = m.group().casefold()
+            if word in self._firsts:
+                starts.setdefault(word, []).append(m.start())
         hits: list[Hit] = []
-        for first in present:
+        for first, positions in starts.items():
             for name in self._by_first[first]:
-                hits.extend(
-                    Hit(m.start(), m.end(), "NAME", name)
-                    for m in self._pattern(name).finditer(text)
-                )
+                if not name.startswith(first):
+                    hits.extend(
+                        Hit(m.start(), m.end(), "NAME", name)
+                        for m in self._pattern(name).finditer(text)
+                    )
+                    continue
+                for pos in positions:
+                    end = _match_name(text, pos, name)
+                    if end is not None:
+                        hits.append(Hit(pos, end, "NAME", name))
         return hits
+
+
+_W_RE = re.compile(r"\w")
+
+
+def _match_name(text: str, pos: int, name: str) -> int | None:
+    """The end of `name` (casefolded, single spaces) in `text` from `pos`, compared
+    casefolded, any run of whitespace for a space, ending at a word boundary; else None."""
+    i, j, n, m = pos, 0, len(text), len(name)
+    while j < m:
+        if i >= n:
+            return None
+        c = text[i]
+        if name[j] == " ":
+            if not c.isspace():
+                return None
+            while i < n and text[i].isspace():
+                i += 1
+            j += 1
+            continue
+        folded = c if c.isascii() and c.islower() else c.casefold()
+        if not name.startswith(folded, j):
+            return None
+        j += len(folded)
+        i += 1
+    return None if i < n and _W_RE.match(text, i) else i
 
 
 def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:

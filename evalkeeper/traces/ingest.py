@@ -12,14 +12,15 @@ never stop the good lines around them from being stored.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
-from evalkeeper.traces.model import Trace
+from evalkeeper.traces.model import Trace, describe
 from evalkeeper.traces.sources import TraceSource
 from evalkeeper.traces.store import load_cursor, write_traces
 
@@ -27,6 +28,8 @@ Redact = Callable[[Any], Any]
 """Takes a JSON value (object, list, string…) and returns it with personal data replaced."""
 Sample = Callable[[str], bool]
 """Takes a trace id; True keeps the trace."""
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 ERRORS_KEPT = 20
@@ -138,3 +141,95 @@ async def ingest(
         if not traces and not errors:  # only the cursor moved (a new empty file, blanks)
             break
     return summary
+
+
+# -- the OTLP sink of `evalkeeper listen` ------------------------------------------------
+
+OTLP_SOURCE = "otlp"
+"""The `source` column (and cursor key) of traces received over OTLP/HTTP."""
+
+
+class SinkStats(BaseModel):
+    """What the trace-store sink did since the app started."""
+
+    received: int = Field(0, description="Traces handed to the sink by the receiver.")
+    stored: int = Field(0, description="Traces new in the warehouse.")
+    duplicates: int = Field(0, description="Traces already stored (same trace_id): ignored.")
+    sampled_out: int = Field(0, description="Traces left out by sampling.")
+    invalid: int = Field(0, description="Traces that are not valid trace JSONL form: counted.")
+    spooled: int = Field(0, description="Traces spooled while the warehouse was locked.")
+    batches: int = Field(0, description="Warehouse writes.")
+    errors: list[str] = Field(
+        default_factory=list, description=f"The first {ERRORS_KEPT} invalid traces, why."
+    )
+
+
+class TraceStoreSink:
+    """An async trace sink (`TraceSink`) into the trace store: each batch of trace dicts is
+    validated into `Trace`s, sampled, redacted and written in one warehouse batch (under
+    source `otlp`, with a cursor counting what was received). Invalid traces are counted
+    (`stats.invalid`) and logged by id and field, never by value; a failed write raises, and
+    the receiver counts those traces as failed. The CPU work and the write run in a thread,
+    so the receiver keeps answering exports meanwhile."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redact: Redact | None = None,
+        sample: Sample | None = None,
+        batch_size: int = BATCH_SIZE,
+        source: str = OTLP_SOURCE,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.batch_size = batch_size
+        if redact is None:
+            from evalkeeper.traces.redaction import build_redactor
+
+            redactor = build_redactor(settings)
+            redact = redactor.redact_json
+            if notice := redactor.notice:
+                log.warning("%s", notice)
+        self.redact = redact
+        self.sample = sample or default_sample(settings)
+        self.wh = warehouse_for(settings)
+        self.stats = SinkStats()
+        self._wait = True
+        self._lock = asyncio.Lock()  # one write at a time, in order
+
+    async def __call__(self, traces: list[dict[str, Any]]) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._store, traces)
+
+    def _store(self, raw: list[dict[str, Any]]) -> None:
+        stats = self.stats
+        stats.received += len(raw)
+        valid: list[Trace] = []
+        for data in raw:
+            try:
+                valid.append(Trace.model_validate(data))
+            except ValidationError as exc:
+                stats.invalid += 1
+                tid = data.get("trace_id") if isinstance(data, dict) else None
+                message = f"{self.source} trace {tid!s:.64}: {describe(exc)}"
+                if len(stats.errors) < ERRORS_KEPT:
+                    stats.errors.append(message)
+                log.warning("trace sink: not stored: %s", message)
+        kept = [t for t in valid if self.sample(t.trace_id)] if self.sample else valid
+        stats.sampled_out += len(valid) - len(kept)
+        for start in range(0, len(kept), self.batch_size):
+            clean = [redact_trace(t, self.redact) for t in kept[start : start + self.batch_size]]
+            cursor = {"received": stats.received}
+            written = write_traces(self.wh, clean, self.source, cursor, wait=self._wait)
+            stats.batches += 1
+            stats.stored += written.stored
+            stats.duplicates += written.duplicates
+            stats.spooled += written.spooled
+            self._wait = not written.locked  # after a spooled batch, try once without waiting
+
+
+def make_trace_sink(settings: Settings, **options: Any) -> TraceStoreSink:
+    """The default sink of `evalkeeper listen`: received traces into the trace store,
+    validated, sampled, redacted (see `TraceStoreSink`; `options` are its keywords)."""
+    return TraceStoreSink(settings, **options)

@@ -1,0 +1,107 @@
+"""`evalkeeper promote TRACE_ID --dataset NAME --reference JSON|@FILE --incident INC-…
+--category C`: a production trace becomes a pinned regression example.
+
+The trace comes from the trace store (already redacted), or with `--source SPEC` from that
+source (redacted before anything is written or shown). Exit 0 with the new dataset
+version; 2 when the trace is unknown, already promoted into the dataset, or the reference
+lacks what the dataset's evaluators need (nothing is written then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evalkeeper.cli.app import app, console, err_console, fail, load_settings
+from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.traces.lookup import TraceNotFound, load_trace
+from evalkeeper.traces.promote import PromoteError, promote
+from evalkeeper.traces.sources import SourceError
+from evalkeeper.warehouse import WarehouseLocked
+
+
+def parse_reference(text: str) -> dict[str, Any]:
+    """`--reference`: a JSON object, or `@FILE` holding one."""
+    where = "--reference"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(
+                f"--reference @{path}: cannot read the file ({exc.strerror}); pass @PATH of a JSON file"
+            )
+        where = f"--reference @{path}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(
+            f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); write a JSON object, "
+            'e.g. \'{"must_include": ["cancelled"]}\' (quote it for the shell) or @FILE'
+        )
+    if not isinstance(value, dict):
+        fail(f'{where}: a JSON {type(value).__name__}; write a JSON object, e.g. {{"reply": "…"}}')
+    return value
+
+
+@app.command("promote")
+def promote_command(
+    trace_id: Annotated[str, typer.Argument(help="The trace to promote.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name (data/datasets/NAME.jsonl).")],
+    reference: Annotated[
+        str, typer.Option(help="Reference outputs: a JSON object, or @FILE holding one.")
+    ],
+    incident: Annotated[str, typer.Option(help="The incident id, e.g. INC-2041.")],
+    category: Annotated[str, typer.Option(help="The example's category (smoke stratum).")],
+    critical: Annotated[
+        bool, typer.Option("--critical/--no-critical", help="A failure of it is a regression.")
+    ] = True,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Read the trace from this source (e.g. jsonl:PATH), not the store."),
+    ] = None,
+    output_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Append a trace (redacted) to a dataset as an incident example; print its version."""
+    ref = parse_reference(reference)
+    settings = load_settings(warehouse=warehouse)
+    try:
+        trace = asyncio.run(load_trace(settings, trace_id, source))
+        result = promote(
+            settings,
+            trace,
+            dataset=dataset,
+            reference=ref,
+            incident_id=incident,
+            category=category,
+            critical=critical,
+        )
+    except (TraceNotFound, PromoteError, SourceError, WarehouseLocked) as exc:
+        fail(str(exc))
+    if output_json:
+        print(result.model_dump_json(indent=2))
+        return
+    if result.created:
+        err_console.print(
+            f"created dataset {result.dataset} ({result.path}, evaluators in "
+            f"{Path(result.path).with_suffix('.toml')})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"promoted trace {result.trace_id} into [bold]{result.dataset}[/] as example "
+        f"{result.example_id} ({'critical, ' if critical else ''}incident {incident}, "
+        f"category {category})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    before = f"{result.previous_version} -> " if result.previous_version else ""
+    console.print(
+        f"dataset version {before}[bold]{result.version}[/] ({result.examples} examples)",
+        highlight=False,
+    )
