@@ -231,7 +231,9 @@ class LangSmithServer:
     def runs_of(self, session_name: str) -> list[dict[str, Any]]:
         with self.lock:
             s = self._session_by_name(session_name)
-            return [] if s is None else [r for r in self.runs.values() if r["session_id"] == s["id"]]
+            return (
+                [] if s is None else [r for r in self.runs.values() if r["session_id"] == s["id"]]
+            )
 
     # -- the HTTP face ----------------------------------------------------------------------
 
@@ -318,7 +320,9 @@ class LangSmithServer:
         if "name" in rec.query:
             found = [s for s in found if s["name"] in rec.query["name"]]
         if "reference_dataset" in rec.query:
-            found = [s for s in found if s["reference_dataset_id"] in rec.query["reference_dataset"]]
+            found = [
+                s for s in found if s["reference_dataset_id"] in rec.query["reference_dataset"]
+            ]
         return 200, _page([self._session_out(s) for s in found], rec.query)
 
     def _create_session(self, rec: Recorded) -> tuple[int, Any]:

@@ -95,9 +95,7 @@ def _documents(run: ls_schemas.Run) -> list[ContextDoc]:
     return out
 
 
-def run_to_trace(
-    root: ls_schemas.Run, children: list[ls_schemas.Run], project: str
-) -> Trace:
+def run_to_trace(root: ls_schemas.Run, children: list[ls_schemas.Run], project: str) -> Trace:
     """One root run and the other runs of its trace as a Trace (unredacted)."""
     meta = _metadata(root)
     ordered = sorted(children, key=lambda r: (r.dotted_order or "", _utc(r.start_time)))
