@@ -56,7 +56,7 @@ def print_sync(report: SyncReport) -> None:
     )
     console.print(
         f"  added {len(report.added)}  changed {len(report.changed)}  removed "
-        f"{len(report.removed)}  unchanged {report.unchanged}  version {report.version}",
+        f"{len(report.removed)}  moved {report.moved}  unchanged {report.unchanged}  version {report.version}",
         highlight=False,
     )
     for label, ids in (("added", report.added), ("changed", report.changed)):

@@ -53,6 +53,9 @@ class SyncReport(BaseModel):
     added: list[str] = Field(default_factory=list, description="Example ids added.")
     changed: list[str] = Field(default_factory=list, description="Example ids changed.")
     removed: list[str] = Field(default_factory=list, description="Example ids removed.")
+    moved: int = Field(
+        0, description="Examples only moved in the file (their position updated in LangSmith)."
+    )
     unchanged: int = Field(0, description="Examples already equal on both sides.")
     version: str = Field(description="The dataset version both sides now hold.")
 
@@ -255,12 +258,21 @@ def _apply_push(
     want = [to_remote(name, e, i) for i, e in enumerate(local)]
     local_ids = {w["id"]: e.id for w, e in zip(want, local, strict=True)}
     new = [w for w in want if w["id"] not in have]
-    changed = [
+    stale = [
         w
         for w in want
         if w["id"] in have
         and remote_key(w["inputs"], w["outputs"], w["metadata"])
         != remote_key(have[w["id"]].inputs, have[w["id"]].outputs, have[w["id"]].metadata)
+    ]
+    by_local = {e.id: e for e in local}
+    changed = [
+        w
+        for w in stale
+        if from_remote(
+            w["id"], *(getattr(have[w["id"]], k) for k in ("inputs", "outputs", "metadata"))
+        )[0].content_hash
+        != by_local[local_ids[w["id"]]].content_hash
     ]
     gone = [i for i in have if i not in local_ids]
     if new:
@@ -276,7 +288,7 @@ def _apply_push(
                 for w in new
             ],
         )
-    for w in changed:
+    for w in stale:
         conn.client.update_example(
             w["id"],
             inputs=w["inputs"],
@@ -298,7 +310,8 @@ def _apply_push(
         added=[local_ids[w["id"]] for w in new],
         changed=[local_ids[w["id"]] for w in changed],
         removed=removed,
-        unchanged=len(want) - len(new) - len(changed),
+        moved=len(stale) - len(changed),
+        unchanged=len(want) - len(new) - len(stale),
         version=version_of(local),
     )
 
