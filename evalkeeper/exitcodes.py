@@ -9,5 +9,9 @@ EXIT_ERROR = 2
 EXIT_RUN_FAILED = 3
 """`run`/`score`: every row is stored, but the target's or an evaluator's error share is
 above EVALKEEPER_MAX_ERROR_RATE."""
+EXIT_UPLOAD_FAILED = 4
+"""`run --upload`/`gate --upload`/`upload`: the experiment is recorded locally, but its
+LangSmith upload failed (the message says why; uploading again sends the rest). A gate's
+regression or inconclusive code takes precedence."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C: the rows already written are kept; the same command with --experiment resumes."""

@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         1_000, ge=1, description="Spans kept per trace; more are rejected (partial success)."
     )
 
+    # LangSmith experiment upload (issue 12)
+    langsmith_upload: bool = Field(
+        False,
+        description="The nightly flow also uploads its experiment to LangSmith "
+        "(EVALKEEPER_LANGSMITH_UPLOAD=true; needs the LangSmith key or endpoint).",
+    )
+
     @field_validator("redaction_regions", mode="before")
     @classmethod
     def _regions_list(cls, value: Any) -> Any:

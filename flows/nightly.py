@@ -79,11 +79,14 @@ async def nightly(
     baseline: str = "auto",
     warehouse: str | None = None,
     allow_skipped: list[str] | None = None,
+    upload: bool | None = None,
 ) -> dict[str, Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
     Returns the summary and, when a baseline exists, the comparison (`verdict`).
-    `allow_skipped` names evaluators that may be skipped (judges without an endpoint)."""
+    `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
+    `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
+    LangSmith; a failed upload ends the run Failed after everything else is done."""
     settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
     summary = await run_suite_tasks(
         settings,
@@ -105,5 +108,18 @@ async def nightly(
             result["comparison"] = outcome.comparison.model_dump(mode="json")
         result["verdict"] = outcome.verdict
         result["reasons"] = outcome.reasons
+    upload_error = None
+    if settings.langsmith_upload if upload is None else upload:
+        from tasks.langsmith import LangSmithError, upload_experiment
+
+        try:
+            result["langsmith"] = await upload_experiment(
+                settings, summary.experiment.experiment_id
+            )
+        except LangSmithError as exc:
+            get_run_logger().error("%s", exc)
+            upload_error = exc
     raise_if_failed(summary, verdict)
+    if upload_error is not None:
+        raise upload_error
     return result

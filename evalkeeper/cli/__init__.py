@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import evalkeeper.cli.analysis
 import evalkeeper.cli.judges
+import evalkeeper.cli.langsmith
 import evalkeeper.cli.listen
 import evalkeeper.cli.promote
 import evalkeeper.cli.replay

@@ -17,7 +17,15 @@ from evalkeeper.cli.app import (
     load_settings,
     output_format,
 )
-from evalkeeper.cli.run import AllowSkippedOpt, WarehouseOpt, print_summary, run_suite_or_exit
+from evalkeeper.cli.run import (
+    AllowSkippedOpt,
+    UploadOpt,
+    WarehouseOpt,
+    print_summary,
+    run_suite_or_exit,
+    upload_after,
+)
+from evalkeeper.exitcodes import EXIT_OK, EXIT_UPLOAD_FAILED
 from evalkeeper.models import Suite
 from evalkeeper.report.output import SummaryWriteError, print_gate_result, write_markdown_summary
 from evalkeeper.settings import Settings
@@ -105,11 +113,13 @@ def gate(
     ] = False,
     allow_skipped: AllowSkippedOpt = None,
     warehouse: WarehouseOpt = None,
+    upload: UploadOpt = False,
 ) -> None:
     """Run a suite on a change, compare with the baseline, print the PR summary.
 
     Exit 0 pass, 1 regression, 2 inconclusive (no baseline, judges skipped, too many
-    errors: the summary says which; --inconclusive-passes makes it 0) or bad input."""
+    errors: the summary says which; --inconclusive-passes makes it 0) or bad input;
+    4 when the verdict is pass but `--upload` to LangSmith failed."""
     from evalkeeper.analysis.gate import decide_gate
     from evalkeeper.report.markdown import render_gate
 
@@ -127,6 +137,7 @@ def gate(
     )
     if fmt == "table":
         print_summary(summary)
+    uploaded = not upload or upload_after(settings, summary)
     outcome = decide_gate(
         core.warehouse_for(settings),
         summary.experiment.experiment_id,
@@ -141,4 +152,6 @@ def gate(
         write_markdown_summary(text, markdown, settings)
     except SummaryWriteError as exc:
         fail(str(exc))
+    if outcome.exit_code == EXIT_OK and not uploaded:
+        raise typer.Exit(EXIT_UPLOAD_FAILED)
     raise typer.Exit(outcome.exit_code)

@@ -23,6 +23,7 @@ from evalkeeper.cli.app import (
     message_of,
     output_format,
 )
+from evalkeeper.exitcodes import EXIT_UPLOAD_FAILED
 from evalkeeper.report.output import ROW_FORMATS, emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
@@ -39,6 +40,12 @@ AllowSkippedOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")]
+UploadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--upload", help="Also record the experiment in LangSmith (EVALKEEPER_LANGSMITH_*)."
+    ),
+]
 
 
 def _fmt(v: float | None, pct: bool = True) -> str:
@@ -170,11 +177,13 @@ def run(
         bool, typer.Option("--no-cache", help="LLM judges call the endpoint even when cached.")
     ] = False,
     allow_skipped: AllowSkippedOpt = None,
+    upload: UploadOpt = False,
 ) -> None:
     """Run a suite against a target and record every score in the warehouse.
 
     Exit 0 when done; 2 on bad input or an incomplete run; 3 when every row is stored but
-    the target's or an evaluator's error share is above EVALKEEPER_MAX_ERROR_RATE."""
+    the target's or an evaluator's error share is above EVALKEEPER_MAX_ERROR_RATE; 4 when
+    `--upload` to LangSmith failed (the local experiment is kept)."""
     settings = load_settings(warehouse=warehouse)
     summary = run_suite_or_exit(
         settings,
@@ -189,7 +198,17 @@ def run(
         no_cache=no_cache,
         allow_skipped=core.parse_evaluator_names(allow_skipped),
     )
+    uploaded = not upload or upload_after(settings, summary)
     finish_command(summary, output_json)
+    if not uploaded:
+        raise typer.Exit(EXIT_UPLOAD_FAILED)
+
+
+def upload_after(settings: Settings, summary: core.Summary) -> bool:
+    """`--upload`: record the experiment in LangSmith; False (reported) when it failed."""
+    from evalkeeper.cli.langsmith import upload_or_report
+
+    return upload_or_report(settings, summary.experiment.experiment_id)
 
 
 def finish_command(summary: core.Summary, output_json: bool) -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 from evalkeeper.cli.app import EXIT_ERROR, EXIT_OK, app, console, err_console, fail, load_settings
 from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.report.output import emit_rows
+from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import IngestSummary, ingest
 from evalkeeper.traces.model import Trace, iso_utc, to_utc
 from evalkeeper.traces.sources import SourceError, open_source
@@ -70,7 +71,10 @@ def print_ingest_summary(s: IngestSummary) -> None:
 def ingest_command(
     source: Annotated[
         str,
-        typer.Option(help="jsonl:PATH (a .jsonl file or a directory of *.jsonl files)."),
+        typer.Option(
+            help="jsonl:PATH (a .jsonl file or a directory of *.jsonl files) or "
+            "langsmith:PROJECT (root runs of a LangSmith project)."
+        ),
     ],
     warehouse: WarehouseOpt = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Traces per warehouse write.")] = 1000,
@@ -106,6 +110,19 @@ def ingest_command(
     else:
         print_ingest_summary(summary)
     raise typer.Exit(EXIT_BAD_LINES if summary.bad_lines else EXIT_OK)
+
+
+def _read_one(settings: Settings, spec: str, trace_id: str) -> Trace:
+    """One trace read from a source that can read by id, redacted."""
+    from evalkeeper.traces.ingest import redact_trace
+    from evalkeeper.traces.redaction import build_redactor
+
+    src = open_source(spec, settings)
+    read_run = getattr(src, "read_run", None)
+    if read_run is None:
+        raise SourceError(f"{spec}: cannot read one trace by id; use langsmith:PROJECT")
+    trace = asyncio.run(read_run(trace_id))
+    return redact_trace(trace, build_redactor(settings).redact_json)
 
 
 # the flat columns of `list` as a table or CSV
@@ -176,14 +193,23 @@ def show_command(
     trace_id: Annotated[str, typer.Argument(help="The trace id.")],
     format: Annotated[str, typer.Option(help="json or table.")] = "json",
     warehouse: WarehouseOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Read it from this source instead (langsmith:PROJECT), redacted."),
+    ] = None,
 ) -> None:
-    """Show one stored trace, every field (already redacted)."""
+    """Show one stored trace, every field (already redacted), or one run read from a
+    source (`--source langsmith:PROJECT`), redacted before it is shown."""
     if format not in ("json", "table"):
         fail(f"--format {format!r}: use json or table")
     settings = load_settings(warehouse=warehouse)
     try:
-        trace = get_trace(settings, trace_id)
-    except WarehouseLocked as exc:
+        trace = (
+            get_trace(settings, trace_id)
+            if source is None
+            else _read_one(settings, source, trace_id)
+        )
+    except (WarehouseLocked, SourceError) as exc:
         fail(str(exc))
     if trace is None:
         fail(

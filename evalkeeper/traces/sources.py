@@ -285,3 +285,6 @@ def _open_jsonl(arg: str, settings: Settings) -> TraceSource:
 
 
 register_source("jsonl", "jsonl:PATH (a .jsonl file or a directory of *.jsonl files)", _open_jsonl)
+
+# `langsmith:PROJECT` registers itself (the SDK is imported only when a source is opened)
+import evalkeeper.integrations.langsmith.source  # noqa: E402, F401  isort: skip

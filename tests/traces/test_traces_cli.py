@@ -76,7 +76,7 @@ def test_unusable_sources_exit_2_with_one_line(settings: Settings, tmp_path: Pat
     assert code == 2
     assert err.strip().splitlines() == [
         "error: unknown trace source 'kafka:topic': use jsonl:PATH (a .jsonl file or a "
-        "directory of *.jsonl files)"
+        "directory of *.jsonl files) or langsmith:PROJECT (root runs of a LangSmith project)"
     ]
     code, _, err = cli(settings, "traces", "ingest", "--source", f"jsonl:{tmp_path / 'none.jsonl'}")
     assert code == 2 and "no such file or directory; give an existing .jsonl file" in err

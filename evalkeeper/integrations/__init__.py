@@ -1,0 +1,1 @@
+"""Integrations with other platforms, each optional: nothing here is needed without them."""
