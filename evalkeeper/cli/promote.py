@@ -18,6 +18,7 @@ import typer
 
 from evalkeeper.cli.app import app, console, err_console, fail, load_settings
 from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.exitcodes import EXIT_UPLOAD_FAILED
 from evalkeeper.traces.lookup import TraceNotFound, load_trace
 from evalkeeper.traces.promote import PromoteError, promote
 from evalkeeper.traces.sources import SourceError
@@ -64,10 +65,19 @@ def promote_command(
         str | None,
         typer.Option(help="Read the trace from this source (e.g. jsonl:PATH), not the store."),
     ] = None,
+    to_langsmith: Annotated[
+        bool,
+        typer.Option(
+            "--to-langsmith", help="Also add the example to the LangSmith dataset of that name."
+        ),
+    ] = False,
     output_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Append a trace (redacted) to a dataset as an incident example; print its version."""
+    """Append a trace (redacted) to a dataset as an incident example; print its version.
+
+    With --to-langsmith the example goes to LangSmith too (same id mapping and metadata as
+    `datasets push`); a failure there is reported (exit 4) and the local example stays."""
     ref = parse_reference(reference)
     settings = load_settings(warehouse=warehouse)
     try:
@@ -83,9 +93,34 @@ def promote_command(
         )
     except (TraceNotFound, PromoteError, SourceError, WarehouseLocked) as exc:
         fail(str(exc))
+    remote = _to_langsmith(settings, result) if to_langsmith else None
     if output_json:
-        print(result.model_dump_json(indent=2))
-        return
+        data = result.model_dump(mode="json")
+        if remote is not None:
+            data["langsmith"] = remote
+        print(json.dumps(data, indent=2))
+    else:
+        _print(result, critical, incident, category, remote)
+    if remote is not None and remote.get("error"):
+        raise typer.Exit(EXIT_UPLOAD_FAILED)
+
+
+def _to_langsmith(settings: Any, result: Any) -> dict[str, Any]:
+    """Add the promoted example to LangSmith; what happened, or the error."""
+    from evalkeeper.integrations.langsmith.promote import add_example_to_langsmith
+    from evalkeeper.models import Example
+
+    example = Example.model_validate(result.example)
+    try:
+        done = asyncio.run(add_example_to_langsmith(settings, result.dataset, example))
+    except Exception as exc:  # reported, never lost: the local example is written
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return done.model_dump(mode="json")
+
+
+def _print(
+    result: Any, critical: bool, incident: str, category: str, remote: dict[str, Any] | None
+) -> None:
     if result.created:
         err_console.print(
             f"created dataset {result.dataset} ({result.path}, evaluators in "
@@ -105,3 +140,19 @@ def promote_command(
         f"dataset version {before}[bold]{result.version}[/] ({result.examples} examples)",
         highlight=False,
     )
+    if remote is not None:
+        if remote.get("error"):
+            err_console.print(
+                f"LangSmith: not added ({remote['error']}); the local example is written. "
+                "Push it later with `evalkeeper datasets push "
+                f"{result.dataset}`",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                f"LangSmith: example {remote.get('example_id')} in dataset "
+                f"{result.dataset} ({'created' if remote.get('created') else 'updated'})",
+                highlight=False,
+                soft_wrap=True,
+            )
