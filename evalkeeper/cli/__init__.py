@@ -6,6 +6,7 @@ import evalkeeper.cli.analysis
 import evalkeeper.cli.judges
 import evalkeeper.cli.langsmith
 import evalkeeper.cli.listen
+import evalkeeper.cli.monitor
 import evalkeeper.cli.promote
 import evalkeeper.cli.replay
 

@@ -61,7 +61,13 @@ def redact_trace(trace: Trace, redact: Redact) -> Trace:
     update: dict[str, Any] = {
         "inputs": redact(trace.inputs),
         "metadata": redact(trace.metadata),
-        "tool_calls": [c.model_copy(update={"args": redact(c.args)}) for c in trace.tool_calls],
+        "tool_calls": [
+            c.model_copy(
+                update={"args": redact(c.args)}
+                | ({"error": redact(c.error)} if c.error is not None else {})
+            )
+            for c in trace.tool_calls
+        ],
         "context": [d.model_copy(update={"text": redact(d.text)}) for d in trace.context],
     }
     if trace.outputs is not None:

@@ -34,6 +34,9 @@ class ToolCall(BaseModel):
     args: dict[str, Any] = Field(
         default_factory=dict, description="The arguments it was called with (a JSON object)."
     )
+    error: str | None = Field(
+        None, description="The error the tool returned, when the call failed (else absent)."
+    )
 
 
 class ContextDoc(BaseModel):
@@ -137,7 +140,7 @@ _FIX = {
     "inputs": 'a JSON object, e.g. {"message": "…"}',
     "outputs": 'a JSON object, e.g. {"reply": "…"}, or leave it out',
     "latency_ms": "a number of milliseconds >= 0, e.g. 812.5",
-    "tool_calls": 'a list of {"name": "…", "args": {…}}',
+    "tool_calls": 'a list of {"name": "…", "args": {…}} (and "error": "…" when it failed)',
     "context": 'a list of {"id": "…", "text": "…"}',
     "feedback": '{"score": 1, "comment": "…"}',
     "metadata": 'a JSON object, e.g. {"channel": "web"}',

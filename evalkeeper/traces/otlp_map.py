@@ -194,7 +194,10 @@ def _tool_calls(ordered: Sequence[Span]) -> list[dict[str, Any]]:
         args = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters"))
         if args is None and _kind(s) == "TOOL":
             args = a.get("input.value")
-        calls.append(tool_call(name, args))
+        call = tool_call(name, args)
+        if s.status_code == STATUS_ERROR:  # the tool failed: its status message, when any
+            call["error"] = s.status_message or "error (the tool span's status is ERROR)"
+        calls.append(call)
     if calls:
         return calls
     sources = [s for s in ordered if _is_llm(s)] or ordered[:1]

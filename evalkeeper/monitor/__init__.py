@@ -1,0 +1,1 @@
+"""Post-deploy monitoring: windows, ticks, decisions, rollback delivery."""

@@ -1,0 +1,291 @@
+"""The monitor's decision at one look: per evaluator, then for the window, from counts alone.
+
+`decide(counts, policy, final=...)` is a pure function of the cumulative counts at a look
+(baseline and window: traces scored, flagged, errored, per evaluator). It keeps no state,
+so a tick that crashes and runs again decides the same; "once rollback, always rollback"
+is the caller's rule. The statistics are in `evalkeeper.analysis.sequential` (a
+Clopper-Pearson bound on the baseline's flag rate, then a Beta-mixture likelihood ratio on
+the window that stays valid at every look).
+
+Per evaluator, in this order:
+
+* `inconclusive` when the baseline errored too often (errors / (scored + errors) above
+  `max_error_rate`) or has fewer than `min_baseline` scored traces: the window can never
+  reach `stable` for it (the baseline is fixed before the window), and says so from the
+  first look;
+* `inconclusive` when the window errored too often (looked at once the window holds
+  `min_window` traces, and at the end): an evaluator that cannot score is never a
+  rollback and never stable; it asks for a human;
+* `continue` while the window has fewer than `min_window` scored traces (`inconclusive`
+  at the end: too little traffic);
+* `rollback` when log M reaches the threshold;
+* `stable` at the end, `continue` before it.
+
+Alpha is split across the k evaluators of the window (Bonferroni: alpha / k each), and each
+evaluator's share between the baseline bound (`baseline_share`) and the window test (the
+rest). So the chance that an unchanged deploy is rolled back is at most `alpha`, however
+many looks and evaluators there are. k is the number of counts passed: pass every
+configured evaluator at every look, also those that are inconclusive.
+
+The window: `rollback` if any evaluator says so; at the end `stable` only if every
+evaluator is stable, else `inconclusive`; before the end `inconclusive` if any evaluator is
+(not final: a later look may still roll back on another evaluator, or recover when the
+error rate falls back), else `continue`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from evalkeeper.analysis.sequential import (
+    DEFAULT_PRIOR_STRENGTH,
+    clopper_pearson_upper,
+    log_mixture_lr,
+    mixture_prior,
+    rejection_threshold,
+)
+
+Decision = Literal["continue", "rollback", "stable", "inconclusive"]
+
+STAT_FLOOR = -1000.0
+"""log M below this (a ratio that underflows) is reported as this: finite, JSON-safe."""
+
+
+@dataclass(frozen=True)
+class EvaluatorCounts:
+    """One evaluator's cumulative counts at a look.
+
+    `*_n` are traces scored (flagged or passed), `*_flags` those flagged (a failed score),
+    `*_errors` those the evaluator could not score (counted apart, never a flag)."""
+
+    evaluator: str
+    baseline_n: int
+    baseline_flags: int
+    baseline_errors: int
+    window_n: int
+    window_flags: int
+    window_errors: int
+
+    def __post_init__(self) -> None:
+        for side in ("baseline", "window"):
+            n, flags, errors = (getattr(self, f"{side}_{k}") for k in ("n", "flags", "errors"))
+            if min(n, flags, errors) < 0 or flags > n:
+                raise ValueError(
+                    f"evaluator {self.evaluator!r}: {side} counts n={n}, flags={flags}, "
+                    f"errors={errors}: expected 0 <= flags <= n and errors >= 0 (n counts "
+                    "the traces scored, flags those that failed)"
+                )
+
+
+@dataclass(frozen=True)
+class MonitorPolicy:
+    """How a window decides.
+
+    alpha: the chance of rolling back an unchanged deploy, for the whole window.
+    tolerance: a rise of the flag rate up to this (absolute, 0.01 = one point) is accepted.
+    min_baseline: fewer scored baseline traces than this: inconclusive from the start.
+    min_window: no decision before the window has this many scored traces.
+    max_error_rate: evaluator errors / (scored + errors) above this: inconclusive.
+    baseline_share: the part of each evaluator's alpha spent on the baseline bound.
+    prior_strength: a + b of the Beta mixing prior (mean at the null rate).
+    """
+
+    alpha: float = 0.05
+    tolerance: float = 0.0
+    min_baseline: int = 200
+    min_window: int = 50
+    max_error_rate: float = 0.2
+    baseline_share: float = 0.5
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.alpha < 1.0:
+            problems.append(f"alpha={self.alpha!r}: use a probability in (0, 1), e.g. 0.05")
+        if not 0.0 <= self.tolerance < 1.0:
+            problems.append(
+                f"tolerance={self.tolerance!r}: use a rate rise in [0, 1), e.g. 0.01 for a point"
+            )
+        if self.min_baseline < 1 or self.min_window < 1:
+            problems.append(
+                f"min_baseline={self.min_baseline}, min_window={self.min_window}: use at least 1"
+            )
+        if not 0.0 <= self.max_error_rate < 1.0:
+            problems.append(f"max_error_rate={self.max_error_rate!r}: use a rate in [0, 1)")
+        if not 0.0 < self.baseline_share < 1.0:
+            problems.append(f"baseline_share={self.baseline_share!r}: use a share in (0, 1)")
+        if not self.prior_strength > 0.0:
+            problems.append(f"prior_strength={self.prior_strength!r}: use a positive number")
+        if problems:
+            raise ValueError("monitor policy: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class EvaluatorDecision:
+    """One evaluator's decision at a look, with its evidence.
+
+    baseline_rate, window_rate: flags / scored on each side (None without traces).
+    upper_bound: the Clopper-Pearson upper bound U on the baseline's rate.
+    null_rate: U + tolerance, the rate the window is tested against.
+    statistic: log M, the log mixture likelihood ratio (None when not computed), floored
+      at `STAT_FLOOR`.
+    threshold: log(1 / alpha_window): rollback once the statistic reaches it.
+    alpha: this evaluator's share of the window's alpha (alpha / k).
+    """
+
+    evaluator: str
+    decision: Decision
+    reason: str
+    baseline_rate: float | None
+    upper_bound: float | None
+    window_rate: float | None
+    statistic: float | None
+    threshold: float
+    null_rate: float | None = None
+    alpha: float = 0.0
+    baseline_n: int = 0
+    baseline_flags: int = 0
+    baseline_errors: int = 0
+    window_n: int = 0
+    window_flags: int = 0
+    window_errors: int = 0
+
+
+@dataclass(frozen=True)
+class WindowDecision:
+    """The window's decision at a look, its per-evaluator decisions, and why."""
+
+    decision: Decision
+    evaluators: list[EvaluatorDecision]
+    reasons: list[str] = field(default_factory=list)
+    final: bool = False
+
+    @property
+    def rollback_by(self) -> list[EvaluatorDecision]:
+        """The evaluators that call for a rollback."""
+        return [e for e in self.evaluators if e.decision == "rollback"]
+
+
+def decide(counts: list[EvaluatorCounts], policy: MonitorPolicy, *, final: bool) -> WindowDecision:
+    """The window's decision from every evaluator's cumulative counts at this look.
+
+    `final` is the window's last look (its end): `continue` becomes `stable` or
+    `inconclusive`."""
+    if not counts:
+        raise ValueError("decide: no evaluator counts; a window monitors at least one evaluator")
+    names = [c.evaluator for c in counts]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"decide: evaluator(s) {dupes} given twice; pass one count per evaluator")
+    alpha_each = policy.alpha / len(counts)
+    decisions = [decide_evaluator(c, policy, alpha=alpha_each, final=final) for c in counts]
+    by = {d.decision for d in decisions}
+    window: Decision
+    if "rollback" in by:
+        window = "rollback"
+    elif final:
+        window = "stable" if by == {"stable"} else "inconclusive"
+    else:
+        window = "inconclusive" if "inconclusive" in by else "continue"
+    reasons = [f"{d.evaluator}: {d.decision}: {d.reason}" for d in decisions]
+    return WindowDecision(decision=window, evaluators=decisions, reasons=reasons, final=final)
+
+
+def decide_evaluator(
+    c: EvaluatorCounts, policy: MonitorPolicy, *, alpha: float, final: bool
+) -> EvaluatorDecision:
+    """One evaluator's decision at level `alpha` (its Bonferroni share)."""
+    alpha_b = alpha * policy.baseline_share
+    threshold = rejection_threshold(alpha - alpha_b)
+    base_rate = c.baseline_flags / c.baseline_n if c.baseline_n else None
+    win_rate = c.window_flags / c.window_n if c.window_n else None
+
+    def out(
+        decision: Decision,
+        reason: str,
+        upper: float | None = None,
+        statistic: float | None = None,
+    ) -> EvaluatorDecision:
+        return EvaluatorDecision(
+            evaluator=c.evaluator,
+            decision=decision,
+            reason=reason,
+            baseline_rate=base_rate,
+            upper_bound=upper,
+            window_rate=win_rate,
+            statistic=statistic,
+            threshold=threshold,
+            null_rate=None if upper is None else upper + policy.tolerance,
+            alpha=alpha,
+            baseline_n=c.baseline_n,
+            baseline_flags=c.baseline_flags,
+            baseline_errors=c.baseline_errors,
+            window_n=c.window_n,
+            window_flags=c.window_flags,
+            window_errors=c.window_errors,
+        )
+
+    base_err = _error_problem("baseline", c.baseline_n, c.baseline_errors, policy.max_error_rate)
+    if base_err:
+        return out("inconclusive", base_err + "; the baseline rate cannot be trusted")
+    if c.baseline_n < policy.min_baseline:
+        return out(
+            "inconclusive",
+            f"too few baseline traces: {c.baseline_n} scored, min_baseline is "
+            f"{policy.min_baseline}; lengthen the baseline period or raise the sample rate",
+        )
+    upper = clopper_pearson_upper(c.baseline_flags, c.baseline_n, alpha_b)
+    window_total = c.window_n + c.window_errors
+    if final or window_total >= policy.min_window:
+        win_err = _error_problem("window", c.window_n, c.window_errors, policy.max_error_rate)
+        if win_err:
+            return out("inconclusive", win_err + "; check the evaluator, a human decides", upper)
+    if c.window_n < policy.min_window:
+        if final:
+            return out(
+                "inconclusive",
+                f"too little traffic: {c.window_n} window traces scored, min_window is "
+                f"{policy.min_window}",
+                upper,
+            )
+        return out(
+            "continue",
+            f"collecting: {c.window_n} of min_window={policy.min_window} traces scored",
+            upper,
+        )
+    p0 = upper + policy.tolerance
+    if p0 >= 1.0:
+        reason = f"baseline bound {_pct(upper)} + tolerance reaches 100%: no rise can be seen"
+        return out("inconclusive" if final else "continue", reason, upper)
+    a, b = mixture_prior(p0, policy.prior_strength)
+    statistic = max(float(log_mixture_lr(c.window_flags, c.window_n, p0, a, b)), STAT_FLOOR)
+    rates = (
+        f"window {c.window_flags}/{c.window_n} = {_pct(win_rate)} vs baseline "
+        f"{c.baseline_flags}/{c.baseline_n} = {_pct(base_rate)} (bound {_pct(p0)}"
+        + (f" with tolerance {policy.tolerance:g}" if policy.tolerance else "")
+        + f"); log LR {_num(statistic)} "
+    )
+    if statistic >= threshold:
+        return out("rollback", rates + f">= {threshold:.2f}: the flag rate rose", upper, statistic)
+    if final:
+        return out("stable", rates + f"< {threshold:.2f}: no rise detected", upper, statistic)
+    return out("continue", rates + f"< {threshold:.2f}", upper, statistic)
+
+
+def _error_problem(side: str, scored: int, errors: int, max_rate: float) -> str | None:
+    total = scored + errors
+    if total and errors / total > max_rate:
+        return (
+            f"{side}: {errors} of {total} traces errored in the evaluator "
+            f"({errors / total:.0%} > max_error_rate {max_rate:.0%})"
+        )
+    return None
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2%}"
+
+
+def _num(x: float) -> str:
+    return f"<= {x:.0f}" if x <= STAT_FLOOR else f"{x:.2f}"
