@@ -1,0 +1,1 @@
+"""Post-deploy monitoring: windows (data), ticks (short runs), decisions, rollback delivery."""
