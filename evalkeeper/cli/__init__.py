@@ -5,6 +5,7 @@ from __future__ import annotations
 import evalkeeper.cli.analysis
 import evalkeeper.cli.judges
 import evalkeeper.cli.listen
+import evalkeeper.cli.monitor_windows
 
 # Command modules register themselves on import.
 import evalkeeper.cli.run

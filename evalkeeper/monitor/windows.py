@@ -288,3 +288,33 @@ def stop_window(settings: Settings, window_id: str, *, now: datetime | None = No
     )
     save_window(warehouse_for(settings), stopped)
     return stopped
+
+
+STATUS_COLUMNS = (
+    "window_id", "deploy_id", "service", "environment", "version", "previous_version",
+    "state", "decision", "deployed_at", "ends_at", "last_tick_at", "window_traces",
+    "baseline_traces", "rollback_decided", "rollback_decided_at", "rollback_evaluator",
+    "rollback_delivered", "failed_delivery_attempts", "last_delivery_error", "reasons",
+)  # fmt: skip
+
+
+def window_status(settings: Settings, window_id: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the `monitor_windows` view (newest deploy first): each window's state,
+    decision, traffic and whether its rollback (if any) is delivered."""
+    where = "WHERE window_id = ?" if window_id else ""
+    frame = read_frame(
+        warehouse_for(settings),
+        f"SELECT {', '.join(STATUS_COLUMNS)} FROM monitor_windows {where} "
+        "ORDER BY deployed_at DESC, window_id",
+        [window_id] if window_id else [],
+    )
+    if window_id and not frame.height:
+        raise UnknownWindow(
+            f"unknown window {window_id!r} in {settings.warehouse}: `evalkeeper monitor "
+            "status` lists the windows"
+        )
+    rows = []
+    for row in frame.iter_rows(named=True):
+        row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
+        rows.append(row)
+    return rows

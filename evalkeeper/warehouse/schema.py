@@ -497,7 +497,8 @@ VIEWS: dict[str, str] = {
             QUALIFY row_number() OVER (PARTITION BY window_id ORDER BY tick_at DESC) = 1
         ), delivered AS (
             SELECT window_id, list(DISTINCT channel) FILTER (WHERE ok) AS ok_channels,
-                   count(*) FILTER (WHERE NOT ok) AS failed_attempts
+                   count(*) FILTER (WHERE NOT ok) AS failed_attempts,
+                   arg_max(error, attempt) FILTER (WHERE NOT ok) AS last_delivery_error
             FROM monitoring_deliveries GROUP BY window_id
         )
         SELECT w.window_id, w.deploy_id, w.service, w.environment, w.version,
@@ -512,7 +513,7 @@ VIEWS: dict[str, str] = {
                                 CAST(json_extract_string(r.channels, '$[*]') AS VARCHAR[]))
                    AND json_array_length(r.channels) > 0, false) AS rollback_delivered,
                coalesce(d.failed_attempts, 0) AS failed_delivery_attempts,
-               w.reasons
+               d.last_delivery_error, w.reasons
         FROM monitoring_windows w
         LEFT JOIN last_tick t USING (window_id)
         LEFT JOIN monitoring_rollbacks r USING (window_id)
