@@ -78,13 +78,13 @@ class WebhookHandler:
         self._queue: asyncio.Queue[tuple[Window, str | None, asyncio.Future[Opened]]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._tick_lock: asyncio.Lock | None = None
+        self._tick_wanted: asyncio.Event | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self.counts = {"accepted": 0, "duplicates": 0, "refused": 0, "follow_up_failures": 0}
 
     async def open(self, window: Window, delivery_id: str | None) -> Opened:
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._tick_lock = asyncio.Lock()
             self._writer = asyncio.create_task(self._write_loop(), name="webhook-windows")
         future: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
         await self._queue.put((window, delivery_id, future))
@@ -139,11 +139,7 @@ class WebhookHandler:
                     event_id("deploy", window.window_id),
                 )
             elif self.first_tick:
-                from evalkeeper.monitor.tick import tick
-
-                assert self._tick_lock is not None
-                async with self._tick_lock:
-                    await tick(self.settings, now=self.tick_clock(), window_id=window.window_id)
+                self._want_tick()
         except Exception:
             self.counts["follow_up_failures"] += 1
             log.exception(
@@ -152,14 +148,37 @@ class WebhookHandler:
                 "event" if self.emitter is not None else "first tick",
             )
 
+    def _want_tick(self) -> None:
+        """Ask for a tick of every open window: new windows that arrive together (a burst
+        of deploys) share one, run after the answers, one at a time."""
+        if self._tick_wanted is None:
+            self._tick_wanted = asyncio.Event()
+            self._ticker = asyncio.create_task(self._tick_loop(), name="webhook-first-ticks")
+        self._tick_wanted.set()
+
+    async def _tick_loop(self) -> None:
+        from evalkeeper.monitor.tick import tick
+
+        assert self._tick_wanted is not None
+        while True:
+            await self._tick_wanted.wait()
+            await asyncio.sleep(0.05)  # let a burst's other windows arrive first
+            self._tick_wanted.clear()
+            try:
+                await tick(self.settings, now=self.tick_clock())
+            except Exception:
+                self.counts["follow_up_failures"] += 1
+                log.exception("the first tick of new windows failed; `monitor-tick` retries it")
+
     async def aclose(self) -> None:
         for task in list(self._background):
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, timeout=30)
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        for loop_task in (self._writer, self._ticker):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
 
 
 def add_webhook_routes(
