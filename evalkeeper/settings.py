@@ -140,6 +140,52 @@ class Settings(BaseSettings):
         "(EVALKEEPER_LANGSMITH_UPLOAD=true; needs the LangSmith key or endpoint).",
     )
 
+    # post-deploy monitoring: windows, ticks, deploy webhooks, rollback delivery
+    traces: str | None = Field(
+        None,
+        description="The trace source a monitoring tick ingests from (`jsonl:PATH`); unset: "
+        "ticks score the traces already in the warehouse.",
+    )
+    monitors_dir: Path = Field(
+        Path("data/monitors"), description="Per-service monitor configs (`SERVICE.toml`)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret of the deploy webhooks (never printed or logged): `whsec_<base64>` "
+        "for Standard Webhooks (any other text is used as raw bytes), the same text as "
+        "GitHub's webhook secret.",
+    )
+    webhook_max_body_bytes: int = Field(
+        256 * 1024, ge=1, description="Largest deploy webhook body (bytes); larger is 413."
+    )
+    webhook_tolerance_s: float = Field(
+        300.0, gt=0, description="How far a signed webhook's timestamp may be from now (s)."
+    )
+    rollback_url: str | None = Field(
+        None, description="Where a rollback decision is POSTed (signed like the webhooks)."
+    )
+    rollback_secret: SecretStr | None = Field(
+        None, description="Signing secret of the rollback call (never printed or logged)."
+    )
+    rollback_command: str | None = Field(
+        None,
+        description="A command run on a rollback decision (the payload on stdin); a "
+        "service's monitor config may set its own.",
+    )
+    rollback_attempts: int = Field(
+        4, ge=1, description="Attempts of one rollback delivery per tick (then the next tick)."
+    )
+    rollback_backoff_s: float = Field(
+        0.5, ge=0, description="First delay between rollback attempts; doubles each attempt."
+    )
+    rollback_timeout_s: float = Field(10.0, gt=0, description="Timeout of one rollback call.")
+    prefect_api_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("prefect_api_url", "PREFECT_API_URL"),
+        description="Prefect's API (`PREFECT_API_URL`): when set, the HTTP app emits "
+        "`evalkeeper.deploy.completed` and rollbacks emit `evalkeeper.rollback.triggered`.",
+    )
+
     @field_validator("redaction_regions", mode="before")
     @classmethod
     def _regions_list(cls, value: Any) -> Any:

@@ -41,6 +41,12 @@ def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Compa
 def demo(
     suite: Annotated[Suite, typer.Option(help="full or smoke.")] = "full",
     warehouse: WarehouseOpt = None,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring/--no-monitoring", help="Then watch the sample traffic's v2 deploy."
+        ),
+    ] = True,
 ) -> None:
     """Run the bundled sample through the nightly flow: demo agent v1, then v2; show the change."""
     settings = load_settings(warehouse=warehouse)
@@ -84,6 +90,10 @@ def demo(
         from evalkeeper.report import render_markdown
 
         console.print(render_markdown(comparison), markup=False, highlight=False)
+    if monitoring:
+        from evalkeeper.monitor.demo import monitoring_act
+
+        asyncio.run(monitoring_act(settings, console))
     console.print(
         f"\nBoth experiments are in {settings.warehouse}. Try:\n"
         "  uv run evalkeeper experiments\n"

@@ -1,4 +1,6 @@
-"""The FastAPI app of `evalkeeper listen`: `POST /v1/traces` (OTLP/HTTP) and `GET /health`.
+"""The FastAPI app of `evalkeeper listen`: `POST /v1/traces` (OTLP/HTTP), the deploy
+webhooks `POST /hooks/deploy` and `POST /hooks/github` (`evalkeeper.http.webhooks`), and
+`GET /health`.
 
 `create_app(settings, trace_sink=...)` answers like an OpenTelemetry collector: 200 with an
 `ExportTraceServiceResponse` (a partial success naming how many spans were rejected and
@@ -17,10 +19,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 
+from evalkeeper.http.events import prefect_emitter
+from evalkeeper.http.webhooks import add_webhook_routes
+from evalkeeper.models import utcnow
+from evalkeeper.monitor.rollback import EventEmitter
 from evalkeeper.settings import Settings
 from evalkeeper.traces.otlp import (
     JSON,
@@ -53,8 +60,14 @@ def create_app(
     trace_sink: TraceSink,
     clock: Callable[[], float] = time.monotonic,
     tick_s: float | None = None,
+    emitter: EventEmitter | Literal["auto"] | None = "auto",
+    first_tick: bool = True,
+    tick_clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
-    """The ASGI app; `trace_sink` receives every completed trace."""
+    """The ASGI app; `trace_sink` receives every completed trace. The deploy webhooks
+    (`evalkeeper.http.webhooks`) emit their events with `emitter` (by default to the
+    configured Prefect API, if any); without one a new window's first tick runs here, as of
+    `tick_clock()`, unless `first_tick` is False."""
     assembler = Assembler(
         settle_s=settings.otlp_settle_s,
         root_wait_s=settings.otlp_root_wait_s,
@@ -84,10 +97,19 @@ def create_app(
             if rest := assembler.flush():
                 log.info("OTLP: flushing %d open trace(s) at shutdown", len(rest))
                 await delivery.deliver(rest)
+            await hooks.aclose()
 
     app = FastAPI(title="evalkeeper", lifespan=lifespan)
     app.state.assembler = assembler
     app.state.delivery = delivery
+    hooks = add_webhook_routes(
+        app,
+        settings,
+        emitter=prefect_emitter(settings) if emitter == "auto" else emitter,
+        first_tick=first_tick,
+        tick_clock=tick_clock,
+    )
+    app.state.webhooks = hooks
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
@@ -129,6 +151,7 @@ def create_app(
             "sink": delivery.counts(),
             # a sink that keeps its own counters (the trace store's: stored, invalid, …)
             **({"store": stats.model_dump()} if (stats := _sink_stats(trace_sink)) else {}),
+            "webhooks": hooks.counts,
         }
 
     return app

@@ -1,1 +1,1 @@
-"""Post-deploy monitoring: windows, ticks, decisions, rollback delivery."""
+"""Post-deploy monitoring: windows (data), ticks (short runs), decisions, rollback delivery."""

@@ -246,8 +246,122 @@ SCHEMA_V3 = [
     )""",
 ]
 
+# v4: post-deploy monitoring (evalkeeper.monitor). A window is a row that moves through
+# states (`replace`); every tick writes its scores, its row and its per-evaluator counts,
+# the window's new state and (once) the rollback decision in one batch, so a crash leaves
+# either all of a tick or none of it. Counts are recomputed from `monitoring_scores` at every
+# tick, never added to, so a tick that reruns double-counts nothing. A rollback decision is
+# one row per window (`ignore`: the first wins) written before any delivery is attempted;
+# each delivery attempt is a row of its own.
+SCHEMA_V4 = [
+    """
+    CREATE TABLE monitoring_windows (
+        window_id VARCHAR PRIMARY KEY,
+        deploy_id VARCHAR NOT NULL,
+        service VARCHAR NOT NULL,
+        environment VARCHAR,
+        version VARCHAR NOT NULL,
+        previous_version VARCHAR,
+        deployed_at TIMESTAMPTZ NOT NULL,
+        ends_at TIMESTAMPTZ NOT NULL,
+        baseline_start TIMESTAMPTZ NOT NULL,
+        baseline_end TIMESTAMPTZ NOT NULL,
+        config JSON NOT NULL,
+        source VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        decision VARCHAR NOT NULL,
+        reasons JSON NOT NULL,
+        last_tick_at TIMESTAMPTZ,
+        opened_at TIMESTAMPTZ NOT NULL,
+        closed_at TIMESTAMPTZ,
+        updated_at TIMESTAMPTZ NOT NULL
+    )""",
+    """
+    CREATE TABLE monitoring_webhooks (
+        delivery_id VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        window_id VARCHAR NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL
+    )""",
+    """
+    CREATE TABLE monitoring_scores (
+        window_id VARCHAR NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        evaluator VARCHAR NOT NULL,
+        phase VARCHAR NOT NULL,
+        trace_time TIMESTAMPTZ NOT NULL,
+        evaluator_version VARCHAR NOT NULL,
+        evaluator_args_hash VARCHAR NOT NULL,
+        value DOUBLE,
+        passed BOOLEAN,
+        comment VARCHAR,
+        error VARCHAR,
+        skipped BOOLEAN NOT NULL,
+        tick_at TIMESTAMPTZ NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (window_id, trace_id, evaluator)
+    )""",
+    """
+    CREATE TABLE monitoring_ticks (
+        window_id VARCHAR NOT NULL,
+        tick_at TIMESTAMPTZ NOT NULL,
+        decision VARCHAR NOT NULL,
+        final BOOLEAN NOT NULL,
+        reasons JSON NOT NULL,
+        new_window_traces INTEGER NOT NULL,
+        new_baseline_traces INTEGER NOT NULL,
+        ticked_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (window_id, tick_at)
+    )""",
+    """
+    CREATE TABLE monitoring_counts (
+        window_id VARCHAR NOT NULL,
+        tick_at TIMESTAMPTZ NOT NULL,
+        evaluator VARCHAR NOT NULL,
+        baseline_n INTEGER NOT NULL,
+        baseline_flags INTEGER NOT NULL,
+        baseline_errors INTEGER NOT NULL,
+        window_n INTEGER NOT NULL,
+        window_flags INTEGER NOT NULL,
+        window_errors INTEGER NOT NULL,
+        baseline_rate DOUBLE,
+        upper_bound DOUBLE,
+        window_rate DOUBLE,
+        statistic DOUBLE,
+        threshold DOUBLE,
+        decision VARCHAR NOT NULL,
+        reason VARCHAR,
+        PRIMARY KEY (window_id, tick_at, evaluator)
+    )""",
+    """
+    CREATE TABLE monitoring_rollbacks (
+        window_id VARCHAR PRIMARY KEY,
+        decided_at TIMESTAMPTZ NOT NULL,
+        evaluator VARCHAR NOT NULL,
+        channels JSON NOT NULL,
+        payload JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    )""",
+    """
+    CREATE TABLE monitoring_deliveries (
+        window_id VARCHAR NOT NULL,
+        channel VARCHAR NOT NULL,
+        attempt INTEGER NOT NULL,
+        attempted_at TIMESTAMPTZ NOT NULL,
+        ok BOOLEAN NOT NULL,
+        status_code INTEGER,
+        error VARCHAR,
+        PRIMARY KEY (window_id, channel, attempt)
+    )""",
+]
+
 # (version, statements). Append only; never edit an applied entry.
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)]
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, SCHEMA_V1),
+    (2, SCHEMA_V2),
+    (3, SCHEMA_V3),
+    (4, SCHEMA_V4),
+]
 
 Conflict = Literal["ignore", "replace", "with_run", "supersede"]
 
@@ -270,6 +384,13 @@ WRITE_POLICY: dict[str, Conflict] = {
     "comparisons": "ignore",
     "traces": "ignore",
     "trace_cursors": "replace",
+    "monitoring_windows": "replace",
+    "monitoring_webhooks": "ignore",
+    "monitoring_scores": "ignore",
+    "monitoring_ticks": "replace",
+    "monitoring_counts": "replace",
+    "monitoring_rollbacks": "ignore",
+    "monitoring_deliveries": "ignore",
     "supersede_runs": "supersede",
     "supersede_scores": "supersede",
 }
@@ -364,5 +485,52 @@ VIEWS: dict[str, str] = {
                feedback->>'$.comment' AS feedback_comment,
                inputs, outputs, tool_calls, context, metadata, source, ingested_at
         FROM traces
+    """,
+    # One row per monitoring window with its latest tick's traffic and the state of its
+    # rollback: decided (and when, on which evaluator) and delivered on every channel.
+    "monitor_windows": """
+        WITH last_tick AS (
+            SELECT window_id, tick_at,
+                   max(window_n) AS window_traces, max(baseline_n) AS baseline_traces
+            FROM monitoring_counts
+            GROUP BY window_id, tick_at
+            QUALIFY row_number() OVER (PARTITION BY window_id ORDER BY tick_at DESC) = 1
+        ), delivered AS (
+            SELECT window_id, list(DISTINCT channel) FILTER (WHERE ok) AS ok_channels,
+                   count(*) FILTER (WHERE NOT ok) AS failed_attempts,
+                   arg_max(error, attempt) FILTER (WHERE NOT ok) AS last_delivery_error
+            FROM monitoring_deliveries GROUP BY window_id
+        )
+        SELECT w.window_id, w.deploy_id, w.service, w.environment, w.version,
+               w.previous_version, w.deployed_at, w.ends_at, w.baseline_start,
+               w.baseline_end, w.state, w.decision, w.last_tick_at, w.opened_at, w.closed_at,
+               coalesce(t.window_traces, 0) AS window_traces,
+               coalesce(t.baseline_traces, 0) AS baseline_traces,
+               r.decided_at AS rollback_decided_at, r.evaluator AS rollback_evaluator,
+               r.window_id IS NOT NULL AS rollback_decided,
+               r.window_id IS NOT NULL AND coalesce(
+                   list_has_all(coalesce(d.ok_channels, []),
+                                CAST(json_extract_string(r.channels, '$[*]') AS VARCHAR[]))
+                   AND json_array_length(r.channels) > 0, false) AS rollback_delivered,
+               coalesce(d.failed_attempts, 0) AS failed_delivery_attempts,
+               d.last_delivery_error, w.reasons
+        FROM monitoring_windows w
+        LEFT JOIN last_tick t USING (window_id)
+        LEFT JOIN monitoring_rollbacks r USING (window_id)
+        LEFT JOIN delivered d USING (window_id)
+    """,
+    # One row per tick and evaluator: the traffic on each side, the rates, the statistic
+    # against its threshold and that evaluator's decision, beside the window's.
+    "monitor_ticks": """
+        SELECT c.window_id, w.service, w.version, w.deployed_at, c.tick_at,
+               date_diff('minute', w.deployed_at, c.tick_at) / 60.0 AS hours_since_deploy,
+               c.evaluator, c.baseline_n AS baseline_traces, c.baseline_flags,
+               c.baseline_errors, c.window_n AS window_traces, c.window_flags,
+               c.window_errors, c.baseline_rate, c.upper_bound, c.window_rate, c.statistic,
+               c.threshold, c.decision, c.reason, t.decision AS window_decision, t.final,
+               t.new_window_traces, t.new_baseline_traces, t.ticked_at
+        FROM monitoring_counts c
+        JOIN monitoring_ticks t USING (window_id, tick_at)
+        JOIN monitoring_windows w USING (window_id)
     """,
 }

@@ -1,0 +1,40 @@
+"""Prefect events for the monitor, emitted by the faces (the core never imports Prefect).
+
+`prefect_emitter(settings)` is an `evalkeeper.monitor.rollback.EventEmitter` that sends one
+event to the Prefect API named by `PREFECT_API_URL` (over Prefect's own events client, a
+websocket), or None when no API is configured. Event ids are given by the caller
+(deterministic per window), so an event sent twice is one event to Prefect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from evalkeeper.monitor.rollback import EventEmitter
+from evalkeeper.settings import Settings
+
+
+def prefect_emitter(settings: Settings) -> EventEmitter | None:
+    """An emitter to the configured Prefect API; None without one."""
+    url = settings.prefect_api_url
+    if not url:
+        return None
+
+    async def emit(
+        event: str, resource_id: str, payload: dict[str, Any], event_id: uuid.UUID
+    ) -> None:
+        from prefect.events.clients import PrefectEventsClient
+        from prefect.events.schemas.events import Event
+
+        async with PrefectEventsClient(api_url=url) as client:
+            await client.emit(
+                Event(
+                    event=event,
+                    resource={"prefect.resource.id": resource_id},
+                    payload=payload,
+                    id=event_id,
+                )
+            )
+
+    return emit

@@ -1,0 +1,349 @@
+"""Deploy webhooks of the HTTP app: `POST /hooks/deploy` and `POST /hooks/github`.
+
+- `/hooks/deploy` takes a generic deploy event (`service`, `environment`, `version`,
+  `deploy_id`, `time` in ISO 8601, optional `previous_version`) signed per Standard
+  Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; 5 minutes' tolerance,
+  several signatures for key rotation). `webhook-id` is its idempotency key.
+- `/hooks/github` takes GitHub's `deployment_status` event, verified by
+  `X-Hub-Signature-256`; state `success` opens a window (other states and events are
+  acknowledged and ignored; `ping` is answered). `X-GitHub-Delivery` is its idempotency
+  key. The service is the deployment payload's `service` (else the repository's name), the
+  version its `version` (else the commit sha), the deploy id `github:REPO:DEPLOYMENT_ID`.
+
+Both check the body size first (`EVALKEEPER_WEBHOOK_MAX_BODY_BYTES`: 413), then the
+signature against `EVALKEEPER_WEBHOOK_SECRET` in constant time (401 unsigned, forged or
+stale; 400 unreadable headers or body). A refused request changes nothing. An accepted one
+is stored (the window's row, with the delivery id) before the answer, 202, which carries
+the window; the same deploy or delivery again answers with the existing window. Stores
+are group-committed: requests arriving together share one warehouse transaction.
+
+After a new window is stored: with a Prefect API configured, the event
+`evalkeeper.deploy.completed` (event id derived from the window id) is emitted, and the
+`post-deploy-monitor` deployment's trigger runs the first tick; without one, the first tick
+runs here, in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from evalkeeper.models import utcnow
+from evalkeeper.monitor.config import MonitorConfigError
+from evalkeeper.monitor.rollback import DEPLOY_EVENT, EventEmitter, event_id
+from evalkeeper.monitor.signing import (
+    MalformedHeaders,
+    SignatureError,
+    verify_github,
+    verify_standard,
+)
+from evalkeeper.monitor.windows import DeployEvent, Opened, Window, new_window, open_windows
+from evalkeeper.settings import Settings
+
+__all__ = ["WebhookHandler", "add_webhook_routes"]
+
+log = logging.getLogger(__name__)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebhookHandler:
+    """Stores deploy windows (group-committed) and starts their first tick."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        emitter: EventEmitter | None,
+        first_tick: bool = True,
+        tick_clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.emitter = emitter
+        self.first_tick = first_tick
+        self.tick_clock = tick_clock
+        self._queue: asyncio.Queue[tuple[Window, str | None, asyncio.Future[Opened]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._tick_wanted: asyncio.Event | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.counts = {"accepted": 0, "duplicates": 0, "refused": 0, "follow_up_failures": 0}
+
+    async def open(self, window: Window, delivery_id: str | None) -> Opened:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_loop(), name="webhook-windows")
+        future: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
+        await self._queue.put((window, delivery_id, future))
+        opened = await future
+        if opened.created:
+            self.counts["accepted"] += 1
+            self._spawn(self._follow_up(opened.window))
+        else:
+            self.counts["duplicates"] += 1
+        return opened
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            items = [await self._queue.get()]
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            try:
+                results = await asyncio.to_thread(
+                    open_windows, self.settings, [(w, d) for w, d, _ in items]
+                )
+            except Exception as exc:
+                for *_, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), result in zip(items, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _follow_up(self, window: Window) -> None:
+        try:
+            if self.emitter is not None:
+                payload = {
+                    "window_id": window.window_id,
+                    "deploy_id": window.deploy_id,
+                    "service": window.service,
+                    "environment": window.environment,
+                    "version": window.version,
+                    "previous_version": window.previous_version,
+                    "time": window.deployed_at.isoformat(),
+                }
+                await self.emitter(
+                    DEPLOY_EVENT,
+                    f"evalkeeper.deploy.{window.window_id}",
+                    payload,
+                    event_id("deploy", window.window_id),
+                )
+            elif self.first_tick:
+                self._want_tick()
+        except Exception:
+            self.counts["follow_up_failures"] += 1
+            log.exception(
+                "window %s is stored, but its %s failed; the next `monitor-tick` advances it",
+                window.window_id,
+                "event" if self.emitter is not None else "first tick",
+            )
+
+    def _want_tick(self) -> None:
+        """Ask for a tick of every open window: new windows that arrive together (a burst
+        of deploys) share one, run after the answers, one at a time."""
+        if self._tick_wanted is None:
+            self._tick_wanted = asyncio.Event()
+            self._ticker = asyncio.create_task(self._tick_loop(), name="webhook-first-ticks")
+        self._tick_wanted.set()
+
+    async def _tick_loop(self) -> None:
+        from evalkeeper.monitor.tick import tick
+
+        assert self._tick_wanted is not None
+        while True:
+            await self._tick_wanted.wait()
+            await asyncio.sleep(0.05)  # let a burst's other windows arrive first
+            self._tick_wanted.clear()
+            try:
+                await tick(self.settings, now=self.tick_clock())
+            except Exception:
+                self.counts["follow_up_failures"] += 1
+                log.exception("the first tick of new windows failed; `monitor-tick` retries it")
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, timeout=30)
+        for loop_task in (self._writer, self._ticker):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
+
+
+def add_webhook_routes(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    emitter: EventEmitter | None = None,
+    first_tick: bool = True,
+    tick_clock: Callable[[], datetime] = utcnow,
+) -> WebhookHandler:
+    """Add the deploy webhooks to `app`; the caller awaits `handler.aclose()` at shutdown."""
+    handler = WebhookHandler(
+        settings, emitter=emitter, first_tick=first_tick, tick_clock=tick_clock
+    )
+    max_bytes = settings.webhook_max_body_bytes
+
+    def secret() -> str:
+        if settings.webhook_secret is None:
+            raise _Refused(
+                503,
+                "deploy webhooks are off: set EVALKEEPER_WEBHOOK_SECRET on this server",
+            )
+        return settings.webhook_secret.get_secret_value()
+
+    async def accept(window: Window, delivery_id: str | None) -> JSONResponse:
+        opened = await handler.open(window, delivery_id)
+        w = opened.window
+        return JSONResponse(
+            {
+                "window_id": w.window_id,
+                "deploy_id": w.deploy_id,
+                "service": w.service,
+                "version": w.version,
+                "state": w.state,
+                "decision": w.decision,
+                "created": opened.created,
+            },
+            status_code=202,
+        )
+
+    @app.post("/hooks/deploy")
+    async def deploy_hook(request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, max_bytes)
+            msg_id = verify_standard(
+                secret(), dict(request.headers), body, tolerance_s=settings.webhook_tolerance_s
+            )
+            event = _parse(body, DeployEvent)
+            window = _window(settings, event, "webhook")
+        except _Refused as exc:
+            return _refuse(handler, exc.status, str(exc))
+        except SignatureError as exc:
+            return _refuse(handler, 401, str(exc))
+        except MalformedHeaders as exc:
+            return _refuse(handler, 400, str(exc))
+        return await accept(window, f"standard:{msg_id}")
+
+    @app.post("/hooks/github")
+    async def github_hook(request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, max_bytes)
+            verify_github(secret(), request.headers.get("x-hub-signature-256"), body)
+            delivery = request.headers.get("x-github-delivery")
+            kind = request.headers.get("x-github-event", "")
+            if kind == "ping":
+                return JSONResponse({"pong": True}, status_code=200)
+            if not delivery:
+                raise _Refused(400, "X-GitHub-Delivery is missing: it is the idempotency key")
+            if kind != "deployment_status":
+                return JSONResponse({"ignored": f"event {kind or '(none)'}"}, status_code=202)
+            data = _json(body)
+            state = (data.get("deployment_status") or {}).get("state")
+            if state != "success":
+                return JSONResponse({"ignored": f"deployment state {state!r}"}, status_code=202)
+            window = _window(settings, _github_event(data), "github")
+        except _Refused as exc:
+            return _refuse(handler, exc.status, str(exc))
+        except SignatureError as exc:
+            return _refuse(handler, 401, str(exc))
+        return await accept(window, f"github:{delivery}")
+
+    return handler
+
+
+def _refuse(handler: WebhookHandler, status: int, message: str) -> JSONResponse:
+    handler.counts["refused"] += 1
+    log.info("deploy webhook refused (%d): %s", status, message)
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = _Refused(
+        413,
+        f"the body is over {max_bytes:,} bytes; a deploy event is small "
+        "(raise EVALKEEPER_WEBHOOK_MAX_BODY_BYTES if it must be larger)",
+    )
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _Refused(400, f"the body is not JSON ({exc}); send one JSON object") from None
+    if not isinstance(data, dict):
+        raise _Refused(400, "the body is not a JSON object")
+    return data
+
+
+def _parse(body: bytes, model: type[DeployEvent]) -> DeployEvent:
+    data = _json(body)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc']) or '(body)'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise _Refused(
+            400,
+            f"{problems}; send service, version, deploy_id and time (ISO 8601), optionally "
+            "environment and previous_version",
+        ) from None
+
+
+def _github_event(data: dict[str, Any]) -> DeployEvent:
+    deployment = data.get("deployment") or {}
+    status = data.get("deployment_status") or {}
+    repo = data.get("repository") or {}
+    given = deployment.get("payload")
+    extra: dict[str, Any] = given if isinstance(given, dict) else {}
+    try:
+        return DeployEvent.model_validate(
+            {
+                "service": extra.get("service") or repo.get("name"),
+                "environment": deployment.get("environment") or status.get("environment"),
+                "version": extra.get("version") or deployment.get("sha"),
+                "previous_version": extra.get("previous_version"),
+                "deploy_id": f"github:{repo.get('full_name', '?')}:{deployment.get('id')}",
+                "time": status.get("created_at") or deployment.get("updated_at"),
+            }
+        )
+    except ValidationError as exc:
+        raise _Refused(
+            400,
+            "deployment_status without "
+            + ", ".join(str(e["loc"][0]) for e in exc.errors())
+            + "; GitHub sends deployment.sha, deployment.id, repository and created_at",
+        ) from None
+
+
+def _window(settings: Settings, event: DeployEvent, opened_by: str) -> Window:
+    try:
+        return new_window(settings, event, opened_by)
+    except MonitorConfigError as exc:
+        log.error("deploy of %s refused: %s", event.service, exc)
+        raise _Refused(400, str(exc)) from None

@@ -1,0 +1,115 @@
+"""HMAC signatures of webhooks, both ways: Standard Webhooks and GitHub's `X-Hub-Signature-256`.
+
+Standard Webhooks (https://www.standardwebhooks.com/): the signed content is
+`{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256, base64, sent as
+`webhook-signature: v1,<sig>`; several space-separated signatures (key rotation) are
+accepted when any one matches; a timestamp further than the tolerance (5 minutes) from
+now is refused, so a captured request cannot be replayed later. A secret written
+`whsec_<base64>` is the base64-decoded key (the spec's form); any other text is used as its
+UTF-8 bytes. Signing goes through the `standardwebhooks` package itself.
+
+GitHub signs the raw body with the webhook secret's text: `X-Hub-Signature-256:
+sha256=<hex HMAC-SHA256>`.
+
+Every comparison is constant-time (`hmac.compare_digest`); no error message carries a
+secret or a signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import Webhook
+
+PREFIX = "whsec_"
+TOLERANCE_S = 300.0
+
+
+class SignatureError(ValueError):
+    """A request that is unsigned, forged or stale; the message says which (never the secret)."""
+
+
+class MalformedHeaders(ValueError):
+    """Signature headers that cannot be read (a timestamp that is not a number)."""
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (`whsec_<base64>`, or raw text)."""
+    if secret.startswith(PREFIX):
+        try:
+            return base64.b64decode(secret[len(PREFIX) :] + "==", validate=False)
+        except binascii.Error:
+            raise ValueError(
+                "the webhook secret starts with whsec_ but is not base64 after it; write "
+                "whsec_ followed by the base64 key, or the secret without the prefix"
+            ) from None
+    return secret.encode()
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers of a request (signed by `standardwebhooks`)."""
+    signature = Webhook(standard_key(secret)).sign(msg_id, timestamp, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def verify_standard(
+    secret: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    now: datetime | None = None,
+    tolerance_s: float = TOLERANCE_S,
+) -> str:
+    """The verified `webhook-id`; SignatureError (or MalformedHeaders) otherwise."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    msg_id = lower.get("webhook-id", "")
+    stamp = lower.get("webhook-timestamp", "")
+    signatures = lower.get("webhook-signature", "")
+    if not (msg_id and stamp and signatures):
+        raise SignatureError(
+            "unsigned: webhook-id, webhook-timestamp and webhook-signature are all required"
+        )
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise MalformedHeaders("webhook-timestamp: not whole seconds since 1970") from None
+    current = (now or datetime.now(UTC)).timestamp()
+    if abs(current - sent) > tolerance_s:
+        raise SignatureError(
+            f"stale: webhook-timestamp is {abs(current - sent):.0f}s from now, more than the "
+            f"{tolerance_s:g}s allowed (a replay, or a clock to fix)"
+        )
+    to_sign = f"{msg_id}.{sent}.".encode() + body
+    expected = hmac.new(standard_key(secret), to_sign, hashlib.sha256).digest()
+    for versioned in signatures.split():
+        version, _, value = versioned.partition(",")
+        if version != "v1":
+            continue
+        try:
+            given = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            continue
+        if hmac.compare_digest(expected, given):
+            return msg_id
+    raise SignatureError("forged: no webhook-signature matches the configured secret")
+
+
+def github_signature(secret: str, body: bytes) -> str:
+    """`X-Hub-Signature-256` of a body: `sha256=<hex>`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_github(secret: str, header: str | None, body: bytes) -> None:
+    """SignatureError unless `header` is the body's `X-Hub-Signature-256` under `secret`."""
+    if not header:
+        raise SignatureError("unsigned: X-Hub-Signature-256 is required")
+    if not hmac.compare_digest(github_signature(secret, body).encode(), header.strip().encode()):
+        raise SignatureError("forged: X-Hub-Signature-256 does not match the configured secret")

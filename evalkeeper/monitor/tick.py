@@ -1,0 +1,519 @@
+"""A tick: advance every open monitoring window as of a time, then deliver pending rollbacks.
+
+One tick:
+1. ingests the new traces from the configured source (`EVALKEEPER_TRACES`) through the
+   trace store, from its stored cursor (redacted, sampled and deduplicated there);
+2. for each open window, finds the traces not yet scored for it: the new version's, from
+   the deploy to the tick's as-of time, and the baseline's (the previous version's traces
+   of the baseline period), keeps the window's sample (a keyed hash of the trace id, at
+   the config's `sample_rate`), scores them with the window's online evaluators;
+3. recounts each evaluator's flags, errors and traces on both sides from the stored scores
+   plus the new ones, decides (`evalkeeper.monitor.decision.decide`), and writes the
+   scores, the tick, its counts, the window's new state and (on `rollback`) the rollback
+   decision in one transaction;
+4. delivers every rollback decision not yet delivered (`evalkeeper.monitor.rollback`).
+
+Crash-safe and idempotent: the scores are keyed (window, trace, evaluator) and a trace is
+scored only when it has no score for the window, the counts are recomputed from the
+stored scores rather than added to, and a tick's writes are one transaction. A tick that
+dies anywhere leaves either all of its writes or none; the next tick (or the same one
+rerun) resumes from the warehouse and counts every trace once.
+
+`now` is injected (`monitor tick --now`): a tick evaluates as of that time, never of the
+wall clock, so a test or an operator can replay a window without waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from evalkeeper import registry
+from evalkeeper.models import Score, canonical_json, utcnow
+from evalkeeper.monitor.decision import EvaluatorCounts, MonitorPolicy, decide
+from evalkeeper.monitor.rollback import (
+    Delivery,
+    EventEmitter,
+    channels_for,
+    deliver_pending,
+    rollback_frame,
+)
+from evalkeeper.monitor.scoring import score_traces
+from evalkeeper.monitor.windows import Window, list_windows, load_window, window_frame
+from evalkeeper.run import warehouse_for
+from evalkeeper.settings import Settings
+from evalkeeper.traces.ingest import IngestSummary, ingest
+from evalkeeper.traces.model import Trace, iso_utc
+from evalkeeper.traces.sources import open_source
+from evalkeeper.traces.store import TRACE_FIELDS, trace_from_row
+from evalkeeper.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+SCORE_CHUNK = 2000
+_TS = pl.Datetime("us", "UTC")
+SCORE_SCHEMA: dict[str, Any] = {
+    "window_id": pl.String,
+    "trace_id": pl.String,
+    "evaluator": pl.String,
+    "phase": pl.String,
+    "trace_time": _TS,
+    "evaluator_version": pl.String,
+    "evaluator_args_hash": pl.String,
+    "value": pl.Float64,
+    "passed": pl.Boolean,
+    "comment": pl.String,
+    "error": pl.String,
+    "skipped": pl.Boolean,
+    "tick_at": _TS,
+    "created_at": _TS,
+}
+TICK_SCHEMA: dict[str, Any] = {
+    "window_id": pl.String,
+    "tick_at": _TS,
+    "decision": pl.String,
+    "final": pl.Boolean,
+    "reasons": pl.String,
+    "new_window_traces": pl.Int32,
+    "new_baseline_traces": pl.Int32,
+    "ticked_at": _TS,
+}
+COUNT_SCHEMA: dict[str, Any] = {
+    "window_id": pl.String,
+    "tick_at": _TS,
+    "evaluator": pl.String,
+    "baseline_n": pl.Int32,
+    "baseline_flags": pl.Int32,
+    "baseline_errors": pl.Int32,
+    "window_n": pl.Int32,
+    "window_flags": pl.Int32,
+    "window_errors": pl.Int32,
+    "baseline_rate": pl.Float64,
+    "upper_bound": pl.Float64,
+    "window_rate": pl.Float64,
+    "statistic": pl.Float64,
+    "threshold": pl.Float64,
+    "decision": pl.String,
+    "reason": pl.String,
+}
+_COLUMNS = ", ".join(f't."{c}"' for c in TRACE_FIELDS)
+
+AfterDecision = Callable[["WindowTick"], None]
+"""Called after a tick's writes are committed and before any delivery (for tests: a crash
+between the decision and its delivery)."""
+
+
+class EvaluatorTick(BaseModel):
+    """One evaluator's counts and decision at a tick."""
+
+    evaluator: str = Field(description="Evaluator name.")
+    baseline_n: int = Field(description="Baseline traces scored (errors included).")
+    baseline_flags: int = Field(description="Baseline traces it flagged (failed).")
+    baseline_errors: int = Field(description="Baseline traces it could not score.")
+    window_n: int = Field(description="Window traces scored (errors included).")
+    window_flags: int = Field(description="Window traces it flagged.")
+    window_errors: int = Field(description="Window traces it could not score.")
+    decision: str = Field(description="continue, rollback, stable or inconclusive.")
+    reason: str | None = Field(None, description="Why, in words.")
+    baseline_rate: float | None = Field(None, description="Baseline flag rate.")
+    upper_bound: float | None = Field(None, description="Upper bound of the baseline rate.")
+    window_rate: float | None = Field(None, description="Window flag rate.")
+    statistic: float | None = Field(None, description="The sequential test's statistic.")
+    threshold: float | None = Field(None, description="Where the statistic rolls back.")
+
+
+class WindowTick(BaseModel):
+    """What one tick did to one window."""
+
+    window_id: str = Field(description="The window.")
+    service: str = Field(description="Its service.")
+    version: str = Field(description="The version watched.")
+    tick_at: datetime = Field(description="The as-of time (the window's end at the latest).")
+    final: bool = Field(description="The window's end is reached.")
+    decision: str = Field(description="The window's decision at this tick.")
+    state: str = Field(description="open or closed after the tick.")
+    new_window_traces: int = Field(description="Window traces scored by this tick.")
+    new_baseline_traces: int = Field(description="Baseline traces scored by this tick.")
+    sampled_out: int = Field(description="Unscored traces left out by the window's sample.")
+    reasons: list[str] = Field(default_factory=list, description="Why, in words.")
+    evaluators: list[EvaluatorTick] = Field(default_factory=list, description="Per evaluator.")
+    rollback_decided: bool = Field(False, description="This tick decided a rollback.")
+
+
+class TickSummary(BaseModel):
+    """What one tick did: ingest, windows advanced, rollbacks delivered."""
+
+    now: datetime = Field(description="The tick's as-of time.")
+    ingest: IngestSummary | None = Field(None, description="The source's ingest, when set.")
+    windows: list[WindowTick] = Field(default_factory=list, description="Windows advanced.")
+    deliveries: list[Delivery] = Field(default_factory=list, description="Rollback deliveries.")
+    problems: list[str] = Field(default_factory=list, description="What needs a human.")
+
+
+async def tick(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    window_id: str | None = None,
+    emitter: EventEmitter | None = None,
+    after_decision: AfterDecision | None = None,
+    deliver: bool = True,
+) -> TickSummary:
+    """Advance every open window (or only `window_id`) as of `now` (default: the clock)."""
+    when = now or utcnow()
+    summary = TickSummary(now=when)
+    if settings.traces:
+        summary.ingest = await ingest(settings, open_source(settings.traces, settings))
+        if summary.ingest.bad_lines:
+            summary.problems.append(
+                f"{settings.traces}: {summary.ingest.bad_lines} bad line(s) skipped, e.g. "
+                + "; ".join(summary.ingest.errors[:3])
+            )
+    if window_id is not None:
+        windows = [load_window(settings, window_id)]
+    else:
+        windows = await asyncio.to_thread(list_windows, settings, state="open")
+    for window in windows:
+        if window.state != "open":
+            continue
+        done = await tick_window(settings, window, when, emitter=emitter)
+        summary.windows.append(done)
+        if after_decision is not None:
+            after_decision(done)
+    if deliver:
+        summary.deliveries = await deliver_pending(settings, emitter=emitter, window_id=window_id)
+        summary.problems += [
+            f"rollback of {d.window_id}: {d.problem}" for d in summary.deliveries if d.problem
+        ]
+    summary.problems += [
+        f"{w.window_id} ({w.service} {w.version}): inconclusive: {'; '.join(w.reasons)}"
+        for w in summary.windows
+        if w.decision == "inconclusive"
+    ]
+    return summary
+
+
+async def tick_window(
+    settings: Settings, window: Window, now: datetime, *, emitter: EventEmitter | None = None
+) -> WindowTick:
+    """Score what is new for one window as of `now`, recount, decide and store it all."""
+    wh = warehouse_for(settings)
+    cfg = window.config
+    tick_at = min(now, window.ends_at)
+    final = now >= window.ends_at
+    runtime = registry.Runtime(settings=settings, warehouse=wh)
+    evaluators = [registry.build(ref, runtime) for ref in cfg.evaluators]
+    ids = await asyncio.to_thread(_unscored, wh, window, tick_at)
+    keep = _sampler(settings, cfg.sample_rate)
+    kept = [(tid, phase) for tid, phase in ids if keep(tid)]
+    phases = dict(kept)
+    score_rows: list[dict[str, Any]] = []
+    created = utcnow()
+    for start in range(0, len(kept), SCORE_CHUNK):
+        chunk = [tid for tid, _ in kept[start : start + SCORE_CHUNK]]
+        traces = await asyncio.to_thread(_load_traces, wh, chunk)
+        scores = await score_traces(traces, evaluators)
+        for trace, per_trace in zip(traces, scores, strict=True):
+            for ev, score in zip(evaluators, per_trace, strict=True):
+                score_rows.append(
+                    _score_row(window, trace, phases[trace.trace_id], ev, score, tick_at, created)
+                )
+    new = pl.DataFrame(score_rows, schema=SCORE_SCHEMA, orient="row")
+    names = [e.name for e in evaluators]
+    channels = channels_for(settings, cfg.rollback_command, emitter)
+    updated, ev_ticks, new = await asyncio.to_thread(
+        _commit, wh, window, tick_at, final, new, names, channels
+    )
+    n_window, n_baseline = _new_traces(new)
+    decision = updated.decision
+    if decision == "rollback":
+        log.warning("%s (%s %s): ROLLBACK decided: %s", window.window_id, window.service,
+                    window.version, "; ".join(updated.reasons))  # fmt: skip
+    return WindowTick(
+        window_id=window.window_id,
+        service=window.service,
+        version=window.version,
+        tick_at=tick_at,
+        final=final,
+        decision=decision,
+        state=updated.state,
+        new_window_traces=n_window,
+        new_baseline_traces=n_baseline,
+        sampled_out=len(ids) - len(kept),
+        reasons=updated.reasons,
+        evaluators=ev_ticks,
+        rollback_decided=decision == "rollback",
+    )
+
+
+def _commit(
+    wh: Warehouse,
+    window: Window,
+    tick_at: datetime,
+    final: bool,
+    new: pl.DataFrame,
+    names: list[str],
+    channels: list[str],
+) -> tuple[Window, list[EvaluatorTick], pl.DataFrame]:
+    """Recount, decide and write the tick, holding the warehouse: no other process can
+    store scores for the window between the count and the write."""
+    cfg = window.config
+    with wh.connect() as con:
+        now_stored = con.sql(
+            "SELECT * FROM monitoring_windows WHERE window_id = ?", params=[window.window_id]
+        ).pl()
+        if now_stored.height and now_stored["state"][0] != "open":  # stopped or decided meanwhile
+            return Window.from_row(now_stored.row(0, named=True)), [], new.clear()
+        if new.height:  # scores a concurrent tick stored meanwhile are not counted twice
+            stored = con.execute(
+                "SELECT trace_id FROM monitoring_scores WHERE window_id = ? "
+                "AND trace_id IN (SELECT unnest(?))",
+                [window.window_id, new["trace_id"].unique().to_list()],
+            ).fetchall()
+            if stored:
+                new = new.filter(~pl.col("trace_id").is_in([r[0] for r in stored]))
+        counts = _counts(con, window, tick_at, new, names)
+        policy = MonitorPolicy(
+            alpha=cfg.alpha,
+            tolerance=cfg.tolerance,
+            min_baseline=cfg.min_baseline,
+            min_window=cfg.min_window,
+            max_error_rate=cfg.max_error_rate,
+        )
+        decided = decide(counts, policy, final=final)
+        decision = decided.decision
+        if final and decision == "continue":  # the end of the window always settles it
+            decision = "inconclusive"
+        closed = decision == "rollback" or final
+        reasons = list(decided.reasons)
+        updated = window.model_copy(
+            update={
+                "decision": decision,
+                "reasons": reasons,
+                "state": "closed" if closed else "open",
+                "closed_at": tick_at if closed else None,
+                "last_tick_at": tick_at,
+                "updated_at": utcnow(),
+            }
+        )
+        per_eval = {d.evaluator: d for d in decided.evaluators}
+        ev_ticks = [_evaluator_tick(c, per_eval.get(c.evaluator)) for c in counts]
+        n_window, n_baseline = _new_traces(new)
+        tick_row = {
+            "window_id": window.window_id,
+            "tick_at": tick_at,
+            "decision": decision,
+            "final": final,
+            "reasons": canonical_json(reasons),
+            "new_window_traces": n_window,
+            "new_baseline_traces": n_baseline,
+            "ticked_at": utcnow(),
+        }
+        batch: dict[str, pl.DataFrame] = {
+            "monitoring_scores": new,
+            "monitoring_ticks": pl.DataFrame([tick_row], schema=TICK_SCHEMA, orient="row"),
+            "monitoring_counts": pl.DataFrame(
+                [
+                    {"window_id": window.window_id, "tick_at": tick_at, **t.model_dump()}
+                    for t in ev_ticks
+                ],
+                schema=COUNT_SCHEMA,
+                orient="row",
+            ),
+            "monitoring_windows": window_frame([updated]),
+        }
+        if decision == "rollback":
+            trigger = next((t for t in ev_ticks if t.decision == "rollback"), None)
+            batch["monitoring_rollbacks"] = rollback_frame(
+                window.window_id,
+                tick_at,
+                trigger.evaluator if trigger else "",
+                channels,
+                rollback_payload(updated, tick_at, ev_ticks),
+            )
+        wh.write(batch, spool_ok=False)
+    return updated, ev_ticks, new
+
+
+def _new_traces(new: pl.DataFrame) -> tuple[int, int]:
+    """(window, baseline) traces among new score rows."""
+    per = dict(new.group_by("phase").agg(pl.col("trace_id").n_unique()).iter_rows())
+    return int(per.get("window", 0)), int(per.get("baseline", 0))
+
+
+def rollback_payload(window: Window, decided_at: datetime, ticks: list[EvaluatorTick]) -> dict:
+    """The rollback call's body: the deploy, the decision and its evidence."""
+    return {
+        "type": "evalkeeper.rollback",
+        "window_id": window.window_id,
+        "deploy_id": window.deploy_id,
+        "service": window.service,
+        "environment": window.environment,
+        "version": window.version,
+        "rollback_to": window.previous_version,
+        "deployed_at": iso_utc(window.deployed_at),
+        "decided_at": iso_utc(decided_at),
+        "reasons": window.reasons,
+        "evidence": [t.model_dump(mode="json") for t in ticks if t.decision == "rollback"],
+    }
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _sampler(settings: Settings, rate: float) -> Callable[[str], bool]:
+    if rate >= 1.0:
+        return lambda _trace_id: True
+    from evalkeeper.traces.keys import resolve_key
+    from evalkeeper.traces.sampling import sampled
+
+    key = resolve_key(settings).secret
+    return lambda trace_id: sampled(trace_id, rate, key)
+
+
+def _baseline_ranges(window: Window) -> list[tuple[datetime, datetime]]:
+    if window.config.baseline_mode == "before":
+        return [(window.baseline_start, window.baseline_end)]
+    length = window.ends_at - window.deployed_at
+    out = []
+    day = 1
+    while window.deployed_at - timedelta(days=day) >= window.baseline_start:
+        start = window.deployed_at - timedelta(days=day)
+        out.append((start, min(start + length, window.baseline_end)))
+        day += 1
+    return out
+
+
+def _unscored(wh: Warehouse, window: Window, tick_at: datetime) -> list[tuple[str, str]]:
+    """(trace id, phase) of the window's and the baseline's traces it has no score for."""
+    ranges = _baseline_ranges(window)
+    baseline_time = " OR ".join("(t.time >= ? AND t.time < ?)" for _ in ranges)
+    base_version = "t.version = ?" if window.previous_version else "t.version IS DISTINCT FROM ?"
+    sql = f"""
+        SELECT t.trace_id,
+               CASE WHEN t.version = ? AND t.time >= ? THEN 'window' ELSE 'baseline' END AS phase
+        FROM traces t
+        WHERE t.service = ?
+          AND ((t.version = ? AND t.time >= ? AND t.time <= ?)
+               OR ({base_version} AND ({baseline_time})))
+          AND NOT EXISTS (SELECT 1 FROM monitoring_scores s
+                          WHERE s.window_id = ? AND s.trace_id = t.trace_id)
+        ORDER BY t.time, t.trace_id
+    """
+    params: list[Any] = [window.version, window.deployed_at, window.service, window.version]
+    params += [window.deployed_at, tick_at, window.previous_version or window.version]
+    for start, end in ranges:
+        params += [start, end]
+    params.append(window.window_id)
+    return [(r[0], r[1]) for r in wh.rows(sql, params)]
+
+
+def _load_traces(wh: Warehouse, trace_ids: list[str]) -> list[Trace]:
+    frame = wh.query(
+        f"SELECT {_COLUMNS} FROM traces t WHERE t.trace_id IN (SELECT unnest(?)) "
+        "ORDER BY t.time, t.trace_id",
+        [trace_ids],
+    )
+    return [trace_from_row(r) for r in frame.iter_rows(named=True)]
+
+
+def _score_row(
+    window: Window,
+    trace: Trace,
+    phase: str,
+    ev: registry.Evaluator,
+    score: Score,
+    tick_at: datetime,
+    created: datetime,
+) -> dict[str, Any]:
+    return {
+        "window_id": window.window_id,
+        "trace_id": trace.trace_id,
+        "evaluator": ev.name,
+        "phase": phase,
+        "trace_time": trace.time,
+        "evaluator_version": ev.version,
+        "evaluator_args_hash": ev.args_hash,
+        "value": score.value,
+        "passed": score.passed,
+        "comment": score.comment,
+        "error": score.error,
+        "skipped": score.skipped,
+        "tick_at": tick_at,
+        "created_at": created,
+    }
+
+
+# A score is a flag when it failed; an error when the evaluator could not score, skipped
+# (no judge endpoint), or gave no pass/fail: none of those is a pass.
+_AGG = """
+    SELECT evaluator, phase, count(*) AS n,
+           count(*) FILTER (WHERE passed = false AND error IS NULL AND NOT skipped) AS flags,
+           count(*) FILTER (WHERE error IS NOT NULL OR skipped OR passed IS NULL) AS errors
+    FROM {source}
+    WHERE window_id = ? AND (phase = 'baseline' OR trace_time <= ?)
+    GROUP BY evaluator, phase
+"""
+
+
+def _counts(
+    con: Any, window: Window, tick_at: datetime, new: pl.DataFrame, evaluators: list[str]
+) -> list[EvaluatorCounts]:
+    stored = con.execute(
+        _AGG.format(source="monitoring_scores"), [window.window_id, tick_at]
+    ).fetchall()
+    totals: dict[tuple[str, str], list[int]] = {}
+    for name, phase, n, flags, errors in stored:
+        totals[(name, phase)] = [int(n), int(flags), int(errors)]
+    if new.height:
+        fresh = (
+            new.group_by("evaluator", "phase")
+            .agg(
+                pl.len().alias("n"),
+                (
+                    (pl.col("passed") == False) & pl.col("error").is_null() & ~pl.col("skipped")  # noqa: E712
+                )
+                .sum()
+                .alias("flags"),
+                (pl.col("error").is_not_null() | pl.col("skipped") | pl.col("passed").is_null())
+                .sum()
+                .alias("errors"),
+            )
+            .iter_rows()
+        )
+        for name, phase, n, flags, errors in fresh:
+            acc = totals.setdefault((name, phase), [0, 0, 0])
+            acc[0] += int(n)
+            acc[1] += int(flags or 0)
+            acc[2] += int(errors or 0)
+    out = []
+    for name in evaluators:
+        b = totals.get((name, "baseline"), [0, 0, 0])
+        w = totals.get((name, "window"), [0, 0, 0])
+        out.append(EvaluatorCounts(name, b[0], b[1], b[2], w[0], w[1], w[2]))
+    return out
+
+
+def _evaluator_tick(c: EvaluatorCounts, d: Any) -> EvaluatorTick:
+    return EvaluatorTick(
+        evaluator=c.evaluator,
+        baseline_n=c.baseline_n,
+        baseline_flags=c.baseline_flags,
+        baseline_errors=c.baseline_errors,
+        window_n=c.window_n,
+        window_flags=c.window_flags,
+        window_errors=c.window_errors,
+        decision=d.decision if d is not None else "inconclusive",
+        reason=d.reason if d is not None else "no decision for this evaluator",
+        baseline_rate=getattr(d, "baseline_rate", None),
+        upper_bound=getattr(d, "upper_bound", None),
+        window_rate=getattr(d, "window_rate", None),
+        statistic=getattr(d, "statistic", None),
+        threshold=getattr(d, "threshold", None),
+    )

@@ -1,0 +1,65 @@
+"""Tasks of the monitor flows: open a window, tick, publish the decision. Thin wrappers over
+`evalkeeper.monitor`; the Prefect event emitter comes from the HTTP face's module."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from evalkeeper.http.events import prefect_emitter
+from evalkeeper.monitor.tick import TickSummary, tick
+from evalkeeper.monitor.windows import DeployEvent, Opened, open_window
+from evalkeeper.settings import Settings
+from tasks.suite import artifact_key
+
+
+@task(name="open-window", cache_policy=NO_CACHE)
+async def open_monitor_window(settings: Settings, event: DeployEvent) -> Opened:
+    """Open the deploy's window (or get the one a webhook already opened)."""
+    return await asyncio.to_thread(open_window, settings, event, "flow")
+
+
+@task(name="monitor-tick", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+async def run_tick(
+    settings: Settings, now: datetime | None = None, window_id: str | None = None
+) -> TickSummary:
+    """One tick (crash-safe: a retry resumes from the warehouse, counting nothing twice)."""
+    return await tick(settings, now=now, window_id=window_id, emitter=prefect_emitter(settings))
+
+
+@task(name="publish-monitor", cache_policy=NO_CACHE)
+async def publish_tick(summary: TickSummary) -> None:
+    """Each window's decision and its evidence as Prefect artifacts."""
+    for w in summary.windows:
+        key = artifact_key(f"monitor-{w.service}-{w.window_id}")
+        rows: list[dict[str, Any]] = [
+            {
+                "evaluator": e.evaluator,
+                "decision": e.decision,
+                "baseline": f"{e.baseline_flags}/{e.baseline_n}",
+                "window": f"{e.window_flags}/{e.window_n}",
+                "errors": e.window_errors,
+                "baseline_rate": e.baseline_rate,
+                "upper_bound": e.upper_bound,
+                "window_rate": e.window_rate,
+                "statistic": e.statistic,
+                "threshold": e.threshold,
+            }
+            for e in w.evaluators
+        ]
+        await acreate_table_artifact(
+            table=rows,
+            key=key,
+            description=f"{w.service} {w.version}: {w.decision} as of {w.tick_at.isoformat()}",
+        )
+        if w.decision in ("rollback", "inconclusive"):
+            lines = [f"## {w.service} {w.version}: **{w.decision}**", ""]
+            lines += [f"- {r}" for r in w.reasons]
+            await acreate_markdown_artifact(
+                markdown="\n".join(lines) + "\n", key=f"{key}-decision", description=w.decision
+            )

@@ -1,0 +1,70 @@
+"""The monitor flows on Prefect's test harness, and their deployments in prefect.yaml."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalkeeper.monitor.windows import window_status
+from evalkeeper.settings import Settings
+from tests.conftest import ROOT
+from tests.helpers import run_flow
+from tests.monitor.conftest import DEPLOY, Receiver
+from tests.monitor.monitor_traffic import SERVICE, traffic
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, mon_settings: Settings) -> Settings:
+    """The flows build Settings from the environment."""
+    assert mon_settings.rollback_secret is not None
+    values = {
+        "EVALKEEPER_WAREHOUSE": str(mon_settings.warehouse),
+        "EVALKEEPER_TRACES": mon_settings.traces or "",
+        "EVALKEEPER_MONITORS_DIR": str(mon_settings.monitors_dir),
+        "EVALKEEPER_REDACTION_KEY": "a-fixed-redaction-key-for-the-tests",
+        "EVALKEEPER_ROLLBACK_URL": mon_settings.rollback_url or "",
+        "EVALKEEPER_ROLLBACK_SECRET": mon_settings.rollback_secret.get_secret_value(),
+        "EVALKEEPER_ROLLBACK_BACKOFF_S": "0",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return mon_settings
+
+
+def test_post_deploy_monitor_then_monitor_tick_roll_back_once(
+    prefect_harness: None, env: Settings, traces_file: Path, receiver: Receiver
+) -> None:
+    from flows.monitor import monitor_tick, post_deploy_monitor
+
+    traffic(traces_file, version="v2", start=DEPLOY, hours=3, per_hour=100, slow_rate=0.6, seed=2)
+    params = dict(
+        service=SERVICE,
+        version="v2",
+        deploy_id="d-flow",
+        time=DEPLOY,
+        previous_version="None",
+        environment="",
+    )  # fmt: skip  (as a trigger renders)
+    first = run_flow(post_deploy_monitor, now=DEPLOY + timedelta(minutes=30), **params)
+    assert first["created"] is True and first["windows"][0]["window_id"] == first["window_id"]
+    again = run_flow(post_deploy_monitor, now=DEPLOY + timedelta(minutes=30), **params)
+    assert again["created"] is False and again["window_id"] == first["window_id"]
+    for hours in (3, 3, 4):
+        run_flow(monitor_tick, now=DEPLOY + timedelta(hours=hours))
+    assert len(receiver.calls) == 1
+    (row,) = window_status(env)
+    assert row["decision"] == "rollback" and row["rollback_delivered"] is True
+    assert row["previous_version"] is None  # "None" from a trigger is no version
+
+
+def test_prefect_yaml_schedules_the_tick_and_triggers_the_monitor_on_deploys() -> None:
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert deployments["monitor-tick"]["schedules"] == [{"cron": "*/15 * * * *", "timezone": "UTC"}]
+    (trigger,) = deployments["post-deploy-monitor"]["triggers"]
+    assert trigger["expect"] == ["evalkeeper.deploy.completed"]
+    assert set(trigger["parameters"]) >= {"service", "version", "deploy_id", "time"}
