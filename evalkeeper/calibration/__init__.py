@@ -12,6 +12,7 @@ Public API:
   -> list[JudgeCalibration]`` — every coefficient, the ceiling, the decided status.
 * ``record(warehouse, calibrations) -> list[JudgeCalibration]`` — stores the measurements,
   the status history and each judge's current status (what gates read).
+* ``judges_with_runs(warehouse) -> list[str]`` — the judges that scored something.
 * ``retired_judges(con) -> dict[str, str]`` — judge -> the warning a verdict prints.
 * ``status_history(warehouse, judge=None) -> list[StatusChange]``.
 
@@ -35,7 +36,7 @@ from evalkeeper.calibration.models import (
     quarter_bounds,
     quarter_of,
 )
-from evalkeeper.calibration.sampling import SampleError, sample_items
+from evalkeeper.calibration.sampling import SampleError, judges_with_runs, sample_items
 from evalkeeper.calibration.status import (
     current_statuses,
     decide,
@@ -60,6 +61,7 @@ __all__ = [
     "decide",
     "import_labels",
     "item_id",
+    "judges_with_runs",
     "measure",
     "previous_quarter",
     "quarter_bounds",

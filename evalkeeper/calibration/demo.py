@@ -135,11 +135,11 @@ async def calibration_act(settings: Settings, console: Console) -> CalibrationAc
         outcome = await asyncio.to_thread(decide_gate, wh, candidate, EXPERIMENT, s)
     finally:
         await asyncio.to_thread(server.stop)
-    c = outcome.comparison
-    warnings = [w for w in (c.warnings if c else []) if "is retired" in w]
+    cmp = outcome.comparison
+    warnings = [w for w in (cmp.warnings if cmp else []) if "is retired" in w]
     console.print(
         f"next gate ({candidate} vs {EXPERIMENT}): {outcome.verdict}; evaluators in the "
-        f"verdict: {', '.join(c.evaluators) if c else 'none'}",
+        f"verdict: {', '.join(cmp.evaluators) if cmp else 'none'}",
         soft_wrap=True,
         highlight=False,
     )
@@ -150,7 +150,7 @@ async def calibration_act(settings: Settings, console: Console) -> CalibrationAc
         candidate_id=candidate,
         calibrations=stood,
         verdict=outcome.verdict,
-        verdict_evaluators=list(c.evaluators) if c else [],
-        warnings=warnings + [w for w in (c.warnings if c else []) if w not in warnings],
+        verdict_evaluators=list(cmp.evaluators) if cmp else [],
+        warnings=warnings + [w for w in (cmp.warnings if cmp else []) if w not in warnings],
         seconds=time.perf_counter() - t0,
     )

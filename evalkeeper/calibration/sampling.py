@@ -249,3 +249,14 @@ def write_annotation_files(lines: list[dict[str, Any]], stem: Path) -> list[Path
         for line in lines:
             fh.write(json.dumps(line, ensure_ascii=False, sort_keys=False) + "\n")
     return [csv_path, jsonl_path]
+
+
+def judges_with_runs(warehouse: Warehouse) -> list[str]:
+    """Every judge with scored (judged) runs in the warehouse."""
+    return [
+        r[0]
+        for r in warehouse.rows(
+            "SELECT DISTINCT evaluator FROM scores WHERE judge_model IS NOT NULL AND NOT "
+            "skipped AND error IS NULL ORDER BY 1"
+        )
+    ]

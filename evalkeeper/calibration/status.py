@@ -134,7 +134,10 @@ def record(
     calibration_id = content_hash([now.isoformat(), [c.key.model_dump() for c in calibrations]])
     current = current_statuses(warehouse)
     versions = _version_status(warehouse)
-    cal_rows, history, judges, out = [], [], {}, []
+    cal_rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    judges: dict[str, dict[str, Any]] = {}
+    out: list[JudgeCalibration] = []
     for c in calibrations:
         status, reason = c.status, c.reason
         cur = judges.get(c.judge) or current.get(c.judge)
@@ -186,13 +189,13 @@ def record(
     return out
 
 
-_HISTORY_SCHEMA = {
+_HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "judge": pl.String, "prompt_version": pl.String, "judge_model": pl.String,
     "status": pl.String, "reason": pl.String, "calibration_id": pl.String,
     "changed_at": pl.Datetime("us", "UTC"),
 }  # fmt: skip
 _F, _I, _S = pl.Float64, pl.Int64, pl.String
-_CALIBRATION_SCHEMA = {
+_CALIBRATION_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "calibration_id": _S, "judge": _S, "prompt_version": _S, "judge_model": _S, "quarter": _S,
     "n_items": _I, "n_ties": _I, "agreement": _F, "agreement_ci_low": _F,
     "agreement_ci_high": _F, "kappa": _F, "kappa_se": _F, "kappa_ci_low": _F,
@@ -201,15 +204,16 @@ _CALIBRATION_SCHEMA = {
     "ceiling_alpha": _F, "bar": _F, "status": _S, "reason": _S, "details": _S,
     "created_at": pl.Datetime("us", "UTC"),
 }  # fmt: skip
-_JUDGES_SCHEMA = {
+_JUDGES_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "judge": pl.String, "model": pl.String, "prompt_version": pl.String, "status": pl.String,
     "status_reason": pl.String, "updated_at": pl.Datetime("us", "UTC"),
 }  # fmt: skip
 
 
 def _calibration_row(c: JudgeCalibration, calibration_id: str, now: datetime) -> dict[str, Any]:
-    ci = c.agreement_ci or [None, None]
-    kci = c.kappa_ci or [None, None]
+    none: list[float | None] = [None, None]
+    ci: list[float | None] = list(c.agreement_ci) if c.agreement_ci else none
+    kci: list[float | None] = list(c.kappa_ci) if c.kappa_ci else none
     return {
         "calibration_id": calibration_id,
         "judge": c.judge,

@@ -41,6 +41,13 @@ def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Compa
 def demo(
     suite: Annotated[Suite, typer.Option(help="full or smoke.")] = "full",
     warehouse: WarehouseOpt = None,
+    calibration: Annotated[
+        bool,
+        typer.Option(
+            "--calibration/--no-calibration",
+            help="Then calibrate two judges against bundled human labels (~5 s).",
+        ),
+    ] = True,
 ) -> None:
     """Run the bundled sample through the nightly flow: demo agent v1, then v2; show the change."""
     settings = load_settings(warehouse=warehouse)
@@ -84,9 +91,20 @@ def demo(
         from evalkeeper.report import render_markdown
 
         console.print(render_markdown(comparison), markup=False, highlight=False)
+    if calibration:
+        from evalkeeper.calibration.demo import calibration_act
+
+        console.rule("calibration: two judges against human labels")
+        asyncio.run(calibration_act(settings, console))
     console.print(
         f"\nBoth experiments are in {settings.warehouse}. Try:\n"
         "  uv run evalkeeper experiments\n"
         f"  uv run evalkeeper compare {ids[1]} --baseline {ids[0]} --format markdown\n"
         '  uv run evalkeeper sql "SELECT * FROM score_history ORDER BY started_at DESC LIMIT 10"'
+        + (
+            "\n  uv run evalkeeper calibrate report --judge factual_match\n"
+            '  uv run evalkeeper sql "SELECT * FROM judge_health"'
+            if calibration
+            else ""
+        )
     )
