@@ -273,7 +273,7 @@ def compare(
             by_side[row["cand"]][row["evaluator"]] = row["versions"]
         shared_evs = sorted(set(by_side[True]) & set(by_side[False]))
         # a retired judge (evalkeeper.calibration) neither passes nor fails a verdict
-        retired = retired_judges(con)
+        retired = retired_judges(con, experiment_id)
         warnings.extend(retired[ev] for ev in sorted(set(by_side[True]) & set(retired)))
         shared_evs = [ev for ev in shared_evs if ev not in retired]
         for side, other, label in ((True, False, "candidate"), (False, True, "baseline")):

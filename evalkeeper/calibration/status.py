@@ -77,21 +77,47 @@ def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]
     return "healthy", f"{evidence(m)}: above {bar_text}", bar
 
 
-def retired_judges(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Judge name -> the warning a verdict prints for each judge the `judges` table holds
-    as retired (`compare` leaves their cells out)."""
+def retired_judges(
+    con: duckdb.DuckDBPyConnection, experiment_id: str | None = None
+) -> dict[str, str]:
+    """Judge name -> the warning a verdict prints, for each judge the `judges` table holds
+    as retired, and (given `experiment_id`) each judge whose version in that experiment is
+    retired (a reinstated judge's old version stays out). `compare` leaves their cells out."""
     rows = con.execute(
         "SELECT judge, prompt_version, model, status_reason, updated_at FROM judges "
         "WHERE status = 'retired' ORDER BY judge"
     ).fetchall()
-    out = {}
+    if experiment_id is not None:
+        rows += con.execute(_RETIRED_VERSIONS_SQL, [experiment_id]).fetchall()
+    out: dict[str, str] = {}
     for judge, version, model, reason, since in rows:
+        if judge in out:
+            continue
         pin = f"prompt {version}, model {model}; " if version else ""
         out[judge] = (
             f"judge {judge} is retired ({pin}{reason or 'no reason recorded'}) since "
             f"{since:%Y-%m-%d}: not used in this verdict"
         )
     return out
+
+
+# The retired judge versions that scored an experiment (latest status of each version).
+_RETIRED_VERSIONS_SQL = """
+    WITH latest AS (
+        SELECT * FROM judge_status_history
+        QUALIFY row_number() OVER (
+            PARTITION BY judge, prompt_version, judge_model ORDER BY changed_at DESC) = 1
+    ), used AS (
+        SELECT DISTINCT evaluator, evaluator_version, judge_model FROM scores
+        WHERE experiment_id = $1 AND judge_model IS NOT NULL
+    )
+    SELECT l.judge, l.prompt_version, l.judge_model, split_part(l.reason, ':', 1),
+           l.changed_at
+    FROM latest l JOIN used u ON u.evaluator = l.judge
+         AND u.evaluator_version = l.prompt_version AND u.judge_model = l.judge_model
+    WHERE l.status = 'retired'
+    ORDER BY l.judge, l.changed_at
+"""
 
 
 def current_statuses(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
