@@ -135,3 +135,25 @@ def test_sizing_rule_matches_the_issue() -> None:
     assert 360 <= labels_to_separate(0.85, 0.80) <= 380  # about 370 to tell 85% from 80%
     with pytest.raises(ValueError, match="must be in"):
         labels_for_half_width(1.0, 0.05)
+
+
+def test_pair_codes_give_scipys_paired_bootstrap() -> None:
+    """Resampling pair codes is the paired bootstrap: the same interval as scipy's
+    `paired=True` on the two label arrays, with the same seed."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(5)
+    human = (rng.random(150) < 0.3).astype(int)
+    judge = np.where(rng.random(150) < 0.8, human, 1 - human)
+
+    def kappa(a: np.ndarray, b: np.ndarray) -> float:
+        value = cohen_kappa(confusion(a, b, 2)).value
+        assert value is not None
+        return value
+
+    ref = sps.bootstrap(
+        (judge, human), kappa, paired=True, vectorized=False, n_resamples=300,
+        method="BCa", rng=np.random.default_rng(9),
+    ).confidence_interval  # fmt: skip
+    ours = kappa_bootstrap_ci(judge, human, 2, seed=9, n_resamples=300)
+    assert ours == pytest.approx((ref.low, ref.high), rel=1e-9)
