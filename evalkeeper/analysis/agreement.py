@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -151,7 +152,7 @@ def gwet_ac1(table: IntArray | FloatArray, z: float = Z95) -> Coefficient:
     return Coefficient(ac1, se, (ac1 - z * se, ac1 + z * se))
 
 
-def _kappa_of_pairs(codes: NDArray[np.int8], q: int, axis: int = -1) -> FloatArray:
+def _kappa_of_pairs(codes: NDArray[np.integer[Any]], q: int, axis: int = -1) -> FloatArray:
     """Kappa along `axis` of pair codes ``a * q + b`` (NaN when undefined)."""
     n = codes.shape[axis]
     counts = np.stack([np.count_nonzero(codes == c, axis=axis) for c in range(q * q)])
@@ -180,11 +181,11 @@ def kappa_bootstrap_ci(
     x, y = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if x.shape != y.shape:
         raise ValueError(f"raters have {x.size} and {y.size} labels: give one pair per item")
-    codes = (x * q + y).astype(np.int8 if q * q < 128 else np.int64)
+    codes: NDArray[np.integer[Any]] = (x * q + y).astype(np.int8 if q * q < 128 else np.int64)
     if codes.size < 2 or np.isnan(_kappa_of_pairs(codes, q)):
         return None
 
-    def statistic(c: NDArray[np.int8], axis: int = -1) -> FloatArray:
+    def statistic(c: NDArray[np.integer[Any]], axis: int = -1) -> FloatArray:
         return _kappa_of_pairs(c, q, axis=axis)
 
     with np.errstate(invalid="ignore", divide="ignore"):
