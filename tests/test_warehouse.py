@@ -277,7 +277,7 @@ def test_migration_3_adds_the_trace_tables_to_a_version_2_warehouse(tmp_path: Pa
     con.close()
     wh = Warehouse(path)
     with wh.connect() as c:
-        assert schema_version(c) == 3
+        assert schema_version(c) == MIGRATIONS[-1][0]  # 3, then any later migration
         assert c.execute("SELECT count(*) FROM runs").fetchone() == (1,)
         keys = c.execute(
             "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
