@@ -24,3 +24,13 @@ NIGHTLY: dict[str, dict[str, Any]] = {
         "description": "Smoke suite every 4 hours.",
     },
 }
+
+CALIBRATION: dict[str, dict[str, Any]] = {
+    "judge-calibration": {
+        "cron": "0 3 1 1,4,7,10 *",
+        "parameters": {},
+        "description": "Judge calibration on the first day of each quarter, 03:00 UTC.",
+    },
+}
+"""Declared here so that prefect.yaml is checked against it; `evalkeeper serve` serves the
+nightly deployments only (deploy this one with `prefect deploy`)."""

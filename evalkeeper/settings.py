@@ -186,6 +186,44 @@ class Settings(BaseSettings):
         "`evalkeeper.deploy.completed` and rollbacks emit `evalkeeper.rollback.triggered`.",
     )
 
+    # judge calibration: labels, agreement, retirement (evalkeeper.calibration)
+    calibration_bar: float = Field(
+        0.80,
+        gt=0,
+        le=1,
+        description="A judge whose agreement's upper 95% bound is below this is retired.",
+    )
+    calibration_ceiling_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="If set, the bar is this share of the human ceiling (human-human "
+        "agreement) when the ceiling is measured, instead of `calibration_bar`.",
+    )
+    calibration_min_labels: int = Field(
+        50, ge=1, description="Fewer labelled items than this: the judge is `uncalibrated`."
+    )
+    calibration_kappa_floor: float = Field(
+        0.40, ge=-1, le=1, description="A judge whose kappa is below this is `at_risk`."
+    )
+    calibration_double_share: float = Field(
+        0.20, ge=0, le=1, description="Share of sampled items given to two annotators."
+    )
+    calibration_half_width: float = Field(
+        0.05, gt=0, lt=0.5, description="Sample sizing: target half-width of the agreement CI."
+    )
+    calibration_expected_agreement: float = Field(
+        0.85, gt=0, lt=1, description="Sample sizing: the agreement expected of a judge."
+    )
+    calibration_bootstrap_resamples: int = Field(
+        2000, ge=100, description="Bootstrap resamples of the kappa interval."
+    )
+    calibration_dir: Path | None = Field(
+        None,
+        description="Where annotation files are written (default `annotations/` beside "
+        "the warehouse file).",
+    )
+
     @field_validator("redaction_regions", mode="before")
     @classmethod
     def _regions_list(cls, value: Any) -> Any:
@@ -196,6 +234,10 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return [str(v).strip().upper() for v in value if str(v).strip()]
         return value
+
+    @property
+    def annotations_path(self) -> Path:
+        return self.calibration_dir or self.warehouse.parent / "annotations"
 
     @property
     def spool_path(self) -> Path:

@@ -47,6 +47,8 @@ How the data is analysed (formulas in `evalkeeper.stats`):
   BH-adjusted p < alpha and a drop larger than ``settings.tolerance``); inconclusive (an
   evaluator's ``__all__`` cell has an error rate above ``settings.max_error_rate`` on either
   side, no paired example, or an MDE above `max_mde`, 0.20 by default); else pass.
+* Retired judges (`evalkeeper.calibration.retired_judges`): their cells are left out of
+  the verdict, with a warning that names the judge, its evidence and the date.
 * Latency: p50/p95 in seconds over the non-errored runs of the shared examples, each side,
   against ``settings.latency_p95_s``. A crossing is reported (warning, markdown); the
   verdict is left to the latency evaluator's scores, which are cells like any other.
@@ -78,6 +80,7 @@ from evalkeeper.analysis.models import (
 )
 from evalkeeper.analysis.reasons import fmt_s, verdict_reasons
 from evalkeeper.analysis.stats import CellEvidence
+from evalkeeper.calibration.status import retired_judges
 from evalkeeper.models import content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
@@ -269,6 +272,10 @@ def compare(
         for row in evs.iter_rows(named=True):
             by_side[row["cand"]][row["evaluator"]] = row["versions"]
         shared_evs = sorted(set(by_side[True]) & set(by_side[False]))
+        # a retired judge (evalkeeper.calibration) neither passes nor fails a verdict
+        retired = retired_judges(con, experiment_id)
+        warnings.extend(retired[ev] for ev in sorted(set(by_side[True]) & set(retired)))
+        shared_evs = [ev for ev in shared_evs if ev not in retired]
         for side, other, label in ((True, False, "candidate"), (False, True, "baseline")):
             for ev in sorted(set(by_side[side]) - set(by_side[other])):
                 warnings.append(f"evaluator {ev!r} scored only the {label}: not compared")
@@ -285,6 +292,7 @@ def compare(
             )
 
         paired = con.sql(_PAIRED_SQL, params=[experiment_id, baseline_id]).pl()
+        paired = paired.filter(~pl.col("evaluator").is_in(list(retired)))
         if not paired.height:
             raise CompareError(
                 f"experiments {experiment_id!r} (dataset {cand['dataset']!r} version "
@@ -325,9 +333,11 @@ def compare(
         skipped = [
             (name, n, comment)
             for name, n, comment in con.execute(_SKIPPED_SQL, [experiment_id]).fetchall()
-            if name not in optional
+            if name not in optional and name not in retired
         ]
         for name, n in con.execute(_LOST_CONTEXT_SQL, [experiment_id, baseline_id]).fetchall():
+            if name in retired:
+                continue
             warnings.append(
                 f"`{name}`: {n} row(s) had no retrieved context where the baseline's run "
                 "had some: counted as failures (retrieval broke?)"

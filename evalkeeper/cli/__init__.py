@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import evalkeeper.cli.analysis
+import evalkeeper.cli.calibrate
 import evalkeeper.cli.judges
 import evalkeeper.cli.langsmith
 import evalkeeper.cli.listen

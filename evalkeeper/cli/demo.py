@@ -47,6 +47,13 @@ def demo(
             "--monitoring/--no-monitoring", help="Then watch the sample traffic's v2 deploy."
         ),
     ] = True,
+    calibration: Annotated[
+        bool,
+        typer.Option(
+            "--calibration/--no-calibration",
+            help="Then calibrate two judges against bundled human labels (~5 s).",
+        ),
+    ] = True,
 ) -> None:
     """Run the bundled sample through the nightly flow: demo agent v1, then v2; show the change."""
     settings = load_settings(warehouse=warehouse)
@@ -94,9 +101,20 @@ def demo(
         from evalkeeper.monitor.demo import monitoring_act
 
         asyncio.run(monitoring_act(settings, console))
+    if calibration:
+        from evalkeeper.calibration.demo import calibration_act
+
+        console.rule("calibration: two judges against human labels")
+        asyncio.run(calibration_act(settings, console))
     console.print(
         f"\nBoth experiments are in {settings.warehouse}. Try:\n"
         "  uv run evalkeeper experiments\n"
         f"  uv run evalkeeper compare {ids[1]} --baseline {ids[0]} --format markdown\n"
         '  uv run evalkeeper sql "SELECT * FROM score_history ORDER BY started_at DESC LIMIT 10"'
+        + (
+            "\n  uv run evalkeeper calibrate report --judge factual_match\n"
+            '  uv run evalkeeper sql "SELECT * FROM judge_health"'
+            if calibration
+            else ""
+        )
     )

@@ -20,6 +20,7 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
     from evaluators.judges import JUDGES
 
     recorded: dict[str, dict[str, Any]] = {}
+    history: dict[str, list[str]] = {}
     note = ""
     if Path(settings.warehouse).exists():
         try:
@@ -27,6 +28,7 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
                 "SELECT judge, model, prompt_version, status, status_reason, updated_at FROM judges"
             )
             recorded = {r["judge"]: r for r in frame.iter_rows(named=True)}
+            history = _history(settings)
         except WarehouseLocked as exc:
             note = f"status unknown ({exc})"
     model = settings.judge_model
@@ -55,14 +57,30 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
                 "status": (rec or {}).get("status") or ("unknown" if note else "active"),
                 "note": note or reason,
                 "description": judge.description,
+                "history": history.get(judge.name, []),
             }
         )
     return rows
 
 
+def _history(settings: Any) -> dict[str, list[str]]:
+    """Judge -> its status changes, oldest first: `2026-12-01 retired (prompt …, model …):
+    agreement 0.62, …` (from calibration)."""
+    from evalkeeper.calibration import status_history
+
+    out: dict[str, list[str]] = {}
+    wh = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s)
+    for h in status_history(wh):
+        out.setdefault(h.judge, []).append(
+            f"{h.changed_at:%Y-%m-%d} {h.status} (prompt {h.prompt_version}, model "
+            f"{h.judge_model}): {h.reason}"
+        )
+    return out
+
+
 JUDGE_COLUMNS = (
     "judge", "kind", "model", "pinned", "prompt_version", "choices", "votes", "status", "note",
-    "description",
+    "description", "history",
 )  # fmt: skip
 
 
@@ -101,11 +119,16 @@ def judges(
             pin = f"{r['model']} [yellow](unpinned, allowed)[/]"
         else:
             pin = f"{r['model']} [red](unpinned: refused)[/]"
-        status = r["status"] if r["status"] == "active" else f"[red]{r['status']}[/]"
+        status = r["status"] if r["status"] in ("active", "healthy") else f"[red]{r['status']}[/]"
         t.add_row(
             r["judge"], r["kind"], pin, r["prompt_version"], str(r["votes"]), status, r["note"]
         )
     console.print(t)
+    for r in rows:
+        if r["history"]:
+            console.print(f"status history of {r['judge']}:", highlight=False)
+            for line in r["history"]:
+                console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
     if settings.judge_base_url is None or settings.judge_model is None:
         console.print(
             "judges are skipped until configured: set EVALKEEPER_JUDGE_BASE_URL and "

@@ -15,7 +15,8 @@ How it decides what to answer:
   gets the verdict (an `enum` gives the other choices), `reasoning` a sentence, arrays the
   unsupported claims, other strings "".
 - **Noise**: with `Policy.error_rate` p, a vote is flipped to a wrong choice with
-  probability p. The draw is seeded by `Policy.seed`, the first two messages (the judge
+  probability p (`Policy.error_rates` sets p per judge, by the response schema's name).
+  The draw is seeded by `Policy.seed`, the first two messages (the judge
   prompt, without any repair turn) and the request's `seed` (the judges send the vote
   index), so vote *i* of an example gets the same answer in every run, in any order.
 - **Failures**, consumed in this order per request: `rate_limit` next requests get 429
@@ -85,6 +86,8 @@ class Policy:
     malformed: int = 0
     always_malformed: bool = False
     hold_until_concurrent: int = 0
+    error_rates: dict[str, float] = field(default_factory=dict)
+    """Per judge (its response schema's name without `_verdict`), instead of `error_rate`."""
 
 
 @dataclass
@@ -244,7 +247,7 @@ class ScriptedLLMServer:
             record = Recorded(at=time.monotonic(), status=status, body=body)
             self.requests.append(record)
             latency = p.latency_s
-            error_rate, seed = p.error_rate, p.seed
+            error_rate, seed, error_rates = p.error_rate, p.seed, dict(p.error_rates)
         if status != 200:
             kind = "rate_limit_exceeded" if status == 429 else "server_error"
             error = {"error": {"message": f"scripted {status}", "type": kind, "code": kind}}
@@ -255,7 +258,10 @@ class ScriptedLLMServer:
         joined = "\n".join(texts)
         found = EXPECT.findall(joined)
         expected = found[-1] if found else "pass"
-        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+        json_schema = (body.get("response_format") or {}).get("json_schema") or {}
+        schema = json_schema.get("schema") or {}
+        judge = str(json_schema.get("name") or "").removesuffix("_verdict")
+        error_rate = error_rates.get(judge, error_rate)
         props: dict[str, Any] = schema.get("properties") or {}
         choices = list((props.get("verdict") or {}).get("enum") or ["pass", "fail"])
         digest = hashlib.sha256(

@@ -355,12 +355,94 @@ SCHEMA_V4 = [
     )""",
 ]
 
+# v5: judge calibration (evalkeeper.calibration). Items drawn for human labels, the labels
+# (one per item, judge and annotator: the latest wins), every measurement with its evidence
+# and decided status, and the history of each judge version's status (the `judges` row
+# holds the current one).
+SCHEMA_V5 = [
+    """
+    CREATE TABLE calibration_items (
+        item_id VARCHAR NOT NULL,
+        judge VARCHAR NOT NULL,
+        prompt_version VARCHAR NOT NULL,
+        judge_model VARCHAR,
+        experiment_id VARCHAR NOT NULL,
+        example_id VARCHAR NOT NULL,
+        repetition INTEGER NOT NULL,
+        category VARCHAR NOT NULL,
+        judge_verdict VARCHAR NOT NULL,
+        copies INTEGER NOT NULL,
+        sample_id VARCHAR NOT NULL,
+        sampled_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (item_id, judge)
+    )""",
+    """
+    CREATE TABLE human_labels (
+        item_id VARCHAR NOT NULL,
+        judge VARCHAR NOT NULL,
+        annotator VARCHAR NOT NULL,
+        experiment_id VARCHAR NOT NULL,
+        example_id VARCHAR NOT NULL,
+        repetition INTEGER NOT NULL,
+        label VARCHAR NOT NULL,
+        labelled_at TIMESTAMPTZ NOT NULL,
+        note VARCHAR,
+        source VARCHAR NOT NULL,
+        imported_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (item_id, judge, annotator)
+    )""",
+    """
+    CREATE TABLE judge_calibrations (
+        calibration_id VARCHAR NOT NULL,
+        judge VARCHAR NOT NULL,
+        prompt_version VARCHAR NOT NULL,
+        judge_model VARCHAR NOT NULL,
+        quarter VARCHAR NOT NULL,
+        n_items INTEGER NOT NULL,
+        n_ties INTEGER NOT NULL,
+        agreement DOUBLE,
+        agreement_ci_low DOUBLE,
+        agreement_ci_high DOUBLE,
+        kappa DOUBLE,
+        kappa_se DOUBLE,
+        kappa_ci_low DOUBLE,
+        kappa_ci_high DOUBLE,
+        ac1 DOUBLE,
+        ac1_se DOUBLE,
+        true_pass_rate DOUBLE,
+        true_fail_rate DOUBLE,
+        ceiling_n_items INTEGER NOT NULL,
+        ceiling_agreement DOUBLE,
+        ceiling_kappa DOUBLE,
+        ceiling_ac1 DOUBLE,
+        ceiling_alpha DOUBLE,
+        bar DOUBLE NOT NULL,
+        status VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        details JSON,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (calibration_id, judge, prompt_version, judge_model)
+    )""",
+    """
+    CREATE TABLE judge_status_history (
+        judge VARCHAR NOT NULL,
+        prompt_version VARCHAR NOT NULL,
+        judge_model VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        calibration_id VARCHAR NOT NULL,
+        changed_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (judge, changed_at, calibration_id)
+    )""",
+]
+
 # (version, statements). Append only; never edit an applied entry.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, SCHEMA_V1),
     (2, SCHEMA_V2),
     (3, SCHEMA_V3),
     (4, SCHEMA_V4),
+    (5, SCHEMA_V5),
 ]
 
 Conflict = Literal["ignore", "replace", "with_run", "supersede"]
@@ -391,6 +473,10 @@ WRITE_POLICY: dict[str, Conflict] = {
     "monitoring_counts": "replace",
     "monitoring_rollbacks": "ignore",
     "monitoring_deliveries": "ignore",
+    "calibration_items": "ignore",
+    "human_labels": "replace",
+    "judge_calibrations": "ignore",
+    "judge_status_history": "ignore",
     "supersede_runs": "supersede",
     "supersede_scores": "supersede",
 }
@@ -532,5 +618,71 @@ VIEWS: dict[str, str] = {
         FROM monitoring_counts c
         JOIN monitoring_ticks t USING (window_id, tick_at)
         JOIN monitoring_windows w USING (window_id)
+    """,
+    # Every judge calibration (one row per judge version and measurement), newest first:
+    # agreement with the majority human label and its Wilson interval, kappa (asymptotic
+    # SE, BCa bootstrap interval), AC1, the human ceiling, and the status decided from them.
+    "calibrations": """
+        SELECT created_at, judge, prompt_version, judge_model, quarter, status, reason,
+               n_items, n_ties, agreement, agreement_ci_low, agreement_ci_high, kappa,
+               kappa_se, kappa_ci_low, kappa_ci_high, ac1, ac1_se, true_pass_rate,
+               true_fail_rate, ceiling_n_items, ceiling_agreement, ceiling_kappa, ceiling_ac1,
+               ceiling_alpha, bar, calibration_id, details
+        FROM judge_calibrations
+        ORDER BY created_at DESC, judge
+    """,
+    # One row per judge version ever scored or calibrated: its latest status (from the
+    # history; `uncalibrated` when never calibrated), the evidence of its latest
+    # calibration, how many scores it gave, and whether it gates today (`gating` is false
+    # for the judge the `judges` table holds as retired).
+    "judge_health": """
+        WITH versions AS (
+            SELECT evaluator AS judge, evaluator_version AS prompt_version,
+                   coalesce(judge_model, '') AS judge_model, count(*) AS n_scores,
+                   max(created_at) AS last_scored_at
+            FROM scores WHERE judge_model IS NOT NULL AND NOT skipped
+            GROUP BY ALL
+        ), latest_status AS (
+            SELECT * FROM judge_status_history
+            QUALIFY row_number() OVER (
+                PARTITION BY judge, prompt_version, judge_model ORDER BY changed_at DESC) = 1
+        ), latest_cal AS (
+            SELECT * FROM judge_calibrations
+            QUALIFY row_number() OVER (
+                PARTITION BY judge, prompt_version, judge_model ORDER BY created_at DESC) = 1
+        ), keys AS (
+            SELECT judge, prompt_version, judge_model FROM versions
+            UNION SELECT judge, prompt_version, judge_model FROM latest_status
+        )
+        SELECT k.judge, k.prompt_version, k.judge_model,
+               coalesce(s.status, 'uncalibrated') AS status, s.reason, s.changed_at,
+               j.status = 'retired' AS judge_retired,
+               coalesce(j.status, '') <> 'retired' AS gating,
+               c.quarter, c.n_items, c.agreement, c.agreement_ci_low, c.agreement_ci_high,
+               c.kappa, c.kappa_ci_low, c.kappa_ci_high, c.ac1, c.ceiling_agreement,
+               c.ceiling_kappa, c.bar, coalesce(v.n_scores, 0) AS n_scores, v.last_scored_at
+        FROM keys k
+        LEFT JOIN latest_status s USING (judge, prompt_version, judge_model)
+        LEFT JOIN latest_cal c USING (judge, prompt_version, judge_model)
+        LEFT JOIN versions v USING (judge, prompt_version, judge_model)
+        LEFT JOIN judges j ON j.judge = k.judge
+    """,
+    # The LLM judges' scores, each flagged with its judge version's status: a retired
+    # version's scores stay in `scores` as they were, and read `retired = true` here.
+    "judge_scores": """
+        WITH latest_status AS (
+            SELECT judge, prompt_version, judge_model, status FROM judge_status_history
+            QUALIFY row_number() OVER (
+                PARTITION BY judge, prompt_version, judge_model ORDER BY changed_at DESC) = 1
+        )
+        SELECT s.experiment_id, s.example_id, s.repetition, s.evaluator AS judge,
+               s.evaluator_version AS prompt_version, s.judge_model, s.passed, s.value,
+               s.comment, s.error, s.category, s.created_at,
+               coalesce(l.status, 'uncalibrated') AS judge_status,
+               coalesce(l.status = 'retired', false) AS retired
+        FROM scores s
+        LEFT JOIN latest_status l ON l.judge = s.evaluator
+             AND l.prompt_version = s.evaluator_version AND l.judge_model = s.judge_model
+        WHERE s.judge_model IS NOT NULL AND NOT s.skipped
     """,
 }

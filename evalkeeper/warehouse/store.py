@@ -363,8 +363,11 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply pending migrations, then (re)create the views. Returns the schema version."""
     current = schema_version(con)
+    applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
     for version, statements in MIGRATIONS:
-        if version <= current:
+        # by set, not by the highest number: a migration merged after a higher one was
+        # applied to a file still runs there
+        if version in applied:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -375,7 +378,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        current = version
+        current = max(current, version)
     # views are recreated only when their definition changed: DDL on every open would
     # conflict between concurrent first connections and cost ~0.1 s per open
     con.execute("CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, hash VARCHAR)")

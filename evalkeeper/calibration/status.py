@@ -1,0 +1,278 @@
+"""Decide a judge version's status, record it with its history, and say who is retired.
+
+The rule (`decide`), in order:
+
+* `uncalibrated`: fewer than `calibration_min_labels` labelled items;
+* `retired`: the upper bound of the agreement's 95% interval is below the bar;
+* `at_risk`: the interval straddles the bar, or kappa is below `calibration_kappa_floor`
+  (or undefined: the labels hold one category, so chance agreement cannot be told apart);
+* `healthy` otherwise.
+
+The bar is `calibration_bar` (0.80), or, with `calibration_ceiling_share` set and a measured
+human ceiling, that share of the humans' own agreement.
+
+Recording (`record`): every measurement is a `judge_calibrations` row; a version's status
+change is a `judge_status_history` row; the `judges` row holds the judge's current status,
+which `compare` reads (`retired_judges`): a retired judge's cells leave every verdict, with
+a warning. A retired judge stays retired until a *new* version (a new prompt or model pin)
+is calibrated `healthy`; measuring the retired version again records the measurement and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from evalkeeper.calibration.models import JudgeCalibration, Status, StatusChange
+from evalkeeper.models import canonical_json, content_hash, utcnow
+from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
+
+
+def _ci(ci: list[float] | None) -> str:
+    return f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "n/a"
+
+
+def evidence(m: JudgeCalibration) -> str:
+    """`agreement 0.70, CI 0.61-0.78, kappa 0.41, n 120` — the short form of a measurement."""
+    agreement = "n/a" if m.agreement is None else f"{m.agreement:.2f}"
+    kappa = "undefined" if m.kappa is None else f"{m.kappa:.2f}"
+    return f"agreement {agreement}, CI {_ci(m.agreement_ci)}, kappa {kappa}, n {m.n_items}"
+
+
+def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]:
+    """(status, reason, bar) of one measurement; see the module docstring."""
+    bar = settings.calibration_bar
+    bar_text = f"the bar {bar:.2f}"
+    share = settings.calibration_ceiling_share
+    if share is not None and m.ceiling.agreement is not None:
+        bar = share * m.ceiling.agreement
+        bar_text = f"the bar {bar:.2f} ({share:g} x human ceiling {m.ceiling.agreement:.2f})"
+    if m.n_items < settings.calibration_min_labels or m.agreement_ci is None:
+        return (
+            "uncalibrated",
+            f"{m.n_items} labelled items, fewer than the {settings.calibration_min_labels} "
+            "needed (EVALKEEPER_CALIBRATION_MIN_LABELS): label more items "
+            "(`evalkeeper calibrate sample`)",
+            bar,
+        )
+    lo, hi = m.agreement_ci
+    if hi < bar:
+        return "retired", f"{evidence(m)}: the whole interval is below {bar_text}", bar
+    if lo < bar:
+        return "at_risk", f"{evidence(m)}: the interval straddles {bar_text}", bar
+    floor = settings.calibration_kappa_floor
+    if m.kappa is None:
+        return (
+            "at_risk",
+            f"{evidence(m)}: kappa is undefined (one label throughout); label items of every kind",
+            bar,
+        )
+    if m.kappa < floor:
+        return "at_risk", f"{evidence(m)}: kappa below the floor {floor:.2f}", bar
+    return "healthy", f"{evidence(m)}: above {bar_text}", bar
+
+
+def retired_judges(
+    con: duckdb.DuckDBPyConnection, experiment_id: str | None = None
+) -> dict[str, str]:
+    """Judge name -> the warning a verdict prints, for each judge the `judges` table holds
+    as retired, and (given `experiment_id`) each judge whose version in that experiment is
+    retired (a reinstated judge's old version stays out). `compare` leaves their cells out."""
+    rows = con.execute(
+        "SELECT judge, prompt_version, model, status_reason, updated_at FROM judges "
+        "WHERE status = 'retired' ORDER BY judge"
+    ).fetchall()
+    if experiment_id is not None:
+        rows += con.execute(_RETIRED_VERSIONS_SQL, [experiment_id]).fetchall()
+    out: dict[str, str] = {}
+    for judge, version, model, reason, since in rows:
+        if judge in out:
+            continue
+        pin = f"prompt {version}, model {model}; " if version else ""
+        out[judge] = (
+            f"judge {judge} is retired ({pin}{reason or 'no reason recorded'}) since "
+            f"{since:%Y-%m-%d}: not used in this verdict"
+        )
+    return out
+
+
+# The retired judge versions that scored an experiment (latest status of each version).
+_RETIRED_VERSIONS_SQL = """
+    WITH latest AS (
+        SELECT * FROM judge_status_history
+        QUALIFY row_number() OVER (
+            PARTITION BY judge, prompt_version, judge_model ORDER BY changed_at DESC) = 1
+    ), used AS (
+        SELECT DISTINCT evaluator, evaluator_version, judge_model FROM scores
+        WHERE experiment_id = $1 AND judge_model IS NOT NULL
+    )
+    SELECT l.judge, l.prompt_version, l.judge_model, split_part(l.reason, ':', 1),
+           l.changed_at
+    FROM latest l JOIN used u ON u.evaluator = l.judge
+         AND u.evaluator_version = l.prompt_version AND u.judge_model = l.judge_model
+    WHERE l.status = 'retired'
+    ORDER BY l.judge, l.changed_at
+"""
+
+
+def current_statuses(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
+    """The `judges` rows: judge -> {prompt_version, model, status, status_reason, updated_at}."""
+    frame = warehouse.query(
+        "SELECT judge, prompt_version, model, status, status_reason, updated_at FROM judges"
+    )
+    return {r["judge"]: r for r in frame.iter_rows(named=True)}
+
+
+def status_history(warehouse: Warehouse, judge: str | None = None) -> list[StatusChange]:
+    """Every status change, oldest first (of one judge, or all)."""
+    frame = warehouse.query(
+        "SELECT judge, prompt_version, judge_model, status, reason, calibration_id, changed_at "
+        "FROM judge_status_history WHERE $1::VARCHAR IS NULL OR judge = $1 "
+        "ORDER BY judge, changed_at",
+        [judge],
+    )
+    return [StatusChange.model_validate(r) for r in frame.iter_rows(named=True)]
+
+
+def _version_status(warehouse: Warehouse) -> dict[tuple[str, str, str], str]:
+    rows = warehouse.rows(
+        "SELECT judge, prompt_version, judge_model, status FROM judge_status_history "
+        "QUALIFY row_number() OVER (PARTITION BY judge, prompt_version, judge_model "
+        "ORDER BY changed_at DESC) = 1"
+    )
+    return {(j, v, m): s for j, v, m, s in rows}
+
+
+def record(
+    warehouse: Warehouse, calibrations: list[JudgeCalibration], *, now: datetime | None = None
+) -> list[JudgeCalibration]:
+    """Store the measurements, the status changes and each judge's current status, in one
+    batch. Returns the measurements with `status`/`reason` as the judge now stands (a
+    retired version measured again stays retired)."""
+    now = now or utcnow()
+    if not calibrations:
+        return []
+    calibration_id = content_hash([now.isoformat(), [c.key.model_dump() for c in calibrations]])
+    current = current_statuses(warehouse)
+    versions = _version_status(warehouse)
+    cal_rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    judges: dict[str, dict[str, Any]] = {}
+    out: list[JudgeCalibration] = []
+    for c in calibrations:
+        status, reason = c.status, c.reason
+        cur = judges.get(c.judge) or current.get(c.judge)
+        same_version = (
+            cur is not None and cur["prompt_version"] == c.version and cur["model"] == c.model
+        )
+        stays_retired = cur is not None and cur["status"] == "retired" and status != "retired"
+        if stays_retired and (same_version or status != "healthy"):
+            reason = (
+                f"measured {status} ({reason}), but the judge stays retired: reinstating "
+                "it takes a healthy calibration of a new version (a new prompt or model pin)"
+            )
+            status = "retired"
+        key = (c.judge, c.version, c.model)
+        if versions.get(key) != status:
+            history.append(
+                {
+                    "judge": c.judge,
+                    "prompt_version": c.version,
+                    "judge_model": c.model,
+                    "status": status,
+                    "reason": reason,
+                    "calibration_id": calibration_id,
+                    "changed_at": now,
+                }
+            )
+            versions[key] = status
+        keep_old_version = (
+            status == "retired" and cur is not None and cur["status"] == "retired" and same_version
+        )
+        judges[c.judge] = {
+            "judge": c.judge,
+            "model": cur["model"] if keep_old_version and cur else c.model,
+            "prompt_version": cur["prompt_version"] if keep_old_version and cur else c.version,
+            "status": status,
+            "status_reason": (cur or {}).get("status_reason") if keep_old_version else evidence(c),
+            "updated_at": cur["updated_at"] if keep_old_version and cur else now,
+        }
+        cal_rows.append(_calibration_row(c, calibration_id, now))
+        out.append(c.model_copy(update={"status": status, "reason": reason}))
+    warehouse.write(
+        {
+            "judge_calibrations": pl.DataFrame(cal_rows, schema=_CALIBRATION_SCHEMA),
+            "judge_status_history": pl.DataFrame(history, schema=_HISTORY_SCHEMA),
+            "judges": pl.DataFrame(list(judges.values()), schema=_JUDGES_SCHEMA),
+        },
+        spool_ok=False,
+    )
+    return out
+
+
+_HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "judge": pl.String, "prompt_version": pl.String, "judge_model": pl.String,
+    "status": pl.String, "reason": pl.String, "calibration_id": pl.String,
+    "changed_at": pl.Datetime("us", "UTC"),
+}  # fmt: skip
+_F, _I, _S = pl.Float64, pl.Int64, pl.String
+_CALIBRATION_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "calibration_id": _S, "judge": _S, "prompt_version": _S, "judge_model": _S, "quarter": _S,
+    "n_items": _I, "n_ties": _I, "agreement": _F, "agreement_ci_low": _F,
+    "agreement_ci_high": _F, "kappa": _F, "kappa_se": _F, "kappa_ci_low": _F,
+    "kappa_ci_high": _F, "ac1": _F, "ac1_se": _F, "true_pass_rate": _F, "true_fail_rate": _F,
+    "ceiling_n_items": _I, "ceiling_agreement": _F, "ceiling_kappa": _F, "ceiling_ac1": _F,
+    "ceiling_alpha": _F, "bar": _F, "status": _S, "reason": _S, "details": _S,
+    "created_at": pl.Datetime("us", "UTC"),
+}  # fmt: skip
+_JUDGES_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "judge": pl.String, "model": pl.String, "prompt_version": pl.String, "status": pl.String,
+    "status_reason": pl.String, "updated_at": pl.Datetime("us", "UTC"),
+}  # fmt: skip
+
+
+def _calibration_row(c: JudgeCalibration, calibration_id: str, now: datetime) -> dict[str, Any]:
+    none: list[float | None] = [None, None]
+    ci: list[float | None] = list(c.agreement_ci) if c.agreement_ci else none
+    kci: list[float | None] = list(c.kappa_ci) if c.kappa_ci else none
+    return {
+        "calibration_id": calibration_id,
+        "judge": c.judge,
+        "prompt_version": c.version,
+        "judge_model": c.model,
+        "quarter": c.quarter,
+        "n_items": c.n_items,
+        "n_ties": c.n_ties,
+        "agreement": c.agreement,
+        "agreement_ci_low": ci[0],
+        "agreement_ci_high": ci[1],
+        "kappa": c.kappa,
+        "kappa_se": c.kappa_se,
+        "kappa_ci_low": kci[0],
+        "kappa_ci_high": kci[1],
+        "ac1": c.ac1,
+        "ac1_se": c.ac1_se,
+        "true_pass_rate": c.true_pass_rate,
+        "true_fail_rate": c.true_fail_rate,
+        "ceiling_n_items": c.ceiling.n_items,
+        "ceiling_agreement": c.ceiling.agreement,
+        "ceiling_kappa": c.ceiling.kappa,
+        "ceiling_ac1": c.ceiling.ac1,
+        "ceiling_alpha": c.ceiling.alpha,
+        "bar": c.bar,
+        "status": c.status,
+        "reason": c.reason,
+        "details": canonical_json(
+            {
+                "labels": c.labels,
+                "confusion": c.confusion,
+                "disagreements": [d.model_dump() for d in c.disagreements],
+            }
+        ),
+        "created_at": now,
+    }

@@ -1,0 +1,86 @@
+"""Tasks of the calibration flow: thin wrappers over `evalkeeper.calibration`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from evalkeeper import calibration as cal
+from evalkeeper.report.calibration import calibration_markdown, summary_rows
+from evalkeeper.run import warehouse_for
+from evalkeeper.settings import Settings
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    from evaluators.judges import JUDGES
+
+    return {name: tuple(j.choices) for name, j in JUDGES.items()}
+
+
+@task(name="calibration-judges", cache_policy=NO_CACHE)
+async def judges_to_calibrate(settings: Settings, judges: list[str] | None) -> list[str]:
+    return judges or await asyncio.to_thread(cal.judges_with_runs, warehouse_for(settings))
+
+
+@task(name="draw-sample", cache_policy=NO_CACHE)
+async def draw_sample(
+    settings: Settings,
+    judge: str,
+    n: int | None,
+    since: datetime | None,
+    out_dir: str | None,
+) -> cal.SampleResult | None:
+    """Draw items and write the annotation files; None (with a warning) when there is
+    nothing new to draw."""
+    try:
+        return await asyncio.to_thread(
+            cal.sample_items,
+            warehouse_for(settings),
+            settings,
+            judge,
+            n=n,
+            since=since,
+            out_dir=Path(out_dir) if out_dir else None,
+            choices=_choices().get(judge, ("pass", "fail")),
+        )
+    except cal.SampleError as exc:
+        get_run_logger().warning("no sample for %s: %s", judge, exc)
+        return None
+
+
+@task(name="measure-and-decide", cache_policy=NO_CACHE)
+async def measure_and_decide(
+    settings: Settings, judges: list[str], quarter: str | None
+) -> list[cal.JudgeCalibration]:
+    """Measure every judge version with labels, decide and record the statuses."""
+
+    def run() -> list[cal.JudgeCalibration]:
+        wh = warehouse_for(settings)
+        measured = [
+            c
+            for judge in judges
+            for c in cal.measure(wh, settings, judge=judge, quarter=quarter, choices=_choices())
+        ]
+        return cal.record(wh, measured)
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="publish-calibration", cache_policy=NO_CACHE)
+async def publish_calibration(cals: list[cal.JudgeCalibration]) -> None:
+    await acreate_markdown_artifact(
+        markdown=calibration_markdown(cals),
+        key="judge-calibration",
+        description="; ".join(f"{c.judge}: {c.status}" for c in cals) or "nothing measured",
+    )
+    table: list[dict[str, Any]] = list(summary_rows(cals))
+    if table:
+        await acreate_table_artifact(
+            table=table, key="judge-calibration-table", description="one row per judge version"
+        )
