@@ -88,6 +88,11 @@ def create_app(
                     await delivery.deliver(ready)
 
         task = asyncio.create_task(completing(), name="otlp-complete-traces")
+        if settings.webhook_secret is not None:
+            try:  # recover the deploy journal and load the webhooks' index now
+                await hooks.start()
+            except Exception:
+                log.exception("deploy webhooks: start failed; the first request retries it")
         try:
             yield
         finally:

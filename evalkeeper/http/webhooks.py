@@ -31,6 +31,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +40,7 @@ from pydantic import ValidationError
 
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
+from evalkeeper.monitor.journal import DeployJournal, replay
 from evalkeeper.monitor.rollback import DEPLOY_EVENT, EventEmitter, event_id
 from evalkeeper.monitor.signing import (
     MalformedHeaders,
@@ -46,7 +48,8 @@ from evalkeeper.monitor.signing import (
     verify_github,
     verify_standard,
 )
-from evalkeeper.monitor.windows import DeployEvent, Opened, Window, new_window, open_windows
+from evalkeeper.monitor.windows import DeployEvent, Opened, Window, load_window, new_window
+from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 
 __all__ = ["WebhookHandler", "add_webhook_routes"]
@@ -61,7 +64,15 @@ class _Refused(Exception):
 
 
 class WebhookHandler:
-    """Stores deploy windows (group-committed) and starts their first tick."""
+    """Journals accepted deploys (group-committed), applies them to the warehouse in the
+    background, and starts their first tick.
+
+    One writer task decides, batch by batch, which requests are new (an index of the
+    stored and journaled window and delivery ids, loaded once from the warehouse) and
+    appends the new ones to the journal (`evalkeeper.monitor.journal`) in a worker thread,
+    one fsync per batch; each request awaits its batch, so a 202 is durable and the event
+    loop never waits on a disk or the warehouse. An applier task then stores the journaled
+    windows (`open_windows`) and runs their follow-ups."""
 
     def __init__(
         self,
@@ -76,24 +87,57 @@ class WebhookHandler:
         self.first_tick = first_tick
         self.tick_clock = tick_clock
         self._queue: asyncio.Queue[tuple[Window, str | None, asyncio.Future[Opened]]] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self._tick_wanted: asyncio.Event | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._journal = DeployJournal(settings)
+        self._started: asyncio.Future[None] | None = None
+        self._known: set[str] = set()  # window ids stored or journaled
+        self._deliveries: dict[str, str] = {}  # delivery id -> window id
+        self._pending: dict[str, Window] = {}  # journaled, not yet applied
+        self._apply_wanted = asyncio.Event()
+        self._applying = 0
+        self._tick_ids: list[str] = []
+        self._tick_wanted = asyncio.Event()
         self.counts = {"accepted": 0, "duplicates": 0, "refused": 0, "follow_up_failures": 0}
 
-    async def open(self, window: Window, delivery_id: str | None) -> Opened:
-        if self._queue is None:
+    async def start(self) -> None:
+        """Apply what an earlier process journaled, load the index, start the tasks
+        (idempotent; the first request does it if the app's startup did not)."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.to_thread(self._recover)
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                self._started = None
+                raise
             self._queue = asyncio.Queue()
-            self._writer = asyncio.create_task(self._write_loop(), name="webhook-windows")
-        future: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
-        await self._queue.put((window, delivery_id, future))
-        opened = await future
-        if opened.created:
-            self.counts["accepted"] += 1
-            self._spawn(self._follow_up(opened.window))
+            self._tasks = [
+                asyncio.create_task(self._write_loop(), name="webhook-journal"),
+                asyncio.create_task(self._apply_loop(), name="webhook-windows"),
+                asyncio.create_task(self._tick_loop(), name="webhook-first-ticks"),
+            ]
+            self._started.set_result(None)
         else:
-            self.counts["duplicates"] += 1
+            await asyncio.shield(self._started)
+
+    def _recover(self) -> None:
+        replay(self.settings)
+        wh = warehouse_for(self.settings)
+        with wh.connect() as con:
+            self._known = {r[0] for r in con.execute("SELECT window_id FROM monitoring_windows")
+                           .fetchall()}  # fmt: skip
+            self._deliveries = dict(
+                con.execute("SELECT delivery_id, window_id FROM monitoring_webhooks").fetchall()
+            )
+
+    async def open(self, window: Window, delivery_id: str | None) -> Opened:
+        await self.start()
+        assert self._queue is not None
+        future: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((window, delivery_id, future))
+        opened = await future
+        self.counts["accepted" if opened.created else "duplicates"] += 1
         return opened
 
     async def _write_loop(self) -> None:
@@ -102,18 +146,94 @@ class WebhookHandler:
             items = [await self._queue.get()]
             while not self._queue.empty():
                 items.append(self._queue.get_nowait())
+            new: list[tuple[Window, str | None]] = []
+            duplicates: list[tuple[str, asyncio.Future[Opened]]] = []
+            created: list[tuple[Window, asyncio.Future[Opened]]] = []
+            for window, delivery, future in items:
+                existing = self._deliveries.get(delivery) if delivery else None
+                if existing is None and window.window_id in self._known:
+                    existing = window.window_id
+                if existing is not None:
+                    duplicates.append((existing, future))
+                    continue
+                self._known.add(window.window_id)
+                if delivery:
+                    self._deliveries[delivery] = window.window_id
+                new.append((window, delivery))
+                created.append((window, future))
             try:
-                results = await asyncio.to_thread(
-                    open_windows, self.settings, [(w, d) for w, d, _ in items]
-                )
+                await asyncio.to_thread(self._journal.append, new)
             except Exception as exc:
-                for *_, future in items:
+                for window, delivery in new:  # not kept: the sender retries, and may
+                    self._known.discard(window.window_id)
+                    if delivery:
+                        self._deliveries.pop(delivery, None)
+                log.exception("deploy journal %s: append failed", self._journal.directory)
+                for _, future in created:
                     if not future.done():
                         future.set_exception(exc)
-                continue
-            for (*_, future), result in zip(items, results, strict=True):
+                created = []
+            for window, future in created:
+                self._pending[window.window_id] = window
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(Opened(window=window, created=True))
+            if new:
+                self._apply_wanted.set()
+            for window_id, future in duplicates:
+                self._spawn(self._answer_existing(window_id, future))
+
+    async def _answer_existing(self, window_id: str, future: asyncio.Future[Opened]) -> None:
+        try:
+            window = self._pending.get(window_id)
+            if window is None:
+                window = await asyncio.to_thread(load_window, self.settings, window_id)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(Opened(window=window, created=False))
+
+    async def _apply_loop(self) -> None:
+        delay = 0.5
+        while True:
+            await self._apply_wanted.wait()
+            self._apply_wanted.clear()
+            segment = self._journal.rotate()
+            if segment is None:
+                continue
+            self._applying += 1
+            try:
+                opened = await asyncio.to_thread(replay, self.settings, segments=[segment])
+            except Exception:
+                self.counts["follow_up_failures"] += 1
+                log.exception(
+                    "deploy journal %s: applying it to the warehouse failed; it is kept and "
+                    "retried in %.1f s (every tick applies it too)",
+                    segment,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                self._apply_later(segment)
+                continue
+            finally:
+                self._applying -= 1
+            delay = 0.5
+            for result in opened:
+                self._pending.pop(result.window.window_id, None)
+                if result.created:
+                    self._spawn(self._follow_up(result.window))
+
+    def _apply_later(self, segment: Path) -> None:
+        async def again() -> None:
+            opened = await asyncio.to_thread(replay, self.settings, segments=[segment])
+            for result in opened:
+                self._pending.pop(result.window.window_id, None)
+                if result.created:
+                    self._spawn(self._follow_up(result.window))
+
+        self._spawn(again())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -139,7 +259,8 @@ class WebhookHandler:
                     event_id("deploy", window.window_id),
                 )
             elif self.first_tick:
-                self._want_tick()
+                self._tick_ids.append(window.window_id)
+                self._tick_wanted.set()
         except Exception:
             self.counts["follow_up_failures"] += 1
             log.exception(
@@ -148,37 +269,46 @@ class WebhookHandler:
                 "event" if self.emitter is not None else "first tick",
             )
 
-    def _want_tick(self) -> None:
-        """Ask for a tick of every open window: new windows that arrive together (a burst
-        of deploys) share one, run after the answers, one at a time."""
-        if self._tick_wanted is None:
-            self._tick_wanted = asyncio.Event()
-            self._ticker = asyncio.create_task(self._tick_loop(), name="webhook-first-ticks")
-        self._tick_wanted.set()
-
     async def _tick_loop(self) -> None:
-        from evalkeeper.monitor.tick import tick
-
-        assert self._tick_wanted is not None
+        """First ticks of new windows: those that arrive together (a burst of deploys)
+        are ticked one after the other, in a worker thread with its own event loop, so
+        the app's loop keeps answering."""
         while True:
             await self._tick_wanted.wait()
             await asyncio.sleep(0.05)  # let a burst's other windows arrive first
             self._tick_wanted.clear()
+            ids, self._tick_ids = self._tick_ids, []
+            failed = await asyncio.to_thread(asyncio.run, self._first_ticks(ids))
+            self.counts["follow_up_failures"] += failed
+
+    async def _first_ticks(self, window_ids: list[str]) -> int:
+        from evalkeeper.monitor.tick import tick
+
+        failed = 0
+        for window_id in window_ids:
             try:
-                await tick(self.settings, now=self.tick_clock())
+                await tick(self.settings, now=self.tick_clock(), window_id=window_id)
             except Exception:
-                self.counts["follow_up_failures"] += 1
-                log.exception("the first tick of new windows failed; `monitor-tick` retries it")
+                failed += 1
+                log.exception("the first tick of %s failed; `monitor-tick` retries it", window_id)
+        return failed
 
     async def aclose(self) -> None:
+        """Finish: apply what is journaled, wait for the follow-ups, stop the tasks."""
+        if self._queue is not None:
+            while not self._queue.empty() or self._apply_wanted.is_set() or self._applying:
+                await asyncio.sleep(0.01)
         for task in list(self._background):
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, timeout=30)
-        for loop_task in (self._writer, self._ticker):
-            if loop_task is not None:
-                loop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop_task
+        for loop_task in self._tasks:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        segment = self._journal.rotate()
+        if segment is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(replay, self.settings, segments=[segment])
 
 
 def add_webhook_routes(

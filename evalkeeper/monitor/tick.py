@@ -37,6 +37,8 @@ from pydantic import BaseModel, Field
 from evalkeeper import registry
 from evalkeeper.models import Score, canonical_json, utcnow
 from evalkeeper.monitor.decision import EvaluatorCounts, MonitorPolicy, decide
+from evalkeeper.monitor.journal import journal_dir
+from evalkeeper.monitor.journal import replay as replay_journal
 from evalkeeper.monitor.rollback import (
     Delivery,
     EventEmitter,
@@ -168,6 +170,8 @@ async def tick(
     """Advance every open window (or only `window_id`) as of `now` (default: the clock)."""
     when = now or utcnow()
     summary = TickSummary(now=when)
+    if journal_dir(settings).is_dir():  # deploys accepted by an app, maybe not yet stored
+        await asyncio.to_thread(replay_journal, settings)
     if settings.traces:
         summary.ingest = await ingest(settings, open_source(settings.traces, settings))
         if summary.ingest.bad_lines:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from evalkeeper.http.app import create_app
+from evalkeeper.monitor.journal import replay
 from evalkeeper.monitor.signing import github_signature, standard_key, verify_github
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
@@ -34,6 +35,8 @@ def base(mon_settings: Settings) -> Iterator[str]:
 
 
 def windows(settings: Settings) -> list[tuple[Any, ...]]:
+    """The stored windows, once the deploy journal (what a 202 made durable) is applied."""
+    replay(settings)
     return warehouse_for(settings).rows("SELECT window_id, deploy_id FROM monitoring_windows")
 
 
