@@ -186,7 +186,11 @@ async def tick(
     for window in windows:
         if window.state != "open":
             continue
-        done = await tick_window(settings, window, when, emitter=emitter)
+        try:
+            done = await tick_window(settings, window, when, emitter=emitter)
+        except ValueError as exc:  # this window cannot be decided: said, the others go on
+            summary.problems.append(str(exc))
+            continue
         summary.windows.append(done)
         if after_decision is not None:
             after_decision(done)
@@ -212,7 +216,18 @@ async def tick_window(
     tick_at = min(now, window.ends_at)
     final = now >= window.ends_at
     runtime = registry.Runtime(settings=settings, warehouse=wh)
-    evaluators = [registry.build(ref, runtime) for ref in cfg.evaluators]
+    retired = await asyncio.to_thread(_retired, wh)
+    evaluators = [registry.build(r, runtime) for r in cfg.evaluators if r.name not in retired]
+    notes = [retired[r.name] for r in cfg.evaluators if r.name in retired]
+    for note in notes:  # a retired judge stops deciding windows too, and the tick says so
+        log.warning("%s: %s", window.window_id, note)
+    if not evaluators:
+        raise ValueError(
+            f"window {window.window_id}: every online evaluator is a retired judge "
+            f"({'; '.join(notes)}): add another evaluator to "
+            f"{settings.monitors_dir / (window.service + '.toml')}, or calibrate a new "
+            "version of the judge"
+        )
     ids = await asyncio.to_thread(_unscored, wh, window, tick_at)
     keep = _sampler(settings, cfg.sample_rate)
     kept = [(tid, phase) for tid, phase in ids if keep(tid)]
@@ -250,10 +265,21 @@ async def tick_window(
         new_window_traces=n_window,
         new_baseline_traces=n_baseline,
         sampled_out=len(ids) - len(kept),
-        reasons=updated.reasons,
+        reasons=[*updated.reasons, *notes],
         evaluators=ev_ticks,
         rollback_decided=decision == "rollback",
     )
+
+
+def _retired(wh: Warehouse) -> dict[str, str]:
+    """Judges retired by calibration (name -> the note to show)."""
+    from evalkeeper.calibration.status import retired_judges
+
+    with wh.connect() as con:
+        return {
+            name: note.replace("not used in this verdict", "not used by this window")
+            for name, note in retired_judges(con).items()
+        }
 
 
 def _commit(

@@ -69,3 +69,52 @@ def test_a_judge_outage_mid_window_is_inconclusive(
     assert row["state"] == "closed" and row["decision"] == "inconclusive"
     assert row["rollback_decided"] is False and receiver.calls == []
     assert any("inconclusive" in p for p in summary.problems)
+
+
+def test_a_retired_judge_stops_deciding_windows_and_the_tick_says_so(
+    tmp_path: Path, mon_settings: Settings, receiver: Receiver
+) -> None:
+    import polars as pl
+
+    from evalkeeper.models import utcnow
+    from evalkeeper.run import warehouse_for
+
+    path = tmp_path / "judged.jsonl"
+    traffic(path, version="v1", start=DEPLOY - timedelta(hours=5), hours=5, per_hour=50,
+            slow_rate=0.05, seed=11)  # fmt: skip
+    traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=10, slow_rate=0.05, seed=12)
+    mon_settings.monitors_dir.mkdir(parents=True)
+    (mon_settings.monitors_dir / f"{SERVICE}.toml").write_text(CONFIG)
+    retired = {"judge": "tone_appropriate", "model": "gpt-4o-2024-08-06",
+               "prompt_version": "b7316ab6c58b", "status": "retired",
+               "status_reason": "agreement 0.70, CI 0.61-0.78", "updated_at": utcnow()}  # fmt: skip
+    warehouse_for(mon_settings).write({"judges": pl.DataFrame([retired])})
+    with ScriptedLLMServer() as llm:
+        settings = mon_settings.model_copy(
+            update={
+                "traces": f"jsonl:{path}",
+                "judge_base_url": llm.base_url,
+                "judge_model": "gpt-4o-2024-08-06",
+            }
+        )
+        event = DeployEvent(
+            service=SERVICE, version="v2", previous_version="v1", deploy_id="d-ret", time=DEPLOY
+        )
+        open_window(settings, event, "cli")
+        summary = asyncio.run(tick(settings, now=DEPLOY + timedelta(hours=2)))
+        assert llm.calls == 0  # the retired judge was not asked
+    (w,) = summary.windows
+    assert [e.evaluator for e in w.evaluators] == ["latency_ok"]
+    assert any("tone_appropriate is retired" in r and "not used by this window" in r
+               for r in w.reasons)  # fmt: skip
+    # a window left with no evaluator but retired judges refuses to decide, and says why
+    (mon_settings.monitors_dir / f"{SERVICE}.toml").write_text(
+        '[[evaluators]]\nname = "tone_appropriate"\n'
+    )
+    event = DeployEvent(
+        service=SERVICE, version="v3", previous_version="v2", deploy_id="d-ret2", time=DEPLOY
+    )
+    open_window(settings, event, "cli")
+    later = asyncio.run(tick(settings, now=DEPLOY + timedelta(hours=3)))
+    assert [w.version for w in later.windows] == ["v2"]  # the other window still ticked
+    assert any("every online evaluator is a retired judge" in p for p in later.problems)
