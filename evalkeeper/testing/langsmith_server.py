@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +27,10 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from evalkeeper.testing.serving import ThreadedUvicorn
 
 TENANT_ID = "00000000-0000-4000-8000-000000000001"
 INFO = {
@@ -133,9 +132,7 @@ class LangSmithServer:
             ("GET", re.compile(r"/feedback"), self._list_feedback),
         ]
         self.app = self._build_app()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._serving: ThreadedUvicorn | None = None
         self.port = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -145,33 +142,15 @@ class LangSmithServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> LangSmithServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, 0))
-        sock.listen(128)
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        self._serving = ThreadedUvicorn(
+            self.app, host=self.host, backlog=128, name="LangSmith test server"
         )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("LangSmith test server did not start")
-            time.sleep(0.01)
+        self.port = self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
+        if self._serving is not None:
+            self._serving.stop()
 
     def __enter__(self) -> LangSmithServer:
         return self.start()

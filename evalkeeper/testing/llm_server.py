@@ -44,7 +44,6 @@ import json
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -53,9 +52,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from evalkeeper.testing.serving import ThreadedUvicorn
 
 HOLD_LIMIT_S = 10.0
 """The longest an answer waits for `hold_until_concurrent` (then it answers anyway)."""
@@ -111,9 +111,7 @@ class ScriptedLLMServer:
         self.app = self._build_app()
         self._in_flight = 0
         self._max_in_flight = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._serving: ThreadedUvicorn | None = None
         self.port = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -123,34 +121,15 @@ class ScriptedLLMServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> ScriptedLLMServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        sock.listen(512)
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", backlog=512
+        self._serving = ThreadedUvicorn(
+            self.app, host=self.host, backlog=512, name="scripted LLM server"
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted LLM server did not start")
-            time.sleep(0.01)
+        self.port = self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
+        if self._serving is not None:
+            self._serving.stop()
 
     def __enter__(self) -> ScriptedLLMServer:
         return self.start()
