@@ -6,157 +6,31 @@ module; each test starts from no deployments. The flows run a tiny dataset again
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
-import httpx
 import pytest
 
 from deployments.schedules import NIGHTLY, SERVE_SUFFIX
 from tests.helpers import write_dataset
+from tests.prefect_server import POOL, ROOT, Server, cli, prefect_server, start, stop, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-ROOT = Path(__file__).resolve().parents[1]
-POOL = "evalkeeper-process"
 FLOW = "nightly"
-SERVER_START_S = 180.0  # a cold start creates and migrates the database
 FLOW_RUN_S = 240.0  # a flow run in a fresh process: imports, engine, tiny suite
-# API only: no scheduler (no cron run may start mid-test), no UI
-SERVER_ARGS = ("--host", "127.0.0.1", "--no-services", "--no-ui", "--port")
 FAST = ("--target", "fake_targets:instant")
-T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process started here and its children (its own session), by its id."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-@dataclass
-class Server:
-    """The running server, the environment every subprocess gets, and the logs to show."""
-
-    api_url: str
-    env: dict[str, str]
-    logs: dict[str, Path] = field(default_factory=dict)
-
-    def report(self) -> str:
-        parts = []
-        for name, path in self.logs.items():
-            text = path.read_text(errors="replace") if path.exists() else "(no log)"
-            parts.append(f"----- {name} ({path}) -----\n{text[-12000:]}")
-        return "\n".join(parts)
-
-    def client(self) -> Any:
-        from prefect.client.orchestration import SyncPrefectClient
-
-        return SyncPrefectClient(self.api_url)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("prefect")
-    port = _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EVALKEEPER_"))}
-    env.update(
-        PREFECT_HOME=str(home / "home"),
-        PREFECT_API_URL=api_url,
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_UI_ENABLED="false",
-        PREFECT_CLI_PROMPT="false",
-        PREFECT_LOGGING_LEVEL="INFO",
-        # pick up new runs within a second instead of ten
-        PREFECT_RUNNER_POLL_FREQUENCY="1",
-        PREFECT_WORKER_QUERY_SECONDS="1",
-        PREFECT_WORKER_HEARTBEAT_SECONDS="5",
-        # the deployments' pull step works from this checkout
-        EVALKEEPER_HOME=str(ROOT),
-        EVALKEEPER_GIT_BRANCH="main",
-        EVALKEEPER_GIT_COMMIT="0123456789abcdef",
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-    )
-    log = home / "server.log"
-    srv = Server(api_url=api_url, env=env, logs={"prefect server": log})
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", *SERVER_ARGS, str(port)],
-            env=env,
-            cwd=home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"prefect server exited with {proc.returncode}\n{srv.report()}")
-            try:
-                if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prefect server not healthy after {SERVER_START_S} s\n{srv.report()}")
-            time.sleep(0.25)
-        _cli(srv, "pool", ["-m", "prefect", "work-pool", "create", POOL, "--type", "process"])
+    env = {"EVALKEEPER_GIT_BRANCH": "main", "EVALKEEPER_GIT_COMMIT": "0123456789abcdef"}
+    with prefect_server(tmp_path_factory.mktemp("prefect"), env=env) as srv:
         yield srv
-    finally:
-        _stop(proc)
-
-
-def _cli(srv: Server, label: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run one command to completion; fail with its output and the server log if it fails."""
-    done = subprocess.run(
-        [sys.executable, *args],
-        env=srv.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if done.returncode != 0:
-        pytest.fail(
-            f"{label}: exit {done.returncode}\n{done.stdout}\n{done.stderr}\n{srv.report()}"
-        )
-    return done
-
-
-def _wait(srv: Server, what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    """Poll `probe` until it returns a value; fail with the logs at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s\n{srv.report()}")
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -178,25 +52,12 @@ def run(server: Server, tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield ctx
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
 
 
 def _start(server: Server, ctx: dict[str, Any], label: str, args: list[str]) -> Path:
-    log = ctx["tmp"] / f"{label}.log"
-    env = {**server.env, "EVALKEEPER_WAREHOUSE": str(ctx["warehouse"])}
-    with log.open("wb") as out:
-        ctx["procs"].append(
-            subprocess.Popen(
-                [sys.executable, *args],
-                env=env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-    server.logs[label] = log
-    return log
+    env = {"EVALKEEPER_WAREHOUSE": str(ctx["warehouse"])}
+    return start(server, ctx["procs"], ctx["tmp"] / f"{label}.log", label, args, env)
 
 
 def _serve(server: Server, ctx: dict[str, Any], *extra: str) -> Path:
@@ -209,7 +70,7 @@ def _serve(server: Server, ctx: dict[str, Any], *extra: str) -> Path:
 
 
 def _deploy(server: Server) -> None:
-    _cli(server, "prefect deploy --all", ["-m", "prefect", "deploy", "--all"])
+    cli(server, "prefect deploy --all", ["-m", "prefect", "deploy", "--all"])
 
 
 def _deployment(server: Server, name: str) -> Any | None:
@@ -240,7 +101,7 @@ def _serve_names() -> list[str]:
 
 def _wait_served(server: Server) -> dict[str, Any]:
     return {
-        name: _wait(server, f"served deployment {name}", lambda n=name: _deployment(server, n), 120)
+        name: wait(server, f"served deployment {name}", lambda n=name: _deployment(server, n), 120)
         for name in _serve_names()
     }
 
@@ -255,7 +116,7 @@ def _run_to_end(server: Server, runs: list[tuple[Any, dict[str, Any]]]) -> list[
             frs = [client.read_flow_run(i) for i in ids]
         return frs if all(fr.state is not None and fr.state.is_final() for fr in frs) else None
 
-    return _wait(server, f"flow runs {ids}", final, FLOW_RUN_S)
+    return wait(server, f"flow runs {ids}", final, FLOW_RUN_S)
 
 
 def _experiments(warehouse: Path) -> list[tuple[str, str]]:
