@@ -118,6 +118,7 @@ def create_app(
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
+        hooks.busy()
         try:
             kind = media_type(request.headers.get("content-type"))
         except UnsupportedMediaType as exc:
@@ -148,6 +149,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
+        hooks.busy()
         return {
             "status": "ok",
             "open_traces": assembler.open_traces,

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +73,17 @@ class WebhookHandler:
     appends the new ones to the journal (`evalkeeper.monitor.journal`) in a worker thread,
     one fsync per batch; each request awaits its batch, so a 202 is durable and the event
     loop never waits on a disk or the warehouse. An applier task then stores the journaled
-    windows (`open_windows`) and runs their follow-ups."""
+    windows (`open_windows`) and runs their follow-ups.
+
+    The applier and the first ticks are Python work in worker threads: they would take the
+    GIL from the event loop while it answers. So they wait until the server is idle (no
+    request for `IDLE_S`, see `busy()`), for at most `MAX_DEFER_S`, and the first ticks
+    check again before each window."""
+
+    IDLE_S = 0.5
+    """The server is idle once no request came for this long."""
+    MAX_DEFER_S = 30.0
+    """Background work waits for an idle server at most this long, then runs anyway."""
 
     def __init__(
         self,
@@ -98,7 +109,21 @@ class WebhookHandler:
         self._applying = 0
         self._tick_ids: list[str] = []
         self._tick_wanted = asyncio.Event()
+        self._last_request = 0.0
         self.counts = {"accepted": 0, "duplicates": 0, "refused": 0, "follow_up_failures": 0}
+
+    def busy(self) -> None:
+        """A request came (any route): background work waits until the server is idle."""
+        self._last_request = time.monotonic()
+
+    async def _until_idle(self) -> None:
+        deadline = time.monotonic() + self.MAX_DEFER_S
+        while True:
+            now = time.monotonic()
+            wait = self._last_request + self.IDLE_S - now
+            if wait <= 0 or now >= deadline:
+                return
+            await asyncio.sleep(min(wait, deadline - now))
 
     async def start(self) -> None:
         """Apply what an earlier process journaled, load the index, start the tasks
@@ -198,6 +223,7 @@ class WebhookHandler:
         delay = 0.5
         while True:
             await self._apply_wanted.wait()
+            await self._until_idle()
             self._apply_wanted.clear()
             segment = self._journal.rotate()
             if segment is None:
@@ -275,11 +301,14 @@ class WebhookHandler:
         the app's loop keeps answering."""
         while True:
             await self._tick_wanted.wait()
-            await asyncio.sleep(0.05)  # let a burst's other windows arrive first
+            await self._until_idle()  # a burst's other windows arrive first
             self._tick_wanted.clear()
             ids, self._tick_ids = self._tick_ids, []
-            failed = await asyncio.to_thread(asyncio.run, self._first_ticks(ids))
-            self.counts["follow_up_failures"] += failed
+            while ids:
+                await self._until_idle()
+                window_id = ids.pop(0)
+                failed = await asyncio.to_thread(asyncio.run, self._first_ticks([window_id]))
+                self.counts["follow_up_failures"] += failed
 
     async def _first_ticks(self, window_ids: list[str]) -> int:
         from evalkeeper.monitor.tick import tick
@@ -295,6 +324,7 @@ class WebhookHandler:
 
     async def aclose(self) -> None:
         """Finish: apply what is journaled, wait for the follow-ups, stop the tasks."""
+        self._last_request = 0.0  # shutting down: nothing more to wait for
         if self._queue is not None:
             while not self._queue.empty() or self._apply_wanted.is_set() or self._applying:
                 await asyncio.sleep(0.01)
@@ -351,6 +381,7 @@ def add_webhook_routes(
 
     @app.post("/hooks/deploy")
     async def deploy_hook(request: Request) -> JSONResponse:
+        handler.busy()
         try:
             body = await _read_body(request, max_bytes)
             msg_id = verify_standard(
@@ -368,6 +399,7 @@ def add_webhook_routes(
 
     @app.post("/hooks/github")
     async def github_hook(request: Request) -> JSONResponse:
+        handler.busy()
         try:
             body = await _read_body(request, max_bytes)
             verify_github(secret(), request.headers.get("x-hub-signature-256"), body)
