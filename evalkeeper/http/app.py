@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evalkeeper.http.events import prefect_emitter
 from evalkeeper.http.webhooks import add_webhook_routes
@@ -104,7 +105,7 @@ def create_app(
                 await delivery.deliver(rest)
             await hooks.aclose()
 
-    app = FastAPI(title="evalkeeper", lifespan=lifespan)
+    app = _App(title="evalkeeper", lifespan=lifespan)
     app.state.assembler = assembler
     app.state.delivery = delivery
     hooks = add_webhook_routes(
@@ -115,6 +116,7 @@ def create_app(
         tick_clock=tick_clock,
     )
     app.state.webhooks = hooks
+    app.bare_routes = hooks.asgi_routes
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
@@ -162,6 +164,23 @@ def create_app(
         }
 
     return app
+
+
+class _App(FastAPI):
+    """FastAPI, with `bare_routes`: (method, path) -> an ASGI app answering that request
+    before the framework's middleware and router (the deploy webhook, sent in bursts)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bare_routes: dict[tuple[str, str], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            bare = self.bare_routes.get((scope["method"], scope["path"]))
+            if bare is not None:
+                await bare(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _sink_stats(sink: TraceSink) -> Any:

@@ -38,6 +38,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
@@ -110,6 +111,8 @@ class WebhookHandler:
         self._tick_ids: list[str] = []
         self._tick_wanted = asyncio.Event()
         self._last_request = 0.0
+        self.asgi_routes: dict[tuple[str, str], ASGIApp] = {}
+        """(method, path) -> a bare ASGI app answering it ahead of the framework's router."""
         self.counts = {"accepted": 0, "duplicates": 0, "refused": 0, "follow_up_failures": 0}
 
     def busy(self) -> None:
@@ -364,38 +367,74 @@ def add_webhook_routes(
         return settings.webhook_secret.get_secret_value()
 
     async def accept(window: Window, delivery_id: str | None) -> JSONResponse:
+        status, answer = await answered(window, delivery_id)
+        return JSONResponse(answer, status_code=status)
+
+    async def answered(window: Window, delivery_id: str | None) -> tuple[int, dict[str, Any]]:
         opened = await handler.open(window, delivery_id)
         w = opened.window
-        return JSONResponse(
-            {
-                "window_id": w.window_id,
-                "deploy_id": w.deploy_id,
-                "service": w.service,
-                "version": w.version,
-                "state": w.state,
-                "decision": w.decision,
-                "created": opened.created,
-            },
-            status_code=202,
-        )
+        answer = {
+            "window_id": w.window_id,
+            "deploy_id": w.deploy_id,
+            "service": w.service,
+            "version": w.version,
+            "state": w.state,
+            "decision": w.decision,
+            "created": opened.created,
+        }
+        return 202, answer
+
+    async def deploy(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /hooks/deploy` once its body is read: (status, JSON answer)."""
+        try:
+            msg_id = verify_standard(
+                secret(), headers, body, tolerance_s=settings.webhook_tolerance_s
+            )
+            event = _parse(body, DeployEvent)
+            window = _window(settings, event, "webhook")
+        except _Refused as exc:
+            return _refused(handler, exc.status, str(exc))
+        except SignatureError as exc:
+            return _refused(handler, 401, str(exc))
+        except MalformedHeaders as exc:
+            return _refused(handler, 400, str(exc))
+        return await answered(window, f"standard:{msg_id}")
 
     @app.post("/hooks/deploy")
     async def deploy_hook(request: Request) -> JSONResponse:
         handler.busy()
         try:
             body = await _read_body(request, max_bytes)
-            msg_id = verify_standard(
-                secret(), dict(request.headers), body, tolerance_s=settings.webhook_tolerance_s
-            )
-            event = _parse(body, DeployEvent)
-            window = _window(settings, event, "webhook")
         except _Refused as exc:
             return _refuse(handler, exc.status, str(exc))
-        except SignatureError as exc:
-            return _refuse(handler, 401, str(exc))
-        except MalformedHeaders as exc:
-            return _refuse(handler, 400, str(exc))
-        return await accept(window, f"standard:{msg_id}")
+        status, answer = await deploy(dict(request.headers), body)
+        return JSONResponse(answer, status_code=status)
+
+    async def deploy_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        """`POST /hooks/deploy` as a bare ASGI app: the answers of `deploy_hook`, without
+        the framework's per-request layers (a burst of deploys is mostly those)."""
+        handler.busy()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await _receive_body(headers.get("content-length"), receive, max_bytes)
+        except _Refused as exc:
+            status, answer = _refused(handler, exc.status, str(exc))
+        else:
+            status, answer = await deploy(headers, body)
+        content = json.dumps(answer, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(content)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    handler.asgi_routes[("POST", "/hooks/deploy")] = deploy_asgi
 
     @app.post("/hooks/github")
     async def github_hook(request: Request) -> JSONResponse:
@@ -426,18 +465,46 @@ def add_webhook_routes(
 
 
 def _refuse(handler: WebhookHandler, status: int, message: str) -> JSONResponse:
+    status, answer = _refused(handler, status, message)
+    return JSONResponse(answer, status_code=status)
+
+
+def _refused(handler: WebhookHandler, status: int, message: str) -> tuple[int, dict[str, Any]]:
     handler.counts["refused"] += 1
     log.info("deploy webhook refused (%d): %s", status, message)
-    return JSONResponse({"error": message}, status_code=status)
+    return status, {"error": message}
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    too_large = _Refused(
+def _too_large(max_bytes: int) -> _Refused:
+    return _Refused(
         413,
         f"the body is over {max_bytes:,} bytes; a deploy event is small "
         "(raise EVALKEEPER_WEBHOOK_MAX_BODY_BYTES if it must be larger)",
     )
+
+
+async def _receive_body(declared: str | None, receive: Receive, max_bytes: int) -> bytes:
+    """The body of an ASGI request, refused (413) once over `max_bytes`."""
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Refused(400, "the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = _too_large(max_bytes)
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     chunks: list[bytes] = []
