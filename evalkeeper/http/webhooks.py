@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
-from evalkeeper.monitor.journal import DeployJournal, replay
+from evalkeeper.monitor.journal import DeployJournal, encode, replay
 from evalkeeper.monitor.rollback import DEPLOY_EVENT, EventEmitter, event_id
 from evalkeeper.monitor.signing import (
     MalformedHeaders,
@@ -190,7 +190,7 @@ class WebhookHandler:
                 new.append((window, delivery))
                 created.append((window, future))
             try:
-                await asyncio.to_thread(self._journal.append, new)
+                await asyncio.to_thread(self._journal.write, encode(new))
             except Exception as exc:
                 for window, delivery in new:  # not kept: the sender retries, and may
                     self._known.discard(window.window_id)
