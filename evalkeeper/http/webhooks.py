@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from evalkeeper import registry
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
 from evalkeeper.monitor.journal import DeployJournal, encode, replay
@@ -151,6 +152,7 @@ class WebhookHandler:
 
     def _recover(self) -> None:
         replay(self.settings)
+        registry.load_builtin()  # imported now, not by the first deploy's config check
         wh = warehouse_for(self.settings)
         with wh.connect() as con:
             self._known = {r[0] for r in con.execute("SELECT window_id FROM monitoring_windows")
