@@ -95,4 +95,5 @@ def listen(
     # collector's full passes, which then stay short under a burst of requests
     gc.collect()
     gc.freeze()
-    uvicorn.run(http_app, host=host, port=port, log_level=log_level)
+    # httptools parses HTTP/1.1 in C: a fraction of h11's cost per request (deploy bursts)
+    uvicorn.run(http_app, host=host, port=port, log_level=log_level, http="httptools")
