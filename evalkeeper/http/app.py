@@ -23,10 +23,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evalkeeper.http.events import prefect_emitter
-from evalkeeper.http.webhooks import add_webhook_routes
+from evalkeeper.http.webhooks import ASGIApp, Receive, Scope, Send, add_webhook_routes
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.rollback import EventEmitter
 from evalkeeper.settings import Settings

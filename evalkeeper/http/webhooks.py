@@ -30,7 +30,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evalkeeper import registry
 from evalkeeper.models import utcnow
@@ -55,7 +54,14 @@ from evalkeeper.monitor.windows import DeployEvent, Opened, Window, load_window,
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 
-__all__ = ["WebhookHandler", "add_webhook_routes"]
+__all__ = ["ASGIApp", "Receive", "Scope", "Send", "WebhookHandler", "add_webhook_routes"]
+
+# the ASGI interface's types (as Starlette spells them)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
