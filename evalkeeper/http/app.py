@@ -25,7 +25,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request, Response
 
 from evalkeeper.http.events import prefect_emitter
-from evalkeeper.http.webhooks import add_webhook_routes
+from evalkeeper.http.webhooks import ASGIApp, Receive, Scope, Send, add_webhook_routes
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.rollback import EventEmitter
 from evalkeeper.settings import Settings
@@ -104,7 +104,7 @@ def create_app(
                 await delivery.deliver(rest)
             await hooks.aclose()
 
-    app = FastAPI(title="evalkeeper", lifespan=lifespan)
+    app = _App(title="evalkeeper", lifespan=lifespan)
     app.state.assembler = assembler
     app.state.delivery = delivery
     hooks = add_webhook_routes(
@@ -115,9 +115,11 @@ def create_app(
         tick_clock=tick_clock,
     )
     app.state.webhooks = hooks
+    app.bare_routes = hooks.asgi_routes
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
+        hooks.busy()
         try:
             kind = media_type(request.headers.get("content-type"))
         except UnsupportedMediaType as exc:
@@ -148,6 +150,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
+        hooks.busy()
         return {
             "status": "ok",
             "open_traces": assembler.open_traces,
@@ -160,6 +163,23 @@ def create_app(
         }
 
     return app
+
+
+class _App(FastAPI):
+    """FastAPI, with `bare_routes`: (method, path) -> an ASGI app answering that request
+    before the framework's middleware and router (the deploy webhook, sent in bursts)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bare_routes: dict[tuple[str, str], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            bare = self.bare_routes.get((scope["method"], scope["path"]))
+            if bare is not None:
+                await bare(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _sink_stats(sink: TraceSink) -> Any:

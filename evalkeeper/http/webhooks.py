@@ -29,7 +29,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from evalkeeper import registry
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
-from evalkeeper.monitor.journal import DeployJournal, replay
+from evalkeeper.monitor.journal import DeployJournal, encode, replay
 from evalkeeper.monitor.rollback import DEPLOY_EVENT, EventEmitter, event_id
 from evalkeeper.monitor.signing import (
     MalformedHeaders,
@@ -52,7 +54,14 @@ from evalkeeper.monitor.windows import DeployEvent, Opened, Window, load_window,
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 
-__all__ = ["WebhookHandler", "add_webhook_routes"]
+__all__ = ["ASGIApp", "Receive", "Scope", "Send", "WebhookHandler", "add_webhook_routes"]
+
+# the ASGI interface's types (as Starlette spells them)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +81,17 @@ class WebhookHandler:
     appends the new ones to the journal (`evalkeeper.monitor.journal`) in a worker thread,
     one fsync per batch; each request awaits its batch, so a 202 is durable and the event
     loop never waits on a disk or the warehouse. An applier task then stores the journaled
-    windows (`open_windows`) and runs their follow-ups."""
+    windows (`open_windows`) and runs their follow-ups.
+
+    The applier and the first ticks are Python work in worker threads: they would take the
+    GIL from the event loop while it answers. So they wait until the server is idle (no
+    request for `IDLE_S`, see `busy()`), for at most `MAX_DEFER_S`, and the first ticks
+    check again before each window."""
+
+    IDLE_S = 0.5
+    """The server is idle once no request came for this long."""
+    MAX_DEFER_S = 30.0
+    """Background work waits for an idle server at most this long, then runs anyway."""
 
     def __init__(
         self,
@@ -98,7 +117,23 @@ class WebhookHandler:
         self._applying = 0
         self._tick_ids: list[str] = []
         self._tick_wanted = asyncio.Event()
+        self._last_request = 0.0
+        self.asgi_routes: dict[tuple[str, str], ASGIApp] = {}
+        """(method, path) -> a bare ASGI app answering it ahead of the framework's router."""
         self.counts = {"accepted": 0, "duplicates": 0, "refused": 0, "follow_up_failures": 0}
+
+    def busy(self) -> None:
+        """A request came (any route): background work waits until the server is idle."""
+        self._last_request = time.monotonic()
+
+    async def _until_idle(self) -> None:
+        deadline = time.monotonic() + self.MAX_DEFER_S
+        while True:
+            now = time.monotonic()
+            wait = self._last_request + self.IDLE_S - now
+            if wait <= 0 or now >= deadline:
+                return
+            await asyncio.sleep(min(wait, deadline - now))
 
     async def start(self) -> None:
         """Apply what an earlier process journaled, load the index, start the tasks
@@ -123,6 +158,7 @@ class WebhookHandler:
 
     def _recover(self) -> None:
         replay(self.settings)
+        registry.load_builtin()  # imported now, not by the first deploy's config check
         wh = warehouse_for(self.settings)
         with wh.connect() as con:
             self._known = {r[0] for r in con.execute("SELECT window_id FROM monitoring_windows")
@@ -162,7 +198,7 @@ class WebhookHandler:
                 new.append((window, delivery))
                 created.append((window, future))
             try:
-                await asyncio.to_thread(self._journal.append, new)
+                await asyncio.to_thread(self._journal.write, encode(new))
             except Exception as exc:
                 for window, delivery in new:  # not kept: the sender retries, and may
                     self._known.discard(window.window_id)
@@ -198,6 +234,7 @@ class WebhookHandler:
         delay = 0.5
         while True:
             await self._apply_wanted.wait()
+            await self._until_idle()
             self._apply_wanted.clear()
             segment = self._journal.rotate()
             if segment is None:
@@ -275,11 +312,14 @@ class WebhookHandler:
         the app's loop keeps answering."""
         while True:
             await self._tick_wanted.wait()
-            await asyncio.sleep(0.05)  # let a burst's other windows arrive first
+            await self._until_idle()  # a burst's other windows arrive first
             self._tick_wanted.clear()
             ids, self._tick_ids = self._tick_ids, []
-            failed = await asyncio.to_thread(asyncio.run, self._first_ticks(ids))
-            self.counts["follow_up_failures"] += failed
+            while ids:
+                await self._until_idle()
+                window_id = ids.pop(0)
+                failed = await asyncio.to_thread(asyncio.run, self._first_ticks([window_id]))
+                self.counts["follow_up_failures"] += failed
 
     async def _first_ticks(self, window_ids: list[str]) -> int:
         from evalkeeper.monitor.tick import tick
@@ -295,6 +335,7 @@ class WebhookHandler:
 
     async def aclose(self) -> None:
         """Finish: apply what is journaled, wait for the follow-ups, stop the tasks."""
+        self._last_request = 0.0  # shutting down: nothing more to wait for
         if self._queue is not None:
             while not self._queue.empty() or self._apply_wanted.is_set() or self._applying:
                 await asyncio.sleep(0.01)
@@ -334,40 +375,78 @@ def add_webhook_routes(
         return settings.webhook_secret.get_secret_value()
 
     async def accept(window: Window, delivery_id: str | None) -> JSONResponse:
+        status, answer = await answered(window, delivery_id)
+        return JSONResponse(answer, status_code=status)
+
+    async def answered(window: Window, delivery_id: str | None) -> tuple[int, dict[str, Any]]:
         opened = await handler.open(window, delivery_id)
         w = opened.window
-        return JSONResponse(
-            {
-                "window_id": w.window_id,
-                "deploy_id": w.deploy_id,
-                "service": w.service,
-                "version": w.version,
-                "state": w.state,
-                "decision": w.decision,
-                "created": opened.created,
-            },
-            status_code=202,
-        )
+        answer = {
+            "window_id": w.window_id,
+            "deploy_id": w.deploy_id,
+            "service": w.service,
+            "version": w.version,
+            "state": w.state,
+            "decision": w.decision,
+            "created": opened.created,
+        }
+        return 202, answer
 
-    @app.post("/hooks/deploy")
-    async def deploy_hook(request: Request) -> JSONResponse:
+    async def deploy(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /hooks/deploy` once its body is read: (status, JSON answer)."""
         try:
-            body = await _read_body(request, max_bytes)
             msg_id = verify_standard(
-                secret(), dict(request.headers), body, tolerance_s=settings.webhook_tolerance_s
+                secret(), headers, body, tolerance_s=settings.webhook_tolerance_s
             )
             event = _parse(body, DeployEvent)
             window = _window(settings, event, "webhook")
         except _Refused as exc:
-            return _refuse(handler, exc.status, str(exc))
+            return _refused(handler, exc.status, str(exc))
         except SignatureError as exc:
-            return _refuse(handler, 401, str(exc))
+            return _refused(handler, 401, str(exc))
         except MalformedHeaders as exc:
-            return _refuse(handler, 400, str(exc))
-        return await accept(window, f"standard:{msg_id}")
+            return _refused(handler, 400, str(exc))
+        return await answered(window, f"standard:{msg_id}")
+
+    @app.post("/hooks/deploy")
+    async def deploy_hook(request: Request) -> JSONResponse:
+        handler.busy()
+        try:
+            body = await _read_body(request, max_bytes)
+        except _Refused as exc:
+            return _refuse(handler, exc.status, str(exc))
+        status, answer = await deploy(dict(request.headers), body)
+        return JSONResponse(answer, status_code=status)
+
+    async def deploy_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        """`POST /hooks/deploy` as a bare ASGI app: the answers of `deploy_hook`, without
+        the framework's per-request layers (a burst of deploys is mostly those)."""
+        handler.busy()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await _receive_body(headers.get("content-length"), receive, max_bytes)
+        except _Refused as exc:
+            status, answer = _refused(handler, exc.status, str(exc))
+        else:
+            status, answer = await deploy(headers, body)
+        content = json.dumps(answer, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(content)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    handler.asgi_routes[("POST", "/hooks/deploy")] = deploy_asgi
 
     @app.post("/hooks/github")
     async def github_hook(request: Request) -> JSONResponse:
+        handler.busy()
         try:
             body = await _read_body(request, max_bytes)
             verify_github(secret(), request.headers.get("x-hub-signature-256"), body)
@@ -394,18 +473,46 @@ def add_webhook_routes(
 
 
 def _refuse(handler: WebhookHandler, status: int, message: str) -> JSONResponse:
+    status, answer = _refused(handler, status, message)
+    return JSONResponse(answer, status_code=status)
+
+
+def _refused(handler: WebhookHandler, status: int, message: str) -> tuple[int, dict[str, Any]]:
     handler.counts["refused"] += 1
     log.info("deploy webhook refused (%d): %s", status, message)
-    return JSONResponse({"error": message}, status_code=status)
+    return status, {"error": message}
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    too_large = _Refused(
+def _too_large(max_bytes: int) -> _Refused:
+    return _Refused(
         413,
         f"the body is over {max_bytes:,} bytes; a deploy event is small "
         "(raise EVALKEEPER_WEBHOOK_MAX_BODY_BYTES if it must be larger)",
     )
+
+
+async def _receive_body(declared: str | None, receive: Receive, max_bytes: int) -> bytes:
+    """The body of an ASGI request, refused (413) once over `max_bytes`."""
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Refused(400, "the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = _too_large(max_bytes)
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     chunks: list[bytes] = []

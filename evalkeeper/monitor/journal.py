@@ -31,7 +31,7 @@ from typing import IO
 from evalkeeper.monitor.windows import Opened, Window, open_windows
 from evalkeeper.settings import Settings
 
-__all__ = ["DeployJournal", "Entry", "journal_dir", "read_segment", "replay"]
+__all__ = ["DeployJournal", "Entry", "encode", "journal_dir", "read_segment", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _encode(window: Window, delivery_id: str | None) -> bytes:
-    line = {"window": window.model_dump(mode="json"), "delivery_id": delivery_id}
-    return (json.dumps(line, separators=(",", ":")) + "\n").encode()
+def encode(entries: list[Entry]) -> bytes:
+    """The journal lines of `entries` (`{"window": ..., "delivery_id": ...}`, one a line)."""
+    return b"".join(
+        b'{"window":'
+        + window.model_dump_json().encode()
+        + b',"delivery_id":'
+        + json.dumps(delivery_id).encode()
+        + b"}\n"
+        for window, delivery_id in entries
+    )
 
 
 def read_segment(path: Path) -> list[Entry]:
@@ -128,7 +135,13 @@ class DeployJournal:
 
     def append(self, entries: list[Entry]) -> None:
         """Write `entries` and fsync: when this returns, they survive a crash."""
-        if not entries:
+        self.write(encode(entries))
+
+    def write(self, data: bytes) -> None:
+        """Write encoded entries (`encode`) and fsync: when this returns, they survive a
+        crash. No Python work but the system calls: a worker thread running it leaves the
+        GIL to the event loop."""
+        if not data:
             return
         if self._fh is None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -136,7 +149,7 @@ class DeployJournal:
             self._fh = self._path.open("ab")
             fcntl.flock(self._fh, fcntl.LOCK_EX)
             _fsync_dir(self.directory)  # the new segment's name is durable too
-        self._fh.write(b"".join(_encode(w, d) for w, d in entries))
+        self._fh.write(data)
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -111,6 +111,7 @@ def test_several_signatures_for_key_rotation(base: str, mon_settings: Settings) 
         ("naive-time", 400),
         ("missing-field", 400),
         ("oversized", 413),
+        ("oversized-chunked", 413),
     ],
 )
 def test_refused_requests_change_nothing(
@@ -139,14 +140,22 @@ def test_refused_requests_change_nothing(
     elif case == "missing-field":
         raw = json.dumps({"service": "scheduler", "version": "v2"}).encode()
         headers = signed(raw)
-    elif case == "oversized":
+    elif case in ("oversized", "oversized-chunked"):
         raw = body(notes="x" * 5000)
         headers = signed(raw)
-    answer = httpx.post(f"{base}/hooks/deploy", content=raw, headers=headers)
+    content: bytes | Iterator[bytes] = raw
+    if case == "oversized-chunked":  # no content-length: the limit counts what arrives
+        content = iter([raw[:3000], raw[3000:]])
+    answer = httpx.post(f"{base}/hooks/deploy", content=content, headers=headers)
     assert answer.status_code == status, answer.text
     assert "error" in answer.json()
     assert windows(mon_settings) == []
     assert warehouse_for(mon_settings).rows("SELECT count(*) FROM monitoring_webhooks") == [(0,)]
+
+
+def test_other_methods_on_the_deploy_hook_are_not_allowed(base: str) -> None:
+    answer = httpx.get(f"{base}/hooks/deploy")
+    assert answer.status_code == 405, answer.text
 
 
 def test_the_verifier_agrees_with_the_standardwebhooks_package() -> None:
