@@ -10,6 +10,7 @@ import duckdb
 from evalkeeper.analysis.models import CompareError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.queries import error_counts
 
 
 def experiment_row(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str, Any] | None:
@@ -33,41 +34,18 @@ def unknown_experiment(experiment_id: str, warehouse: Warehouse, role: str) -> C
     )
 
 
-# What decides whether an experiment can be a baseline, per experiment: its status and
-# missing rows, its target's and evaluators' error shares, the evaluators it skipped, and
-# its own latest verdict. Evaluator error shares are over the non-skipped scores of runs
-# whose target call succeeded (the target's share covers the others).
+# What decides whether an experiment can be a baseline, besides its error counts
+# (`warehouse.queries.error_counts`): its status, missing rows, the evaluators it was asked
+# to run, and its own latest verdict.
 _ELIGIBILITY_SQL = """
     WITH ids AS (SELECT unnest($ids) AS experiment_id),
-    ev AS (
-        SELECT s.experiment_id, s.evaluator,
-               count(*) FILTER (WHERE NOT s.skipped AND r.error IS NULL) AS n,
-               count(s.error) FILTER (WHERE NOT s.skipped AND r.error IS NULL) AS errors,
-               count(*) FILTER (WHERE s.skipped) AS skipped
-        FROM scores s JOIN ids USING (experiment_id)
-        JOIN runs r USING (experiment_id, example_id, repetition)
-        GROUP BY ALL
-        UNION ALL
-        SELECT experiment_id, evaluator, 1, count(error), 0
-        FROM summary_scores JOIN ids USING (experiment_id) GROUP BY ALL
-    ),
-    runs_ AS (
-        SELECT experiment_id, count(*) AS n, count(error) AS errors
-        FROM runs JOIN ids USING (experiment_id) GROUP BY ALL
-    ),
     verdict AS (
         SELECT experiment_id, arg_max(verdict, created_at) AS verdict
         FROM comparisons JOIN ids USING (experiment_id)
         WHERE kind = 'verdict' GROUP BY ALL
     )
-    SELECT e.experiment_id, e.status, e.evaluators, e.params,
-           coalesce(runs_.n, 0) AS n_runs, coalesce(runs_.errors, 0) AS run_errors,
-           (SELECT list({'evaluator': ev.evaluator, 'n': ev.n, 'errors': ev.errors,
-                         'skipped': ev.skipped})
-            FROM ev WHERE ev.experiment_id = e.experiment_id) AS evaluator_counts,
-           verdict.verdict
+    SELECT e.experiment_id, e.status, e.evaluators, e.params, verdict.verdict
     FROM experiments e JOIN ids USING (experiment_id)
-    LEFT JOIN runs_ USING (experiment_id)
     LEFT JOIN verdict USING (experiment_id)
 """
 
@@ -88,7 +66,10 @@ def eligibility(
     limit = settings.max_error_rate
     out: dict[str, list[str]] = {}
     rows = con.execute(_ELIGIBILITY_SQL, {"ids": experiment_ids}).fetchall()
-    for eid, status, evaluators, params, n_runs, run_errors, counts, verdict in rows:
+    counts = error_counts(con, experiment_ids)
+    for eid, status, evaluators, params, verdict in rows:
+        by_name = counts[eid]
+        n_runs, run_errors, _ = by_name.pop("target", (0, 0, 0))
         why = []
         missing = int(json.loads(params or "{}").get("missing_rows") or 0)
         if status != "completed":
@@ -102,17 +83,16 @@ def eligibility(
         elif run_errors / n_runs > limit:
             why.append(f"target error rate {run_errors / n_runs:.0%} > {limit:.0%}")
         asked = {e["name"]: bool(e.get("optional")) for e in json.loads(evaluators or "[]")}
-        by_name = {c["evaluator"]: c for c in counts or []}
         skipped = []
         for name, optional in asked.items():
-            c = by_name.get(name)
-            if c is None:
+            if name not in by_name:
                 if n_runs > run_errors:
                     why.append(f"evaluator {name} has no scores")
                 continue
-            if c["n"] and c["errors"] / c["n"] > limit:
-                why.append(f"{name} error rate {c['errors'] / c['n']:.0%} > {limit:.0%}")
-            if c["skipped"] and not optional:
+            n, errors, n_skipped = by_name[name]
+            if n and errors / n > limit:
+                why.append(f"{name} error rate {errors / n:.0%} > {limit:.0%}")
+            if n_skipped and not optional:
                 skipped.append(name)
         if skipped:
             why.append(f"skipped {', '.join(skipped)} (not allowed)")

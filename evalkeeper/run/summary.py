@@ -9,7 +9,7 @@ from evalkeeper.models import ErrorGroup, Experiment, Score
 from evalkeeper.run.runner import Tally
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.queries import error_groups, error_shares
+from evalkeeper.warehouse.queries import Counts, error_counts, error_groups
 
 
 class EvaluatorSummary(BaseModel):
@@ -54,9 +54,9 @@ class Summary(BaseModel):
         return bool(self.problems)
 
 
-def problems_of(shares: dict[str, tuple[int, int]], max_error_rate: float) -> list[str]:
+def problems_of(counts: dict[str, Counts], max_error_rate: float) -> list[str]:
     out = []
-    for where, (n, errors) in shares.items():
+    for where, (n, errors, _skipped) in counts.items():
         if n and errors / n > max_error_rate:
             label = "target" if where == "target" else f"evaluator {where!r}"
             out.append(
@@ -91,7 +91,7 @@ def summarize(
             "SELECT count(*), count(error) FROM runs WHERE experiment_id = ?", [eid]
         ).fetchall()[0]
         groups = error_groups(con, eid)
-        shares = error_shares(con, eid)
+        shares = error_counts(con, [eid])[eid]
     evs = [
         EvaluatorSummary(**r, optional=r["evaluator"] in optional)
         for r in frame.iter_rows(named=True)
@@ -143,7 +143,7 @@ def summary_from_tallies(
         )
         for name, t in (tallies or {}).items()
     ]
-    shares = {e.evaluator: (e.n - e.skipped, e.errors) for e in evs}
+    shares = {e.evaluator: (e.n - e.skipped, e.errors, e.skipped) for e in evs}
     return Summary(
         experiment=exp,
         rows=0,

@@ -33,23 +33,40 @@ def error_groups(con: duckdb.DuckDBPyConnection, experiment_id: str) -> list[Err
     return [ErrorGroup(where=w, error=e, count=n, example_id=x) for w, e, n, x in rows]
 
 
-# Error shares that decide whether a run failed: the target's over all its runs, each
-# evaluator's over the non-skipped scores of runs whose target call succeeded.
-_ERROR_SHARES_SQL = """
-    SELECT 'target' AS "where", count(*) AS n, count(error) AS errors
-    FROM runs WHERE experiment_id = $1
+# Error counts that decide whether a run failed and whether it can be a baseline, per
+# experiment: the target's over all its runs; each evaluator's errors over its non-skipped
+# scores of runs whose target call succeeded, and its skipped scores (over all its rows);
+# a summary evaluator counts as one row.
+_ERROR_COUNTS_SQL = """
+    WITH ids AS (SELECT unnest($ids) AS experiment_id)
+    SELECT experiment_id, 'target' AS "where", count(*) AS n, count(error) AS errors,
+           0 AS skipped
+    FROM runs JOIN ids USING (experiment_id) GROUP BY ALL
     UNION ALL
-    SELECT s.evaluator, count(*), count(s.error)
-    FROM scores s JOIN runs r USING (experiment_id, example_id, repetition)
-    WHERE s.experiment_id = $1 AND r.error IS NULL AND NOT s.skipped
-    GROUP BY s.evaluator
+    SELECT s.experiment_id, s.evaluator,
+           count(*) FILTER (WHERE NOT s.skipped AND r.error IS NULL),
+           count(s.error) FILTER (WHERE NOT s.skipped AND r.error IS NULL),
+           count(*) FILTER (WHERE s.skipped)
+    FROM scores s JOIN ids USING (experiment_id)
+    JOIN runs r USING (experiment_id, example_id, repetition)
+    GROUP BY ALL
     UNION ALL
-    SELECT evaluator, 1, count(error) FROM summary_scores
-    WHERE experiment_id = $1 GROUP BY evaluator
+    SELECT experiment_id, evaluator, 1, count(error), 0
+    FROM summary_scores JOIN ids USING (experiment_id) GROUP BY ALL
 """
 
+Counts = tuple[int, int, int]
+"""(rows, errored rows, skipped rows)."""
 
-def error_shares(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str, tuple[int, int]]:
-    """where -> (rows, errored rows), for the target and every evaluator."""
-    rows = con.execute(_ERROR_SHARES_SQL, [experiment_id]).fetchall()
-    return {w: (int(n), int(e)) for w, n, e in rows}
+
+def error_counts(
+    con: duckdb.DuckDBPyConnection, experiment_ids: list[str]
+) -> dict[str, dict[str, Counts]]:
+    """experiment id -> where ("target" or an evaluator) -> (rows, errors, skipped)."""
+    out: dict[str, dict[str, Counts]] = {eid: {} for eid in experiment_ids}
+    if experiment_ids:
+        for eid, where, n, errors, skipped in con.execute(
+            _ERROR_COUNTS_SQL, {"ids": experiment_ids}
+        ).fetchall():
+            out[eid][where] = (int(n), int(errors), int(skipped))
+    return out
