@@ -37,12 +37,6 @@ if TYPE_CHECKING:
 FORMATS = ("table", "markdown", "json")
 
 
-def exit_code(verdict: str, settings: Settings) -> int:
-    from evalkeeper.analysis.gate import exit_code as gate_exit_code
-
-    return gate_exit_code(verdict, settings)
-
-
 def show(c: cmp.Comparison, format: str) -> None:
     from evalkeeper.report import render_markdown, render_table
 
@@ -85,6 +79,8 @@ def compare(
     settings = load_settings(warehouse=warehouse, baseline_branch=baseline_branch)
     c = run_compare(settings, experiment, baseline)
     show(c, format)
+    from evalkeeper.analysis.gate import exit_code
+
     raise typer.Exit(exit_code(c.verdict, settings))
 
 

@@ -15,7 +15,7 @@ from evalkeeper.run.experiment import (
     run_suite,
     warehouse_for,
 )
-from evalkeeper.run.resume import ExperimentError, done_keys
+from evalkeeper.run.resume import ExperimentError
 from evalkeeper.run.runner import RowBuffer, Runner, ShardResult, Tally
 from evalkeeper.run.summary import EvaluatorSummary, Summary, summarize
 from evalkeeper.run.targets import Target, TargetError, load_target
@@ -30,7 +30,6 @@ __all__ = [
     "Tally",
     "Target",
     "TargetError",
-    "done_keys",
     "finish",
     "load_experiment",
     "load_target",

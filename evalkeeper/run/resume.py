@@ -52,11 +52,6 @@ def stored_runs(warehouse: Warehouse, experiment_id: str) -> dict[RunKey, tuple[
     return out
 
 
-def done_keys(warehouse: Warehouse, experiment_id: str) -> set[RunKey]:
-    """(example_id, repetition) already recorded, in the warehouse or waiting in the spool."""
-    return set(stored_runs(warehouse, experiment_id))
-
-
 def items_to_run(
     selected: Iterable[Example],
     repetitions: int,
