@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     trace_sample_rate: float = Field(
         1.0, ge=0, le=1, description="Share of traces kept, by a keyed hash of the trace id."
     )
+    redaction_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes that redact ingested trace batches: 0 = one per CPU core this "
+        "process may use, 1 = in the ingesting process itself. Batches under 200 traces are "
+        "always redacted in the ingesting process.",
+    )
 
     # CI: GitHub Actions names its job-summary file here (no EVALKEEPER_ prefix)
     github_step_summary: Path | None = Field(

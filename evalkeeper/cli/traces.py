@@ -19,6 +19,7 @@ from evalkeeper.cli.app import EXIT_ERROR, EXIT_OK, app, console, err_console, f
 from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.report.output import emit_rows
 from evalkeeper.settings import Settings
+from evalkeeper.traces.batch import RedactionFailed
 from evalkeeper.traces.ingest import IngestSummary, ingest
 from evalkeeper.traces.model import Trace, iso_utc, to_utc
 from evalkeeper.traces.sources import SourceError, open_source
@@ -56,6 +57,11 @@ def print_ingest_summary(s: IngestSummary) -> None:
         f"sampled out {s.sampled_out:,}  bad lines {s.bad_lines:,}",
         highlight=False,
     )
+    if s.redaction_fallbacks:
+        console.print(
+            f"[yellow]  {s.redaction_fallbacks} batch(es) redacted in this process: a redaction "
+            "worker died (killed, or out of memory); see the log[/]"
+        )
     if s.spooled:
         console.print(
             f"[yellow]  spooled {s.spooled:,}: the warehouse was locked by another process; "
@@ -94,7 +100,7 @@ def ingest_command(
                 on_batch=_progress,
             )
         )
-    except (SourceError, WarehouseLocked, ValueError) as exc:
+    except (SourceError, WarehouseLocked, ValueError, RedactionFailed) as exc:
         fail(str(exc))
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("evalkeeper.traces."):
@@ -114,7 +120,7 @@ def ingest_command(
 
 def _read_one(settings: Settings, spec: str, trace_id: str) -> Trace:
     """One trace read from a source that can read by id, redacted."""
-    from evalkeeper.traces.ingest import redact_trace
+    from evalkeeper.traces.batch import redact_trace
     from evalkeeper.traces.redaction import build_redactor
 
     src = open_source(spec, settings)

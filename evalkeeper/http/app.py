@@ -102,6 +102,8 @@ def create_app(
             if rest := assembler.flush():
                 log.info("OTLP: flushing %d open trace(s) at shutdown", len(rest))
                 await delivery.deliver(rest)
+            if (close := getattr(trace_sink, "aclose", None)) is not None:
+                await close()  # the sink's own resources (the trace store's redaction workers)
             await hooks.aclose()
 
     app = _App(title="evalkeeper", lifespan=lifespan)

@@ -20,12 +20,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.traces.batch import BatchRedaction, Redact, batch_redaction
 from evalkeeper.traces.model import Trace, describe
 from evalkeeper.traces.sources import TraceSource
 from evalkeeper.traces.store import load_cursor, write_traces
 
-Redact = Callable[[Any], Any]
-"""Takes a JSON value (object, list, string…) and returns it with personal data replaced."""
 Sample = Callable[[str], bool]
 """Takes a trace id; True keeps the trace."""
 
@@ -54,31 +53,11 @@ class IngestSummary(BaseModel):
     redaction_key_generated: bool = Field(
         False, description="This ingest generated the redaction key (none was configured)."
     )
-
-
-def redact_trace(trace: Trace, redact: Redact) -> Trace:
-    """The trace with every free text field passed through `redact`."""
-    update: dict[str, Any] = {
-        "inputs": redact(trace.inputs),
-        "metadata": redact(trace.metadata),
-        "tool_calls": [
-            c.model_copy(
-                update={"args": redact(c.args)}
-                | ({"error": redact(c.error)} if c.error is not None else {})
-            )
-            for c in trace.tool_calls
-        ],
-        "context": [d.model_copy(update={"text": redact(d.text)}) for d in trace.context],
-    }
-    if trace.outputs is not None:
-        update["outputs"] = redact(trace.outputs)
-    if trace.error is not None:
-        update["error"] = redact(trace.error)
-    if trace.feedback is not None and trace.feedback.comment is not None:
-        update["feedback"] = trace.feedback.model_copy(
-            update={"comment": redact(trace.feedback.comment)}
-        )
-    return trace.model_copy(update=update)
+    redaction_fallbacks: int = Field(
+        0,
+        description="Batches redacted in the ingesting process because a redaction worker "
+        "process died (see EVALKEEPER_REDACTION_WORKERS).",
+    )
 
 
 def default_sample(settings: Settings) -> Sample | None:
@@ -109,12 +88,26 @@ async def ingest(
     redactor (`evalkeeper.traces.redaction.build_redactor(settings).redact_json`), `sample`
     to keyed-hash sampling at `settings.trace_sample_rate` (none at 1.0)."""
     summary = IngestSummary(source=source.spec)
-    if redact is None:
-        from evalkeeper.traces.redaction import build_redactor
+    redaction = batch_redaction(settings, redact)
+    summary.redaction_key_generated = redaction.notice is not None
+    try:
+        return await _ingest(
+            settings, source, redaction, summary, sample, batch_size, on_error, on_batch
+        )
+    finally:
+        redaction.close()
 
-        redactor = build_redactor(settings)
-        redact = redactor.redact_json
-        summary.redaction_key_generated = bool(redactor.key_generated)
+
+async def _ingest(
+    settings: Settings,
+    source: TraceSource,
+    redaction: BatchRedaction,
+    summary: IngestSummary,
+    sample: Sample | None,
+    batch_size: int,
+    on_error: Callable[[str], None] | None,
+    on_batch: Callable[[IngestSummary], None] | None,
+) -> IngestSummary:
     sample = sample or default_sample(settings)
     wh = warehouse_for(settings)
     cursor = await asyncio.to_thread(load_cursor, wh, source.spec)
@@ -132,7 +125,8 @@ async def ingest(
             break
         kept = [t for t in traces if sample(t.trace_id)] if sample else traces
         summary.sampled_out += len(traces) - len(kept)
-        clean = [redact_trace(t, redact) for t in kept]
+        clean = await redaction.aredact(kept)
+        summary.redaction_fallbacks = redaction.fallbacks
         written = await asyncio.to_thread(
             write_traces, wh, clean, source.spec, new_cursor, wait=wait
         )
@@ -165,6 +159,9 @@ class SinkStats(BaseModel):
     invalid: int = Field(0, description="Traces that are not valid trace JSONL form: counted.")
     spooled: int = Field(0, description="Traces spooled while the warehouse was locked.")
     batches: int = Field(0, description="Warehouse writes.")
+    redaction_fallbacks: int = Field(
+        0, description="Batches redacted in this process because a redaction worker died."
+    )
     errors: list[str] = Field(
         default_factory=list, description=f"The first {ERRORS_KEPT} invalid traces, why."
     )
@@ -190,14 +187,9 @@ class TraceStoreSink:
         self.settings = settings
         self.source = source
         self.batch_size = batch_size
-        if redact is None:
-            from evalkeeper.traces.redaction import build_redactor
-
-            redactor = build_redactor(settings)
-            redact = redactor.redact_json
-            if notice := redactor.notice:
-                log.warning("%s", notice)
-        self.redact = redact
+        self.redaction = batch_redaction(settings, redact)
+        if notice := self.redaction.notice:
+            log.warning("%s", notice)
         self.sample = sample or default_sample(settings)
         self.wh = warehouse_for(settings)
         self.stats = SinkStats()
@@ -207,6 +199,10 @@ class TraceStoreSink:
     async def __call__(self, traces: list[dict[str, Any]]) -> None:
         async with self._lock:
             await asyncio.to_thread(self._store, traces)
+
+    async def aclose(self) -> None:
+        """Stop the redaction workers (the app calls this at shutdown)."""
+        await asyncio.to_thread(self.redaction.close)
 
     def _store(self, raw: list[dict[str, Any]]) -> None:
         stats = self.stats
@@ -225,7 +221,8 @@ class TraceStoreSink:
         kept = [t for t in valid if self.sample(t.trace_id)] if self.sample else valid
         stats.sampled_out += len(valid) - len(kept)
         for start in range(0, len(kept), self.batch_size):
-            clean = [redact_trace(t, self.redact) for t in kept[start : start + self.batch_size]]
+            clean = self.redaction.redact(kept[start : start + self.batch_size])
+            stats.redaction_fallbacks = self.redaction.fallbacks
             cursor = {"received": stats.received}
             written = write_traces(self.wh, clean, self.source, cursor, wait=self._wait)
             stats.batches += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from evalkeeper.settings import Settings
-from evalkeeper.traces.ingest import redact_trace
+from evalkeeper.traces.batch import redact_trace
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.sources import TraceSource, open_source
 from evalkeeper.traces.store import get_trace

@@ -14,7 +14,7 @@ from evalkeeper.models import EvaluatorRef, Score
 from evalkeeper.monitor.scoring import outcome, score_traces, trace_as_run
 from evalkeeper.registry import Runtime, build
 from evalkeeper.settings import Settings
-from evalkeeper.traces.ingest import redact_trace
+from evalkeeper.traces.batch import redact_trace
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.otlp import Span, map_trace
 from evalkeeper.traces.otlp_decode import STATUS_ERROR

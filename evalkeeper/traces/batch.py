@@ -1,0 +1,303 @@
+"""Redacting traces a batch at a time: in the ingesting process, or in worker processes.
+
+Redaction is CPU work in pure Python (libphonenumber above all), so one process redacts on
+one core. `RedactionPool` spreads a batch over `EVALKEEPER_REDACTION_WORKERS` processes
+(default: one per core this process may use), each with its own built-in redactor under
+the same key and configuration, so a value gets the same token whichever process saw it.
+
+    redaction = batch_redaction(settings)        # a pool, or inline on one core
+    clean = await redaction.aredact(traces)      # every free text redacted, order kept
+    redaction.close()
+
+Small batches (fewer than `min_pool_batch` traces) are redacted in the calling process:
+starting workers costs about a second, more than a few hundred traces take. Workers ignore
+SIGINT (Ctrl-C stops the ingesting process, which then flushes through them and stops
+them). When a worker dies (killed, out of memory) the batch is redacted again in the
+calling process, logged and counted (`fallbacks`), and the next batch starts fresh workers:
+traces already acknowledged to an exporter are not lost. A worker that raises fails the
+batch (`RedactionFailed`, naming the cause): the caller stores nothing of it and leaves
+its cursor where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
+
+from evalkeeper.settings import Settings
+from evalkeeper.traces.keys import resolve_key
+from evalkeeper.traces.model import Trace
+from evalkeeper.traces.redaction import (
+    BuiltinRedactor,
+    RedactionConfig,
+    Redactor,
+    build_redactor,
+    redact_json,
+)
+
+Redact = Callable[[Any], Any]
+"""Takes a JSON value (object, list, string…) and returns it with personal data replaced."""
+
+log = logging.getLogger(__name__)
+
+MIN_POOL_BATCH = 200
+CHUNKS_PER_WORKER = 2  # a slow chunk then leaves its worker's peers less idle
+
+
+class RedactionFailed(RuntimeError):
+    """A batch could not be redacted (a worker raised): nothing of it is stored."""
+
+
+def redact_trace(trace: Trace, redact: Redact) -> Trace:
+    """The trace with every free text field passed through `redact`: inputs, outputs,
+    metadata, tool call arguments and errors, context texts, the error, the feedback
+    comment. Ids, times, names of tools and numbers stay as they are."""
+    update: dict[str, Any] = {
+        "inputs": redact(trace.inputs),
+        "metadata": redact(trace.metadata),
+        "tool_calls": [
+            c.model_copy(
+                update={"args": redact(c.args)}
+                | ({"error": redact(c.error)} if c.error is not None else {})
+            )
+            for c in trace.tool_calls
+        ],
+        "context": [d.model_copy(update={"text": redact(d.text)}) for d in trace.context],
+    }
+    if trace.outputs is not None:
+        update["outputs"] = redact(trace.outputs)
+    if trace.error is not None:
+        update["error"] = redact(trace.error)
+    if trace.feedback is not None and trace.feedback.comment is not None:
+        update["feedback"] = trace.feedback.model_copy(
+            update={"comment": redact(trace.feedback.comment)}
+        )
+    return trace.model_copy(update=update)
+
+
+def _redact_all(traces: Sequence[Trace], redactor: Redactor) -> tuple[list[Trace], Counter[str]]:
+    counts: Counter[str] = Counter()
+
+    def redact(value: Any) -> Any:
+        out, found = redact_json(value, redactor)
+        counts.update(found)
+        return out
+
+    return [redact_trace(t, redact) for t in traces], counts
+
+
+class BatchRedaction(Protocol):
+    """What ingest calls: a batch of raw traces in, the same traces redacted out, in order."""
+
+    stats: Counter[str]
+    """Findings per kind so far."""
+    fallbacks: int
+    """Batches redacted in the calling process because a worker died."""
+    notice: str | None
+    """One line for the user when the redaction key was generated (never the key)."""
+
+    def redact(self, traces: Sequence[Trace]) -> list[Trace]: ...
+
+    async def aredact(self, traces: Sequence[Trace]) -> list[Trace]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineRedaction:
+    """Redaction in the calling process, with any `redact` function (or the configured
+    redactor's)."""
+
+    def __init__(self, redact: Redact, *, notice: str | None = None) -> None:
+        self._redact = redact
+        self.stats: Counter[str] = Counter()
+        self.workers = 1
+        self.notice = notice
+        self.fallbacks = 0
+
+    def redact(self, traces: Sequence[Trace]) -> list[Trace]:
+        return [redact_trace(t, self._redact) for t in traces]
+
+    async def aredact(self, traces: Sequence[Trace]) -> list[Trace]:
+        return self.redact(traces)
+
+    def close(self) -> None:
+        return None
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+_worker_redactor: BuiltinRedactor | None = None
+
+
+def _init_worker(config: RedactionConfig, key: bytes) -> None:
+    global _worker_redactor
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, after its flush
+    _worker_redactor = BuiltinRedactor(config, key)
+
+
+def _redact_chunk(traces: list[Trace]) -> tuple[list[Trace], Counter[str]]:
+    if _worker_redactor is None:  # pragma: no cover - the initializer always ran
+        raise RuntimeError("redaction worker started without its redactor")
+    return _redact_all(traces, _worker_redactor)
+
+
+class RedactionPool:
+    """The built-in redactor in `workers` processes (started on the first batch of at least
+    `min_pool_batch` traces; smaller ones are redacted here)."""
+
+    def __init__(
+        self,
+        config: RedactionConfig,
+        key: bytes,
+        workers: int,
+        *,
+        min_pool_batch: int = MIN_POOL_BATCH,
+        local: BuiltinRedactor | None = None,
+        notice: str | None = None,
+    ) -> None:
+        if workers < 2:
+            raise ValueError(f"RedactionPool: {workers} worker(s); use InlineRedaction for one")
+        self.config = config
+        self.workers = workers
+        self.min_pool_batch = min_pool_batch
+        self.stats: Counter[str] = Counter()
+        self._key = key
+        self.notice = notice
+        self.fallbacks = 0
+        self._local = local or BuiltinRedactor(config, key)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the key
+        return f"RedactionPool(workers={self.workers}, started={self._executor is not None})"
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                # spawn, not fork: the ingesting process runs threads (uvicorn, to_thread)
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(self.config, self._key),
+                )
+            return self._executor
+
+    def _submit(
+        self, traces: Sequence[Trace]
+    ) -> list[Future[tuple[list[Trace], Counter[str]]]] | None:
+        """The batch's chunks handed to the workers; None when the pool is broken."""
+        pool = self._pool()
+        size = math.ceil(len(traces) / (self.workers * CHUNKS_PER_WORKER))
+        try:
+            return [
+                pool.submit(_redact_chunk, list(traces[i : i + size]))
+                for i in range(0, len(traces), size)
+            ]
+        except BrokenProcessPool:
+            return None
+
+    def _here(self, traces: Sequence[Trace]) -> list[Trace]:
+        clean, counts = _redact_all(traces, self._local)
+        self.stats.update(counts)
+        return clean
+
+    def _fall_back(self, traces: Sequence[Trace]) -> list[Trace]:
+        """A worker died: this batch here, fresh workers for the next."""
+        with self._lock:
+            broken, self._executor = self._executor, None
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+        self.fallbacks += 1
+        log.warning(
+            "redaction: a worker process died (killed, or out of memory); %d trace(s) are "
+            "redacted in this process instead, and the next batch starts new workers "
+            "(%d time(s) so far)",
+            len(traces),
+            self.fallbacks,
+        )
+        return self._here(traces)
+
+    def _collect(self, parts: list[tuple[list[Trace], Counter[str]]]) -> list[Trace]:
+        out: list[Trace] = []
+        for clean, counts in parts:
+            out.extend(clean)
+            self.stats.update(counts)
+        return out
+
+    @staticmethod
+    def _failed(exc: BaseException) -> RedactionFailed:
+        return RedactionFailed(
+            f"a redaction worker raised {type(exc).__name__}: {exc}; nothing of this batch "
+            "was stored and the source's cursor did not move: rerun the ingest, or set "
+            "EVALKEEPER_REDACTION_WORKERS=1 to redact in one process and see the traceback"
+        )
+
+    def redact(self, traces: Sequence[Trace]) -> list[Trace]:
+        if len(traces) < self.min_pool_batch:
+            return self._here(traces)
+        futures = self._submit(traces)
+        if futures is None:
+            return self._fall_back(traces)
+        try:
+            return self._collect([f.result() for f in futures])
+        except BrokenProcessPool:
+            return self._fall_back(traces)
+        except Exception as exc:
+            raise self._failed(exc) from exc
+
+    async def aredact(self, traces: Sequence[Trace]) -> list[Trace]:
+        if len(traces) < self.min_pool_batch:
+            return self._here(traces)
+        futures = self._submit(traces)
+        if futures is None:
+            return self._fall_back(traces)
+        try:
+            parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except BrokenProcessPool:
+            return self._fall_back(traces)
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        return self._collect(list(parts))
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without affinity
+        return max(1, os.cpu_count() or 1)
+
+
+def batch_redaction(settings: Settings, redact: Redact | None = None) -> BatchRedaction:
+    """The redaction `settings` ask for: `redact` (a custom function) in this process; else
+    the built-in redactor in `redaction_workers` processes (0: one per usable core), or in
+    this process when that is 1."""
+    if redact is not None:
+        return InlineRedaction(redact)
+    tracer = build_redactor(settings)
+    workers = settings.redaction_workers or usable_cores()
+    if workers < 2 or not isinstance(tracer.redactor, BuiltinRedactor):
+        inline = InlineRedaction(tracer.redact_json, notice=tracer.notice)
+        inline.stats = tracer.stats
+        return inline
+    key = resolve_key(settings).secret  # the key build_redactor resolved (or generated)
+    return RedactionPool(
+        tracer.redactor.config, key, workers, local=tracer.redactor, notice=tracer.notice
+    )
