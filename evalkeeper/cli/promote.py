@@ -140,6 +140,13 @@ def _print(
         f"dataset version {before}[bold]{result.version}[/] ({result.examples} examples)",
         highlight=False,
     )
+    if found := result.reference_redactions:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in found.items())
+        err_console.print(
+            f"[yellow]--reference held personal data ({kinds}): written as tokens, the same "
+            "the trace's inputs carry[/]",
+            highlight=False,
+        )
     if remote is not None:
         if remote.get("error"):
             err_console.print(

@@ -8,7 +8,9 @@ The example's inputs are the trace's inputs as stored, which are already redacte
 trace read from elsewhere is redacted first: `redact_trace`); its metadata names the
 incident, the trace (`promoted_from_run`), the category, whether it is critical, and the
 agent version and model the trace ran on. The reference is what a correct answer holds;
-it is checked against what the dataset's evaluators read (`required_reference`), so a
+it is redacted with the configured redactor (a value copied from the conversation gets
+the token the inputs carry, and the dataset file, often under version control, holds no
+raw personal data), then checked against what the dataset's evaluators read (`required_reference`), so a
 promoted example never scores as an error on its first run.
 
 The file is replaced whole: the new content goes to a temporary file in the same folder,
@@ -40,6 +42,7 @@ from evalkeeper.datasets import DatasetError, load_dataset, parse_examples
 from evalkeeper.models import Dataset, DatasetConfig, EvaluatorRef, Example, canonical_json
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace, iso_utc
+from evalkeeper.traces.redaction import build_redactor
 
 __all__ = [
     "AlreadyPromoted",
@@ -83,6 +86,11 @@ class Promotion(BaseModel):
     examples: int = Field(description="Examples in the dataset now.")
     created: bool = Field(False, description="The dataset (and its TOML) was created.")
     example: dict[str, Any] = Field(description="The example as written (its JSON line).")
+    reference_redactions: dict[str, int] = Field(
+        default_factory=dict,
+        description="Personal values found in the reference and replaced by their tokens, "
+        "per kind (the same tokens the trace's inputs carry).",
+    )
 
 
 # -- what the evaluators read from the reference ------------------------------------------
@@ -338,6 +346,10 @@ def promote(
             f"--reference is a JSON {type(reference).__name__}: write a JSON object, e.g. "
             '\'{"must_include": ["cancelled"]}\''
         )
+    # the reference goes into a file under version control: redacted like the trace, so a
+    # value copied from the conversation gets the token the inputs hold
+    redactor = build_redactor(settings)
+    reference = redactor.redact_json(reference)
     directory = settings.datasets_dir
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{dataset}.jsonl"
@@ -392,4 +404,5 @@ def promote(
         examples=len(after.examples),
         created=created,
         example=example.model_dump(mode="json"),
+        reference_redactions=dict(sorted(redactor.stats.items())),
     )

@@ -8,6 +8,7 @@ child process killed just before the rename.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -151,6 +152,29 @@ def test_promote_appends_the_redacted_example_and_prints_the_version(stored: Set
     assert "<EMAIL:" in content and "<PHONE:" in content
     assert "Cancel A-1042 on 3 December" in content  # ids and dates survive redaction
     assert new.inputs["customer_id"] == "C-1042"
+
+
+def test_personal_data_in_the_reference_is_written_as_the_inputs_tokens(
+    stored: Settings,
+) -> None:
+    reference = {
+        "reply": f"Cancelled A-1042 on 3 December; a confirmation went to {EMAIL}.",
+        "must_include": ["cancelled", EMAIL],
+        "tool_calls": [{"name": "cancel_appointment", "args": {"appointment_id": "A-1042"}}],
+    }
+    code, out, err = cli(stored, *_promote_args(reference=json.dumps(reference)))
+    assert code == 0, out + err
+    assert "--reference held personal data (2 EMAIL)" in err
+    path = stored.datasets_dir / "appointments.jsonl"
+    assert EMAIL not in path.read_text()
+    new = load_dataset(path, stored.datasets_dir).examples[-1]
+    token = re.search(r"<EMAIL:[0-9a-f]{8}>", new.inputs["messages"][0]["content"])
+    assert token is not None
+    assert new.reference_outputs["must_include"] == ["cancelled", token.group()]
+    assert new.reference_outputs["reply"] == (
+        f"Cancelled A-1042 on 3 December; a confirmation went to {token.group()}."
+    )
+    assert new.reference_outputs["tool_calls"] == reference["tool_calls"]
 
 
 def test_promote_twice_is_refused_naming_the_example(stored: Settings) -> None:
