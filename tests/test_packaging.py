@@ -150,7 +150,7 @@ def test_the_modules_import_from_the_wheel_alone(
         entry_points = zf.read(
             next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         ).decode()
-    assert "evalkeeper = evalkeeper.cli:main" in entry_points
+    assert "evalkeeper = evalkeeper.entry:main" in entry_points
     modules = sorted(m for m in _modules(names) if not m.endswith("__main__"))
     script = (
         "import importlib, sys\n"
@@ -170,3 +170,18 @@ def test_the_modules_import_from_the_wheel_alone(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_console_script_s_module_imports_no_command_line() -> None:
+    """Spawned worker processes import the console script's module again (multiprocessing's
+    `spawn`): it must not pull in the command line and its heavy imports."""
+    code = (
+        "import sys, evalkeeper.entry\n"
+        "heavy = [m for m in ('evalkeeper.cli', 'typer', 'scipy', 'polars', 'duckdb', "
+        "'prefect') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == ""

@@ -9,8 +9,11 @@ the same key and configuration, so a value gets the same token whichever process
     clean = await redaction.aredact(traces)      # every free text redacted, order kept
     redaction.close()
 
-Small batches (fewer than `min_pool_batch` traces) are redacted in the calling process:
-starting workers costs about a second, more than a few hundred traces take. Workers ignore
+Small batches (fewer than `min_pool_batch` traces) are redacted in the calling process,
+and so is every batch until the workers are up and warm: the first large batch starts them
+in the background (about a second: interpreter, imports, libphonenumber's metadata), so a
+short ingest never waits for them and a long one moves to them once they can take it.
+Workers ignore
 SIGINT (Ctrl-C stops the ingesting process, which then flushes through them and stops
 them). When a worker dies (killed, out of memory) the batch is redacted again in the
 calling process, logged and counted (`fallbacks`), and the next batch starts fresh workers:
@@ -22,6 +25,7 @@ its cursor where it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -145,6 +149,21 @@ def _init_worker(config: RedactionConfig, key: bytes) -> None:
     _worker_redactor = BuiltinRedactor(config, key)
 
 
+_WARM_UP_TEXT = (
+    "Reach me at jane.doe@example.com, +44 20 7946 0958, (0191) 4960072, 090-3640-5259, "
+    "030 901820 or 0612345678; card 4111 1111 1111 1111, IBAN DE89370400440532013000."
+)
+
+
+def _warm_up() -> int:
+    """Load what the first real batch would (libphonenumber's metadata of the configured
+    regions, the detectors' patterns); the worker's pid."""
+    if _worker_redactor is None:  # pragma: no cover - the initializer always ran
+        raise RuntimeError("redaction worker started without its redactor")
+    _worker_redactor.redact(_WARM_UP_TEXT)
+    return os.getpid()
+
+
 def _redact_chunk(traces: list[Trace]) -> tuple[list[Trace], Counter[str]]:
     if _worker_redactor is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("redaction worker started without its redactor")
@@ -176,6 +195,7 @@ class RedactionPool:
         self.fallbacks = 0
         self._local = local or BuiltinRedactor(config, key)
         self._executor: ProcessPoolExecutor | None = None
+        self._warming: list[Future[int]] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the key
@@ -191,7 +211,22 @@ class RedactionPool:
                     initializer=_init_worker,
                     initargs=(self.config, self._key),
                 )
+                # one task per worker: each submit with no idle worker starts a process
+                self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
             return self._executor
+
+    def start(self, *, wait: bool = False, timeout: float = 120.0) -> None:
+        """Start the workers (if not yet); with `wait`, until they are warm."""
+        self._pool()
+        if wait:
+            for f in list(self._warming):
+                with contextlib.suppress(Exception):  # a dead worker shows on the next batch
+                    f.result(timeout=timeout)
+
+    def ready(self) -> bool:
+        """Whether the workers are up and warm; starts them when they are not running."""
+        self._pool()
+        return all(f.done() for f in self._warming)
 
     def _submit(
         self, traces: Sequence[Trace]
@@ -244,7 +279,7 @@ class RedactionPool:
         )
 
     def redact(self, traces: Sequence[Trace]) -> list[Trace]:
-        if len(traces) < self.min_pool_batch:
+        if len(traces) < self.min_pool_batch or not self.ready():
             return self._here(traces)
         futures = self._submit(traces)
         if futures is None:
@@ -257,7 +292,7 @@ class RedactionPool:
             raise self._failed(exc) from exc
 
     async def aredact(self, traces: Sequence[Trace]) -> list[Trace]:
-        if len(traces) < self.min_pool_batch:
+        if len(traces) < self.min_pool_batch or not self.ready():
             return self._here(traces)
         futures = self._submit(traces)
         if futures is None:

@@ -63,6 +63,11 @@ def test_the_pool_gives_the_tokens_one_process_gives_in_order(pool_settings: Set
     assert isinstance(inline, InlineRedaction) and isinstance(pool, RedactionPool)
     try:
         expected = inline.redact(traces)
+        assert pool.redact(traces) == expected  # redacted here while the workers start
+        assert pool._executor is not None
+        pool.start(wait=True)
+        assert pool.ready()
+        pool.stats.clear()
         got = pool.redact(traces)
         assert pool._executor is not None  # the batch went to the workers
         pids = {p.pid for p in pool._executor._processes.values()}
@@ -111,8 +116,7 @@ def test_a_dead_worker_s_batch_is_redacted_at_home_and_the_next_starts_afresh(
     assert isinstance(pool, RedactionPool)
     traces = [pii_trace(i) for i in range(300)]
     try:
-        pool.redact(traces)
-        assert pool._executor is not None
+        pool.start(wait=True)
         kill_workers(pool)
         expected = batch_redaction(
             pool_settings.model_copy(update={"redaction_workers": 1})
@@ -120,8 +124,9 @@ def test_a_dead_worker_s_batch_is_redacted_at_home_and_the_next_starts_afresh(
         assert pool.redact(traces) == expected
         assert pool.fallbacks == 1 and pool._executor is None
         assert "a worker process died" in caplog.text and "redacted in this process" in caplog.text
-        assert pool.redact(traces) == expected  # fresh workers
-        assert pool._executor is not None and pool.fallbacks == 1
+        pool.start(wait=True)  # fresh workers
+        assert pool.redact(traces) == expected
+        assert pool.fallbacks == 1
     finally:
         pool.close()
 
@@ -157,7 +162,12 @@ def test_ingest_loses_nothing_when_the_workers_are_killed(
         kill_workers(pool)
         return futures
 
+    def ready_once_warm(pool: RedactionPool) -> bool:
+        pool.start(wait=True)  # the batch goes to the workers, not home while they start
+        return True
+
     monkeypatch.setattr(RedactionPool, "_submit", submit_then_kill)
+    monkeypatch.setattr(RedactionPool, "ready", ready_once_warm)
     summary = asyncio.run(ingest(pool_settings, source, batch_size=300))
     assert (summary.read, summary.stored, summary.redaction_fallbacks) == (600, 600, 2)
     asyncio.run(ingest(one, JsonlSource(path), batch_size=300))
