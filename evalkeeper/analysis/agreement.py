@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats as sps
 
 Z95 = 1.959963984540054
 
@@ -178,6 +177,8 @@ def kappa_bootstrap_ci(
     Each item's pair of labels is one code (``a * q + b``), so resampling items keeps the
     pairs together. None when kappa is undefined on the sample or the interval cannot be
     formed (fewer than two items, or every resample degenerate)."""
+    from scipy import stats as sps  # on use: ~1.5 s to import
+
     x, y = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if x.shape != y.shape:
         raise ValueError(f"raters have {x.size} and {y.size} labels: give one pair per item")
@@ -269,6 +270,8 @@ def labels_to_separate(
 ) -> int:
     """Labels for a one-sided test at `alpha` to tell agreement `expected` from `bar` with
     `power` (the normal approximation of the binomial)."""
+    from scipy import stats as sps  # on use: ~1.5 s to import
+
     if expected == bar:
         raise ValueError(f"expected agreement {expected} equals the bar: nothing to separate")
     za, zb = sps.norm.ppf(1 - alpha), sps.norm.ppf(power)
