@@ -144,3 +144,15 @@ def test_run_with_judges_caches_across_runs_and_no_cache_forces_calls(
     assert votes[1][2] is True and votes[2][2] is False
     models = con.execute("SELECT DISTINCT judge_model FROM scores WHERE evaluator='factual_match'")
     assert models.fetchall() == [("judge-model-2026-01-15",)]
+
+
+def test_the_demo_away_from_its_sample_data_says_where_to_run_it(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["demo", "--warehouse", str(tmp_path / "w.duckdb")],
+        env={"EVALKEEPER_DATASETS_DIR": str(tmp_path / "data" / "datasets")},
+    )
+    assert result.exit_code == 2
+    assert "no " + str(tmp_path / "data" / "datasets" / "appointments.jsonl") in result.stderr
+    assert "EVALKEEPER_DATASETS_DIR" in result.stderr
+    assert not (tmp_path / "w.duckdb").exists()  # stopped before anything ran

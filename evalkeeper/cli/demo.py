@@ -6,13 +6,14 @@ import asyncio
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from evalkeeper import orchestration_env, registry
 from evalkeeper import run as core
-from evalkeeper.cli.app import app, console, load_settings
+from evalkeeper.cli.app import app, console, fail, load_settings
 from evalkeeper.cli.run import WarehouseOpt, print_summary
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
@@ -57,6 +58,13 @@ def demo(
 ) -> None:
     """Run the bundled sample through the nightly flow: demo agent v1, then v2; show the change."""
     settings = load_settings(warehouse=warehouse)
+    sample = settings.datasets_dir / f"{DEMO_DATASET}.jsonl"
+    if not sample.is_file():
+        fail(
+            f"the demo's sample data is not here: no {sample} (from {Path.cwd()}); run the "
+            "demo from the evalkeeper checkout (the folder holding data/), or set "
+            "EVALKEEPER_DATASETS_DIR to its data/datasets"
+        )
     # the demo is read for its tables: Prefect's per-task lines only if asked for
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -32,11 +32,17 @@ def _service(directory: Path) -> str | None:
     return None
 
 
+def traffic_dir(settings: Settings) -> Path:
+    """`data/traces/` beside the datasets directory."""
+    return Path(settings.datasets_dir).parent / TRAFFIC_DIR.name
+
+
 async def monitoring_act(
-    settings: Settings, console: Console, directory: Path = TRAFFIC_DIR
+    settings: Settings, console: Console, directory: Path | None = None
 ) -> Any:
-    """Run the act on `directory`'s traffic; returns the final tick's window (None if the
-    sample traffic is not there)."""
+    """Run the act on `directory`'s traffic (default: `traffic_dir(settings)`); returns the
+    final tick's window (None if the sample traffic is not there)."""
+    directory = traffic_dir(settings) if directory is None else directory
     deploys_file = directory / "deploys.json"
     service = _service(directory) if directory.is_dir() else None
     if not deploys_file.exists() or service is None:
