@@ -106,9 +106,10 @@ class PhoneDetector:
         spans: list[tuple[int, int]] = []
         for lo, hi in _neighbourhoods(text, windows):
             spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
-        masked = mask(text, spans) if spans else text
+        # nothing masked: the windows found already
+        candidates = list(WINDOW_RE.finditer(mask(text, spans))) if spans else windows
         hits: list[Hit] = []
-        for w in WINDOW_RE.finditer(masked):
+        for w in candidates:
             window = w.group()
             n = _digits(window)
             if n < MIN_DIGITS:
