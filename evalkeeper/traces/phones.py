@@ -34,9 +34,11 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import phonenumbers as pn
-from phonenumbers import Leniency, PhoneMetadata, PhoneNumberFormat
+from phonenumbers import Leniency, PhoneNumberFormat
 
 from evalkeeper.traces.detectors import Hit, mask, protected_spans
+from evalkeeper.traces.phone_match import Match, matcher_matches, parse_whole, plain
+from evalkeeper.traces.phone_plan import keep_compiled_patterns, layout, plan, screen
 
 try:  # the check behind Leniency.VALID, without a second matcher run
     from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
@@ -61,24 +63,7 @@ WINDOW_RE = re.compile(
 _PIECE_RE = re.compile(r"\S+")
 _EXTENSION_RE = re.compile(r"[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6}$", re.IGNORECASE)
 _CARD_LAYOUT_RE = re.compile(r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
-_GROUP_RE = re.compile(r"\d+")
-_PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
 _FORMATTED = frozenset("+ -.()/\t\u00a0")
-_TYPE_DESCS = (
-    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
-    "voip", "pager", "uan", "voicemail",
-)  # fmt: skip
-
-
-class _Plan(NamedTuple):
-    """A region's numbering plan, reduced to what the screen needs."""
-
-    region: str
-    prefix: re.Pattern[str] | None  # national prefix for parsing
-    transform: str | None
-    valid: re.Pattern[str] | None  # any number type's national pattern
-    valid_lengths: frozenset[int]
-    possible_lengths: frozenset[int]
 
 
 class _Found(NamedTuple):
@@ -91,39 +76,12 @@ class _Found(NamedTuple):
     n_digits: int  # digits in the matched text, extension included
 
 
-def _plan(region: str) -> _Plan:
-    md = PhoneMetadata.metadata_for_region(region)
-    if md is None:
-        raise ValueError(
-            f"redaction_regions: {region!r} is not a region libphonenumber knows; use ISO "
-            "3166 alpha-2 codes such as US, GB, DE, JP (EVALKEEPER_REDACTION_REGIONS=US,DE,JP)"
-        )
-    general = md.general_desc
-    general_lengths = tuple(general.possible_length or ()) if general is not None else ()
-    patterns: list[str] = []
-    valid_lengths: set[int] = set()
-    for name in _TYPE_DESCS:
-        desc = getattr(md, name, None)
-        if desc is not None and desc.national_number_pattern:
-            patterns.append(desc.national_number_pattern)
-            valid_lengths.update(desc.possible_length or general_lengths)
-    local = tuple(general.possible_length_local_only or ()) if general is not None else ()
-    possible = set(general_lengths) | set(local)
-    npfp = md.national_prefix_for_parsing or md.national_prefix
-    return _Plan(
-        region,
-        re.compile(npfp) if npfp else None,
-        md.national_prefix_transform_rule or None,
-        re.compile("(?:" + ")|(?:".join(patterns) + ")") if patterns else None,
-        frozenset(valid_lengths),
-        frozenset(possible),
-    )
-
-
 class PhoneDetector:
     """Finds phone numbers for the configured `regions` under a `policy`."""
 
-    def __init__(self, regions: Sequence[str], policy: PhonePolicy = "hybrid") -> None:
+    def __init__(
+        self, regions: Sequence[str], policy: PhonePolicy = "hybrid", *, fast: bool = True
+    ) -> None:
         if not regions:
             raise ValueError(
                 "redaction_regions is empty: national phone numbers would go unnoticed; "
@@ -131,12 +89,14 @@ class PhoneDetector:
             )
         if policy not in ("possible", "valid", "hybrid"):
             raise ValueError(f"phone policy {policy!r}: use possible, valid or hybrid")
-        _keep_compiled_patterns()
+        keep_compiled_patterns()
         self.regions = [r.strip().upper() for r in regions]
         self.policy = policy
-        self._plans = [_plan(r) for r in self.regions]
+        self.fast = fast  # False: every region run goes through PhoneNumberMatcher
+        self._plans = [plan(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
-        self.matcher_calls = 0
+        self.region_runs = 0  # (window, region) pairs judged
+        self.matcher_runs = 0  # of those, the ones that ran PhoneNumberMatcher
 
     def find(self, text: str) -> list[Hit]:
         """Phone numbers in `text` (earlier findings may be masked with `_`)."""
@@ -146,9 +106,10 @@ class PhoneDetector:
         spans: list[tuple[int, int]] = []
         for lo, hi in _neighbourhoods(text, windows):
             spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
-        masked = mask(text, spans) if spans else text
+        # nothing masked: the windows found already
+        candidates = list(WINDOW_RE.finditer(mask(text, spans))) if spans else windows
         hits: list[Hit] = []
-        for w in WINDOW_RE.finditer(masked):
+        for w in candidates:
             window = w.group()
             n = _digits(window)
             if n < MIN_DIGITS:
@@ -176,54 +137,62 @@ class PhoneDetector:
     def _detect(self, text: str) -> list[_Found]:
         if _CARD_LAYOUT_RE.fullmatch(text):
             return []  # 4111 1111 1111 1112: laid out as a card (a valid one is gone already)
-        digits = _digits_only(text)
-        formatted = any(c in _FORMATTED for c in text)
+        n_digits = _digits(text)
+        formatted = not _FORMATTED.isdisjoint(text)
+        is_plain = self.fast and plain(text)
         found: list[_Found] = []
         if "+" in text:
-            found += self._run(text, "ZZ", -1)
-            if self._covered(found, len(digits)):
+            found += self._run(text, "ZZ", -1, is_plain)
+            if self._covered(found, n_digits):
                 return found
-        likely, possible = self._screen(_digits_only(_EXTENSION_RE.sub("", text)))
+        likely, possible = screen(self._plans, _digits_only(_EXTENSION_RE.sub("", text)))
         extra = LAYOUT_TRIES
         for i in likely:
-            found += self._run(text, self.regions[i], i)
-            best = [f for f in found if f.valid and f.n_digits == len(digits)]
+            found += self._run(text, self.regions[i], i, is_plain)
+            best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
                 if not formatted or any(f.layout == 3 for f in best) or extra == 0:
                     return found  # nothing later in the order can beat it (or: enough)
                 extra -= 1
-        if self._covered(found, len(digits)) or (not formatted and self.policy != "possible"):
+        if self._covered(found, n_digits) or (not formatted and self.policy != "possible"):
             return found  # a bare run of digits is taken only when valid: the screen said not
         tried = set(likely)
         rest = [i for i in possible if i not in tried]
         rest += [i for i in range(len(self.regions)) if i not in tried and i not in possible]
         for i in rest:
-            found += self._run(text, self.regions[i], i)
-            if self._covered(found, len(digits)):
+            found += self._run(text, self.regions[i], i, is_plain)
+            if self._covered(found, n_digits):
                 break
         return found
 
-    def _run(self, text: str, region: str, rank: int) -> list[_Found]:
-        self.matcher_calls += 1
+    def _run(self, text: str, region: str, rank: int, is_plain: bool) -> list[_Found]:
+        """The numbers found in `text` for `region` (`rank` -1: by their country code)."""
+        self.region_runs += 1
+        whole = parse_whole(text, region) if is_plain else None
+        if whole is not None:
+            found = [Match(0, len(text), text, whole)]
+        else:
+            self.matcher_runs += 1
+            found = matcher_matches(text, region)
         out = []
-        for m in pn.PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE):
+        for m in found:
             number = m.number
             if len(pn.national_significant_number(number)) < MIN_DIGITS:
                 continue
-            raw = m.raw_string
+            raw = m.raw
             valid = pn.is_valid_number(number) and (
                 rank < 0 or self._prefix_ok(raw, region, number)
             )
             if not (valid or self._accepts_possible(raw)):
                 continue
-            layout = _layout(raw, number) if valid and rank >= 0 else 0
+            fit = layout(raw, number) if valid and rank >= 0 else 0
             e164 = pn.format_number(number, PhoneNumberFormat.E164)
-            out.append(_Found(m.start, m.end, valid, layout, rank, e164, _digits(raw)))
+            out.append(_Found(m.start, m.end, valid, fit, rank, e164, _digits(raw)))
         return out
 
     def _accepts_possible(self, raw: str) -> bool:
         if self.policy == "hybrid":
-            return any(c in _FORMATTED for c in raw)
+            return not _FORMATTED.isdisjoint(raw)
         return self.policy == "possible"
 
     def _prefix_ok(self, raw: str, region: str, number: pn.PhoneNumber) -> bool:
@@ -231,48 +200,12 @@ class PhoneDetector:
         it (`1732978800000` is not a Vienna number without its leading 0)."""
         if _prefix_ok is not None:
             return bool(_prefix_ok(number))
-        self.matcher_calls += 1
+        self.matcher_runs += 1
         return any(True for _ in pn.PhoneNumberMatcher(raw, region, leniency=Leniency.VALID))
 
     @staticmethod
     def _covered(found: list[_Found], n_digits: int) -> bool:
         return any(f.n_digits == n_digits for f in found)
-
-    def _screen(self, digits: str) -> tuple[list[int], list[int]]:
-        """Regions (indexes, configured order) where `digits` could be a valid national
-        number, and those where its length is at least possible."""
-        likely: list[int] = []
-        possible: list[int] = []
-        for i, p in enumerate(self._plans):
-            candidates = [digits]
-            if p.prefix is not None:
-                m = p.prefix.match(digits)
-                if m and m.end():
-                    candidates.append(digits[m.end() :])
-                    if p.transform and m.lastindex:
-                        candidates.append(p.prefix.sub(p.transform, digits, count=1))
-            is_likely = is_possible = False
-            for c in candidates:
-                n = len(c)
-                if n in p.valid_lengths and p.valid is not None and p.valid.fullmatch(c):
-                    is_likely = True
-                    break
-                is_possible = is_possible or n in p.possible_lengths
-            if is_likely:
-                likely.append(i)
-            elif is_possible:
-                possible.append(i)
-        return likely, possible
-
-
-def _keep_compiled_patterns() -> None:
-    """Have libphonenumber keep its compiled metadata patterns. Its default relies on the
-    `re` module's cache of 512 patterns, and the metadata of 28 regions holds more: every
-    match then recompiles patterns (a third of the redaction time). The patterns come from
-    the fixed metadata, so the kept set is bounded."""
-    enable = getattr(pn, "enable_pattern_cache", None)
-    if enable is not None:  # phonenumbers >= 9.0.4x
-        enable()
 
 
 def _neighbourhoods(text: str, windows: list[re.Match[str]]) -> list[tuple[int, int]]:
@@ -297,22 +230,6 @@ def _digits_only(text: str) -> str:
 
 def _digits(text: str) -> int:
     return sum(map(str.isdigit, text))
-
-
-def _layout(raw: str, number: pn.PhoneNumber) -> int:
-    """How closely `raw` follows the region's national format: 3 exactly, spaces around
-    parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`), 2 the same digit groups, 1 the same first group (the area code:
-    `(0191) 4960072` against GB's `0191 496 0072`), 0 otherwise or for a bare run of digits."""
-    groups = _GROUP_RE.findall(raw)
-    if len(groups) < 2:
-        return 0
-    national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
-    if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
-        return 3
-    national_groups = _GROUP_RE.findall(national)
-    if national_groups == groups:
-        return 2
-    return 1 if national_groups and national_groups[0] == groups[0] else 0
 
 
 def _merge(found: list[_Found]) -> list[Hit]:

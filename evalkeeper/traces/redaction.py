@@ -57,7 +57,7 @@ class Redactor(Protocol):
 
 def token_for(key: bytes, kind: str, value: str) -> str:
     """The stable token of a normalised `value` of `kind` under `key`."""
-    digest = hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(key, f"{kind}\x00{value}".encode(), hashlib.sha256)
     return f"<{kind}:{digest[:4].hex()}>"
 
 

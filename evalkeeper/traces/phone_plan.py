@@ -1,0 +1,115 @@
+"""Numbering plans of the configured regions, reduced to what phone detection asks of them:
+where a run of digits could be a valid national number (the screen), and how closely a
+written number follows its region's national layout."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import phonenumbers as pn
+from phonenumbers import PhoneMetadata, PhoneNumberFormat
+
+_TYPE_DESCS = (
+    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
+    "voip", "pager", "uan", "voicemail",
+)  # fmt: skip
+_GROUP_RE = re.compile(r"\d+")
+_PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
+
+
+class Plan(NamedTuple):
+    """A region's numbering plan, reduced to what the screen needs."""
+
+    region: str
+    prefix: re.Pattern[str] | None  # national prefix for parsing
+    transform: str | None
+    valid: re.Pattern[str] | None  # any number type's national pattern
+    valid_lengths: frozenset[int]
+    possible_lengths: frozenset[int]
+
+
+def plan(region: str) -> Plan:
+    """The plan of `region` (ISO 3166 alpha-2); a region libphonenumber lacks is named."""
+    md = PhoneMetadata.metadata_for_region(region)
+    if md is None:
+        raise ValueError(
+            f"redaction_regions: {region!r} is not a region libphonenumber knows; use ISO "
+            "3166 alpha-2 codes such as US, GB, DE, JP (EVALKEEPER_REDACTION_REGIONS=US,DE,JP)"
+        )
+    general = md.general_desc
+    general_lengths = tuple(general.possible_length or ()) if general is not None else ()
+    patterns: list[str] = []
+    valid_lengths: set[int] = set()
+    for name in _TYPE_DESCS:
+        desc = getattr(md, name, None)
+        if desc is not None and desc.national_number_pattern:
+            patterns.append(desc.national_number_pattern)
+            valid_lengths.update(desc.possible_length or general_lengths)
+    local = tuple(general.possible_length_local_only or ()) if general is not None else ()
+    possible = set(general_lengths) | set(local)
+    npfp = md.national_prefix_for_parsing or md.national_prefix
+    return Plan(
+        region,
+        re.compile(npfp) if npfp else None,
+        md.national_prefix_transform_rule or None,
+        re.compile("(?:" + ")|(?:".join(patterns) + ")") if patterns else None,
+        frozenset(valid_lengths),
+        frozenset(possible),
+    )
+
+
+def screen(plans: Sequence[Plan], digits: str) -> tuple[list[int], list[int]]:
+    """Plans (indexes, configured order) where `digits` could be a valid national number
+    (national prefix stripped, then the region's number-type patterns), and those where
+    its length is at least possible."""
+    likely: list[int] = []
+    possible: list[int] = []
+    for i, p in enumerate(plans):
+        candidates = [digits]
+        if p.prefix is not None:
+            m = p.prefix.match(digits)
+            if m and m.end():
+                candidates.append(digits[m.end() :])
+                if p.transform and m.lastindex:
+                    candidates.append(p.prefix.sub(p.transform, digits, count=1))
+        is_likely = is_possible = False
+        for c in candidates:
+            n = len(c)
+            if n in p.valid_lengths and p.valid is not None and p.valid.fullmatch(c):
+                is_likely = True
+                break
+            is_possible = is_possible or n in p.possible_lengths
+        if is_likely:
+            likely.append(i)
+        elif is_possible:
+            possible.append(i)
+    return likely, possible
+
+
+def layout(raw: str, number: pn.PhoneNumber) -> int:
+    """How closely `raw` follows the region's national format: 3 exactly, spaces around
+    parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`), 2 the same digit
+    groups, 1 the same first group (the area code: `(0191) 4960072` against GB's
+    `0191 496 0072`), 0 otherwise or for a bare run of digits."""
+    groups = _GROUP_RE.findall(raw)
+    if len(groups) < 2:
+        return 0
+    national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
+        return 3
+    national_groups = _GROUP_RE.findall(national)
+    if national_groups == groups:
+        return 2
+    return 1 if national_groups and national_groups[0] == groups[0] else 0
+
+
+def keep_compiled_patterns() -> None:
+    """Have libphonenumber keep its compiled metadata patterns. Its default relies on the
+    `re` module's cache of 512 patterns, and the metadata of 28 regions holds more: every
+    match then recompiles patterns (a third of the redaction time). The patterns come from
+    the fixed metadata, so the kept set is bounded."""
+    enable = getattr(pn, "enable_pattern_cache", None)
+    if enable is not None:  # phonenumbers >= 9.0.4x
+        enable()

@@ -1,0 +1,53 @@
+"""The detectors' shortcuts give what the long way gives: names compared on the casefolded
+text against the character-by-character comparison, and the Luhn check against
+`stdnum.luhn`."""
+
+from __future__ import annotations
+
+import random
+
+from stdnum import luhn
+
+from evalkeeper.traces.detectors import NameIndex, _luhn_valid
+
+NAMES = ["Ada Lovelace", "Ann", "Ruth Weiß", "ss Ada", "İlker Ak", "'t Hooft", "Ann-Marie Lee"]
+# Letters that casefold to two (ß, İ), the one non-word character that folds to a word
+# character (U+0345), whitespace other than one space.
+ALPHABET = [*"adaAnNlovcesu  .,'-", "Lovelace", "Ada", "Ann", "ß", "İ", "\u0345", "\t", "  "]
+
+
+def _random_texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 16))) for _ in range(n)]
+
+
+def test_names_on_the_casefolded_text_match_the_character_comparison() -> None:
+    """A trailing newline sends a text down the character-by-character path (its whitespace is
+    no longer single spaces) without changing which names it holds."""
+    index = NameIndex(NAMES)
+    texts = _random_texts(20000, 7)
+    texts += ["ADA LOVELACE met Ann; the Annual report", "ada lovelace", "Ann-Marie Lee."]
+    found = 0
+    for text in texts:
+        hits = index.find(text)
+        assert hits == index.find(text + "\n"), text
+        found += len(hits)
+    assert found > 1000
+
+
+def test_the_casefolded_word_starts_are_the_words_starts() -> None:
+    index = NameIndex(NAMES)
+    for text in _random_texts(5000, 11):
+        folded = text.casefold()
+        if len(folded) == len(text) and "\u0345" not in text:
+            assert index._starts_folded(folded) == index._starts(text), text
+
+
+def test_luhn_agrees_with_stdnum() -> None:
+    rng = random.Random(5)
+    numbers = ["4111111111111111", "4111111111111112", "", "79927398713", "٤١١١", "4²11"]
+    numbers += [
+        "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 19))) for _ in range(50000)
+    ]
+    assert [_luhn_valid(n) for n in numbers] == [luhn.is_valid(n) for n in numbers]
+    assert sum(map(_luhn_valid, numbers)) > 4000
