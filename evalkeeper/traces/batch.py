@@ -55,7 +55,7 @@ Redact = Callable[[Any], Any]
 log = logging.getLogger(__name__)
 
 MIN_POOL_BATCH = 200
-CHUNKS_PER_WORKER = 2  # a slow chunk then leaves its worker's peers less idle
+CHUNKS_PER_WORKER = 2
 
 
 class RedactionFailed(RuntimeError):
