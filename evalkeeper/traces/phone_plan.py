@@ -1,15 +1,18 @@
 """Numbering plans of the configured regions, reduced to what phone detection asks of them:
-where a run of digits could be a valid national number (the screen), and how closely a
-written number follows its region's national layout."""
+where a run of digits could be a valid national number (the screen), whether a parsed
+number is valid (`is_valid`, libphonenumber's answer from precompiled patterns), and how
+closely a written number follows its region's national layout."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
 from typing import NamedTuple
 
 import phonenumbers as pn
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 _TYPE_DESCS = (
     "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
@@ -86,6 +89,90 @@ def screen(plans: Sequence[Plan], digits: str) -> tuple[list[int], list[int]]:
         elif is_possible:
             possible.append(i)
     return likely, possible
+
+
+class _Validity(NamedTuple):
+    """What `phonenumbers.is_valid_number_for_region` checks of a national significant
+    number in one region, its patterns compiled once."""
+
+    country_code: int
+    general_lengths: frozenset[int]  # empty: any length
+    general: re.Pattern[str] | None
+    by_length: dict[int, re.Pattern[str]]  # the number types' patterns, by length
+    other_lengths: re.Pattern[str] | None  # the types that name no lengths
+    leading: re.Pattern[str] | None  # the region's leading digits, among regions sharing a code
+
+
+@cache
+def _validity(country_code: int, region: str) -> _Validity | None:
+    md = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    if md is None or md.country_code is None:
+        return None
+    general = md.general_desc
+    descs = [getattr(md, name, None) for name in _TYPE_DESCS]
+    if md.same_mobile_and_fixed_line_pattern:  # then the mobile type is never tried alone
+        descs = [x for name, x in zip(_TYPE_DESCS, descs, strict=True) if name != "mobile"]
+    typed = [
+        (frozenset(x.possible_length or ()), x.national_number_pattern)
+        for x in descs
+        if x is not None and x.national_number_pattern
+    ]
+    lengths = {n for named, _ in typed for n in named}
+
+    def either(patterns: list[str]) -> re.Pattern[str] | None:
+        return re.compile("(?:" + ")|(?:".join(patterns) + ")") if patterns else None
+
+    by_length = {}
+    for n in lengths:
+        rx = either([p for named, p in typed if not named or n in named])
+        if rx is not None:
+            by_length[n] = rx
+    return _Validity(
+        md.country_code,
+        frozenset(general.possible_length or ()) if general is not None else frozenset(),
+        re.compile(general.national_number_pattern)
+        if general is not None and general.national_number_pattern
+        else None,
+        by_length,
+        either([p for named, p in typed if not named]),
+        re.compile(md.leading_digits) if md.leading_digits else None,
+    )
+
+
+def _valid_nsn(v: _Validity, nsn: str) -> bool:
+    """`_number_type_helper(nsn, metadata) != UNKNOWN`: the general pattern (and length),
+    then any number type's pattern (and length)."""
+    n = len(nsn)
+    if v.general is None or (v.general_lengths and n not in v.general_lengths):
+        return False
+    if v.general.fullmatch(nsn) is None:
+        return False
+    rx = v.by_length.get(n, v.other_lengths)
+    return rx is not None and rx.fullmatch(nsn) is not None
+
+
+def is_valid(number: pn.PhoneNumber) -> bool:
+    """`phonenumbers.is_valid_number(number)`: the region of its country code (among regions
+    sharing one, the first whose leading digits match, or else where it is valid), then
+    whether it is valid there."""
+    country_code = number.country_code
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code) if country_code else None
+    if not regions:
+        return False
+    nsn = pn.national_significant_number(number)
+    if len(regions) == 1:
+        v = _validity(country_code, regions[0])
+        return v is not None and v.country_code == country_code and _valid_nsn(v, nsn)
+    for region in regions:  # as `_region_code_for_number_from_list`
+        v = _validity(country_code, region)
+        if v is None:
+            continue
+        if v.leading is not None:
+            if v.leading.match(nsn):
+                return v.country_code == country_code and _valid_nsn(v, nsn)
+        elif _valid_nsn(v, nsn):
+            return v.country_code == country_code
+    return False
 
 
 def layout(raw: str, number: pn.PhoneNumber) -> int:
