@@ -386,7 +386,8 @@ _COUNTRY_CODE_RE = re.compile(r"\(?(?:\+|00)\d{1,3}\)?")
 _AMOUNT_RE = re.compile(_AMOUNT)
 _CURRENCY_RE = re.compile(_CURRENCY)
 _TOKEN_RE = re.compile(r"\S+")
-_DIGIT_TOKEN_RE = re.compile(r"[^\s\d]*\d\S*")
+# A token holding a digit, from its start (the look-behind: no attempt inside a word).
+_DIGIT_TOKEN_RE = re.compile(r"(?<!\S)[^\s\d]*\d\S*")
 _LEAD = "\"'([{«¿¡"
 _TRAIL = ".,;:!?)]}»\"'"
 

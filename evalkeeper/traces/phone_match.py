@@ -27,6 +27,8 @@ from typing import NamedTuple
 import phonenumbers as pn
 from phonenumbers import Leniency
 
+from evalkeeper.traces.phone_plan import is_possible
+
 try:  # the matcher's own patterns, so that a plain window is judged exactly as it judges
     from phonenumbers.phonenumbermatcher import (
         _MATCHING_BRACKETS,
@@ -119,7 +121,7 @@ class WindowParse:
     def possible(self, region: str) -> pn.PhoneNumber | None:
         """The number for `region` when the window parses to a possible one; else None."""
         number = self.parse(region)
-        return number if number is not None and pn.is_possible_number(number) else None
+        return number if number is not None and is_possible(number) else None
 
     def parse(self, region: str) -> pn.PhoneNumber | None:
         """`phonenumbers.parse(window, region)`, or None where it raises."""

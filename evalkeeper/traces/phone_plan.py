@@ -65,28 +65,36 @@ def plan(region: str) -> Plan:
 
 def screen(plans: Sequence[Plan], digits: str) -> tuple[list[int], list[int]]:
     """Plans (indexes, configured order) where `digits` could be a valid national number
-    (national prefix stripped, then the region's number-type patterns), and those where
-    its length is at least possible."""
+    (as written, national prefix stripped, or the prefix transformed; then the region's
+    number-type patterns), and those where its length is at least possible."""
     likely: list[int] = []
     possible: list[int] = []
-    for i, p in enumerate(plans):
-        candidates = [digits]
-        if p.prefix is not None:
-            m = p.prefix.match(digits)
-            if m and m.end():
-                candidates.append(digits[m.end() :])
-                if p.transform and m.lastindex:
-                    candidates.append(p.prefix.sub(p.transform, digits, count=1))
-        is_likely = is_possible = False
-        for c in candidates:
-            n = len(c)
-            if n in p.valid_lengths and p.valid is not None and p.valid.fullmatch(c):
-                is_likely = True
-                break
-            is_possible = is_possible or n in p.possible_lengths
-        if is_likely:
+    size = len(digits)
+    for i, (_, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(plans):
+        if valid is None:
+            if size in possible_lengths:
+                possible.append(i)
+            continue
+        if size in valid_lengths and valid.fullmatch(digits):
             likely.append(i)
-        elif is_possible:
+            continue
+        is_possible = size in possible_lengths
+        m = prefix.match(digits) if prefix is not None else None
+        if m and m.end():
+            stripped = digits[m.end() :]
+            n = len(stripped)
+            if n in valid_lengths and valid.fullmatch(stripped):
+                likely.append(i)
+                continue
+            is_possible = is_possible or n in possible_lengths
+            if transform and m.lastindex and prefix is not None:
+                transformed = prefix.sub(transform, digits, count=1)
+                n = len(transformed)
+                if n in valid_lengths and valid.fullmatch(transformed):
+                    likely.append(i)
+                    continue
+                is_possible = is_possible or n in possible_lengths
+        if is_possible:
             possible.append(i)
     return likely, possible
 
@@ -175,6 +183,29 @@ def is_valid(number: pn.PhoneNumber) -> bool:
     return False
 
 
+@cache
+def _possible_lengths(country_code: int) -> frozenset[int] | None:
+    """The lengths `phonenumbers.is_possible_number` accepts for a country code (local-only
+    ones included); None for a code without them (then libphonenumber is asked)."""
+    if country_code not in COUNTRY_CODE_TO_REGION_CODE:
+        return frozenset()
+    region = pn.region_code_for_country_code(country_code)
+    md = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    general = md.general_desc if md is not None else None
+    if general is None or not general.possible_length:
+        return None
+    return frozenset(general.possible_length) | frozenset(general.possible_length_local_only or ())
+
+
+def is_possible(number: pn.PhoneNumber) -> bool:
+    """`phonenumbers.is_possible_number(number)`: the national significant number's length
+    is one of the general lengths of its country code's main region (or a local-only one)."""
+    lengths = _possible_lengths(number.country_code or 0)
+    if lengths is None:  # pragma: no cover - no such code in the metadata
+        return bool(pn.is_possible_number(number))
+    return len(pn.national_significant_number(number)) in lengths
+
+
 def layout(raw: str, number: pn.PhoneNumber) -> int:
     """How closely `raw` follows the region's national format: 3 exactly, spaces around
     parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`), 2 the same digit
@@ -184,12 +215,12 @@ def layout(raw: str, number: pn.PhoneNumber) -> int:
     if len(groups) < 2:
         return 0
     national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    national_groups = _GROUP_RE.findall(national)
+    if national_groups != groups:  # then not 3 either: spaces never join digit groups
+        return 1 if national_groups and national_groups[0] == groups[0] else 0
     if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
         return 3
-    national_groups = _GROUP_RE.findall(national)
-    if national_groups == groups:
-        return 2
-    return 1 if national_groups and national_groups[0] == groups[0] else 0
+    return 2
 
 
 def keep_compiled_patterns() -> None:

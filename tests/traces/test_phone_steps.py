@@ -1,8 +1,10 @@
 """The phone detector's shortcuts into libphonenumber against libphonenumber itself:
 `WindowParse` (one window parsed for many regions, its region-independent steps done once)
 must give what `phonenumbers.parse` gives, field for field, and `is_valid` (precompiled
-patterns) what `phonenumbers.is_valid_number` says, on the Faker corpus's windows and on
-generated ones: international and trunk prefixes, country codes glued on, extensions."""
+patterns) what `phonenumbers.is_valid_number` says, and `is_possible` what
+`is_possible_number` says, on the Faker corpus's windows and on generated ones:
+international and trunk prefixes, country codes glued on, extensions. The screen is
+checked against its plain statement, candidate by candidate."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from benchmarks.redaction import make_corpus
 from evalkeeper.settings import DEFAULT_REDACTION_REGIONS
 from evalkeeper.traces.phone_match import WindowParse
-from evalkeeper.traces.phone_plan import is_valid
+from evalkeeper.traces.phone_plan import Plan, is_possible, is_valid, plan, screen
 from evalkeeper.traces.phones import WINDOW_RE
 
 SEED = 20261130
@@ -133,3 +135,46 @@ def test_is_valid_says_what_is_valid_number_says(windows: list[str]) -> None:
 def test_is_valid_on_shared_country_codes(text: str, region: str, valid: bool) -> None:
     number = pn.parse(text, region)
     assert is_valid(number) is pn.is_valid_number(number) is valid
+
+
+def test_is_possible_says_what_is_possible_number_says(windows: list[str]) -> None:
+    numbers = _numbers(windows)
+    differ = [n for n in numbers if is_possible(n) != pn.is_possible_number(n)]
+    assert not differ, differ[:3]
+    possible = sum(map(is_possible, numbers))
+    assert 1000 < possible < len(numbers) - 1000
+
+
+def _screen_reference(plans: list[Plan], digits: str) -> tuple[list[int], list[int]]:
+    """The screen as stated: the digits, with the national prefix stripped, and with it
+    transformed; likely where one is of a valid length and matches a number-type pattern,
+    possible where one (before a likely one) is of a possible length."""
+    likely: list[int] = []
+    possible: list[int] = []
+    for i, p in enumerate(plans):
+        candidates = [digits]
+        if p.prefix is not None:
+            m = p.prefix.match(digits)
+            if m and m.end():
+                candidates.append(digits[m.end() :])
+                if p.transform and m.lastindex:
+                    candidates.append(p.prefix.sub(p.transform, digits, count=1))
+        is_likely = is_possible = False
+        for c in candidates:
+            if len(c) in p.valid_lengths and p.valid is not None and p.valid.fullmatch(c):
+                is_likely = True
+                break
+            is_possible = is_possible or len(c) in p.possible_lengths
+        if is_likely:
+            likely.append(i)
+        elif is_possible:
+            possible.append(i)
+    return likely, possible
+
+
+def test_the_screen_is_its_plain_statement(windows: list[str]) -> None:
+    plans = [plan(r) for r in REGIONS if r != "ZZ"]
+    digit_runs = {"".join(c for c in w if c.isdigit()) for w in windows}
+    differ = [d for d in sorted(digit_runs) if screen(plans, d) != _screen_reference(plans, d)]
+    assert not differ, differ[:3]
+    assert sum(bool(screen(plans, d)[0]) for d in digit_runs) > len(digit_runs) // 3
