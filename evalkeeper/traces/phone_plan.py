@@ -20,6 +20,7 @@ _TYPE_DESCS = (
 )  # fmt: skip
 _GROUP_RE = re.compile(r"\d+")
 _PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
+_FIRST_GROUP_RE = re.compile(r"(\\\d)")  # libphonenumber's `\1` in a format rule
 
 
 class Plan(NamedTuple):
@@ -206,6 +207,52 @@ def is_possible(number: pn.PhoneNumber) -> bool:
     return len(pn.national_significant_number(number)) in lengths
 
 
+class _Format(NamedTuple):
+    leading: re.Pattern[str] | None  # the last leading-digits pattern, if any
+    pattern: re.Pattern[str]
+    rule: str  # the format, with the national prefix rule put in its first group
+
+
+@cache
+def _national_formats(country_code: int) -> tuple[tuple[_Format, ...], str] | None:
+    """The national formats of a country code's main region, as `format_number` applies
+    them (compiled once), and its extension prefix; None for an unknown code."""
+    if country_code not in COUNTRY_CODE_TO_REGION_CODE:
+        return None
+    region = pn.region_code_for_country_code(country_code)
+    md = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
+    if md is None:  # pragma: no cover - a code without metadata
+        return None
+    formats = []
+    for f in md.number_format:
+        rule = f.format
+        if f.national_prefix_formatting_rule:
+            rule = _FIRST_GROUP_RE.sub(f.national_prefix_formatting_rule, rule, count=1)
+        leading = re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None
+        formats.append(_Format(leading, re.compile(f.pattern), rule))
+    extension = md.preferred_extn_prefix if md.preferred_extn_prefix is not None else " ext. "
+    return tuple(formats), extension
+
+
+def format_national(number: pn.PhoneNumber) -> str:
+    """`phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)`: the first format
+    whose leading digits and pattern fit the national significant number, the national
+    prefix rule applied, then the extension."""
+    table = _national_formats(number.country_code or 0)
+    if table is None or not number.national_number:
+        return str(pn.format_number(number, PhoneNumberFormat.NATIONAL))
+    formats, extension_prefix = table
+    nsn = pn.national_significant_number(number)
+    formatted = nsn
+    for f in formats:
+        if (f.leading is None or f.leading.match(nsn)) and f.pattern.fullmatch(nsn):
+            formatted = f.pattern.sub(f.rule, nsn)
+            break
+    if number.extension:
+        formatted += extension_prefix + number.extension
+    return formatted
+
+
 def layout(raw: str, number: pn.PhoneNumber) -> int:
     """How closely `raw` follows the region's national format: 3 exactly, spaces around
     parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`), 2 the same digit
@@ -214,7 +261,7 @@ def layout(raw: str, number: pn.PhoneNumber) -> int:
     groups = _GROUP_RE.findall(raw)
     if len(groups) < 2:
         return 0
-    national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    national = format_national(number)
     national_groups = _GROUP_RE.findall(national)
     if national_groups != groups:  # then not 3 either: spaces never join digit groups
         return 1 if national_groups and national_groups[0] == groups[0] else 0

@@ -2,7 +2,8 @@
 `WindowParse` (one window parsed for many regions, its region-independent steps done once)
 must give what `phonenumbers.parse` gives, field for field, and `is_valid` (precompiled
 patterns) what `phonenumbers.is_valid_number` says, and `is_possible` what
-`is_possible_number` says, on the Faker corpus's windows and on generated ones:
+`is_possible_number` says, and `format_national` what `format_number(..., NATIONAL)`
+gives, on the Faker corpus's windows and on generated ones:
 international and trunk prefixes, country codes glued on, extensions. The screen is
 checked against its plain statement, candidate by candidate."""
 
@@ -16,7 +17,14 @@ import pytest
 from benchmarks.redaction import make_corpus
 from evalkeeper.settings import DEFAULT_REDACTION_REGIONS
 from evalkeeper.traces.phone_match import WindowParse
-from evalkeeper.traces.phone_plan import Plan, is_possible, is_valid, plan, screen
+from evalkeeper.traces.phone_plan import (
+    Plan,
+    format_national,
+    is_possible,
+    is_valid,
+    plan,
+    screen,
+)
 from evalkeeper.traces.phones import WINDOW_RE
 
 SEED = 20261130
@@ -178,3 +186,13 @@ def test_the_screen_is_its_plain_statement(windows: list[str]) -> None:
     differ = [d for d in sorted(digit_runs) if screen(plans, d) != _screen_reference(plans, d)]
     assert not differ, differ[:3]
     assert sum(bool(screen(plans, d)[0]) for d in digit_runs) > len(digit_runs) // 3
+
+
+def test_format_national_gives_what_format_number_gives(windows: list[str]) -> None:
+    numbers = _numbers(windows)
+    national = pn.PhoneNumberFormat.NATIONAL
+    differ = [n for n in numbers if format_national(n) != pn.format_number(n, national)]
+    assert not differ, differ[:3]
+    assert sum(n.extension is not None for n in numbers) > 100  # extensions were formatted
+    laid_out = sum(format_national(n) != pn.national_significant_number(n) for n in numbers)
+    assert laid_out > len(numbers) // 4  # most numbers had a format to follow
