@@ -216,7 +216,8 @@ class _Format(NamedTuple):
 @cache
 def _national_formats(country_code: int) -> tuple[tuple[_Format, ...], str] | None:
     """The national formats of a country code's main region, as `format_number` applies
-    them (compiled once), and its extension prefix; None for an unknown code."""
+    them (compiled once), and its extension prefix; None for an unknown code (or a format
+    lacking its pattern: then libphonenumber formats)."""
     if country_code not in COUNTRY_CODE_TO_REGION_CODE:
         return None
     region = pn.region_code_for_country_code(country_code)
@@ -226,6 +227,8 @@ def _national_formats(country_code: int) -> tuple[tuple[_Format, ...], str] | No
     formats = []
     for f in md.number_format:
         rule = f.format
+        if rule is None or f.pattern is None:  # pragma: no cover - not in the metadata
+            return None
         if f.national_prefix_formatting_rule:
             rule = _FIRST_GROUP_RE.sub(f.national_prefix_formatting_rule, rule, count=1)
         leading = re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None
