@@ -22,6 +22,7 @@ code, the national prefix), with libphonenumber's own steps.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import phonenumbers as pn
@@ -49,6 +50,7 @@ try:  # the steps of `phonenumbers.parse`, so that a window is parsed once for a
         _MAX_LENGTH_FOR_NSN,
         _MIN_LENGTH_FOR_NSN,
         _PLUS_CHARS_PATTERN,
+        _VALID_ALPHA_PHONE_PATTERN,
         ValidationResult,
         _build_national_number_for_parsing,
         _check_region_for_parsing,
@@ -104,6 +106,18 @@ def parse_whole(window: str, region: str) -> pn.PhoneNumber | None:
     """The number that the whole of `window` parses to for `region`, when it is possible
     (for a plain window: the matcher's only match); else None."""
     return WindowParse(window).possible(region)
+
+
+_ASCII_NON_DIGITS_RE = re.compile(r"[^0-9]+")
+
+
+def _normalized(number: str) -> str:
+    """libphonenumber's `_normalize`: letters mapped to digits when there are three or more
+    of them, else only the digits kept, as ASCII (its character-by-character loop, for
+    ASCII text without letters enough: just the ASCII digits)."""
+    if number.isascii() and _VALID_ALPHA_PHONE_PATTERN.fullmatch(number) is None:
+        return _ASCII_NON_DIGITS_RE.sub("", number)
+    return str(_normalize(number))
 
 
 class WindowParse:
@@ -203,9 +217,9 @@ class WindowParse:
         self._national = national
         plus = _PLUS_CHARS_PATTERN.match(national)
         if plus:
-            self._plus_tail = _normalize(national[plus.end() :])
+            self._plus_tail = _normalized(national[plus.end() :])
         else:
-            self._normalized = _normalize(national)
+            self._normalized = _normalized(national)
         self._viable = True
 
     def _parse(self, region: str) -> pn.PhoneNumber | None:

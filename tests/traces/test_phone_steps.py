@@ -45,6 +45,9 @@ def windows() -> list[str]:
         digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 16)))
         tail = rng.choice(["", " x12", " ext. 5", ")", "-4", " 1"])
         found.add(rng.choice(PREFIXES) + digits + tail)
+    # digits other than ASCII (normalised by libphonenumber), and letters for digits
+    found |= {"\uff10\uff19\uff10-3640-5259", "+\u0664\u0669 30 901820", "1-800-FLOWERS"}
+    found |= {"0800 MY CALL", "+44 (0) 20 7946 0958 ext 2", "\u0660\u0661\u0669\u0661 4960072"}
     return sorted(found)
 
 
@@ -196,3 +199,15 @@ def test_format_national_gives_what_format_number_gives(windows: list[str]) -> N
     assert sum(n.extension is not None for n in numbers) > 100  # extensions were formatted
     laid_out = sum(format_national(n) != pn.national_significant_number(n) for n in numbers)
     assert laid_out > len(numbers) // 4  # most numbers had a format to follow
+
+
+def test_normalising_the_digits_is_libphonenumbers_normalise() -> None:
+    from phonenumbers.phonenumberutil import _normalize
+
+    from evalkeeper.traces.phone_match import _normalized
+
+    rng = random.Random(SEED)
+    chars = "0123456789 -+()./xXabcEXT\u0660\u0661\uff10\uff11\u00b2\u0663"
+    texts = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 20))) for _ in range(20000)]
+    texts += ["1-800-FLOWERS", "+1 650 253 0000", "030 901820", "\uff10\uff19\uff10"]
+    assert [_normalized(t) for t in texts] == [_normalize(t) for t in texts]
