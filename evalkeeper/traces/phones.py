@@ -37,8 +37,8 @@ import phonenumbers as pn
 from phonenumbers import Leniency, PhoneNumberFormat
 
 from evalkeeper.traces.detectors import Hit, mask, protected_spans
-from evalkeeper.traces.phone_match import Match, matcher_matches, parse_whole, plain
-from evalkeeper.traces.phone_plan import keep_compiled_patterns, layout, plan, screen
+from evalkeeper.traces.phone_match import Match, WindowParse, matcher_matches, plain
+from evalkeeper.traces.phone_plan import is_valid, keep_compiled_patterns, layout, plan, screen
 
 try:  # the check behind Leniency.VALID, without a second matcher run
     from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
@@ -139,16 +139,16 @@ class PhoneDetector:
             return []  # 4111 1111 1111 1112: laid out as a card (a valid one is gone already)
         n_digits = _digits(text)
         formatted = not _FORMATTED.isdisjoint(text)
-        is_plain = self.fast and plain(text)
+        parsed = WindowParse(text) if self.fast and plain(text) else None
         found: list[_Found] = []
         if "+" in text:
-            found += self._run(text, "ZZ", -1, is_plain)
+            found += self._run(text, "ZZ", -1, parsed)
             if self._covered(found, n_digits):
                 return found
         likely, possible = screen(self._plans, _digits_only(_EXTENSION_RE.sub("", text)))
         extra = LAYOUT_TRIES
         for i in likely:
-            found += self._run(text, self.regions[i], i, is_plain)
+            found += self._run(text, self.regions[i], i, parsed)
             best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
                 if not formatted or any(f.layout == 3 for f in best) or extra == 0:
@@ -160,15 +160,16 @@ class PhoneDetector:
         rest = [i for i in possible if i not in tried]
         rest += [i for i in range(len(self.regions)) if i not in tried and i not in possible]
         for i in rest:
-            found += self._run(text, self.regions[i], i, is_plain)
+            found += self._run(text, self.regions[i], i, parsed)
             if self._covered(found, n_digits):
                 break
         return found
 
-    def _run(self, text: str, region: str, rank: int, is_plain: bool) -> list[_Found]:
-        """The numbers found in `text` for `region` (`rank` -1: by their country code)."""
+    def _run(self, text: str, region: str, rank: int, parsed: WindowParse | None) -> list[_Found]:
+        """The numbers found in `text` for `region` (`rank` -1: by their country code);
+        `parsed`: the window when it is plain (then a whole parse may answer)."""
         self.region_runs += 1
-        whole = parse_whole(text, region) if is_plain else None
+        whole = parsed.possible(region) if parsed is not None else None
         if whole is not None:
             found = [Match(0, len(text), text, whole)]
         else:
@@ -177,16 +178,19 @@ class PhoneDetector:
         out = []
         for m in found:
             number = m.number
-            if len(pn.national_significant_number(number)) < MIN_DIGITS:
+            nsn = pn.national_significant_number(number)
+            if len(nsn) < MIN_DIGITS:
                 continue
             raw = m.raw
-            valid = pn.is_valid_number(number) and (
-                rank < 0 or self._prefix_ok(raw, region, number)
-            )
+            valid = is_valid(number) and (rank < 0 or self._prefix_ok(raw, region, number))
             if not (valid or self._accepts_possible(raw)):
                 continue
             fit = layout(raw, number) if valid and rank >= 0 else 0
-            e164 = pn.format_number(number, PhoneNumberFormat.E164)
+            e164 = (  # format_number's E164, which special-cases a zero national number
+                f"+{number.country_code}{nsn}"
+                if number.national_number
+                else pn.format_number(number, PhoneNumberFormat.E164)
+            )
             out.append(_Found(m.start, m.end, valid, fit, rank, e164, _digits(raw)))
         return out
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evalkeeper.settings import DEFAULT_REDACTION_REGIONS, Settings
 from evalkeeper.traces import detectors as d
 from evalkeeper.traces.keys import RedactionKey, resolve_key
+from evalkeeper.traces.names import NameIndex
 from evalkeeper.traces.phones import PhoneDetector, PhonePolicy
 from evalkeeper.traces.sampling import sampled
 
@@ -103,7 +104,7 @@ class BuiltinRedactor:
         self.config = config
         self._key = key
         self._phones = PhoneDetector(config.regions, config.phone_policy)
-        self._names = d.NameIndex(config.names)
+        self._names = NameIndex(config.names)
         self._patterns = d.compile_patterns(config.patterns)
         self._tokens: dict[tuple[str, str], str] = {}
 
