@@ -2,8 +2,9 @@
 
 A cheap regular expression finds candidate windows (digits with phone separators, at least
 7 digits). Around each window, dates, times, prices, ids and timestamps are masked
-(`detectors.protected_spans`), and only what is left goes to
-`phonenumbers.PhoneNumberMatcher`, region by region:
+(`detectors.protected_spans`), and only what is left is read with libphonenumber (a window
+that is one clean number parsed directly, `phone_match.WindowParse`; any other through
+`phonenumbers.PhoneNumberMatcher`), region by region:
 
 1. a window holding `+` is tried once with no region (the country code says it all);
 2. then the regions where the window's digits could be a *valid* number, judged from the
@@ -21,10 +22,13 @@ same token.
 
 Policies (what a match must be, by libphonenumber's judgement, to be redacted):
 - `possible`: a possible number (its length fits) in some configured region;
-- `valid`: a valid number (an assigned range, national prefix present where required);
+- `valid`: a valid number (`is_valid_number`: an assigned range of the region). Whether a
+  national number was written with its trunk prefix is not asked (the matcher's numbers do
+  not record it), so Austria's `15123456` counts as the valid `+43 1 5123456`;
 - `hybrid` (default): valid, or possible when written like a phone number (with `+`,
   spaces, dashes, dots, slashes or parentheses). A bare run of digits must be valid, so
-  `1732978800000` or `20261130` stay.
+  `20261130` stays; epoch timestamps such as `1732978800000` are protected before
+  detection (`detectors.protected_spans`).
 """
 
 from __future__ import annotations
@@ -34,17 +38,11 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import phonenumbers as pn
-from phonenumbers import Leniency, PhoneNumberFormat
+from phonenumbers import PhoneNumberFormat
 
 from evalkeeper.traces.detectors import Hit, mask, protected_spans
 from evalkeeper.traces.phone_match import Match, WindowParse, matcher_matches, plain
 from evalkeeper.traces.phone_plan import is_valid, keep_compiled_patterns, layout, plan, screen
-
-try:  # the check behind Leniency.VALID, without a second matcher run
-    from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
-except ImportError:  # pragma: no cover - a phonenumbers release that moved it
-    _is_national_prefix_present_if_required = None  # type: ignore[assignment]
-_prefix_ok = _is_national_prefix_present_if_required
 
 PhonePolicy = Literal["possible", "valid", "hybrid"]
 MIN_DIGITS = 7
@@ -182,7 +180,7 @@ class PhoneDetector:
             if len(nsn) < MIN_DIGITS:
                 continue
             raw = m.raw
-            valid = is_valid(number) and (rank < 0 or self._prefix_ok(raw, region, number))
+            valid = is_valid(number)
             if not (valid or self._accepts_possible(raw)):
                 continue
             fit = layout(raw, number) if valid and rank >= 0 else 0
@@ -198,14 +196,6 @@ class PhoneDetector:
         if self.policy == "hybrid":
             return not _FORMATTED.isdisjoint(raw)
         return self.policy == "possible"
-
-    def _prefix_ok(self, raw: str, region: str, number: pn.PhoneNumber) -> bool:
-        """The rest of Leniency.VALID: the national prefix is there where the region requires
-        it (`1732978800000` is not a Vienna number without its leading 0)."""
-        if _prefix_ok is not None:
-            return bool(_prefix_ok(number))
-        self.matcher_runs += 1
-        return any(True for _ in pn.PhoneNumberMatcher(raw, region, leniency=Leniency.VALID))
 
     @staticmethod
     def _covered(found: list[_Found], n_digits: int) -> bool:
