@@ -112,8 +112,9 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Processes that redact ingested trace batches: 0 = one per CPU core this "
-        "process may use, 1 = in the ingesting process itself. Batches under 200 traces are "
-        "always redacted in the ingesting process.",
+        "process may use, 1 = in the ingesting process itself. The workers start once an "
+        "ingest has spent a second redacting batches of 200 traces or more; smaller batches "
+        "are always redacted in the ingesting process.",
     )
 
     # CI: GitHub Actions names its job-summary file here (no EVALKEEPER_ prefix)

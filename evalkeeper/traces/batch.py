@@ -10,9 +10,11 @@ the same key and configuration, so a value gets the same token whichever process
     redaction.close()
 
 Small batches (fewer than `min_pool_batch` traces) are redacted in the calling process,
-and so is every batch until the workers are up and warm: the first large batch starts them
-in the background (about a second: interpreter, imports, libphonenumber's metadata), so a
-short ingest never waits for them and a long one moves to them once they can take it.
+and so is everything until the work has proved long: once `start_after_s` seconds (1 s)
+have gone into redacting large batches here, the workers start in the background (about
+half a second of CPU each: interpreter, imports, libphonenumber's metadata), and batches
+move to them once they are warm. A short ingest never starts them (on two cores their
+start would slow it down), a long one uses every core.
 Workers ignore
 SIGINT (Ctrl-C stops the ingesting process, which then flushes through them and stops
 them). When a worker dies (killed, out of memory) the batch is redacted again in the
@@ -32,6 +34,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,6 +58,7 @@ Redact = Callable[[Any], Any]
 log = logging.getLogger(__name__)
 
 MIN_POOL_BATCH = 200
+START_AFTER_S = 1.0
 CHUNKS_PER_WORKER = 2
 
 
@@ -181,6 +185,7 @@ class RedactionPool:
         workers: int,
         *,
         min_pool_batch: int = MIN_POOL_BATCH,
+        start_after_s: float = START_AFTER_S,
         local: BuiltinRedactor | None = None,
         notice: str | None = None,
     ) -> None:
@@ -189,6 +194,8 @@ class RedactionPool:
         self.config = config
         self.workers = workers
         self.min_pool_batch = min_pool_batch
+        self.start_after_s = start_after_s
+        self.here_s = 0.0  # time spent redacting large batches in this process
         self.stats: Counter[str] = Counter()
         self._key = key
         self.notice = notice
@@ -224,9 +231,19 @@ class RedactionPool:
                     f.result(timeout=timeout)
 
     def ready(self) -> bool:
-        """Whether the workers are up and warm; starts them when they are not running."""
-        self._pool()
-        return all(f.done() for f in self._warming)
+        """Whether the workers are up and warm."""
+        return self._executor is not None and all(f.done() for f in self._warming)
+
+    def _use_workers(self, n: int) -> bool:
+        """Whether a batch of `n` traces goes to the workers; starts them once the work
+        here has taken `start_after_s`."""
+        if n < self.min_pool_batch:
+            return False
+        if self._executor is None:
+            if self.here_s < self.start_after_s:
+                return False
+            self._pool()
+        return self.ready()
 
     def _submit(
         self, traces: Sequence[Trace]
@@ -243,7 +260,10 @@ class RedactionPool:
             return None
 
     def _here(self, traces: Sequence[Trace]) -> list[Trace]:
+        t0 = time.perf_counter()
         clean, counts = _redact_all(traces, self._local)
+        if len(traces) >= self.min_pool_batch:
+            self.here_s += time.perf_counter() - t0
         self.stats.update(counts)
         return clean
 
@@ -279,7 +299,7 @@ class RedactionPool:
         )
 
     def redact(self, traces: Sequence[Trace]) -> list[Trace]:
-        if len(traces) < self.min_pool_batch or not self.ready():
+        if not self._use_workers(len(traces)):
             return self._here(traces)
         futures = self._submit(traces)
         if futures is None:
@@ -292,7 +312,7 @@ class RedactionPool:
             raise self._failed(exc) from exc
 
     async def aredact(self, traces: Sequence[Trace]) -> list[Trace]:
-        if len(traces) < self.min_pool_batch or not self.ready():
+        if not self._use_workers(len(traces)):
             return self._here(traces)
         futures = self._submit(traces)
         if futures is None:

@@ -63,7 +63,10 @@ def test_the_pool_gives_the_tokens_one_process_gives_in_order(pool_settings: Set
     assert isinstance(inline, InlineRedaction) and isinstance(pool, RedactionPool)
     try:
         expected = inline.redact(traces)
-        assert pool.redact(traces) == expected  # redacted here while the workers start
+        assert pool.redact(traces) == expected  # here: the work has not yet taken 1 s
+        assert pool._executor is None and 0 < pool.here_s < pool.start_after_s
+        pool.here_s = pool.start_after_s  # as after a second of redaction here
+        assert pool.redact(traces) == expected  # here, while the workers start
         assert pool._executor is not None
         pool.start(wait=True)
         assert pool.ready()
@@ -162,12 +165,12 @@ def test_ingest_loses_nothing_when_the_workers_are_killed(
         kill_workers(pool)
         return futures
 
-    def ready_once_warm(pool: RedactionPool) -> bool:
-        pool.start(wait=True)  # the batch goes to the workers, not home while they start
+    def workers_once_warm(pool: RedactionPool, n: int) -> bool:
+        pool.start(wait=True)  # every batch goes to the workers, started and warm
         return True
 
     monkeypatch.setattr(RedactionPool, "_submit", submit_then_kill)
-    monkeypatch.setattr(RedactionPool, "ready", ready_once_warm)
+    monkeypatch.setattr(RedactionPool, "_use_workers", workers_once_warm)
     summary = asyncio.run(ingest(pool_settings, source, batch_size=300))
     assert (summary.read, summary.stored, summary.redaction_fallbacks) == (600, 600, 2)
     asyncio.run(ingest(one, JsonlSource(path), batch_size=300))
