@@ -292,9 +292,10 @@ class RedactionPool:
 
     @staticmethod
     def _failed(exc: BaseException) -> RedactionFailed:
+        # the exception's type only: its message could quote the text being redacted
         return RedactionFailed(
-            f"a redaction worker raised {type(exc).__name__}: {exc}; nothing of this batch "
-            "was stored and the source's cursor did not move: rerun the ingest, or set "
+            f"a redaction worker raised {type(exc).__name__}; nothing of this batch was "
+            "stored and the source's cursor did not move: rerun the ingest, or set "
             "EVALKEEPER_REDACTION_WORKERS=1 to redact in one process and see the traceback"
         )
 
@@ -309,7 +310,7 @@ class RedactionPool:
         except BrokenProcessPool:
             return self._fall_back(traces)
         except Exception as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc) from None
 
     async def aredact(self, traces: Sequence[Trace]) -> list[Trace]:
         if not self._use_workers(len(traces)):
@@ -322,7 +323,7 @@ class RedactionPool:
         except BrokenProcessPool:
             return self._fall_back(traces)
         except Exception as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc) from None
         return self._collect(list(parts))
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from evalkeeper.settings import Settings
 from evalkeeper.traces.batch import (
     InlineRedaction,
+    RedactionFailed,
     RedactionPool,
     batch_redaction,
     usable_cores,
@@ -175,3 +176,31 @@ def test_ingest_loses_nothing_when_the_workers_are_killed(
     assert (summary.read, summary.stored, summary.redaction_fallbacks) == (600, 600, 2)
     asyncio.run(ingest(one, JsonlSource(path), batch_size=300))
     assert list_traces(pool_settings, limit=2000) == list_traces(one, limit=2000)
+
+
+class ExplodingText(str):
+    """A text whose redaction raises, quoting personal data in its message."""
+
+    def __contains__(self, key: object) -> bool:
+        raise ValueError(f"cannot read {str.__str__(self)}")
+
+
+def test_a_worker_that_raises_fails_the_batch_without_quoting_it(
+    pool_settings: Settings,
+) -> None:
+    pool = batch_redaction(pool_settings)
+    assert isinstance(pool, RedactionPool)
+    traces = [pii_trace(i) for i in range(300)]
+    traces[150] = traces[150].model_copy(
+        update={"inputs": {"message": ExplodingText("I am jane.doe@example.com")}}
+    )
+    try:
+        pool.start(wait=True)
+        with pytest.raises(RedactionFailed) as failed:
+            pool.redact(traces)
+    finally:
+        pool.close()
+    message = str(failed.value)
+    assert "raised ValueError" in message and "cursor did not move" in message
+    assert "jane.doe" not in message and failed.value.__cause__ is None
+    assert pool.fallbacks == 0
