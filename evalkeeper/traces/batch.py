@@ -175,8 +175,9 @@ def _redact_chunk(traces: list[Trace]) -> tuple[list[Trace], Counter[str]]:
 
 
 class RedactionPool:
-    """The built-in redactor in `workers` processes (started on the first batch of at least
-    `min_pool_batch` traces; smaller ones are redacted here)."""
+    """The built-in redactor in `workers` processes, started in the background once
+    `start_after_s` seconds went into redacting batches of at least `min_pool_batch` traces
+    here (smaller batches are always redacted here; `start()` starts them at once)."""
 
     def __init__(
         self,
