@@ -14,10 +14,8 @@ and so is everything until the work has proved long: once `start_after_s` second
 have gone into redacting large batches here, the workers start in the background (about
 half a second of CPU each: interpreter, imports, libphonenumber's metadata), and batches
 move to them once they are warm. A short ingest never starts them (on two cores their
-start would slow it down), a long one uses every core.
-Workers ignore
-SIGINT (Ctrl-C stops the ingesting process, which then flushes through them and stops
-them). When a worker dies (killed, out of memory) the batch is redacted again in the
+start would slow it down), a long one uses every core. Workers ignore SIGINT (Ctrl-C stops
+the ingesting process, which then flushes through them and stops them). When a worker dies (killed, out of memory) the batch is redacted again in the
 calling process, logged and counted (`fallbacks`), and the next batch starts fresh workers:
 traces already acknowledged to an exporter are not lost. A worker that raises fails the
 batch (`RedactionFailed`, naming the cause): the caller stores nothing of it and leaves
@@ -42,15 +40,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from evalkeeper.settings import Settings
-from evalkeeper.traces.keys import resolve_key
 from evalkeeper.traces.model import Trace
-from evalkeeper.traces.redaction import (
-    BuiltinRedactor,
-    RedactionConfig,
-    Redactor,
-    build_redactor,
-    redact_json,
-)
+from evalkeeper.traces.redaction import BuiltinRedactor, Redactor, build_redactor, redact_json
 
 Redact = Callable[[Any], Any]
 """Takes a JSON value (object, list, string…) and returns it with personal data replaced."""
@@ -147,10 +138,11 @@ class InlineRedaction:
 _worker_redactor: BuiltinRedactor | None = None
 
 
-def _init_worker(config: RedactionConfig, key: bytes) -> None:
+def _init_worker(redactor: BuiltinRedactor) -> None:
+    """`redactor` arrives rebuilt from its configuration and key (`__reduce__`)."""
     global _worker_redactor
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, after its flush
-    _worker_redactor = BuiltinRedactor(config, key)
+    _worker_redactor = redactor
 
 
 _WARM_UP_TEXT = (
@@ -181,27 +173,23 @@ class RedactionPool:
 
     def __init__(
         self,
-        config: RedactionConfig,
-        key: bytes,
+        local: BuiltinRedactor,
         workers: int,
         *,
         min_pool_batch: int = MIN_POOL_BATCH,
         start_after_s: float = START_AFTER_S,
-        local: BuiltinRedactor | None = None,
         notice: str | None = None,
     ) -> None:
         if workers < 2:
             raise ValueError(f"RedactionPool: {workers} worker(s); use InlineRedaction for one")
-        self.config = config
         self.workers = workers
         self.min_pool_batch = min_pool_batch
         self.start_after_s = start_after_s
         self.here_s = 0.0  # time spent redacting large batches in this process
         self.stats: Counter[str] = Counter()
-        self._key = key
         self.notice = notice
         self.fallbacks = 0
-        self._local = local or BuiltinRedactor(config, key)
+        self._local = local  # redacts here; each worker gets a copy of it
         self._executor: ProcessPoolExecutor | None = None
         self._warming: list[Future[int]] = []
         self._lock = threading.Lock()
@@ -217,7 +205,7 @@ class RedactionPool:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker,
-                    initargs=(self.config, self._key),
+                    initargs=(self._local,),
                 )
                 # one task per worker: each submit with no idle worker starts a process
                 self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
@@ -314,18 +302,9 @@ class RedactionPool:
             raise self._failed(exc) from None
 
     async def aredact(self, traces: Sequence[Trace]) -> list[Trace]:
-        if not self._use_workers(len(traces)):
-            return self._here(traces)
-        futures = self._submit(traces)
-        if futures is None:
-            return self._fall_back(traces)
-        try:
-            parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-        except BrokenProcessPool:
-            return self._fall_back(traces)
-        except Exception as exc:
-            raise self._failed(exc) from None
-        return self._collect(list(parts))
+        """`redact` in a thread: the event loop keeps running while this process or the
+        workers redact."""
+        return await asyncio.to_thread(self.redact, traces)
 
     def close(self) -> None:
         with self._lock:
@@ -354,7 +333,4 @@ def batch_redaction(settings: Settings, redact: Redact | None = None) -> BatchRe
         inline = InlineRedaction(tracer.redact_json, notice=tracer.notice)
         inline.stats = tracer.stats
         return inline
-    key = resolve_key(settings).secret  # the key build_redactor resolved (or generated)
-    return RedactionPool(
-        tracer.redactor.config, key, workers, local=tracer.redactor, notice=tracer.notice
-    )
+    return RedactionPool(tracer.redactor, workers, notice=tracer.notice)

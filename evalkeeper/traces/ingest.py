@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
-from evalkeeper.traces.batch import BatchRedaction, Redact, batch_redaction
+from evalkeeper.traces.batch import Redact, batch_redaction
 from evalkeeper.traces.model import Trace, describe
 from evalkeeper.traces.sources import TraceSource
 from evalkeeper.traces.store import load_cursor, write_traces
@@ -85,61 +85,46 @@ async def ingest(
 ) -> IngestSummary:
     """Read `source` from its stored cursor to its end, storing redacted traces in batches
     of `batch_size` (each with the cursor after it). `redact` defaults to the configured
-    redactor (`evalkeeper.traces.redaction.build_redactor(settings).redact_json`), `sample`
+    redactor, in worker processes for long ingests (`evalkeeper.traces.batch`), `sample`
     to keyed-hash sampling at `settings.trace_sample_rate` (none at 1.0)."""
     summary = IngestSummary(source=source.spec)
     redaction = batch_redaction(settings, redact)
     summary.redaction_key_generated = redaction.notice is not None
     try:
-        return await _ingest(
-            settings, source, redaction, summary, sample, batch_size, on_error, on_batch
-        )
+        sample = sample or default_sample(settings)
+        wh = warehouse_for(settings)
+        cursor = await asyncio.to_thread(load_cursor, wh, source.spec)
+        wait = True  # once a batch found the warehouse locked, the next ones spool at once
+        while True:
+            traces, errors, new_cursor = await source.read(cursor, max_traces=batch_size)
+            summary.read += len(traces)
+            summary.bad_lines += len(errors)
+            for e in errors:
+                if len(summary.errors) < ERRORS_KEPT:
+                    summary.errors.append(e)
+                if on_error:
+                    on_error(e)
+            if not traces and not errors and new_cursor == cursor:
+                break
+            kept = [t for t in traces if sample(t.trace_id)] if sample else traces
+            summary.sampled_out += len(traces) - len(kept)
+            clean = await redaction.aredact(kept)
+            summary.redaction_fallbacks = redaction.fallbacks
+            written = await asyncio.to_thread(
+                write_traces, wh, clean, source.spec, new_cursor, wait=wait
+            )
+            summary.batches += 1
+            summary.stored += written.stored
+            summary.duplicates += written.duplicates
+            summary.spooled += written.spooled
+            wait = wait and not written.locked
+            cursor = new_cursor
+            if on_batch:
+                on_batch(summary)
+            if not traces and not errors:  # only the cursor moved (a new empty file, blanks)
+                break
     finally:
         redaction.close()
-
-
-async def _ingest(
-    settings: Settings,
-    source: TraceSource,
-    redaction: BatchRedaction,
-    summary: IngestSummary,
-    sample: Sample | None,
-    batch_size: int,
-    on_error: Callable[[str], None] | None,
-    on_batch: Callable[[IngestSummary], None] | None,
-) -> IngestSummary:
-    sample = sample or default_sample(settings)
-    wh = warehouse_for(settings)
-    cursor = await asyncio.to_thread(load_cursor, wh, source.spec)
-    wait = True  # once a batch found the warehouse locked, the next ones spool at once
-    while True:
-        traces, errors, new_cursor = await source.read(cursor, max_traces=batch_size)
-        summary.read += len(traces)
-        summary.bad_lines += len(errors)
-        for e in errors:
-            if len(summary.errors) < ERRORS_KEPT:
-                summary.errors.append(e)
-            if on_error:
-                on_error(e)
-        if not traces and not errors and new_cursor == cursor:
-            break
-        kept = [t for t in traces if sample(t.trace_id)] if sample else traces
-        summary.sampled_out += len(traces) - len(kept)
-        clean = await redaction.aredact(kept)
-        summary.redaction_fallbacks = redaction.fallbacks
-        written = await asyncio.to_thread(
-            write_traces, wh, clean, source.spec, new_cursor, wait=wait
-        )
-        summary.batches += 1
-        summary.stored += written.stored
-        summary.duplicates += written.duplicates
-        summary.spooled += written.spooled
-        wait = wait and not written.locked
-        cursor = new_cursor
-        if on_batch:
-            on_batch(summary)
-        if not traces and not errors:  # only the cursor moved (a new empty file, blanks)
-            break
     return summary
 
 

@@ -108,6 +108,10 @@ class BuiltinRedactor:
         self._patterns = d.compile_patterns(config.patterns)
         self._tokens: dict[tuple[str, str], str] = {}
 
+    def __reduce__(self) -> tuple[type[BuiltinRedactor], tuple[RedactionConfig, bytes]]:
+        """Pickled as its configuration and key (a worker process rebuilds it, caches empty)."""
+        return (BuiltinRedactor, (self.config, self._key))
+
     def detect(self, text: str) -> list[d.Hit]:
         """The non-overlapping values in `text` (internal: hits carry raw values)."""
         hits: list[d.Hit] = []
