@@ -5,6 +5,9 @@
 * ``find_baseline(warehouse, experiment_id, branch, settings=None) -> str | None`` — the
   ``auto`` rule alone (`auto_baseline`, `eligibility`).
 * ``baseline_ref(warehouse, baseline, settings)`` — a gate's `--baseline` (a branch or an id).
+
+The rule is here (`eligibility`); the facts it weighs are read by
+`evalkeeper.warehouse.queries` (`baseline_facts`, `error_counts`, `earlier_experiments`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ import duckdb
 from evalkeeper.analysis.models import CompareError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.queries import error_counts, experiment_row
+from evalkeeper.warehouse.queries import (
+    baseline_facts,
+    earlier_experiments,
+    error_counts,
+    experiment_row,
+)
 
 
 def unknown_experiment(experiment_id: str, warehouse: Warehouse, role: str) -> CompareError:
@@ -26,22 +34,6 @@ def unknown_experiment(experiment_id: str, warehouse: Warehouse, role: str) -> C
         f"unknown {role} experiment {experiment_id!r}: it is not in {warehouse.path}. "
         "List the experiments with `evalkeeper experiments`."
     )
-
-
-# What decides whether an experiment can be a baseline, besides its error counts
-# (`warehouse.queries.error_counts`): its status, missing rows, the evaluators it was asked
-# to run, and its own latest verdict.
-_ELIGIBILITY_SQL = """
-    WITH ids AS (SELECT unnest($ids) AS experiment_id),
-    verdict AS (
-        SELECT experiment_id, arg_max(verdict, created_at) AS verdict
-        FROM comparisons JOIN ids USING (experiment_id)
-        WHERE kind = 'verdict' GROUP BY ALL
-    )
-    SELECT e.experiment_id, e.status, e.evaluators, e.params, verdict.verdict
-    FROM experiments e JOIN ids USING (experiment_id)
-    LEFT JOIN verdict USING (experiment_id)
-"""
 
 
 def eligibility(
@@ -59,7 +51,7 @@ def eligibility(
         return {}
     limit = settings.max_error_rate
     out: dict[str, list[str]] = {}
-    rows = con.execute(_ELIGIBILITY_SQL, {"ids": experiment_ids}).fetchall()
+    rows = baseline_facts(con, experiment_ids)
     counts = error_counts(con, experiment_ids)
     for eid, status, evaluators, params, verdict in rows:
         by_name = counts[eid]
@@ -108,27 +100,7 @@ def auto_baseline(
     passed_over: dict[str, list[str]] = {}
     offset, page = 0, 25
     while True:
-        ids = [
-            str(r[0])
-            for r in con.execute(
-                """
-                SELECT experiment_id FROM experiments
-                WHERE suite = ? AND dataset = ? AND git_branch = ?
-                  AND experiment_id <> ? AND started_at < ?
-                ORDER BY started_at DESC, experiment_id DESC
-                LIMIT ? OFFSET ?
-                """,
-                [
-                    cand["suite"],
-                    cand["dataset"],
-                    branch,
-                    cand["experiment_id"],
-                    cand["started_at"],
-                    page,
-                    offset,
-                ],
-            ).fetchall()
-        ]
+        ids = earlier_experiments(con, cand, branch, limit=page, offset=offset)
         if not ids:
             return None, passed_over
         why = eligibility(con, ids, settings, spooled)

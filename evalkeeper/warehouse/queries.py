@@ -1,8 +1,10 @@
 """Read-only questions several parts ask of the warehouse: an experiment's row, its errors
-grouped and counted, and which LLM judges calibration has retired."""
+grouped and counted, what decides whether it can be a baseline, and which LLM judges
+calibration has retired."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import duckdb
@@ -132,3 +134,65 @@ _RETIRED_VERSIONS_SQL = """
     WHERE l.status = 'retired'
     ORDER BY l.judge, l.changed_at
 """
+
+
+# What decides whether an experiment can be a baseline, besides its error counts
+# (`error_counts`): its status, missing rows, the evaluators it was asked to run, and its
+# own latest verdict.
+_ELIGIBILITY_SQL = """
+    WITH ids AS (SELECT unnest($ids) AS experiment_id),
+    verdict AS (
+        SELECT experiment_id, arg_max(verdict, created_at) AS verdict
+        FROM comparisons JOIN ids USING (experiment_id)
+        WHERE kind = 'verdict' GROUP BY ALL
+    )
+    SELECT e.experiment_id, e.status, e.evaluators, e.params, verdict.verdict
+    FROM experiments e JOIN ids USING (experiment_id)
+    LEFT JOIN verdict USING (experiment_id)
+"""
+
+
+def baseline_facts(
+    con: duckdb.DuckDBPyConnection, experiment_ids: list[str]
+) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    """(experiment_id, status, evaluators JSON, params JSON, its latest stored verdict) of
+    each experiment in `experiment_ids` that exists."""
+    return [
+        (eid, status, evaluators, params, verdict)
+        for eid, status, evaluators, params, verdict in con.execute(
+            _ELIGIBILITY_SQL, {"ids": experiment_ids}
+        ).fetchall()
+    ]
+
+
+def earlier_experiments(
+    con: duckdb.DuckDBPyConnection,
+    cand: Mapping[str, Any],
+    branch: str,
+    *,
+    limit: int,
+    offset: int,
+) -> list[str]:
+    """The experiments of the candidate's suite and dataset on `branch` started before it
+    (`cand` is its `experiments` row), the latest first: `limit` of them from `offset`."""
+    return [
+        str(r[0])
+        for r in con.execute(
+            """
+            SELECT experiment_id FROM experiments
+            WHERE suite = ? AND dataset = ? AND git_branch = ?
+              AND experiment_id <> ? AND started_at < ?
+            ORDER BY started_at DESC, experiment_id DESC
+            LIMIT ? OFFSET ?
+            """,
+            [
+                cand["suite"],
+                cand["dataset"],
+                branch,
+                cand["experiment_id"],
+                cand["started_at"],
+                limit,
+                offset,
+            ],
+        ).fetchall()
+    ]
