@@ -586,3 +586,88 @@ def test_category_critical_guards_rows_missing_from_the_examples_table(
     assert c.verdict == "regression"
     [row] = c.row_regressions
     assert (row.example_id, row.incident_id, row.category) == (ids(n)[flip], None, "critical")
+
+
+# -- the steps of compare: load, analyse (pure), decide (pure) ------------------------------
+
+
+def test_the_pure_steps_give_what_compare_gives(wh: Warehouse, settings: Settings) -> None:
+    """Frames loaded once, the connection closed: the analysis and the verdict are the same
+    as `compare`'s, and the same again when run twice (no state, no warehouse)."""
+    from evalkeeper.analysis.paired import analyse_pair, row_regressions
+    from evalkeeper.analysis.verdict import decide_verdict
+    from evalkeeper.warehouse.pairs import flipped_details, load_pair
+    from evalkeeper.warehouse.queries import experiment_row
+
+    rng = np.random.default_rng(3)
+    n = 150
+    base = passes(rng, n, 0.8)
+    crit = [i for i in range(n) if base[i, 0] == 1][:2]
+    write_examples(wh, n, critical={crit[0]: "INC-4711", crit[1]: None})
+    cand = base.copy()
+    cand[crit[0], 0] = 0
+    write_experiment(wh, "base", {"exact": base, "tools": passes(rng, n, 0.7)})
+    write_experiment(
+        wh, "cand", {"exact": cand, "tools": passes(rng, n, 0.7)}, started=T0 + timedelta(hours=1)
+    )
+    with wh.connect() as con:
+        cand_row, base_row = experiment_row(con, "cand"), experiment_row(con, "base")
+        assert cand_row is not None and base_row is not None
+        frames = load_pair(con, cand_row, base_row)
+        details = flipped_details(con, [f"ex-{crit[0]:04d}"], "cand", "base")
+    c = compare(wh, "cand", "base", settings)
+    for _ in range(2):
+        found = analyse_pair(cand_row, base_row, frames, retired={}, settings=settings)
+        ruling = decide_verdict(found, settings=settings, max_mde=settings.max_mde)
+        assert ruling.verdict == c.verdict == "regression" and ruling.reasons == c.reasons
+        assert ruling.cells == c.cells and found.warnings + ruling.warnings == c.warnings
+        assert row_regressions(found.flipped, details) == c.row_regressions
+        assert all(x.p_adjusted is None for x in found.cells)  # the decision copies, never edits
+
+
+def test_retired_judges_are_passed_in_as_data(wh: Warehouse, settings: Settings) -> None:
+    """The analysis leaves out the judges it is told are retired, with the note it is given;
+    the `judges` table is the loading step's business (`warehouse.queries.retired_judges`)."""
+    from evalkeeper.analysis.paired import analyse_pair
+    from evalkeeper.warehouse.pairs import load_pair
+    from evalkeeper.warehouse.queries import experiment_row
+
+    rng = np.random.default_rng(4)
+    outcomes = {"exact": passes(rng, 90, 0.8), "tone": passes(rng, 90, 0.7)}
+    write_examples(wh, 90)
+    write_experiment(wh, "base", outcomes)
+    write_experiment(wh, "cand", outcomes, started=T0 + timedelta(hours=1))
+    with wh.connect() as con:
+        cand_row, base_row = experiment_row(con, "cand"), experiment_row(con, "base")
+        assert cand_row is not None and base_row is not None
+        frames = load_pair(con, cand_row, base_row)
+    note = "judge tone is retired (told so): not used in this verdict"
+    found = analyse_pair(cand_row, base_row, frames, retired={"tone": note}, settings=settings)
+    assert found.evaluators == ["exact"] and {x.evaluator for x in found.cells} == {"exact"}
+    assert note in found.warnings
+    assert {x.evaluator for x in compare(wh, "cand", "base", settings).cells} == {"exact", "tone"}
+    with pytest.raises(CompareError, match="share no evaluator"):
+        analyse_pair(
+            cand_row, base_row, frames, retired={"tone": note, "exact": note}, settings=settings
+        )
+
+
+def test_analysis_imports_no_calibration_and_its_pure_modules_no_warehouse() -> None:
+    import ast
+
+    pure = {"stats", "cells", "paired", "verdict", "reasons", "models", "agreement", "sequential"}
+    root = Path(__file__).resolve().parents[1] / "evalkeeper" / "analysis"
+    for path in sorted(root.glob("*.py")):
+        runtime: set[str] = set()
+        for node in ast.parse(path.read_text()).body:  # TYPE_CHECKING blocks are not runtime
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.ImportFrom) and sub.module:
+                    runtime.add(sub.module)
+                elif isinstance(sub, ast.Import):
+                    runtime.update(a.name for a in sub.names)
+        assert not [m for m in runtime if m.startswith("evalkeeper.calibration")], path.name
+        if path.stem in pure:
+            assert not [m for m in runtime if m.split(".")[0] == "duckdb"], path.name
+            assert not [m for m in runtime if m.startswith("evalkeeper.warehouse")], path.name

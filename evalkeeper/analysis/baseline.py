@@ -1,30 +1,32 @@
-"""Baseline selection: which earlier experiment a new one is compared with."""
+"""Baseline selection: which earlier experiment a new one is compared with.
+
+* ``choose_baseline(con, warehouse, experiment_id, baseline, settings) -> BaselineChoice`` —
+  both `experiments` rows of a comparison, the baseline named or chosen (``"auto"``).
+* ``find_baseline(warehouse, experiment_id, branch, settings=None) -> str | None`` — the
+  ``auto`` rule alone (`auto_baseline`, `eligibility`).
+* ``baseline_ref(warehouse, baseline, settings)`` — a gate's `--baseline` (a branch or an id).
+
+The rule is here (`eligibility`); the facts it weighs are read by
+`evalkeeper.warehouse.queries` (`baseline_facts`, `error_counts`, `earlier_experiments`).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import duckdb
 
 from evalkeeper.analysis.models import CompareError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.queries import error_counts
-
-
-def experiment_row(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str, Any] | None:
-    cur = con.execute(
-        "SELECT experiment_id, suite, dataset, dataset_version, git_branch, status, "
-        "started_at, repetitions, evaluators FROM experiments WHERE experiment_id = ?",
-        [experiment_id],
-    )
-    rows = cur.fetchall()
-    if not rows:
-        return None
-    row = rows[0]
-    cols = [d[0] for d in cur.description or []]
-    return dict(zip(cols, row, strict=True))
+from evalkeeper.warehouse.queries import (
+    baseline_facts,
+    earlier_experiments,
+    error_counts,
+    experiment_row,
+)
 
 
 def unknown_experiment(experiment_id: str, warehouse: Warehouse, role: str) -> CompareError:
@@ -32,22 +34,6 @@ def unknown_experiment(experiment_id: str, warehouse: Warehouse, role: str) -> C
         f"unknown {role} experiment {experiment_id!r}: it is not in {warehouse.path}. "
         "List the experiments with `evalkeeper experiments`."
     )
-
-
-# What decides whether an experiment can be a baseline, besides its error counts
-# (`warehouse.queries.error_counts`): its status, missing rows, the evaluators it was asked
-# to run, and its own latest verdict.
-_ELIGIBILITY_SQL = """
-    WITH ids AS (SELECT unnest($ids) AS experiment_id),
-    verdict AS (
-        SELECT experiment_id, arg_max(verdict, created_at) AS verdict
-        FROM comparisons JOIN ids USING (experiment_id)
-        WHERE kind = 'verdict' GROUP BY ALL
-    )
-    SELECT e.experiment_id, e.status, e.evaluators, e.params, verdict.verdict
-    FROM experiments e JOIN ids USING (experiment_id)
-    LEFT JOIN verdict USING (experiment_id)
-"""
 
 
 def eligibility(
@@ -65,7 +51,7 @@ def eligibility(
         return {}
     limit = settings.max_error_rate
     out: dict[str, list[str]] = {}
-    rows = con.execute(_ELIGIBILITY_SQL, {"ids": experiment_ids}).fetchall()
+    rows = baseline_facts(con, experiment_ids)
     counts = error_counts(con, experiment_ids)
     for eid, status, evaluators, params, verdict in rows:
         by_name = counts[eid]
@@ -114,27 +100,7 @@ def auto_baseline(
     passed_over: dict[str, list[str]] = {}
     offset, page = 0, 25
     while True:
-        ids = [
-            str(r[0])
-            for r in con.execute(
-                """
-                SELECT experiment_id FROM experiments
-                WHERE suite = ? AND dataset = ? AND git_branch = ?
-                  AND experiment_id <> ? AND started_at < ?
-                ORDER BY started_at DESC, experiment_id DESC
-                LIMIT ? OFFSET ?
-                """,
-                [
-                    cand["suite"],
-                    cand["dataset"],
-                    branch,
-                    cand["experiment_id"],
-                    cand["started_at"],
-                    page,
-                    offset,
-                ],
-            ).fetchall()
-        ]
+        ids = earlier_experiments(con, cand, branch, limit=page, offset=offset)
         if not ids:
             return None, passed_over
         why = eligibility(con, ids, settings, spooled)
@@ -173,3 +139,89 @@ def find_baseline(
         if cand is None:
             raise unknown_experiment(experiment_id, warehouse, "candidate")
         return auto_baseline(con, cand, branch, settings, spooled)[0]
+
+
+@dataclass(frozen=True)
+class BaselineChoice:
+    """The two sides of a comparison, as `choose_baseline` found them."""
+
+    candidate: dict[str, Any]
+    """The candidate's `experiments` row."""
+    baseline: dict[str, Any]
+    """The baseline's `experiments` row."""
+    mode: Literal["auto", "explicit"]
+    baseline_problems: list[str]
+    """Why a named baseline would not have been chosen automatically ([] for ``auto``)."""
+    warnings: list[str]
+    """The runs passed over (``auto``), or the named baseline's problems."""
+
+    @property
+    def baseline_id(self) -> str:
+        return str(self.baseline["experiment_id"])
+
+
+def choose_baseline(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    experiment_id: str,
+    baseline: str,
+    settings: Settings,
+) -> BaselineChoice:
+    """The candidate `experiment_id` and its baseline: `baseline` is ``"auto"`` (the latest
+    eligible experiment of the same suite and dataset on ``settings.baseline_branch``
+    started before the candidate: `auto_baseline`) or an experiment id, used as named.
+    Raises `CompareError` on an unknown id, no baseline, or the candidate as its own."""
+    warnings: list[str] = []
+    baseline_problems: list[str] = []
+    cand = experiment_row(con, experiment_id)
+    if cand is None:
+        raise unknown_experiment(experiment_id, warehouse, "candidate")
+    if baseline == "auto":
+        mode: Literal["auto", "explicit"] = "auto"
+        baseline_id, passed_over = auto_baseline(con, cand, settings.baseline_branch, settings)
+        for eid, why in list(passed_over.items())[:5]:
+            warnings.append(f"passed over {eid} as a baseline: {'; '.join(why)}")
+        if len(passed_over) > 5:
+            warnings.append(f"…and {len(passed_over) - 5} more runs that cannot be baselines")
+        if baseline_id is None:
+            raise CompareError(
+                f"no baseline for {experiment_id!r}: no experiment of suite "
+                f"{cand['suite']!r} and dataset {cand['dataset']!r} on branch "
+                f"{settings.baseline_branch!r} started before it can be one"
+                + (
+                    f" ({len(passed_over)} passed over: {_first(passed_over)})"
+                    if passed_over
+                    else ""
+                )
+                + f". Run the suite on {settings.baseline_branch!r} first (a healthy run: "
+                "see `evalkeeper experiments`), or name one with --baseline EXP."
+            )
+    else:
+        mode, baseline_id = "explicit", baseline
+        if experiment_row(con, baseline_id) is not None:
+            baseline_problems = eligibility(con, [baseline_id], settings).get(baseline_id, [])
+            if baseline_problems:
+                warnings.append(
+                    f"baseline {baseline_id} would not be chosen automatically "
+                    f"({'; '.join(baseline_problems)}): used because it was named"
+                )
+    if baseline_id == experiment_id:
+        raise CompareError(
+            f"baseline and candidate are the same experiment {experiment_id!r}: "
+            "name another one with --baseline EXP, or use --baseline auto."
+        )
+    base = experiment_row(con, baseline_id)
+    if base is None:
+        raise unknown_experiment(baseline_id, warehouse, "baseline")
+    return BaselineChoice(
+        candidate=cand,
+        baseline=base,
+        mode=mode,
+        baseline_problems=baseline_problems,
+        warnings=warnings,
+    )
+
+
+def _first(passed_over: dict[str, list[str]]) -> str:
+    eid, why = next(iter(passed_over.items()))
+    return f"the latest, {eid}: {'; '.join(why)}"

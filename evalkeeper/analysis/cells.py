@@ -1,6 +1,6 @@
 """Pure analysis of paired per-example sums: cells, the per-row guard, latency.
 
-No I/O: frames in (from `evalkeeper.analysis.compare`'s SQL), models out.
+No I/O: frames in (from `evalkeeper.warehouse.pairs.load_pair`), models out.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ Public API:
 * ``record(warehouse, calibrations) -> list[JudgeCalibration]`` — stores the measurements,
   the status history and each judge's current status (what gates read).
 * ``judges_with_runs(warehouse) -> list[str]`` — the judges that scored something.
-* ``retired_judges(con) -> dict[str, str]`` — judge -> the warning a verdict prints.
 * ``status_history(warehouse, judge=None) -> list[StatusChange]``.
 
-The statistics themselves are in `evalkeeper.analysis.agreement`.
+The statistics themselves are in `evalkeeper.analysis.agreement`. Which judges are retired
+now is a question to the warehouse: `evalkeeper.warehouse.queries.retired_judges`.
 """
 
 from evalkeeper.calibration.labels import LabelFileError, import_labels
@@ -41,7 +41,6 @@ from evalkeeper.calibration.status import (
     current_statuses,
     decide,
     record,
-    retired_judges,
     status_history,
 )
 
@@ -67,7 +66,6 @@ __all__ = [
     "quarter_bounds",
     "quarter_of",
     "record",
-    "retired_judges",
     "sample_items",
     "status_history",
 ]

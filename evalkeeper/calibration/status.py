@@ -1,4 +1,4 @@
-"""Decide a judge version's status, record it with its history, and say who is retired.
+"""Decide a judge version's status and record it with its history.
 
 The rule (`decide`), in order:
 
@@ -13,10 +13,10 @@ human ceiling, that share of the humans' own agreement.
 
 Recording (`record`): every measurement is a `judge_calibrations` row; a version's status
 change is a `judge_status_history` row; the `judges` row holds the judge's current status,
-which `compare` reads (`retired_judges`): a retired judge's cells leave every verdict, with
-a warning. A retired judge stays retired until a *new* version (a new prompt or model pin)
-is calibrated `healthy`; measuring the retired version again records the measurement and
-changes nothing.
+which `compare` and the monitor read (`evalkeeper.warehouse.queries.retired_judges`): a
+retired judge's cells leave every verdict, with a warning. A retired judge stays retired
+until a *new* version (a new prompt or model pin) is calibrated `healthy`; measuring the
+retired version again records the measurement and changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from evalkeeper.calibration.models import JudgeCalibration, Status, StatusChange
@@ -75,49 +74,6 @@ def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]
     if m.kappa < floor:
         return "at_risk", f"{evidence(m)}: kappa below the floor {floor:.2f}", bar
     return "healthy", f"{evidence(m)}: above {bar_text}", bar
-
-
-def retired_judges(
-    con: duckdb.DuckDBPyConnection, experiment_id: str | None = None
-) -> dict[str, str]:
-    """Judge name -> the warning a verdict prints, for each judge the `judges` table holds
-    as retired, and (given `experiment_id`) each judge whose version in that experiment is
-    retired (a reinstated judge's old version stays out). `compare` leaves their cells out."""
-    rows = con.execute(
-        "SELECT judge, prompt_version, model, status_reason, updated_at FROM judges "
-        "WHERE status = 'retired' ORDER BY judge"
-    ).fetchall()
-    if experiment_id is not None:
-        rows += con.execute(_RETIRED_VERSIONS_SQL, [experiment_id]).fetchall()
-    out: dict[str, str] = {}
-    for judge, version, model, reason, since in rows:
-        if judge in out:
-            continue
-        pin = f"prompt {version}, model {model}; " if version else ""
-        out[judge] = (
-            f"judge {judge} is retired ({pin}{reason or 'no reason recorded'}) since "
-            f"{since:%Y-%m-%d}: not used in this verdict"
-        )
-    return out
-
-
-# The retired judge versions that scored an experiment (latest status of each version).
-_RETIRED_VERSIONS_SQL = """
-    WITH latest AS (
-        SELECT * FROM judge_status_history
-        QUALIFY row_number() OVER (
-            PARTITION BY judge, prompt_version, judge_model ORDER BY changed_at DESC) = 1
-    ), used AS (
-        SELECT DISTINCT evaluator, evaluator_version, judge_model FROM scores
-        WHERE experiment_id = $1 AND judge_model IS NOT NULL
-    )
-    SELECT l.judge, l.prompt_version, l.judge_model, split_part(l.reason, ':', 1),
-           l.changed_at
-    FROM latest l JOIN used u ON u.evaluator = l.judge
-         AND u.evaluator_version = l.prompt_version AND u.judge_model = l.judge_model
-    WHERE l.status = 'retired'
-    ORDER BY l.judge, l.changed_at
-"""
 
 
 def current_statuses(warehouse: Warehouse) -> dict[str, dict[str, Any]]:

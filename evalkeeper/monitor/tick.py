@@ -273,7 +273,7 @@ async def tick_window(
 
 def _retired(wh: Warehouse) -> dict[str, str]:
     """Judges retired by calibration (name -> the note to show)."""
-    from evalkeeper.calibration.status import retired_judges
+    from evalkeeper.warehouse.queries import retired_judges
 
     with wh.connect() as con:
         return {

@@ -1,10 +1,31 @@
-"""Read-only questions several parts ask of the warehouse."""
+"""Read-only questions several parts ask of the warehouse: an experiment's row, its errors
+grouped and counted, what decides whether it can be a baseline, and which LLM judges
+calibration has retired."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import duckdb
 
 from evalkeeper.models import ErrorGroup
+
+
+def experiment_row(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str, Any] | None:
+    """The `experiments` row of `experiment_id` as a dict, or None when there is none."""
+    cur = con.execute(
+        "SELECT experiment_id, suite, dataset, dataset_version, git_branch, status, "
+        "started_at, repetitions, evaluators FROM experiments WHERE experiment_id = ?",
+        [experiment_id],
+    )
+    rows = cur.fetchall()
+    if not rows:
+        return None
+    row = rows[0]
+    cols = [d[0] for d in cur.description or []]
+    return dict(zip(cols, row, strict=True))
+
 
 # Target errors over every run; evaluator errors over the runs whose target call succeeded
 # (an evaluator cannot score a failed call, and saying so once per evaluator would bury
@@ -70,3 +91,108 @@ def error_counts(
         ).fetchall():
             out[eid][where] = (int(n), int(errors), int(skipped))
     return out
+
+
+def retired_judges(
+    con: duckdb.DuckDBPyConnection, experiment_id: str | None = None
+) -> dict[str, str]:
+    """Judge name -> the warning a verdict prints, for each judge the `judges` table holds
+    as retired, and (given `experiment_id`) each judge whose version in that experiment is
+    retired (a reinstated judge's old version stays out). `compare` leaves their cells out."""
+    rows = con.execute(
+        "SELECT judge, prompt_version, model, status_reason, updated_at FROM judges "
+        "WHERE status = 'retired' ORDER BY judge"
+    ).fetchall()
+    if experiment_id is not None:
+        rows += con.execute(_RETIRED_VERSIONS_SQL, [experiment_id]).fetchall()
+    out: dict[str, str] = {}
+    for judge, version, model, reason, since in rows:
+        if judge in out:
+            continue
+        pin = f"prompt {version}, model {model}; " if version else ""
+        out[judge] = (
+            f"judge {judge} is retired ({pin}{reason or 'no reason recorded'}) since "
+            f"{since:%Y-%m-%d}: not used in this verdict"
+        )
+    return out
+
+
+# The retired judge versions that scored an experiment (latest status of each version).
+_RETIRED_VERSIONS_SQL = """
+    WITH latest AS (
+        SELECT * FROM judge_status_history
+        QUALIFY row_number() OVER (
+            PARTITION BY judge, prompt_version, judge_model ORDER BY changed_at DESC) = 1
+    ), used AS (
+        SELECT DISTINCT evaluator, evaluator_version, judge_model FROM scores
+        WHERE experiment_id = $1 AND judge_model IS NOT NULL
+    )
+    SELECT l.judge, l.prompt_version, l.judge_model, split_part(l.reason, ':', 1),
+           l.changed_at
+    FROM latest l JOIN used u ON u.evaluator = l.judge
+         AND u.evaluator_version = l.prompt_version AND u.judge_model = l.judge_model
+    WHERE l.status = 'retired'
+    ORDER BY l.judge, l.changed_at
+"""
+
+
+# What decides whether an experiment can be a baseline, besides its error counts
+# (`error_counts`): its status, missing rows, the evaluators it was asked to run, and its
+# own latest verdict.
+_ELIGIBILITY_SQL = """
+    WITH ids AS (SELECT unnest($ids) AS experiment_id),
+    verdict AS (
+        SELECT experiment_id, arg_max(verdict, created_at) AS verdict
+        FROM comparisons JOIN ids USING (experiment_id)
+        WHERE kind = 'verdict' GROUP BY ALL
+    )
+    SELECT e.experiment_id, e.status, e.evaluators, e.params, verdict.verdict
+    FROM experiments e JOIN ids USING (experiment_id)
+    LEFT JOIN verdict USING (experiment_id)
+"""
+
+
+def baseline_facts(
+    con: duckdb.DuckDBPyConnection, experiment_ids: list[str]
+) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    """(experiment_id, status, evaluators JSON, params JSON, its latest stored verdict) of
+    each experiment in `experiment_ids` that exists."""
+    return [
+        (eid, status, evaluators, params, verdict)
+        for eid, status, evaluators, params, verdict in con.execute(
+            _ELIGIBILITY_SQL, {"ids": experiment_ids}
+        ).fetchall()
+    ]
+
+
+def earlier_experiments(
+    con: duckdb.DuckDBPyConnection,
+    cand: Mapping[str, Any],
+    branch: str,
+    *,
+    limit: int,
+    offset: int,
+) -> list[str]:
+    """The experiments of the candidate's suite and dataset on `branch` started before it
+    (`cand` is its `experiments` row), the latest first: `limit` of them from `offset`."""
+    return [
+        str(r[0])
+        for r in con.execute(
+            """
+            SELECT experiment_id FROM experiments
+            WHERE suite = ? AND dataset = ? AND git_branch = ?
+              AND experiment_id <> ? AND started_at < ?
+            ORDER BY started_at DESC, experiment_id DESC
+            LIMIT ? OFFSET ?
+            """,
+            [
+                cand["suite"],
+                cand["dataset"],
+                branch,
+                cand["experiment_id"],
+                cand["started_at"],
+                limit,
+                offset,
+            ],
+        ).fetchall()
+    ]

@@ -16,11 +16,11 @@ from evalkeeper.calibration import (
     quarter_bounds,
     quarter_of,
     record,
-    retired_judges,
     status_history,
 )
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.queries import retired_judges
 
 
 def cal(
