@@ -30,7 +30,7 @@ from evalkeeper.calibration.models import JudgeCalibration, Status, StatusChange
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 
 def _ci(ci: list[float] | None) -> str:
@@ -206,9 +206,9 @@ def record(
         out.append(c.model_copy(update={"status": status, "reason": reason}))
     warehouse.write(
         {
-            "judge_calibrations": frame("judge_calibrations", cal_rows),
-            "judge_status_history": frame("judge_status_history", history),
-            "judges": frame("judges", list(judges.values())),
+            "judge_calibrations": table_frame("judge_calibrations", cal_rows),
+            "judge_status_history": table_frame("judge_status_history", history),
+            "judges": table_frame("judges", list(judges.values())),
         },
         spool_ok=False,
     )

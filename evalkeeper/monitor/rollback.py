@@ -44,7 +44,7 @@ from evalkeeper.monitor.signing import sign_standard
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def rollback_frame(
         "payload": canonical_json(payload),
         "created_at": utcnow(),
     }
-    return frame("monitoring_rollbacks", [row], orient="row")
+    return table_frame("monitoring_rollbacks", [row], orient="row")
 
 
 def pending(wh: Warehouse, window_id: str | None = None) -> list[dict[str, Any]]:
@@ -199,7 +199,7 @@ async def _deliver(
             )
         await asyncio.to_thread(
             wh.write,
-            {"monitoring_deliveries": frame("monitoring_deliveries", rows, orient="row")},
+            {"monitoring_deliveries": table_frame("monitoring_deliveries", rows, orient="row")},
             spool_ok=False,
         )
         result.attempts.extend(attempts)

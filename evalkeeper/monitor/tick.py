@@ -55,7 +55,7 @@ from evalkeeper.traces.model import Trace, iso_utc
 from evalkeeper.traces.sources import open_source
 from evalkeeper.traces.store import TRACE_FIELDS, trace_from_row
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ async def tick_window(
                 score_rows.append(
                     _score_row(window, trace, phases[trace.trace_id], ev, score, tick_at, created)
                 )
-    new = frame("monitoring_scores", score_rows, orient="row")
+    new = table_frame("monitoring_scores", score_rows, orient="row")
     names = [e.name for e in evaluators]
     channels = channels_for(settings, cfg.rollback_command, emitter)
     updated, ev_ticks, new = await asyncio.to_thread(
@@ -303,8 +303,8 @@ def _commit(
         }
         batch: dict[str, pl.DataFrame] = {
             "monitoring_scores": new,
-            "monitoring_ticks": frame("monitoring_ticks", [tick_row], orient="row"),
-            "monitoring_counts": frame(
+            "monitoring_ticks": table_frame("monitoring_ticks", [tick_row], orient="row"),
+            "monitoring_counts": table_frame(
                 "monitoring_counts",
                 [
                     {"window_id": window.window_id, "tick_at": tick_at, **t.model_dump()}

@@ -29,7 +29,7 @@ from evalkeeper.settings import Settings
 from evalkeeper.traces.model import iso_utc, to_utc
 from evalkeeper.traces.store import read_frame
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 State = Literal["open", "closed"]
 Decision = Literal["continue", "rollback", "stable", "inconclusive"]
@@ -138,7 +138,7 @@ def new_window(settings: Settings, event: DeployEvent, opened_by: str) -> Window
 
 
 def window_frame(windows: list[Window]) -> pl.DataFrame:
-    return frame("monitoring_windows", [w.row() for w in windows], orient="row")
+    return table_frame("monitoring_windows", [w.row() for w in windows], orient="row")
 
 
 def open_windows(
@@ -203,7 +203,7 @@ def open_windows(
             wh.write(
                 {
                     "monitoring_windows": window_frame(list(new.values())),
-                    "monitoring_webhooks": frame("monitoring_webhooks", hooks, orient="row"),
+                    "monitoring_webhooks": table_frame("monitoring_webhooks", hooks, orient="row"),
                 },
                 spool_ok=False,
             )

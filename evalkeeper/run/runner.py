@@ -35,7 +35,7 @@ from evalkeeper.registry import Evaluator
 from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 
 @dataclass
@@ -168,7 +168,7 @@ def _frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
             for r in rows
         ]
         return pl.DataFrame(rows, infer_schema_length=None)
-    return frame(table, rows, micros=True)
+    return table_frame(table, rows, micros=True)
 
 
 class Deadlines:

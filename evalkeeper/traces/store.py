@@ -26,7 +26,7 @@ from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.sources import Cursor
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 JSON_COLUMNS = ("inputs", "outputs", "tool_calls", "context", "feedback", "metadata")
 TRACE_FIELDS = tuple(Trace.model_fields)
@@ -46,11 +46,11 @@ def traces_frame(traces: list[Trace], source: str, ingested_at: datetime) -> pl.
         data["source"] = source
         data["ingested_at"] = ingested_at
         rows.append(data)
-    return frame("traces", rows, orient="row")
+    return table_frame("traces", rows, orient="row")
 
 
 def cursor_frame(spec: str, cursor: Cursor, updated_at: datetime) -> pl.DataFrame:
-    return frame(
+    return table_frame(
         "trace_cursors",
         {"source": [spec], "cursor": [canonical_json(cursor)], "updated_at": [updated_at]},
     )

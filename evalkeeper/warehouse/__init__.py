@@ -3,7 +3,7 @@
 from evalkeeper.warehouse.comparisons import comparison_frame, save_comparison
 from evalkeeper.warehouse.schema import MIGRATIONS
 from evalkeeper.warehouse.store import Warehouse, WarehouseLocked, migrate, schema_version
-from evalkeeper.warehouse.tables import TABLES, WRITE_POLICY, Table, frame
+from evalkeeper.warehouse.tables import TABLES, WRITE_POLICY, Table, table_frame
 from evalkeeper.warehouse.views import VIEWS
 
 __all__ = [
@@ -15,8 +15,8 @@ __all__ = [
     "Warehouse",
     "WarehouseLocked",
     "comparison_frame",
-    "frame",
     "migrate",
     "save_comparison",
     "schema_version",
+    "table_frame",
 ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from evalkeeper.warehouse.store import Warehouse
-from evalkeeper.warehouse.tables import frame
+from evalkeeper.warehouse.tables import table_frame
 
 if TYPE_CHECKING:
     from evalkeeper.analysis.models import Comparison
@@ -92,7 +92,7 @@ def comparison_frame(c: Comparison) -> pl.DataFrame:
                 "details": r.model_dump_json(),
             }
         )
-    return frame("comparisons", rows)
+    return table_frame("comparisons", rows)
 
 
 def save_comparison(warehouse: Warehouse, c: Comparison) -> str:

@@ -1,12 +1,12 @@
 """Every warehouse table, declared once: its columns (name, DuckDB type, nullability), its
 primary key and how a batch writes it.
 
-From a declaration come the writers' frame schemas (`Table.polars_schema`, `frame`) and the
-DDL of tables created from now on (`Table.ddl`). The migrations in
+From a declaration come the writers' frame schemas (`Table.polars_schema`, `table_frame`)
+and the DDL of tables created from now on (`Table.ddl`). The migrations in
 `evalkeeper.warehouse.schema` are history, applied as written to existing files; a test
-migrates a fresh file and checks that it matches these declarations column for column.
-A change to a table is therefore two edits: its declaration here, and a new migration
-whose DDL is taken from it.
+(tests/warehouse/test_tables.py) migrates a fresh file and checks that it matches these
+declarations column for column. A change to a table is therefore two edits: its
+declaration here, and a new migration whose DDL is taken from it.
 """
 
 from __future__ import annotations
@@ -661,7 +661,7 @@ WRITE_POLICY: dict[str, Conflict] = {
 }
 
 
-def frame(
+def table_frame(
     table: str,
     data: Sequence[Any] | Mapping[str, Sequence[Any]],
     *,

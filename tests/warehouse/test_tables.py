@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from evalkeeper.warehouse import TABLES, WRITE_POLICY, Table, Warehouse, frame
+from evalkeeper.warehouse import TABLES, WRITE_POLICY, Table, Warehouse, table_frame
 
 # DESCRIBE spells some types in full
 CANONICAL = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
@@ -97,7 +97,7 @@ def test_every_written_table_has_a_policy_and_the_bookkeeping_none() -> None:
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_a_frame_of_a_table_has_its_columns_and_dtypes(name: str) -> None:
     table = TABLES[name]
-    empty = frame(name, [])
+    empty = table_frame(name, [])
     assert empty.columns == list(table.column_names)
     assert dict(empty.schema) == table.polars_schema
 
@@ -105,8 +105,8 @@ def test_a_frame_of_a_table_has_its_columns_and_dtypes(name: str) -> None:
 def test_frame_types_rows_and_casts_microseconds(tmp_path: Path) -> None:
     when = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
     row = {"experiment_id": "e", "example_id": "a", "repetition": 0, "attempts": 1}
-    as_datetime = frame("runs", [{**row, "started_at": when}])
-    as_micros = frame(
+    as_datetime = table_frame("runs", [{**row, "started_at": when}])
+    as_micros = table_frame(
         "runs", [{**row, "started_at": int(when.timestamp() * 1_000_000)}], micros=True
     )
     assert as_datetime.equals(as_micros)
