@@ -24,12 +24,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import polars as pl
-
 from evalkeeper.calibration.models import JudgeCalibration, Status, StatusChange
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 
 def _ci(ci: list[float] | None) -> str:
@@ -162,34 +161,13 @@ def record(
         out.append(c.model_copy(update={"status": status, "reason": reason}))
     warehouse.write(
         {
-            "judge_calibrations": pl.DataFrame(cal_rows, schema=_CALIBRATION_SCHEMA),
-            "judge_status_history": pl.DataFrame(history, schema=_HISTORY_SCHEMA),
-            "judges": pl.DataFrame(list(judges.values()), schema=_JUDGES_SCHEMA),
+            "judge_calibrations": table_frame("judge_calibrations", cal_rows),
+            "judge_status_history": table_frame("judge_status_history", history),
+            "judges": table_frame("judges", list(judges.values())),
         },
         spool_ok=False,
     )
     return out
-
-
-_HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "judge": pl.String, "prompt_version": pl.String, "judge_model": pl.String,
-    "status": pl.String, "reason": pl.String, "calibration_id": pl.String,
-    "changed_at": pl.Datetime("us", "UTC"),
-}  # fmt: skip
-_F, _I, _S = pl.Float64, pl.Int64, pl.String
-_CALIBRATION_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "calibration_id": _S, "judge": _S, "prompt_version": _S, "judge_model": _S, "quarter": _S,
-    "n_items": _I, "n_ties": _I, "agreement": _F, "agreement_ci_low": _F,
-    "agreement_ci_high": _F, "kappa": _F, "kappa_se": _F, "kappa_ci_low": _F,
-    "kappa_ci_high": _F, "ac1": _F, "ac1_se": _F, "true_pass_rate": _F, "true_fail_rate": _F,
-    "ceiling_n_items": _I, "ceiling_agreement": _F, "ceiling_kappa": _F, "ceiling_ac1": _F,
-    "ceiling_alpha": _F, "bar": _F, "status": _S, "reason": _S, "details": _S,
-    "created_at": pl.Datetime("us", "UTC"),
-}  # fmt: skip
-_JUDGES_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "judge": pl.String, "model": pl.String, "prompt_version": pl.String, "status": pl.String,
-    "status_reason": pl.String, "updated_at": pl.Datetime("us", "UTC"),
-}  # fmt: skip
 
 
 def _calibration_row(c: JudgeCalibration, calibration_id: str, now: datetime) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from evalkeeper.monitor.signing import sign_standard
 from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +52,6 @@ ROLLBACK_EVENT = "evalkeeper.rollback.triggered"
 DEPLOY_EVENT = "evalkeeper.deploy.completed"
 EVENT_NAMESPACE = uuid.UUID("5b1f3c2e-8d47-4a7e-9a55-0e3c1d2f6a10")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-_TS = pl.Datetime("us", "UTC")
-DELIVERY_SCHEMA: dict[str, Any] = {
-    "window_id": pl.String,
-    "channel": pl.String,
-    "attempt": pl.Int32,
-    "attempted_at": _TS,
-    "ok": pl.Boolean,
-    "status_code": pl.Int32,
-    "error": pl.String,
-}
-ROLLBACK_SCHEMA: dict[str, Any] = {
-    "window_id": pl.String,
-    "decided_at": _TS,
-    "evaluator": pl.String,
-    "channels": pl.String,
-    "payload": pl.String,
-    "created_at": _TS,
-}
 
 
 class EventEmitter(Protocol):
@@ -132,7 +115,7 @@ def rollback_frame(
         "payload": canonical_json(payload),
         "created_at": utcnow(),
     }
-    return pl.DataFrame([row], schema=ROLLBACK_SCHEMA, orient="row")
+    return table_frame("monitoring_rollbacks", [row], orient="row")
 
 
 def pending(wh: Warehouse, window_id: str | None = None) -> list[dict[str, Any]]:
@@ -216,7 +199,7 @@ async def _deliver(
             )
         await asyncio.to_thread(
             wh.write,
-            {"monitoring_deliveries": pl.DataFrame(rows, schema=DELIVERY_SCHEMA, orient="row")},
+            {"monitoring_deliveries": table_frame("monitoring_deliveries", rows, orient="row")},
             spool_ok=False,
         )
         result.attempts.extend(attempts)

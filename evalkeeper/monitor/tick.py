@@ -55,55 +55,11 @@ from evalkeeper.traces.model import Trace, iso_utc
 from evalkeeper.traces.sources import open_source
 from evalkeeper.traces.store import TRACE_FIELDS, trace_from_row
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 log = logging.getLogger(__name__)
 
 SCORE_CHUNK = 2000
-_TS = pl.Datetime("us", "UTC")
-SCORE_SCHEMA: dict[str, Any] = {
-    "window_id": pl.String,
-    "trace_id": pl.String,
-    "evaluator": pl.String,
-    "phase": pl.String,
-    "trace_time": _TS,
-    "evaluator_version": pl.String,
-    "evaluator_args_hash": pl.String,
-    "value": pl.Float64,
-    "passed": pl.Boolean,
-    "comment": pl.String,
-    "error": pl.String,
-    "skipped": pl.Boolean,
-    "tick_at": _TS,
-    "created_at": _TS,
-}
-TICK_SCHEMA: dict[str, Any] = {
-    "window_id": pl.String,
-    "tick_at": _TS,
-    "decision": pl.String,
-    "final": pl.Boolean,
-    "reasons": pl.String,
-    "new_window_traces": pl.Int32,
-    "new_baseline_traces": pl.Int32,
-    "ticked_at": _TS,
-}
-COUNT_SCHEMA: dict[str, Any] = {
-    "window_id": pl.String,
-    "tick_at": _TS,
-    "evaluator": pl.String,
-    "baseline_n": pl.Int32,
-    "baseline_flags": pl.Int32,
-    "baseline_errors": pl.Int32,
-    "window_n": pl.Int32,
-    "window_flags": pl.Int32,
-    "window_errors": pl.Int32,
-    "baseline_rate": pl.Float64,
-    "upper_bound": pl.Float64,
-    "window_rate": pl.Float64,
-    "statistic": pl.Float64,
-    "threshold": pl.Float64,
-    "decision": pl.String,
-    "reason": pl.String,
-}
 _COLUMNS = ", ".join(f't."{c}"' for c in TRACE_FIELDS)
 
 AfterDecision = Callable[["WindowTick"], None]
@@ -243,7 +199,7 @@ async def tick_window(
                 score_rows.append(
                     _score_row(window, trace, phases[trace.trace_id], ev, score, tick_at, created)
                 )
-    new = pl.DataFrame(score_rows, schema=SCORE_SCHEMA, orient="row")
+    new = table_frame("monitoring_scores", score_rows, orient="row")
     names = [e.name for e in evaluators]
     channels = channels_for(settings, cfg.rollback_command, emitter)
     updated, ev_ticks, new = await asyncio.to_thread(
@@ -347,13 +303,13 @@ def _commit(
         }
         batch: dict[str, pl.DataFrame] = {
             "monitoring_scores": new,
-            "monitoring_ticks": pl.DataFrame([tick_row], schema=TICK_SCHEMA, orient="row"),
-            "monitoring_counts": pl.DataFrame(
+            "monitoring_ticks": table_frame("monitoring_ticks", [tick_row], orient="row"),
+            "monitoring_counts": table_frame(
+                "monitoring_counts",
                 [
                     {"window_id": window.window_id, "tick_at": tick_at, **t.model_dump()}
                     for t in ev_ticks
                 ],
-                schema=COUNT_SCHEMA,
                 orient="row",
             ),
             "monitoring_windows": window_frame([updated]),

@@ -29,39 +29,11 @@ from evalkeeper.settings import Settings
 from evalkeeper.traces.model import iso_utc, to_utc
 from evalkeeper.traces.store import read_frame
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 State = Literal["open", "closed"]
 Decision = Literal["continue", "rollback", "stable", "inconclusive"]
 OpenedBy = Literal["webhook", "github", "cli", "flow"]
-
-_TS = pl.Datetime("us", "UTC")
-WINDOW_SCHEMA: dict[str, Any] = {
-    "window_id": pl.String,
-    "deploy_id": pl.String,
-    "service": pl.String,
-    "environment": pl.String,
-    "version": pl.String,
-    "previous_version": pl.String,
-    "deployed_at": _TS,
-    "ends_at": _TS,
-    "baseline_start": _TS,
-    "baseline_end": _TS,
-    "config": pl.String,
-    "source": pl.String,
-    "state": pl.String,
-    "decision": pl.String,
-    "reasons": pl.String,
-    "last_tick_at": _TS,
-    "opened_at": _TS,
-    "closed_at": _TS,
-    "updated_at": _TS,
-}
-WEBHOOK_SCHEMA: dict[str, Any] = {
-    "delivery_id": pl.String,
-    "kind": pl.String,
-    "window_id": pl.String,
-    "received_at": _TS,
-}
 
 
 class UnknownWindow(KeyError):
@@ -166,7 +138,7 @@ def new_window(settings: Settings, event: DeployEvent, opened_by: str) -> Window
 
 
 def window_frame(windows: list[Window]) -> pl.DataFrame:
-    return pl.DataFrame([w.row() for w in windows], schema=WINDOW_SCHEMA, orient="row")
+    return table_frame("monitoring_windows", [w.row() for w in windows], orient="row")
 
 
 def open_windows(
@@ -231,7 +203,7 @@ def open_windows(
             wh.write(
                 {
                     "monitoring_windows": window_frame(list(new.values())),
-                    "monitoring_webhooks": pl.DataFrame(hooks, schema=WEBHOOK_SCHEMA, orient="row"),
+                    "monitoring_webhooks": table_frame("monitoring_webhooks", hooks, orient="row"),
                 },
                 spool_ok=False,
             )

@@ -35,6 +35,7 @@ from evalkeeper.registry import Evaluator
 from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 
 @dataclass
@@ -155,56 +156,19 @@ class RowBuffer:
             await self._settle()
 
 
-TIME_COLUMNS = ("started_at", "created_at")
-_SCHEMAS: dict[str, dict[str, pl.DataType | type[pl.DataType]]] = {
-    "runs": {
-        "experiment_id": pl.String,
-        "example_id": pl.String,
-        "repetition": pl.Int32,
-        "outputs": pl.String,
-        "latency_ms": pl.Float64,
-        "error": pl.String,
-        "attempts": pl.Int32,
-        "started_at": pl.Int64,
-    },
-    "scores": {
-        "experiment_id": pl.String,
-        "example_id": pl.String,
-        "repetition": pl.Int32,
-        "evaluator": pl.String,
-        "evaluator_version": pl.String,
-        "evaluator_args_hash": pl.String,
-        "value": pl.Float64,
-        "passed": pl.Boolean,
-        "comment": pl.String,
-        "error": pl.String,
-        "skipped": pl.Boolean,
-        "details": pl.String,
-        "created_at": pl.Int64,
-        "dataset_version": pl.String,
-        "category": pl.String,
-        "target_spec": pl.String,
-        "agent_version": pl.String,
-        "model": pl.String,
-        "judge_model": pl.String,
-        "git_commit": pl.String,
-    },
-}
+# Frames typed as declared, for the runner's own rows: their times travel as integer
+# microseconds (polars converts datetime objects ~10x slower).
+MICROS_TABLES = ("runs", "scores")
 
 
 def _frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
-    schema = _SCHEMAS.get(table)
-    if schema is None:  # rows queued by evaluators: infer, JSON-encode nested values
+    if table not in MICROS_TABLES:  # rows queued by evaluators: infer, JSON-encode nested values
         rows = [
             {k: canonical_json(v) if isinstance(v, dict | list) else v for k, v in r.items()}
             for r in rows
         ]
         return pl.DataFrame(rows, infer_schema_length=None)
-    frame = pl.DataFrame(rows, schema=schema)
-    # times travel as integer microseconds (polars converts datetime objects ~10x slower)
-    return frame.with_columns(
-        pl.col(c).cast(pl.Datetime("us", "UTC")) for c in TIME_COLUMNS if c in frame.columns
-    )
+    return table_frame(table, rows, micros=True)
 
 
 class Deadlines:

@@ -26,26 +26,8 @@ from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.sources import Cursor
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
+from evalkeeper.warehouse.tables import table_frame
 
-TRACE_SCHEMA: dict[str, Any] = {
-    "trace_id": pl.String,
-    "time": pl.Datetime("us", "UTC"),
-    "service": pl.String,
-    "environment": pl.String,
-    "version": pl.String,
-    "model": pl.String,
-    "inputs": pl.String,
-    "outputs": pl.String,
-    "latency_ms": pl.Float64,
-    "error": pl.String,
-    "tool_calls": pl.String,
-    "context": pl.String,
-    "conversation_id": pl.String,
-    "feedback": pl.String,
-    "metadata": pl.String,
-    "source": pl.String,
-    "ingested_at": pl.Datetime("us", "UTC"),
-}
 JSON_COLUMNS = ("inputs", "outputs", "tool_calls", "context", "feedback", "metadata")
 TRACE_FIELDS = tuple(Trace.model_fields)
 
@@ -64,13 +46,13 @@ def traces_frame(traces: list[Trace], source: str, ingested_at: datetime) -> pl.
         data["source"] = source
         data["ingested_at"] = ingested_at
         rows.append(data)
-    return pl.DataFrame(rows, schema=TRACE_SCHEMA, orient="row")
+    return table_frame("traces", rows, orient="row")
 
 
 def cursor_frame(spec: str, cursor: Cursor, updated_at: datetime) -> pl.DataFrame:
-    return pl.DataFrame(
+    return table_frame(
+        "trace_cursors",
         {"source": [spec], "cursor": [canonical_json(cursor)], "updated_at": [updated_at]},
-        schema={"source": pl.String, "cursor": pl.String, "updated_at": pl.Datetime("us", "UTC")},
     )
 
 

@@ -8,46 +8,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from evalkeeper.warehouse.store import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 if TYPE_CHECKING:
     from evalkeeper.analysis.models import Comparison
 
 VERDICT_KEY = "__verdict__"
-
-_COMPARISON_SCHEMA: dict[str, Any] = {
-    "comparison_id": pl.String,
-    "kind": pl.String,
-    "experiment_id": pl.String,
-    "baseline_id": pl.String,
-    "suite": pl.String,
-    "dataset": pl.String,
-    "evaluator": pl.String,
-    "category": pl.String,
-    "example_id": pl.String,
-    "incident_id": pl.String,
-    "verdict": pl.String,
-    "metric": pl.String,
-    "n_examples": pl.Int32,
-    "baseline_rate": pl.Float64,
-    "baseline_ci_low": pl.Float64,
-    "baseline_ci_high": pl.Float64,
-    "candidate_rate": pl.Float64,
-    "candidate_ci_low": pl.Float64,
-    "candidate_ci_high": pl.Float64,
-    "diff": pl.Float64,
-    "diff_ci_low": pl.Float64,
-    "diff_ci_high": pl.Float64,
-    "test": pl.String,
-    "p_value": pl.Float64,
-    "p_adjusted": pl.Float64,
-    "mde": pl.Float64,
-    "errors_baseline": pl.Int32,
-    "errors_candidate": pl.Int32,
-    "baseline_output": pl.String,
-    "candidate_output": pl.String,
-    "details": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-}
 
 
 def comparison_frame(c: Comparison) -> pl.DataFrame:
@@ -126,7 +92,7 @@ def comparison_frame(c: Comparison) -> pl.DataFrame:
                 "details": r.model_dump_json(),
             }
         )
-    return pl.DataFrame(rows, schema=_COMPARISON_SCHEMA)
+    return table_frame("comparisons", rows)
 
 
 def save_comparison(warehouse: Warehouse, c: Comparison) -> str:

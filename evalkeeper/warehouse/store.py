@@ -5,8 +5,11 @@ read-only keeps writers out. A write here opens the file, commits one batch and 
 it again, so the lock is held for milliseconds. When the lock stays taken longer than
 `lock_wait_s` (an analyst's session, a second flow), the batch is written to the spool
 as Parquet instead — atomically, one directory per batch — and ingested, in order, by the
-next write that gets the lock. Every table has a primary key, so ingesting a batch twice
-(a crash between commit and clean-up) changes nothing.
+next write that gets the lock. Ingesting a batch twice (a crash between commit and
+clean-up) changes nothing: every table but `scores` has a primary key and is written with
+`INSERT OR IGNORE` or `OR REPLACE` (its policy in `evalkeeper.warehouse.tables`), and a
+score is inserted only with a run that the same batch inserted (policy `with_run`; see
+docs/warehouse.md, "How the rows of `scores` are kept unique").
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from evalkeeper.warehouse.schema import MIGRATIONS, RUN_KEY, SUPERSEDE, VIEWS, WRITE_POLICY
+from evalkeeper.warehouse.schema import MIGRATIONS
+from evalkeeper.warehouse.tables import (
+    RUN_KEY,
+    SCHEMA_VERSION,
+    SCHEMA_VIEWS,
+    SUPERSEDE,
+    WRITE_POLICY,
+)
+from evalkeeper.warehouse.views import VIEWS
 
 Frame = pl.DataFrame
 
@@ -352,10 +363,7 @@ def _only_runs(data: Frame | Path, runs: list[tuple[Any, ...]], path: Path) -> P
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version "
-        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
-    )
+    con.execute(SCHEMA_VERSION.ddl(if_not_exists=True))
     row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
     return int(row[0]) if row else 0
 
@@ -381,7 +389,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         current = max(current, version)
     # views are recreated only when their definition changed: DDL on every open would
     # conflict between concurrent first connections and cost ~0.1 s per open
-    con.execute("CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, hash VARCHAR)")
+    con.execute(SCHEMA_VIEWS.ddl(if_not_exists=True))
     known = dict(con.execute("SELECT name, hash FROM schema_views").fetchall())
     for name, body in VIEWS.items():
         digest = hashlib.sha256(body.encode()).hexdigest()[:16]
