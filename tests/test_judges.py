@@ -82,7 +82,7 @@ def build(
 ) -> registry.Evaluator:
     runtime = registry.Runtime(
         settings=settings,
-        warehouse=Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s),
+        warehouse=Warehouse.from_settings(settings),
         experiment_id="exp-1",
         emit=rows.emit if rows is not None else None,
     )

@@ -20,6 +20,7 @@ from evalkeeper.llm import forget_clients
 from evalkeeper.models import Experiment
 from evalkeeper.settings import Settings
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
+from evalkeeper.warehouse import Warehouse
 from tests.helpers import run_flow, run_suite, write_dataset
 
 runner = CliRunner()
@@ -288,7 +289,7 @@ def test_score_runs_new_evaluators_on_stored_outputs_without_calling_the_target(
 
 
 def summary_experiment(settings: Settings, experiment_id: str) -> Experiment:
-    exp = core.load_experiment(core.warehouse_for(settings), experiment_id)
+    exp = core.load_experiment(Warehouse.from_settings(settings), experiment_id)
     assert exp is not None
     return exp
 

@@ -49,12 +49,12 @@ from evalkeeper.models import (
     TargetPin,
     utcnow,
 )
-from evalkeeper.run.experiment import warehouse_for
 from evalkeeper.run.runner import Runner
 from evalkeeper.run.targets import load_target
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.promote import REFERENCE_NEEDS, find_promoted
+from evalkeeper.warehouse import Warehouse
 
 __all__ = [
     "Attempt",
@@ -269,7 +269,7 @@ async def replay(
         experiment=experiment,
         target=target,
         evaluators=built,
-        warehouse=warehouse_for(settings),  # never written: a replay stores nothing
+        warehouse=Warehouse.from_settings(settings),  # never written: a replay stores nothing
         concurrency=1,
     )
     limit = asyncio.Semaphore(settings.concurrency)
