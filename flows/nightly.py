@@ -72,7 +72,7 @@ def raise_if_failed(summary: Any, verdict: str | None = None) -> None:
 async def nightly(
     suite: Suite = "full",
     dataset: str = "appointments",
-    target: str = "evalkeeper.demo_agent:v1",
+    target: str = "evalkeeper.demo.agent:v1",
     evaluators: list[str] | None = None,
     experiment: str | None = None,
     repetitions: int | None = None,

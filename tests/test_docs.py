@@ -36,7 +36,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             s,
             dataset="appointments",
             suite="full",
-            target=f"evalkeeper.demo_agent:{version}",
+            target=f"evalkeeper.demo.agent:{version}",
             experiment_id=f"docs-{version}",
         )
         ids.append(summary.experiment.experiment_id)

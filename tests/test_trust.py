@@ -125,7 +125,7 @@ def test_an_incomplete_or_regressed_run_is_not_a_baseline(env: Settings, tmp_pat
 def test_a_gate_with_its_judges_off_is_inconclusive_unless_allowed(env: Settings) -> None:
     """Seen: with no judge endpoint, gate on demo agent v1 exited 0 with every judge off."""
     base = ["gate", "--dataset", "appointments", "--suite", "smoke", "--baseline", "main",
-            "--target", "evalkeeper.demo_agent:v1"]  # fmt: skip
+            "--target", "evalkeeper.demo.agent:v1"]  # fmt: skip
     judges = "factual_match,tone_appropriate,no_hallucination"
     assert _cli(*base, "--experiment", "main-1", "--allow-skipped", judges)[0] == EXIT_ERROR
     code, out = _cli(*base, "--experiment", "pr-1", "--allow-skipped", judges)

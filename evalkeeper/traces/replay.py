@@ -1,7 +1,7 @@
 """Replay a trace: run the current target on its inputs N times, score each, and say
 whether the failure reproduces (the seed's triage rule).
 
-    report = await replay(settings, trace, target_spec="evalkeeper.demo_agent:v2", repeat=5)
+    report = await replay(settings, trace, target_spec="evalkeeper.demo.agent:v2", repeat=5)
     report.verdict      # deterministic | intermittent | not_reproduced | undetermined
 
 The target is loaded and called exactly as a suite run does (`load_target`, the runner's

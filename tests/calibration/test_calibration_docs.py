@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkeeper.calibration.demo import CalibrationAct, calibration_act
+from evalkeeper.demo.calibration import CalibrationAct, calibration_act
 from evalkeeper.report.output import make_console
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
