@@ -25,9 +25,9 @@ def _choices() -> dict[str, tuple[str, ...]]:
 
 @task(name="calibration-judges", cache_policy=NO_CACHE)
 async def judges_to_calibrate(settings: Settings, judges: list[str] | None) -> list[str]:
-    return judges or await asyncio.to_thread(
-        cal.judges_with_runs, Warehouse.from_settings(settings)
-    )
+    if judges:
+        return judges
+    return await asyncio.to_thread(cal.judges_with_runs, Warehouse.from_settings(settings))
 
 
 @task(name="draw-sample", cache_policy=NO_CACHE)
