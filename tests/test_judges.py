@@ -79,7 +79,7 @@ def judge_settings(server: ScriptedLLMServer, tmp_path: Path, **overrides: Any) 
 
 def build(
     name: str, settings: Settings, rows: Rows | None = None, **args: Any
-) -> registry.Evaluator:
+) -> registry.BuiltEvaluator:
     runtime = registry.Runtime(
         settings=settings,
         warehouse=Warehouse.from_settings(settings),

@@ -456,7 +456,7 @@ def _score_row(
     window: Window,
     trace: Trace,
     phase: str,
-    ev: registry.Evaluator,
+    ev: registry.BuiltEvaluator,
     score: Score,
     tick_at: datetime,
     created: datetime,

@@ -338,7 +338,7 @@ def _runner(
     exp: Experiment,
     wh: Warehouse,
     target: Target | None,
-    evaluators: list[registry.Evaluator],
+    evaluators: list[registry.BuiltEvaluator],
     buffer: RowBuffer,
     progress: bool,
 ) -> Runner:
