@@ -157,7 +157,7 @@ def rerun(server: SpawnedLLMServer, directory: Path) -> dict[str, Any]:
                     settings,
                     dataset="appointments",
                     suite="full",
-                    target="evalkeeper.demo_agent:v1",
+                    target="evalkeeper.demo.agent:v1",
                     evaluators=judges,
                 )
             )

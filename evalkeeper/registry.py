@@ -3,10 +3,15 @@
 An evaluator is registered as a *factory*: `@evaluator("exact_match", version="1")` on a
 function that takes configuration keywords and returns the scoring function. The factory's
 arguments are recorded (and hashed) with every score, so any stored score can be rebuilt
-by name. A scoring function takes any subset of the LangSmith-compatible keywords
-`inputs`, `outputs`, `reference_outputs`, `run`, `example` and returns a `Score`, a bool,
-a number or a dict; sync or async. A summary evaluator (`summary=True`) scores a whole
-experiment and takes `runs` and `examples` instead.
+by name. A scoring function is an `Evaluator`: it takes the LangSmith-compatible keywords
+`inputs`, `outputs`, `reference_outputs`, `run`, `example` and returns a `Score`, sync or
+async. A summary evaluator (`summary=True`) scores a whole experiment: a
+`SummaryEvaluator`, taking `runs` and `examples` instead. `build` makes a `BuiltEvaluator`
+of a factory and its arguments.
+
+The registry is lenient where the protocols are strict, for evaluators written elsewhere
+(LangSmith's convention): a function may name only the keywords it uses, and is then passed
+only those; it may return a bool, a number or a dict, which `to_score` makes a Score.
 
 A factory may declare a `runtime` parameter: it then receives the `Runtime` (settings,
 warehouse, experiment id) at build time. `runtime` is not part of the recorded arguments.
@@ -16,11 +21,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
-from evalkeeper.models import EvaluatorRef, Score, content_hash
+from evalkeeper.models import EvaluatorRef, Example, RunRecord, Score, content_hash
 
 if TYPE_CHECKING:
     from evalkeeper.settings import Settings
@@ -30,6 +35,37 @@ Kind = Literal["heuristic", "structural", "judge", "groundedness", "reference"]
 EXAMPLE_KWARGS = ("inputs", "outputs", "reference_outputs", "run", "example")
 SUMMARY_KWARGS = ("runs", "examples")
 BUILTIN_PACKAGE = "evaluators"
+
+
+class Evaluator(Protocol):
+    """A scoring function: one run of one example scored, sync or async.
+
+    The runner passes every keyword; one the caller has not got (a trace has no reference
+    outputs, a failed run no outputs) is None or empty."""
+
+    def __call__(
+        self,
+        *,
+        inputs: dict[str, Any] | None,
+        outputs: dict[str, Any] | None,
+        reference_outputs: dict[str, Any] | None,
+        run: RunRecord | None,
+        example: Example | None,
+    ) -> Score | Awaitable[Score]: ...
+
+
+class SummaryEvaluator(Protocol):
+    """A summary scoring function: a whole experiment's runs scored at once, sync or async."""
+
+    def __call__(
+        self, *, runs: Sequence[RunRecord] | None, examples: Sequence[Example] | None
+    ) -> Score | Awaitable[Score]: ...
+
+
+Factory = Callable[..., Evaluator | SummaryEvaluator]
+"""Configuration keywords (and `runtime`) in, a scoring function out."""
+ExampleFactory = TypeVar("ExampleFactory", bound=Callable[..., Evaluator])
+SummaryFactory = TypeVar("SummaryFactory", bound=Callable[..., SummaryEvaluator])
 
 
 class UnknownEvaluator(KeyError):
@@ -58,13 +94,35 @@ class Registered:
     version: str
     kind: Kind
     summary: bool
-    factory: Callable[..., Callable[..., Any]]
+    factory: Factory
     description: str
     settings_defaults: tuple[tuple[str, str], ...] = ()
     """(argument, Settings field): an argument not given takes that setting's value."""
 
 
 _REGISTRY: dict[str, Registered] = {}
+
+
+@overload
+def evaluator(
+    name: str,
+    *,
+    version: str,
+    kind: Kind = "heuristic",
+    summary: Literal[False] = False,
+    settings_defaults: dict[str, str] | None = None,
+) -> Callable[[ExampleFactory], ExampleFactory]: ...
+
+
+@overload
+def evaluator(
+    name: str,
+    *,
+    version: str,
+    kind: Kind = "heuristic",
+    summary: Literal[True],
+    settings_defaults: dict[str, str] | None = None,
+) -> Callable[[SummaryFactory], SummaryFactory]: ...
 
 
 def evaluator(
@@ -74,14 +132,14 @@ def evaluator(
     kind: Kind = "heuristic",
     summary: bool = False,
     settings_defaults: dict[str, str] | None = None,
-) -> Callable[[Callable[..., Callable[..., Any]]], Callable[..., Callable[..., Any]]]:
+) -> Callable[[Any], Any]:
     """Register an evaluator factory under `name` and `version`.
 
     `settings_defaults` maps a factory argument to the `Settings` field it defaults to
     (`{"threshold_s": "latency_p95_s"}`): `with_defaults` writes that value into the
     recorded arguments, so the stored provenance says which threshold was used."""
 
-    def register(factory: Callable[..., Callable[..., Any]]) -> Callable[..., Callable[..., Any]]:
+    def register(factory: Factory) -> Factory:
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise ValueError(f"evaluator {name!r} is registered twice")
         doc = inspect.getdoc(factory) or ""
@@ -160,7 +218,7 @@ def to_score(result: Any) -> Score:
 
 
 @dataclass
-class Evaluator:
+class BuiltEvaluator:
     """A built evaluator: the scoring function with its name, version and arguments."""
 
     name: str
@@ -169,14 +227,15 @@ class Evaluator:
     summary: bool
     args: dict[str, Any]
     args_hash: str
-    fn: Callable[..., Any]
+    fn: Evaluator | SummaryEvaluator
     accepts: tuple[str, ...]
     is_async: bool
 
     async def __call__(self, **kwargs: Any) -> Score:
         """Score one run (or, for a summary evaluator, a whole experiment). Never raises."""
         try:
-            result = self.fn(**{k: kwargs.get(k) for k in self.accepts})
+            # Any: a lenient evaluator may return a bool, a number or a dict (`to_score`)
+            result: Any = self.fn(**{k: kwargs.get(k) for k in self.accepts})
             if self.is_async or (type(result) is not Score and inspect.isawaitable(result)):
                 result = await result
             score = result if type(result) is Score else to_score(result)
@@ -189,7 +248,7 @@ class Evaluator:
         return score
 
 
-def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
+def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> BuiltEvaluator:
     """Build an evaluator from its registry name and arguments."""
     if isinstance(ref, str):
         ref = EvaluatorRef(name=ref)
@@ -213,7 +272,7 @@ def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
         accepts = names
     else:
         accepts = tuple(n for n in names if n in fn_params)
-    return Evaluator(
+    return BuiltEvaluator(
         name=reg.name,
         version=reg.version,
         kind=reg.kind,

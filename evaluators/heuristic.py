@@ -7,13 +7,13 @@ that scores a whole experiment by its 95th-percentile latency.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from evalkeeper.models import Example, RunRecord, Score
-from evalkeeper.registry import evaluator
+from evalkeeper.registry import Evaluator, SummaryEvaluator, evaluator
 from evalkeeper.settings import Settings
 from evaluators.reference import NO_OUTPUTS
 
@@ -59,7 +59,7 @@ def _target_error(run: Any) -> str | None:
 @evaluator(
     "latency_ok", version="1", kind="heuristic", settings_defaults={"threshold_s": "latency_p95_s"}
 )
-def latency_ok(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score]:
+def latency_ok(threshold_s: float = DEFAULT_THRESHOLD_S) -> Evaluator:
     """Passes when one run's latency is within `threshold_s` seconds; value is the latency (s).
 
     `threshold_s` defaults to `EVALKEEPER_LATENCY_P95_S` (1.2 s) when built for a run.
@@ -68,7 +68,14 @@ def latency_ok(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score]
     """
     limit = _check_threshold(threshold_s)
 
-    def score(outputs: dict[str, Any] | None = None, run: RunRecord | None = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: dict[str, Any] | None = None,
+        reference_outputs: dict[str, Any] | None = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         if run is None:
             return Score(error="no run record: latency_ok needs `run` with latency_ms")
         target_error = _target_error(run)
@@ -98,7 +105,7 @@ def latency_ok(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score]
     summary=True,
     settings_defaults={"threshold_s": "latency_p95_s"},
 )
-def latency_p95(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score]:
+def latency_p95(threshold_s: float = DEFAULT_THRESHOLD_S) -> SummaryEvaluator:
     """Passes when the experiment's p95 latency is within `threshold_s` seconds; value is p95 (s).
 
     `threshold_s` defaults to `EVALKEEPER_LATENCY_P95_S` (1.2 s) when built for a run.
@@ -112,7 +119,7 @@ def latency_p95(threshold_s: float = DEFAULT_THRESHOLD_S) -> Callable[..., Score
     limit = _check_threshold(threshold_s)
 
     def score(
-        runs: Sequence[RunRecord] | None = None, examples: Sequence[Example] | None = None
+        *, runs: Sequence[RunRecord] | None = None, examples: Sequence[Example] | None = None
     ) -> Score:
         if not runs:
             return Score(error="no runs: latency_p95 needs the experiment's runs")

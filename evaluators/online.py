@@ -10,11 +10,11 @@ trace model; from OTLP, a tool span whose status is ERROR), and the agent's erro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from evalkeeper.models import RunRecord, Score
-from evalkeeper.registry import evaluator
+from evalkeeper.models import Example, RunRecord, Score
+from evalkeeper.registry import Evaluator, evaluator
 from evaluators.reference import NO_OUTPUTS, short
 
 __all__ = ["tool_error"]
@@ -25,7 +25,7 @@ def _field(run: Any, name: str) -> Any:
 
 
 @evaluator("tool_error", version="1", kind="heuristic")
-def tool_error(key: str = "tool_calls") -> Callable[..., Score]:
+def tool_error(key: str = "tool_calls") -> Evaluator:
     """Fails when a tool call returned an error (`outputs[key][i]["error"]`) or the run did.
 
     value is the number of failed tool calls (1 for an agent error without tool
@@ -34,7 +34,14 @@ def tool_error(key: str = "tool_calls") -> Callable[..., Score]:
     if not isinstance(key, str) or not key:
         raise ValueError(f"key={key!r}: expected a non-empty string, e.g. 'tool_calls'")
 
-    def score(outputs: dict[str, Any] | None = None, run: RunRecord | None = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: dict[str, Any] | None = None,
+        reference_outputs: dict[str, Any] | None = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         agent_error = _field(run, "error") if run is not None else None
         if outputs is None and run is not None:
             outputs = _field(run, "outputs")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from evalkeeper.models import Score
-from evalkeeper.registry import evaluator
+from evalkeeper.models import Example, RunRecord, Score
+from evalkeeper.registry import Evaluator, evaluator
 
 __all__ = [
     "NO_OUTPUTS",
@@ -168,7 +168,7 @@ def _where(key: str | None) -> str:
 
 
 @evaluator("exact_match", version="1", kind="reference")
-def exact_match(key: str | None = None, normalize: bool = False) -> Callable[..., Score]:
+def exact_match(key: str | None = None, normalize: bool = False) -> Evaluator:
     """Passes when the output equals the reference (whole outputs, or one key).
 
     Values compare as JSON: numbers by value (1 == 1.0), strings exactly, deep for objects
@@ -178,7 +178,14 @@ def exact_match(key: str | None = None, normalize: bool = False) -> Callable[...
     _check_key("key", key, optional=True)
     _check_bool("normalize", normalize)
 
-    def score(outputs: Any = None, reference_outputs: Any = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: Any = None,
+        reference_outputs: Any = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         if outputs is None:
             return Score(error=NO_OUTPUTS)
         expected, problem = get_reference(reference_outputs, key)
@@ -205,7 +212,7 @@ def contains(
     reference_key: str = "must_include",
     value: str | None = None,
     case_sensitive: bool = False,
-) -> Callable[..., Score]:
+) -> Evaluator:
     """Passes when the output text contains every required string; value is the share found.
 
     The required strings are `value` when given, else `reference_outputs[reference_key]`
@@ -220,7 +227,14 @@ def contains(
     def fold(text: str) -> str:
         return text if case_sensitive else text.casefold()
 
-    def score(outputs: Any = None, reference_outputs: Any = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: Any = None,
+        reference_outputs: Any = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         if outputs is None:
             return Score(error=NO_OUTPUTS)
         if value is not None:
@@ -277,7 +291,7 @@ def regex(
     key: str = "reply",
     reference_key: str | None = None,
     flags: str = "",
-) -> Callable[..., Score]:
+) -> Evaluator:
     """Passes when a regular expression is found in the output text (`re.search`).
 
     The pattern is given here (compiled at build time) or read per example from
@@ -300,7 +314,14 @@ def regex(
         raise ValueError(f"pattern={pattern!r}: expected a regular expression string")
     fixed = _compile(pattern, re_flags) if pattern is not None else None
 
-    def score(outputs: Any = None, reference_outputs: Any = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: Any = None,
+        reference_outputs: Any = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         if outputs is None:
             return Score(error=NO_OUTPUTS)
         compiled = fixed

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from evalkeeper.models import Score
-from evalkeeper.registry import evaluator
+from evalkeeper.models import Example, RunRecord, Score
+from evalkeeper.registry import Evaluator, evaluator
 from evaluators.reference import NO_OUTPUTS, get_output, get_reference, short, values_equal
 
 __all__ = ["json_schema", "tool_call_correct"]
@@ -88,7 +88,7 @@ def _max_matching(n_ref: int, n_out: int, ok: Callable[[int, int], bool]) -> dic
 @evaluator("tool_call_correct", version="1", kind="structural")
 def tool_call_correct(
     mode: MatchMode = "unordered", args: ArgsMode = "subset", key: str = "tool_calls"
-) -> Callable[..., Score]:
+) -> Evaluator:
     """Passes when the agent's tool calls match the reference calls (name and arguments).
 
     `outputs[key]` and `reference_outputs[key]` are lists of `{"name", "args"}`. Modes:
@@ -111,7 +111,14 @@ def tool_call_correct(
             return values_equal(got, expected)
         return all(k in got and values_equal(got[k], v) for k, v in expected.items())
 
-    def score(outputs: Any = None, reference_outputs: Any = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: Any = None,
+        reference_outputs: Any = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         if outputs is None:
             return Score(error=NO_OUTPUTS)
         ref_raw, problem = get_reference(reference_outputs, key)
@@ -239,9 +246,7 @@ def _load_schema(schema: Any) -> dict[str, Any] | bool:
 
 
 @evaluator("json_schema", version="1", kind="structural")
-def json_schema(
-    schema: dict[str, Any] | str | None = None, key: str | None = None
-) -> Callable[..., Score]:
+def json_schema(schema: dict[str, Any] | str | None = None, key: str | None = None) -> Evaluator:
     """Passes when the output validates against a JSON Schema (Draft 2020-12).
 
     `schema` is the schema object or the path of a JSON file (relative to the current
@@ -262,7 +267,14 @@ def json_schema(
         ) from None
     validator = Draft202012Validator(loaded, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
-    def score(outputs: Any = None) -> Score:
+    def score(
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: Any = None,
+        reference_outputs: Any = None,
+        run: RunRecord | None = None,
+        example: Example | None = None,
+    ) -> Score:
         instance, problem = get_output(outputs, key)
         if problem is not None:
             return problem

@@ -33,7 +33,7 @@ async def judge_calibration(
     latest quarter with labels), decide, record and publish.
 
     Returns {"samples": [...], "judges": [...]} (the JSON shape of `calibrate report`)."""
-    settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
+    settings = Settings(warehouse=warehouse) if warehouse else Settings()
     start = (
         datetime.fromisoformat(since.replace("Z", "+00:00"))
         if since

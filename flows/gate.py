@@ -30,7 +30,7 @@ async def gate(
     with too many errors ends the flow run Failed, after the verdict is published."""
     from evalkeeper.report.markdown import render_gate
 
-    settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
+    settings = Settings(warehouse=warehouse) if warehouse else Settings()
     summary = await run_suite_tasks(
         settings,
         suite=suite,

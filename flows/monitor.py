@@ -21,7 +21,7 @@ class RollbackUndelivered(RuntimeError):
 
 
 def _settings(warehouse: str | None) -> Settings:
-    return Settings(**({"warehouse": warehouse} if warehouse else {}))
+    return Settings(warehouse=warehouse) if warehouse else Settings()
 
 
 def _finish(summary: TickSummary) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def raise_if_failed(summary: Any, verdict: str | None = None) -> None:
 async def nightly(
     suite: Suite = "full",
     dataset: str = "appointments",
-    target: str = "evalkeeper.demo_agent:v1",
+    target: str = "evalkeeper.demo.agent:v1",
     evaluators: list[str] | None = None,
     experiment: str | None = None,
     repetitions: int | None = None,
@@ -87,7 +87,7 @@ async def nightly(
     `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
     `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
     LangSmith; a failed upload ends the run Failed after everything else is done."""
-    settings = Settings(**({"warehouse": warehouse} if warehouse else {}))
+    settings = Settings(warehouse=warehouse) if warehouse else Settings()
     summary = await run_suite_tasks(
         settings,
         suite=suite,

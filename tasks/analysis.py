@@ -12,8 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from evalkeeper import analysis as cmp
 from evalkeeper.analysis.gate import GateOutcome, decide_gate
 from evalkeeper.report.markdown import render_gate
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 from tasks.suite import artifact_key
 
 
@@ -21,7 +21,7 @@ from tasks.suite import artifact_key
 async def baseline_exists(settings: Settings, experiment_id: str, baseline: str = "auto") -> bool:
     """Whether `baseline` ("auto", a branch or an experiment id) names a usable baseline;
     a first run on a branch has none (it may become the baseline)."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     against, branch_settings = cmp.baseline_ref(wh, baseline, settings)
     if against != "auto":
         return True
@@ -41,7 +41,7 @@ async def gate_decision(settings: Settings, summary: Any, baseline: str) -> Gate
     """The gate's verdict (the same decision as `evalkeeper gate`)."""
     return await asyncio.to_thread(
         decide_gate,
-        warehouse_for(settings),
+        Warehouse.from_settings(settings),
         summary.experiment.experiment_id,
         baseline,
         settings,

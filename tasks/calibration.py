@@ -13,8 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import calibration as cal
 from evalkeeper.report.calibration import calibration_markdown, summary_rows
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
@@ -25,7 +25,9 @@ def _choices() -> dict[str, tuple[str, ...]]:
 
 @task(name="calibration-judges", cache_policy=NO_CACHE)
 async def judges_to_calibrate(settings: Settings, judges: list[str] | None) -> list[str]:
-    return judges or await asyncio.to_thread(cal.judges_with_runs, warehouse_for(settings))
+    if judges:
+        return judges
+    return await asyncio.to_thread(cal.judges_with_runs, Warehouse.from_settings(settings))
 
 
 @task(name="draw-sample", cache_policy=NO_CACHE)
@@ -41,7 +43,7 @@ async def draw_sample(
     try:
         return await asyncio.to_thread(
             cal.sample_items,
-            warehouse_for(settings),
+            Warehouse.from_settings(settings),
             settings,
             judge,
             n=n,
@@ -61,7 +63,7 @@ async def measure_and_decide(
     """Measure every judge version with labels, decide and record the statuses."""
 
     def run() -> list[cal.JudgeCalibration]:
-        wh = warehouse_for(settings)
+        wh = Warehouse.from_settings(settings)
         measured = [
             c
             for judge in judges

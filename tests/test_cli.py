@@ -73,11 +73,11 @@ def test_gate_passes_unchanged_agent_and_catches_the_regression(
             "--allow-skipped", judges]  # fmt: skip
     # no baseline yet: inconclusive, exit 2
     first = runner.invoke(
-        app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "main-1"]
+        app, [*base, "--target", "evalkeeper.demo.agent:v1", "--experiment", "main-1"]
     )
     assert first.exit_code == 2, first.output
     same = runner.invoke(
-        app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "pr-ok"]
+        app, [*base, "--target", "evalkeeper.demo.agent:v1", "--experiment", "pr-ok"]
     )
     assert same.exit_code == 0, same.output
     assert "PASS" in same.stdout
@@ -87,7 +87,7 @@ def test_gate_passes_unchanged_agent_and_catches_the_regression(
         [
             *base,
             "--target",
-            "evalkeeper.demo_agent:v2",
+            "evalkeeper.demo.agent:v2",
             "--experiment",
             "pr-bad",
             "--markdown",
@@ -103,7 +103,7 @@ def test_gate_passes_unchanged_agent_and_catches_the_regression(
     verdict = json.loads(out.stdout)
     assert verdict["verdict"] == "regression" and verdict["baseline_id"] == "pr-ok"
     again = runner.invoke(
-        app, [*base, "--target", "evalkeeper.demo_agent:v1", "--experiment", "pr-3"]
+        app, [*base, "--target", "evalkeeper.demo.agent:v1", "--experiment", "pr-3"]
     )
     assert again.exit_code == 0
     out = runner.invoke(app, ["compare", "pr-3", "--format", "json"])

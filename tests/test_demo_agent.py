@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from evalkeeper import demo_agent
+from evalkeeper.demo import agent as demo_agent
 from tests.helpers import SAMPLE_CATEGORIES
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "datasets" / "appointments.jsonl"

@@ -10,10 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkeeper import analysis as cmp
-from evalkeeper import run as core
 from evalkeeper.cli import app
 from evalkeeper.settings import Settings
-from evalkeeper.warehouse import save_comparison
+from evalkeeper.warehouse import Warehouse, save_comparison
 from tests.helpers import run_suite
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "warehouse.md"
@@ -37,11 +36,11 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             s,
             dataset="appointments",
             suite="full",
-            target=f"evalkeeper.demo_agent:{version}",
+            target=f"evalkeeper.demo.agent:{version}",
             experiment_id=f"docs-{version}",
         )
         ids.append(summary.experiment.experiment_id)
-    wh = core.warehouse_for(s)
+    wh = Warehouse.from_settings(s)
     save_comparison(wh, cmp.compare(wh, ids[1], ids[0], s))
     return s
 
@@ -52,12 +51,12 @@ def test_there_are_five_queries() -> None:
 
 @pytest.mark.parametrize("n", range(5))
 def test_documented_query_runs_and_returns_rows(demo_warehouse: Settings, n: int) -> None:
-    frame = core.warehouse_for(demo_warehouse).query(QUERIES[n])
+    frame = Warehouse.from_settings(demo_warehouse).query(QUERIES[n])
     assert frame.height > 0, QUERIES[n]
 
 
 def test_incident_query_names_the_cancellation_incidents(demo_warehouse: Settings) -> None:
-    frame = core.warehouse_for(demo_warehouse).query(QUERIES[2])
+    frame = Warehouse.from_settings(demo_warehouse).query(QUERIES[2])
     incidents = set(frame["incident_id"].to_list())
     assert {"INC-2041", "INC-2103"} <= incidents
 

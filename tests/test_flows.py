@@ -92,7 +92,7 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
         nightly,
         suite="smoke",
         dataset="appointments",
-        target="evalkeeper.demo_agent:v1",
+        target="evalkeeper.demo.agent:v1",
         warehouse=wh,
         allow_skipped=judges,
     )
@@ -101,7 +101,7 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
         nightly,
         suite="smoke",
         dataset="appointments",
-        target="evalkeeper.demo_agent:v1",
+        target="evalkeeper.demo.agent:v1",
         warehouse=wh,
         allow_skipped=judges,
     )
@@ -118,7 +118,7 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
 
     result = run_flow(
         gate,
-        target="evalkeeper.demo_agent:v2",
+        target="evalkeeper.demo.agent:v2",
         suite="smoke",
         baseline="main",
         warehouse=wh,
@@ -127,6 +127,6 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
     assert result["verdict"] == "regression" and result["exit_code"] == 1
     assert "INC-2041" in result["markdown"]
     # the same gate with its judges off and not allowed: never a pass
-    result = run_flow(gate, target="evalkeeper.demo_agent:v1", suite="smoke", warehouse=wh)
+    result = run_flow(gate, target="evalkeeper.demo.agent:v1", suite="smoke", warehouse=wh)
     assert result["verdict"] == "inconclusive" and result["exit_code"] == 2
     assert "--allow-skipped factual_match" in result["markdown"]

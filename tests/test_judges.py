@@ -79,10 +79,10 @@ def judge_settings(server: ScriptedLLMServer, tmp_path: Path, **overrides: Any) 
 
 def build(
     name: str, settings: Settings, rows: Rows | None = None, **args: Any
-) -> registry.Evaluator:
+) -> registry.BuiltEvaluator:
     runtime = registry.Runtime(
         settings=settings,
-        warehouse=Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s),
+        warehouse=Warehouse.from_settings(settings),
         experiment_id="exp-1",
         emit=rows.emit if rows is not None else None,
     )

@@ -20,6 +20,7 @@ from evalkeeper.llm import forget_clients
 from evalkeeper.models import Experiment
 from evalkeeper.settings import Settings
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
+from evalkeeper.warehouse import Warehouse
 from tests.helpers import run_flow, run_suite, write_dataset
 
 runner = CliRunner()
@@ -124,7 +125,7 @@ def test_an_incomplete_or_regressed_run_is_not_a_baseline(env: Settings, tmp_pat
 def test_a_gate_with_its_judges_off_is_inconclusive_unless_allowed(env: Settings) -> None:
     """Seen: with no judge endpoint, gate on demo agent v1 exited 0 with every judge off."""
     base = ["gate", "--dataset", "appointments", "--suite", "smoke", "--baseline", "main",
-            "--target", "evalkeeper.demo_agent:v1"]  # fmt: skip
+            "--target", "evalkeeper.demo.agent:v1"]  # fmt: skip
     judges = "factual_match,tone_appropriate,no_hallucination"
     assert _cli(*base, "--experiment", "main-1", "--allow-skipped", judges)[0] == EXIT_ERROR
     code, out = _cli(*base, "--experiment", "pr-1", "--allow-skipped", judges)
@@ -288,7 +289,7 @@ def test_score_runs_new_evaluators_on_stored_outputs_without_calling_the_target(
 
 
 def summary_experiment(settings: Settings, experiment_id: str) -> Experiment:
-    exp = core.load_experiment(core.warehouse_for(settings), experiment_id)
+    exp = core.load_experiment(Warehouse.from_settings(settings), experiment_id)
     assert exp is not None
     return exp
 

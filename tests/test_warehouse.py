@@ -13,7 +13,6 @@ import duckdb
 import polars as pl
 import pytest
 
-from evalkeeper import run as core
 from evalkeeper.models import utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import MIGRATIONS, Warehouse, WarehouseLocked, schema_version
@@ -206,7 +205,7 @@ def test_suite_completes_while_an_analyst_holds_the_file(
     """Nothing lost, nothing crashed: rows go to the spool and land afterwards."""
     ds = write_dataset(tmp_path / "d.jsonl", 200)
     s = settings.model_copy(update={"lock_wait_s": 0.2, "flush_rows": 20})
-    core.warehouse_for(s).rows("SELECT 1")
+    Warehouse.from_settings(s).rows("SELECT 1")
     analyst = _hold(s.warehouse, 4)
     try:
         summary = run_suite(
@@ -217,7 +216,7 @@ def test_suite_completes_while_an_analyst_holds_the_file(
         analyst.wait()
     assert summary.source == "this process"
     assert {e.evaluator: e.n for e in summary.evaluators}["exact_match"] == 200
-    wh = core.warehouse_for(s)
+    wh = Warehouse.from_settings(s)
     assert len(wh.spooled_batches()) >= 2
     wh.ingest_spool()
     assert wh.rows("SELECT count(*), count(DISTINCT example_id) FROM runs") == [(200, 200)]
@@ -246,7 +245,7 @@ def test_two_writer_processes_at_once_lose_nothing(settings: Settings, tmp_path:
     procs = [start("nightly"), start("manual")]
     outs = [p.communicate(timeout=180) for p in procs]  # a guard against a hang
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
-    wh = core.warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     wh.ingest_spool()
     counts = dict(wh.rows("SELECT experiment_id, count(*) FROM runs GROUP BY 1"))
     assert counts == {"nightly": 400, "manual": 400}

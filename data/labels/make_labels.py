@@ -51,7 +51,7 @@ async def answer(agent: Any, inputs: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from evalkeeper.demo_agent import v2
+    from evalkeeper.demo.agent import v2
 
     examples = [json.loads(line) for line in DATASET.read_text().splitlines() if line.strip()]
     answers, labels = [], []

@@ -11,7 +11,7 @@ Seeded: the same seed (and the locked Faker release) writes the same bytes. The 
   and retrieved passages), varied: another customer id, a greeting, and in about a third of
   the traces the user gives a name, a phone number or an e-mail address (raw: this is what
   an application logs; `evalkeeper traces ingest` redacts it before storing);
-- the agent is `evalkeeper.demo_agent` (`respond`, `latency_seconds`: its answers and
+- the agent is `evalkeeper.demo.agent` (`respond`, `latency_seconds`: its answers and
   simulated latency, without sleeping), v1 (`appointments-agent 1.4.0`) until the deploy at
   `DEPLOY` (written to `deploys.json`), v2 (`appointments-agent 1.5.0`) after;
 - latency is the agent's plus the network's (lognormal, median ~60 ms), so `latency_ok`
@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from faker import Faker  # noqa: E402
 
-from evalkeeper import demo_agent  # noqa: E402
+from evalkeeper.demo import agent as demo_agent  # noqa: E402
 from evalkeeper.traces.model import iso_utc  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent

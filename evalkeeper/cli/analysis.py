@@ -29,7 +29,7 @@ from evalkeeper.exitcodes import EXIT_OK, EXIT_UPLOAD_FAILED
 from evalkeeper.models import Suite
 from evalkeeper.report.output import SummaryWriteError, print_gate_result, write_markdown_summary
 from evalkeeper.settings import Settings
-from evalkeeper.warehouse import WarehouseLocked, save_comparison
+from evalkeeper.warehouse import Warehouse, WarehouseLocked, save_comparison
 
 if TYPE_CHECKING:
     from evalkeeper import analysis as cmp
@@ -52,7 +52,7 @@ def show(c: cmp.Comparison, format: str) -> None:
 def run_compare(settings: Settings, experiment: str, baseline: str) -> cmp.Comparison:
     from evalkeeper import analysis as cmp
 
-    wh = core.warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     try:
         c = cmp.compare(wh, experiment, baseline, settings)
         save_comparison(wh, c)
@@ -135,7 +135,7 @@ def gate(
         print_summary(summary)
     uploaded = not upload or upload_after(settings, summary)
     outcome = decide_gate(
-        core.warehouse_for(settings),
+        Warehouse.from_settings(settings),
         summary.experiment.experiment_id,
         baseline,
         settings,

@@ -73,7 +73,7 @@ def sample_command(
     from evalkeeper.calibration import SampleError, sample_items
 
     settings = load_settings(warehouse=warehouse)
-    wh = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s)
+    wh = Warehouse.from_settings(settings)
     choices = _choices().get(judge, ("pass", "fail"))
     try:
         result = sample_items(
@@ -113,7 +113,7 @@ def import_command(
     from evalkeeper.calibration import LabelFileError, import_labels
 
     settings = load_settings(warehouse=warehouse)
-    wh = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s)
+    wh = Warehouse.from_settings(settings)
     try:
         result = import_labels(wh, file, choices=_choices())
     except (LabelFileError, WarehouseLocked) as exc:
@@ -169,7 +169,7 @@ def report_command(
         quarter = quarter.upper().replace("-", "")
     if not Path(settings.warehouse).exists():
         fail(f"{settings.warehouse}: no warehouse yet; run a suite with a judge first")
-    wh = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s)
+    wh = Warehouse.from_settings(settings)
     try:
         cals = measure(wh, settings, judge=judge, quarter=quarter, choices=_choices())
         if record:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from evalkeeper.analysis import Comparison
 
 DEMO_DATASET = "appointments"
-DEMO_TARGETS = ("evalkeeper.demo_agent:v1", "evalkeeper.demo_agent:v2")
+DEMO_TARGETS = ("evalkeeper.demo.agent:v1", "evalkeeper.demo.agent:v2")
 
 
 def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
@@ -106,11 +106,11 @@ def demo(
 
         console.print(render_markdown(comparison), markup=False, highlight=False)
     if monitoring:
-        from evalkeeper.monitor.demo import monitoring_act
+        from evalkeeper.demo.monitor import monitoring_act
 
         asyncio.run(monitoring_act(settings, console))
     if calibration:
-        from evalkeeper.calibration.demo import calibration_act
+        from evalkeeper.demo.calibration import calibration_act
 
         console.rule("calibration: two judges against human labels")
         asyncio.run(calibration_act(settings, console))

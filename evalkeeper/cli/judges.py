@@ -24,7 +24,7 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
     note = ""
     if Path(settings.warehouse).exists():
         try:
-            frame = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s).query(
+            frame = Warehouse.from_settings(settings).query(
                 "SELECT judge, model, prompt_version, status, status_reason, updated_at FROM judges"
             )
             recorded = {r["judge"]: r for r in frame.iter_rows(named=True)}
@@ -69,7 +69,7 @@ def _history(settings: Any) -> dict[str, list[str]]:
     from evalkeeper.calibration import status_history
 
     out: dict[str, list[str]] = {}
-    wh = Warehouse(settings.warehouse, lock_wait_s=settings.lock_wait_s)
+    wh = Warehouse.from_settings(settings)
     for h in status_history(wh):
         out.setdefault(h.judge, []).append(
             f"{h.changed_at:%Y-%m-%d} {h.status} (prompt {h.prompt_version}, model "

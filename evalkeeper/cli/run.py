@@ -27,7 +27,7 @@ from evalkeeper.exitcodes import EXIT_UPLOAD_FAILED
 from evalkeeper.report.output import ROW_FORMATS, emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
-from evalkeeper.warehouse import WarehouseLocked
+from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
 WarehouseOpt = Annotated[
     Path | None, typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb).")
@@ -268,7 +268,7 @@ def experiments(
     """List recent experiments, and whether each can serve as a baseline (and if not, why)."""
     fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
-    wh = core.warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     frame = wh.query(
         """
         SELECT e.experiment_id, e.started_at, e.suite, e.dataset, e.agent_version AS agent,
@@ -306,7 +306,7 @@ def sql(
     fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     try:
-        frame = core.warehouse_for(settings).query(query)
+        frame = Warehouse.from_settings(settings).query(query)
     except WarehouseLocked as exc:
         fail(str(exc))
     except Exception as exc:  # DuckDB's own message names the problem

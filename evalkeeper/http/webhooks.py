@@ -51,8 +51,8 @@ from evalkeeper.monitor.signing import (
     verify_standard,
 )
 from evalkeeper.monitor.windows import DeployEvent, Opened, Window, load_window, new_window
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 
 __all__ = ["ASGIApp", "Receive", "Scope", "Send", "WebhookHandler", "add_webhook_routes"]
 
@@ -159,7 +159,7 @@ class WebhookHandler:
     def _recover(self) -> None:
         replay(self.settings)
         registry.load_builtin()  # imported now, not by the first deploy's config check
-        wh = warehouse_for(self.settings)
+        wh = Warehouse.from_settings(self.settings)
         with wh.connect() as con:
             self._known = {r[0] for r in con.execute("SELECT window_id FROM monitoring_windows")
                            .fetchall()}  # fmt: skip

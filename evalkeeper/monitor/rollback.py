@@ -41,7 +41,6 @@ from pydantic import BaseModel, Field
 
 from evalkeeper.models import canonical_json, utcnow
 from evalkeeper.monitor.signing import sign_standard
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
 from evalkeeper.warehouse.tables import table_frame
@@ -154,7 +153,7 @@ async def deliver_pending(
     sleep: Any = asyncio.sleep,
 ) -> list[Delivery]:
     """Deliver every undelivered rollback decision (or the one of `window_id`)."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     results = []
     for row in await asyncio.to_thread(pending, wh, window_id):
         results.append(await _deliver(settings, wh, row, emitter, sleep))

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from evalkeeper.models import Example, ExampleMetadata, RunRecord, Score
-from evalkeeper.registry import Evaluator
+from evalkeeper.registry import BuiltEvaluator
 from evalkeeper.traces.model import Trace
 
 Outcome = Literal["flag", "pass", "error"]
@@ -54,7 +54,7 @@ def trace_as_run(trace: Trace, *, experiment_id: str = "traces") -> tuple[Exampl
 
 async def score_traces(
     traces: Sequence[Trace],
-    evaluators: Sequence[Evaluator],
+    evaluators: Sequence[BuiltEvaluator],
     *,
     experiment_id: str = "traces",
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -76,7 +76,7 @@ async def score_traces(
 
 
 async def _score_one(
-    example: Example, run: RunRecord, evaluators: Sequence[Evaluator]
+    example: Example, run: RunRecord, evaluators: Sequence[BuiltEvaluator]
 ) -> list[Score]:
     kwargs = {
         "inputs": example.inputs,

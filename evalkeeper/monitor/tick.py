@@ -48,7 +48,6 @@ from evalkeeper.monitor.rollback import (
 )
 from evalkeeper.monitor.scoring import score_traces
 from evalkeeper.monitor.windows import Window, list_windows, load_window, window_frame
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import IngestSummary, ingest
 from evalkeeper.traces.model import Trace, iso_utc
@@ -167,7 +166,7 @@ async def tick_window(
     settings: Settings, window: Window, now: datetime, *, emitter: EventEmitter | None = None
 ) -> WindowTick:
     """Score what is new for one window as of `now`, recount, decide and store it all."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     cfg = window.config
     tick_at = min(now, window.ends_at)
     final = now >= window.ends_at
@@ -413,7 +412,7 @@ def _score_row(
     window: Window,
     trace: Trace,
     phase: str,
-    ev: registry.Evaluator,
+    ev: registry.BuiltEvaluator,
     score: Score,
     tick_at: datetime,
     created: datetime,

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.monitor.config import MonitorConfig, load_config
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import iso_utc, to_utc
 from evalkeeper.traces.store import read_frame
@@ -151,7 +150,7 @@ def open_windows(
 
     A window whose id is stored, or whose delivery id was seen, is answered with the stored
     window and left as it is."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     now = received_at or utcnow()
     with wh.connect() as con:
         ids = [w.window_id for w, _ in requests]
@@ -219,7 +218,9 @@ def open_window(
 
 def load_window(settings: Settings, window_id: str) -> Window:
     frame = read_frame(
-        warehouse_for(settings), "SELECT * FROM monitoring_windows WHERE window_id = ?", [window_id]
+        Warehouse.from_settings(settings),
+        "SELECT * FROM monitoring_windows WHERE window_id = ?",
+        [window_id],
     )
     if not frame.height:
         raise UnknownWindow(
@@ -233,7 +234,7 @@ def list_windows(settings: Settings, *, state: State | None = None) -> list[Wind
     """Stored windows, newest deploy first."""
     where = "WHERE state = ?" if state else ""
     frame = read_frame(
-        warehouse_for(settings),
+        Warehouse.from_settings(settings),
         f"SELECT * FROM monitoring_windows {where} ORDER BY deployed_at DESC, window_id",
         [state] if state else [],
     )
@@ -258,7 +259,7 @@ def stop_window(settings: Settings, window_id: str, *, now: datetime | None = No
             "reasons": [*window.reasons, f"stopped by an operator at {iso_utc(when)}"],
         }
     )
-    save_window(warehouse_for(settings), stopped)
+    save_window(Warehouse.from_settings(settings), stopped)
     return stopped
 
 
@@ -275,7 +276,7 @@ def window_status(settings: Settings, window_id: str | None = None) -> list[dict
     decision, traffic and whether its rollback (if any) is delivered."""
     where = "WHERE window_id = ?" if window_id else ""
     frame = read_frame(
-        warehouse_for(settings),
+        Warehouse.from_settings(settings),
         f"SELECT {', '.join(STATUS_COLUMNS)} FROM monitor_windows {where} "
         "ORDER BY deployed_at DESC, window_id",
         [window_id] if window_id else [],

@@ -13,7 +13,6 @@ from evalkeeper.run.experiment import (
     resolve_evaluators,
     run_shard,
     run_suite,
-    warehouse_for,
 )
 from evalkeeper.run.resume import ExperimentError
 from evalkeeper.run.runner import RowBuffer, Runner, ShardResult, Tally
@@ -42,5 +41,4 @@ __all__ = [
     "run_shard",
     "run_suite",
     "summarize",
-    "warehouse_for",
 ]

@@ -51,12 +51,6 @@ EXAMPLES_CHUNK = 10_000
 __all__ = ["ExperimentError", "Summary"]
 
 
-def warehouse_for(settings: Settings) -> Warehouse:
-    return Warehouse(
-        settings.warehouse, lock_wait_s=settings.lock_wait_s, spool_dir=settings.spool_path
-    )
-
-
 def parse_evaluator_names(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -206,7 +200,7 @@ async def prepare(
     if repetitions is not None and repetitions < 1:
         raise ExperimentError("--repetitions must be at least 1")
     ds = datasets.load_dataset(dataset, settings.datasets_dir)
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     existing = load_experiment(wh, experiment_id) if experiment_id else None
     refs: list[EvaluatorRef] | None = None
     if evaluators is not None or existing is None:
@@ -322,7 +316,7 @@ def pending_items(
     again), and the shard's size in rows."""
     ds = _dataset_of(settings, exp)
     selected = _select(settings, ds, exp.suite)[shard::shards]
-    stored = stored_runs(warehouse_for(settings), exp.experiment_id)
+    stored = stored_runs(Warehouse.from_settings(settings), exp.experiment_id)
     items = items_to_run(selected, exp.repetitions, stored, retry_failed=retry_failed)
     return items, len(selected) * exp.repetitions
 
@@ -344,7 +338,7 @@ def _runner(
     exp: Experiment,
     wh: Warehouse,
     target: Target | None,
-    evaluators: list[registry.Evaluator],
+    evaluators: list[registry.BuiltEvaluator],
     buffer: RowBuffer,
     progress: bool,
 ) -> Runner:
@@ -374,7 +368,7 @@ async def run_shard(
     (errored scores, evaluators added on a resume).
 
     `no_cache` makes the LLM judges call their endpoint even for cached answers."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
 
     def plan() -> tuple[list[Example], list[Item]]:
         selected = _select(settings, _dataset_of(settings, exp), exp.suite)[shard::shards]
@@ -421,7 +415,7 @@ async def rescore(
     """`evalkeeper score`: run `evaluators` (new ones, or new versions) on an experiment's
     stored outputs without calling the target again; their previous scores on it are
     superseded, the experiment records them, and it is finished again."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     exp = await asyncio.to_thread(load_experiment, wh, experiment_id)
     if exp is None:
         raise ExperimentError(
@@ -506,7 +500,7 @@ async def finish(
 ) -> Summary:
     """Summary evaluators, status `completed` (every row recorded) or `failed`, and the
     experiment's summary, errors grouped by cause."""
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     try:
         await asyncio.to_thread(wh.ingest_spool)
         items, _ = await asyncio.to_thread(pending_items, settings, exp, retry_failed=False)

@@ -147,7 +147,7 @@ def rescore_plan(
     warehouse: Warehouse,
     exp: Experiment,
     examples: dict[str, Example],
-    evaluators: list[registry.Evaluator],
+    evaluators: list[registry.BuiltEvaluator],
     *,
     everything: bool = False,
     exclude: set[RunKey] | None = None,

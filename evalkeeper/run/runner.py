@@ -31,7 +31,7 @@ from evalkeeper.models import (
     json_text,
     utcnow,
 )
-from evalkeeper.registry import Evaluator
+from evalkeeper.registry import BuiltEvaluator
 from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
@@ -81,7 +81,7 @@ class Rescore:
 
     example: Example
     run: RunRecord
-    evaluators: tuple[Evaluator, ...]
+    evaluators: tuple[BuiltEvaluator, ...]
 
 
 @dataclass
@@ -234,7 +234,7 @@ class Runner:
         settings: Settings,
         experiment: Experiment,
         target: Target | None,
-        evaluators: list[Evaluator],
+        evaluators: list[BuiltEvaluator],
         warehouse: Warehouse,
         concurrency: int,
         progress: bool = False,
@@ -307,7 +307,7 @@ class Runner:
             await asyncio.sleep(s.backoff_s * 2 ** (attempts - 1))
 
     async def score(
-        self, example: Example, run: RunRecord, evaluators: tuple[Evaluator, ...] | None = None
+        self, example: Example, run: RunRecord, evaluators: tuple[BuiltEvaluator, ...] | None = None
     ) -> list[Score]:
         """Scores of `run` by the runner's evaluators (or `evaluators`), in `scored_by`
         order (sync ones first, then the async ones concurrently)."""
@@ -330,7 +330,11 @@ class Runner:
         return scores
 
     def _emit_scores(
-        self, example: Example, run: RunRecord, evaluators: list[Evaluator], scores: list[Score]
+        self,
+        example: Example,
+        run: RunRecord,
+        evaluators: list[BuiltEvaluator],
+        scores: list[Score],
     ) -> None:
         now_us = time.time_ns() // 1000
         category = example.metadata.category

@@ -1,8 +1,8 @@
 """The built-in detectors except phones and names: emails, IBANs, card numbers, patterns;
 and the spans that phone detection must leave alone (dates, times, prices, ids, tokens).
 
-Each detector returns `Hit`s: a span, a kind and the normalised value that the token is
-computed from. A `Hit` lives only inside one redaction call; the value is never stored.
+Each detector returns `Hit`s (`evalkeeper.traces.hits`): a span, a kind and the normalised
+value that the token is computed from.
 """
 
 from __future__ import annotations
@@ -10,19 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from stdnum import iban as stdnum_iban
 
-
-class Hit(NamedTuple):
-    """A detected value: `text[start:end]` is of `kind`; `value` is its normalised form."""
-
-    start: int
-    end: int
-    kind: str
-    value: str
-
+from evalkeeper.traces.hits import Hit
 
 # An existing token is never redacted again (redaction is idempotent).
 TOKEN_RE = re.compile(r"<(?:EMAIL|PHONE|CARD|IBAN|NAME|PATTERN):[0-9a-f]{8}>")
@@ -327,13 +319,3 @@ def mask(text: str, spans: Iterable[tuple[int, int]], fill: str = "_") -> str:
             chars = list(text)
         chars[s:e] = fill * (e - s)
     return text if chars is None else "".join(chars)
-
-
-def __getattr__(name: str) -> Any:
-    """`NameIndex`, which moved to evalkeeper.traces.names, still importable from here
-    (imported on first use: names imports `Hit` from this module)."""
-    if name == "NameIndex":
-        from evalkeeper.traces.names import NameIndex
-
-        return NameIndex
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.traces.batch import Redact, batch_redaction
 from evalkeeper.traces.model import Trace, describe
 from evalkeeper.traces.sources import TraceSource
 from evalkeeper.traces.store import load_cursor, write_traces
+from evalkeeper.warehouse import Warehouse
 
 Sample = Callable[[str], bool]
 """Takes a trace id; True keeps the trace."""
@@ -92,7 +92,7 @@ async def ingest(
     summary.redaction_key_generated = redaction.notice is not None
     try:
         sample = sample or default_sample(settings)
-        wh = warehouse_for(settings)
+        wh = Warehouse.from_settings(settings)
         cursor = await asyncio.to_thread(load_cursor, wh, source.spec)
         wait = True  # once a batch found the warehouse locked, the next ones spool at once
         while True:
@@ -176,7 +176,7 @@ class TraceStoreSink:
         if notice := self.redaction.notice:
             log.warning("%s", notice)
         self.sample = sample or default_sample(settings)
-        self.wh = warehouse_for(settings)
+        self.wh = Warehouse.from_settings(settings)
         self.stats = SinkStats()
         self._wait = True
         self._lock = asyncio.Lock()  # one write at a time, in order

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from evalkeeper.traces.detectors import Hit
+from evalkeeper.traces.hits import Hit
 
 _WORD_RE = re.compile(r"\w+")
 

@@ -40,7 +40,8 @@ from typing import Literal, NamedTuple
 import phonenumbers as pn
 from phonenumbers import PhoneNumberFormat
 
-from evalkeeper.traces.detectors import Hit, mask, protected_spans
+from evalkeeper.traces.detectors import mask, protected_spans
+from evalkeeper.traces.hits import Hit
 from evalkeeper.traces.phone_match import Match, WindowParse, matcher_matches, plain
 from evalkeeper.traces.phone_plan import is_valid, keep_compiled_patterns, layout, plan, screen
 

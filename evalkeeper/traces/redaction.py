@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalkeeper.settings import DEFAULT_REDACTION_REGIONS, Settings
 from evalkeeper.traces import detectors as d
+from evalkeeper.traces.hits import Hit
 from evalkeeper.traces.keys import RedactionKey, resolve_key
 from evalkeeper.traces.names import NameIndex
 from evalkeeper.traces.phones import PhoneDetector, PhonePolicy
@@ -112,9 +113,9 @@ class BuiltinRedactor:
         """Pickled as its configuration and key (a worker process rebuilds it, caches empty)."""
         return (BuiltinRedactor, (self.config, self._key))
 
-    def detect(self, text: str) -> list[d.Hit]:
+    def detect(self, text: str) -> list[Hit]:
         """The non-overlapping values in `text` (internal: hits carry raw values)."""
-        hits: list[d.Hit] = []
+        hits: list[Hit] = []
         tokens = [(m.start(), m.end()) for m in d.TOKEN_RE.finditer(text)] if "<" in text else []
         has_digit = _DIGIT_RE.search(text) is not None
         if not has_digit and "@" not in text and not self._names and not self._patterns:
@@ -163,8 +164,8 @@ class BuiltinRedactor:
         return token
 
 
-def _longest_first(hits: list[d.Hit]) -> list[d.Hit]:
-    chosen: list[d.Hit] = []
+def _longest_first(hits: list[Hit]) -> list[Hit]:
+    chosen: list[Hit] = []
     for h in sorted(hits, key=lambda h: (h.start - h.end, KINDS.index(h.kind), h.start)):
         if all(h.end <= c.start or h.start >= c.end for c in chosen):
             chosen.append(h)

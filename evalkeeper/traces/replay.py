@@ -1,7 +1,7 @@
 """Replay a trace: run the current target on its inputs N times, score each, and say
 whether the failure reproduces (the seed's triage rule).
 
-    report = await replay(settings, trace, target_spec="evalkeeper.demo_agent:v2", repeat=5)
+    report = await replay(settings, trace, target_spec="evalkeeper.demo.agent:v2", repeat=5)
     report.verdict      # deterministic | intermittent | not_reproduced | undetermined
 
 The target is loaded and called exactly as a suite run does (`load_target`, the runner's
@@ -49,12 +49,12 @@ from evalkeeper.models import (
     TargetPin,
     utcnow,
 )
-from evalkeeper.run.experiment import warehouse_for
 from evalkeeper.run.runner import Runner
 from evalkeeper.run.targets import load_target
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.promote import REFERENCE_NEEDS, find_promoted
+from evalkeeper.warehouse import Warehouse
 
 __all__ = [
     "Attempt",
@@ -269,7 +269,7 @@ async def replay(
         experiment=experiment,
         target=target,
         evaluators=built,
-        warehouse=warehouse_for(settings),  # never written: a replay stores nothing
+        warehouse=Warehouse.from_settings(settings),  # never written: a replay stores nothing
         concurrency=1,
     )
     limit = asyncio.Semaphore(settings.concurrency)

@@ -21,7 +21,6 @@ import duckdb
 import polars as pl
 
 from evalkeeper.models import canonical_json, utcnow
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.sources import Cursor
@@ -152,7 +151,9 @@ _COLUMNS = ", ".join(f'"{c}"' for c in TRACE_FIELDS)
 def get_trace(settings: Settings, trace_id: str) -> Trace | None:
     """The stored trace with this id, or None."""
     frame = read_frame(
-        warehouse_for(settings), f"SELECT {_COLUMNS} FROM traces WHERE trace_id = ?", [trace_id]
+        Warehouse.from_settings(settings),
+        f"SELECT {_COLUMNS} FROM traces WHERE trace_id = ?",
+        [trace_id],
     )
     return trace_from_row(frame.row(0, named=True)) if frame.height else None
 
@@ -168,7 +169,7 @@ def list_traces(
     """Stored traces, newest first, filtered by start time, service and agent version."""
     where, params = _filters(since=since, service=service, version=version)
     frame = read_frame(
-        warehouse_for(settings),
+        Warehouse.from_settings(settings),
         f"SELECT {_COLUMNS} FROM traces {where} ORDER BY time DESC, trace_id LIMIT ?",
         [*params, limit],
     )
@@ -184,7 +185,9 @@ def count_traces(
 ) -> int:
     """How many stored traces match the filters of `list_traces`."""
     where, params = _filters(since=since, service=service, version=version)
-    frame = read_frame(warehouse_for(settings), f"SELECT count(*) AS n FROM traces {where}", params)
+    frame = read_frame(
+        Warehouse.from_settings(settings), f"SELECT count(*) AS n FROM traces {where}", params
+    )
     return int(frame["n"][0]) if frame.height else 0
 
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
@@ -38,6 +38,9 @@ from evalkeeper.warehouse.tables import (
     WRITE_POLICY,
 )
 from evalkeeper.warehouse.views import VIEWS
+
+if TYPE_CHECKING:
+    from evalkeeper.settings import Settings
 
 Frame = pl.DataFrame
 
@@ -133,6 +136,14 @@ class Warehouse:
             Path(spool_dir) if spool_dir else self.path.with_name(self.path.name + ".spool")
         )
         self._migrated = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Warehouse:
+        """The warehouse the settings name: its file, lock wait and spool directory.
+        The one place that reads the warehouse's settings."""
+        return cls(
+            settings.warehouse, lock_wait_s=settings.lock_wait_s, spool_dir=settings.spool_path
+        )
 
     # -- connections -------------------------------------------------------------------
 

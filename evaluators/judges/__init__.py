@@ -18,12 +18,11 @@ judges return skipped scores; with an unpinned model they refuse to build (`Mode
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from evalkeeper.llm import client_for
 from evalkeeper.models import Score
-from evalkeeper.registry import evaluator
+from evalkeeper.registry import Evaluator, evaluator
 from evaluators.judges._definition import Judge, Passage, passages, show
 from evaluators.judges._engine import NOT_CONFIGURED, JudgeEngine, Vote, cache_key
 
@@ -109,7 +108,7 @@ def build_judge(
     votes: int | None = None,
     no_cache: bool = False,
     runtime: Runtime | None = None,
-) -> Callable[..., Any]:
+) -> Evaluator:
     """The scoring function of `judge` for one run (skipped when no endpoint is set)."""
     settings = _settings(runtime)
     if runtime is not None and runtime.extras.get("judge_no_cache"):
@@ -118,7 +117,12 @@ def build_judge(
     if not settings.judge_base_url or not settings.judge_model:
 
         async def not_configured(
-            *, inputs: Any = None, outputs: Any = None, reference_outputs: Any = None
+            *,
+            inputs: Any = None,
+            outputs: Any = None,
+            reference_outputs: Any = None,
+            run: Any = None,
+            example: Any = None,
         ) -> Score:
             return Score(skipped=True, comment=NOT_CONFIGURED)
 
@@ -132,7 +136,7 @@ def build_judge(
 @evaluator("factual_match", version=FACTUAL_MATCH.prompt_version, kind="judge")
 def factual_match(
     votes: int | None = None, no_cache: bool = False, runtime: Runtime | None = None
-) -> Callable[..., Any]:
+) -> Evaluator:
     """LLM judge: the answer states the reference's facts (slot, policy)."""
     return build_judge(FACTUAL_MATCH, votes=votes, no_cache=no_cache, runtime=runtime)
 
@@ -140,7 +144,7 @@ def factual_match(
 @evaluator("tone_appropriate", version=TONE_APPROPRIATE.prompt_version, kind="judge")
 def tone_appropriate(
     votes: int | None = None, no_cache: bool = False, runtime: Runtime | None = None
-) -> Callable[..., Any]:
+) -> Evaluator:
     """LLM judge: the reply is polite, human and on-brand."""
     return build_judge(TONE_APPROPRIATE, votes=votes, no_cache=no_cache, runtime=runtime)
 
@@ -148,6 +152,6 @@ def tone_appropriate(
 @evaluator("no_hallucination", version=NO_HALLUCINATION.prompt_version, kind="groundedness")
 def no_hallucination(
     votes: int | None = None, no_cache: bool = False, runtime: Runtime | None = None
-) -> Callable[..., Any]:
+) -> Evaluator:
     """LLM groundedness judge: every claim is supported by the retrieved passages."""
     return build_judge(NO_HALLUCINATION, votes=votes, no_cache=no_cache, runtime=runtime)

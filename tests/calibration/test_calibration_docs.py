@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from evalkeeper import run as core
-from evalkeeper.calibration.demo import CalibrationAct, calibration_act
+from evalkeeper.demo.calibration import CalibrationAct, calibration_act
 from evalkeeper.report.output import make_console
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "warehouse.md"
@@ -57,11 +57,11 @@ def test_there_are_three_calibration_queries() -> None:
 def test_documented_query_runs_and_returns_rows(
     act: tuple[Settings, CalibrationAct, str], n: int
 ) -> None:
-    frame = core.warehouse_for(act[0]).query(QUERIES[n])
+    frame = Warehouse.from_settings(act[0]).query(QUERIES[n])
     assert frame.height > 0, QUERIES[n]
 
 
 def test_judge_health_says_who_gates(act: tuple[Settings, CalibrationAct, str]) -> None:
-    frame = core.warehouse_for(act[0]).query(QUERIES[0])
+    frame = Warehouse.from_settings(act[0]).query(QUERIES[0])
     gating = dict(zip(frame["judge"], frame["gating"], strict=True))
     assert gating == {"factual_match": False, "tone_appropriate": True}

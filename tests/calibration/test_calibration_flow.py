@@ -25,10 +25,11 @@ def labelled(tmp_path: Path) -> Iterator[Settings]:
         _, replay = write_scenario(tmp_path, 90)
         judged_run(s, replay, "exp-q", ["factual_match"])
         from evalkeeper.calibration import import_labels
-        from evalkeeper.run import warehouse_for
+        from evalkeeper.warehouse import Warehouse
 
         import_labels(
-            warehouse_for(s), write_labels(tmp_path / "l.csv", "exp-q", "factual_match", 90)
+            Warehouse.from_settings(s),
+            write_labels(tmp_path / "l.csv", "exp-q", "factual_match", 90),
         )
         yield s
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from evalkeeper import analysis as cmp
 from evalkeeper.cli import app
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
+from evalkeeper.warehouse import Warehouse
 from tests.calibration.scenario import judge_settings, judged_run, write_labels, write_scenario
 
 N = 300
@@ -48,7 +48,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert out.exit_code == 0, out.output
         # the candidate: every answer now wrong, judged by factual_match only
         judged_run(w.settings, flipped, "cand", ["factual_match"])
-        w.before_record = cmp.compare(warehouse_for(w.settings), "cand", "base", w.settings)
+        w.before_record = cmp.compare(
+            Warehouse.from_settings(w.settings), "cand", "base", w.settings
+        )
         out = runner.invoke(
             app, ["calibrate", "report", "--record", "--format", "json", *w.wh_args]
         )
@@ -85,7 +87,7 @@ def test_before_retirement_the_judge_fails_the_gate(world: World) -> None:
 
 
 def test_the_next_gate_ignores_the_retired_judge_and_says_so(world: World) -> None:
-    s, wh = world.settings, warehouse_for(world.settings)
+    s, wh = world.settings, Warehouse.from_settings(world.settings)
     c = cmp.compare(wh, "cand", "base", s)
     assert "factual_match" not in c.evaluators and "latency_ok" in c.evaluators
     assert all(cell.evaluator != "factual_match" for cell in c.cells)
@@ -99,7 +101,7 @@ def test_the_next_gate_ignores_the_retired_judge_and_says_so(world: World) -> No
 
 
 def test_old_scores_stay_flagged(world: World) -> None:
-    wh = warehouse_for(world.settings)
+    wh = Warehouse.from_settings(world.settings)
     rows = dict(
         wh.rows("SELECT judge, count(*) FILTER (WHERE retired) FROM judge_scores GROUP BY judge")
     )
@@ -134,7 +136,7 @@ def test_reinstatement_takes_a_healthy_new_version(world: World) -> None:
     by_model = {j["model"]: j for j in json.loads(out.stdout)["judges"]}
     assert by_model["scripted-judge-2026-01-01"]["status"] == "retired"
     assert by_model["scripted-judge-2026-02-01"]["status"] == "healthy"
-    wh = warehouse_for(s)
+    wh = Warehouse.from_settings(s)
     assert wh.rows("SELECT status, model FROM judges WHERE judge = 'factual_match'") == [
         ("healthy", "scripted-judge-2026-02-01")
     ]

@@ -21,9 +21,9 @@ from evalkeeper.calibration import (
 )
 from evalkeeper.calibration.sampling import allocate
 from evalkeeper.cli import app
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
+from evalkeeper.warehouse import Warehouse
 from tests.calibration.scenario import judge_settings, judged_run, write_scenario
 
 N = 120
@@ -45,9 +45,9 @@ def fresh(judged: Settings, tmp_path: Path) -> Settings:
     """A copy of the judged warehouse, so that draws and imports do not leak between tests."""
     import shutil
 
-    warehouse_for(judged).ingest_spool()
+    Warehouse.from_settings(judged).ingest_spool()
     target = tmp_path / "w.duckdb"
-    with warehouse_for(judged).connect(checkpoint=True):
+    with Warehouse.from_settings(judged).connect(checkpoint=True):
         pass
     shutil.copy(judged.warehouse, target)
     return judged.model_copy(update={"warehouse": target})
@@ -61,7 +61,7 @@ def test_allocation_is_proportional_and_covers_every_stratum() -> None:
 
 
 def test_sample_is_seeded_stratified_and_never_shows_the_verdict(fresh: Settings) -> None:
-    wh = warehouse_for(fresh)
+    wh = Warehouse.from_settings(fresh)
     res = sample_items(wh, fresh, "factual_match", n=40, out_dir=fresh.warehouse.parent / "a")
     assert res.n_items == 40 and res.n_double == 8  # 20% for two annotators
     csv_path, jsonl_path = (Path(f) for f in res.files)
@@ -92,17 +92,19 @@ def test_the_same_seed_draws_the_same_items(judged: Settings, tmp_path: Path) ->
         s.warehouse.parent.mkdir()
         import shutil
 
-        with warehouse_for(judged).connect(checkpoint=True):
+        with Warehouse.from_settings(judged).connect(checkpoint=True):
             pass
         shutil.copy(judged.warehouse, s.warehouse)
-        res = sample_items(warehouse_for(s), s, "factual_match", n=25, out_dir=tmp_path / name)
+        res = sample_items(
+            Warehouse.from_settings(s), s, "factual_match", n=25, out_dir=tmp_path / name
+        )
         with Path(res.files[0]).open() as fh:
             picks.append([r["item_id"] for r in csv.DictReader(fh)])
     assert picks[0] == picks[1]
 
 
 def test_sizing_without_n_and_nothing_drawn_twice(fresh: Settings) -> None:
-    wh = warehouse_for(fresh)
+    wh = Warehouse.from_settings(fresh)
     res = sample_items(wh, fresh, "factual_match", out_dir=fresh.warehouse.parent / "b")
     assert res.n_items == N and "196 labels" in res.sized_by and f"only {N}" in res.sized_by
     with pytest.raises(SampleError, match="every judged run was drawn before"):
@@ -136,7 +138,7 @@ def test_cli_sample_then_import_the_filled_in_file(fresh: Settings) -> None:
     out = runner.invoke(app, ["calibrate", "import", str(jsonl), *wh_args])
     assert out.exit_code == 0, out.output
     assert "new" in out.output and "1 rows not labelled yet" in out.output
-    n = warehouse_for(fresh).rows("SELECT count(*) FROM human_labels")[0][0]
+    n = Warehouse.from_settings(fresh).rows("SELECT count(*) FROM human_labels")[0][0]
     assert n == len(filled) - 1
 
 
@@ -179,7 +181,7 @@ def test_a_bad_file_is_reported_line_by_line_and_nothing_is_imported(
         ],
     )
     with pytest.raises(LabelFileError) as info:
-        import_labels(warehouse_for(fresh), path)
+        import_labels(Warehouse.from_settings(fresh), path)
     text = str(info.value)
     assert f"{path}:3: label 'maybe' is not one of factual_match's labels" in text
     assert f"{path}:4: field \"time\": 'yesterday' is not ISO 8601; write e.g." in text
@@ -188,7 +190,7 @@ def test_a_bad_file_is_reported_line_by_line_and_nothing_is_imported(
     assert f"{path}:7: missing field 'annotator'" in text
     assert f'{path}:8: field "time"' in text and "no timezone" in text
     assert "nothing imported" in text
-    assert warehouse_for(fresh).rows("SELECT count(*) FROM human_labels") == [(0,)]
+    assert Warehouse.from_settings(fresh).rows("SELECT count(*) FROM human_labels") == [(0,)]
     out = runner.invoke(
         app, ["calibrate", "import", str(path), "--warehouse", str(fresh.warehouse)]
     )
@@ -196,7 +198,7 @@ def test_a_bad_file_is_reported_line_by_line_and_nothing_is_imported(
 
 
 def test_the_latest_label_of_an_annotator_wins_and_is_said(fresh: Settings, tmp_path: Path) -> None:
-    wh = warehouse_for(fresh)
+    wh = Warehouse.from_settings(fresh)
     first = _write(tmp_path / "a.csv", [_row(0, label="pass"), _row(1, label="pass")])
     assert import_labels(wh, first).inserted == 2
     again = import_labels(wh, first)
@@ -221,7 +223,7 @@ def test_the_latest_label_of_an_annotator_wins_and_is_said(fresh: Settings, tmp_
 
 
 def test_item_ids_resolve_only_for_drawn_items(fresh: Settings, tmp_path: Path) -> None:
-    wh = warehouse_for(fresh)
+    wh = Warehouse.from_settings(fresh)
     iid = item_id("exp-a", "ex-0000", 0)
     path = _write(
         tmp_path / "ids.csv",

@@ -12,8 +12,8 @@ from evalkeeper.http.app import create_app
 from evalkeeper.monitor.journal import DeployJournal, journal_dir, read_segment, replay
 from evalkeeper.monitor.tick import tick
 from evalkeeper.monitor.windows import DeployEvent, new_window
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 from tests.monitor.test_monitor_webhooks import body, signed
 from tests.otlp_helpers import Collected, serve
 
@@ -21,7 +21,7 @@ DEPLOY = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
 def stored(settings: Settings) -> list[tuple[str, str]]:
-    return warehouse_for(settings).rows(
+    return Warehouse.from_settings(settings).rows(
         "SELECT window_id, deploy_id FROM monitoring_windows ORDER BY deploy_id"
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evalkeeper.monitor.demo import monitoring_act
+from evalkeeper.demo.monitor import monitoring_act
 from evalkeeper.settings import Settings
 from tests.monitor.conftest import DEPLOY
 from tests.monitor.monitor_traffic import traffic

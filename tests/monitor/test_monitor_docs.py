@@ -10,8 +10,8 @@ from pathlib import Path
 
 from evalkeeper.monitor.tick import tick
 from evalkeeper.monitor.windows import DeployEvent, open_window
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 from tests.monitor.conftest import DEPLOY, Receiver
 from tests.monitor.monitor_traffic import SERVICE, traffic
 
@@ -30,7 +30,7 @@ def test_the_monitoring_queries_run_on_a_rolled_back_window(
     open_window(mon_settings, event, "cli")
     for hours in (1, 2, 3, 4):
         asyncio.run(tick(mon_settings, now=DEPLOY + timedelta(hours=hours)))
-    wh = warehouse_for(mon_settings)
+    wh = Warehouse.from_settings(mon_settings)
     windows, timeline, speed = (wh.query(q) for q in QUERIES)
     (row,) = windows.iter_rows(named=True)
     assert row["decision"] == "rollback" and row["rollback_delivered"] is True

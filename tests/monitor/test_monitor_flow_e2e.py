@@ -21,8 +21,8 @@ from evalkeeper.cli import app
 from evalkeeper.http.app import create_app
 from evalkeeper.monitor.tick import WindowTick, tick
 from evalkeeper.monitor.windows import DeployEvent, open_window, window_id_for
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 from tests.monitor.conftest import DEPLOY, ROLLBACK_SECRET, WEBHOOK_SECRET, Receiver
 from tests.monitor.monitor_traffic import SERVICE, traffic
 from tests.otlp_helpers import Collected, serve
@@ -94,7 +94,7 @@ def verify_rollback_call(call: dict[str, Any], window_id: str) -> dict[str, Any]
 
 def wait_for_ticks(settings: Settings, window_id: str, n: int) -> None:
     deadline = time.monotonic() + 60
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     while True:
         rows = wh.rows("SELECT count(*) FROM monitoring_ticks WHERE window_id = ?", [window_id])
         if rows[0][0] >= n:
@@ -140,7 +140,7 @@ def test_a_signed_webhook_opens_a_window_and_a_rise_rolls_back_exactly_once(
     assert done["state"] == "closed" and done["decision"] == "rollback"
     assert done["rollback_delivered"] is True and done["rollback_evaluator"] == "latency_ok"
     # every trace was counted once, however often the ticks ran
-    wh = warehouse_for(mon_settings)
+    wh = Warehouse.from_settings(mon_settings)
     dupes = wh.rows(
         "SELECT count(*) FROM (SELECT trace_id, evaluator FROM monitoring_scores "
         "GROUP BY ALL HAVING count(*) > 1)"

@@ -77,7 +77,7 @@ def test_a_retired_judge_stops_deciding_windows_and_the_tick_says_so(
     import polars as pl
 
     from evalkeeper.models import utcnow
-    from evalkeeper.run import warehouse_for
+    from evalkeeper.warehouse import Warehouse
 
     path = tmp_path / "judged.jsonl"
     traffic(path, version="v1", start=DEPLOY - timedelta(hours=5), hours=5, per_hour=50,
@@ -88,7 +88,7 @@ def test_a_retired_judge_stops_deciding_windows_and_the_tick_says_so(
     retired = {"judge": "tone_appropriate", "model": "gpt-4o-2024-08-06",
                "prompt_version": "b7316ab6c58b", "status": "retired",
                "status_reason": "agreement 0.70, CI 0.61-0.78", "updated_at": utcnow()}  # fmt: skip
-    warehouse_for(mon_settings).write({"judges": pl.DataFrame([retired])})
+    Warehouse.from_settings(mon_settings).write({"judges": pl.DataFrame([retired])})
     with ScriptedLLMServer() as llm:
         settings = mon_settings.model_copy(
             update={

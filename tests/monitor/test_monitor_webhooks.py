@@ -18,8 +18,8 @@ from standardwebhooks.webhooks import Webhook
 from evalkeeper.http.app import create_app
 from evalkeeper.monitor.journal import replay
 from evalkeeper.monitor.signing import github_signature, standard_key, verify_github
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 from tests.monitor.conftest import WEBHOOK_SECRET
 from tests.otlp_helpers import Collected, serve
 
@@ -37,7 +37,9 @@ def base(mon_settings: Settings) -> Iterator[str]:
 def windows(settings: Settings) -> list[tuple[Any, ...]]:
     """The stored windows, once the deploy journal (what a 202 made durable) is applied."""
     replay(settings)
-    return warehouse_for(settings).rows("SELECT window_id, deploy_id FROM monitoring_windows")
+    return Warehouse.from_settings(settings).rows(
+        "SELECT window_id, deploy_id FROM monitoring_windows"
+    )
 
 
 def body(deploy_id: str = "deploy-1", **extra: Any) -> bytes:
@@ -150,7 +152,9 @@ def test_refused_requests_change_nothing(
     assert answer.status_code == status, answer.text
     assert "error" in answer.json()
     assert windows(mon_settings) == []
-    assert warehouse_for(mon_settings).rows("SELECT count(*) FROM monitoring_webhooks") == [(0,)]
+    assert Warehouse.from_settings(mon_settings).rows(
+        "SELECT count(*) FROM monitoring_webhooks"
+    ) == [(0,)]
 
 
 def test_other_methods_on_the_deploy_hook_are_not_allowed(base: str) -> None:

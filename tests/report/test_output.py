@@ -212,13 +212,13 @@ def test_gate_markdown_is_printed_exactly_as_written_and_never_wrapped(
 ) -> None:
     judges = ["--allow-skipped", "factual_match,tone_appropriate,no_hallucination"]
     base = ["gate", "--dataset", "appointments", "--suite", "full", "--baseline", "main", *judges]
-    main = _piped(["run", "--dataset", "appointments", "--target", "evalkeeper.demo_agent:v1",
+    main = _piped(["run", "--dataset", "appointments", "--target", "evalkeeper.demo.agent:v1",
                    "--experiment", "main-1", *judges], pipe_env)  # fmt: skip
     assert main.returncode == 0, main.stderr
     job = tmp_path / "job_summary.md"
     job.write_text("")
     md = tmp_path / "gate.md"
-    as_md = _piped([*base, "--target", "evalkeeper.demo_agent:v2", "--experiment", "pr-md",
+    as_md = _piped([*base, "--target", "evalkeeper.demo.agent:v2", "--experiment", "pr-md",
                     "--format", "markdown", "--markdown", str(md)],
                    {**pipe_env, "GITHUB_STEP_SUMMARY": str(job)})  # fmt: skip
     assert as_md.returncode == 1, as_md.stderr  # the regression
@@ -228,14 +228,14 @@ def test_gate_markdown_is_printed_exactly_as_written_and_never_wrapped(
     long_rows = [line for line in written.decode().splitlines() if len(line) > 80]
     assert long_rows and any(line.startswith("|") for line in long_rows)
     # the default (table) format prints the same markdown lines through the console
-    table = _piped([*base, "--target", "evalkeeper.demo_agent:v2", "--experiment", "pr-table",
+    table = _piped([*base, "--target", "evalkeeper.demo.agent:v2", "--experiment", "pr-table",
                     "--markdown", str(tmp_path / "t.md")], pipe_env)  # fmt: skip
     assert table.returncode == 1, table.stderr
     printed = set(table.stdout.splitlines())
     expected = (tmp_path / "t.md").read_text().splitlines()
     assert [line for line in expected if line not in printed] == []
     assert any(len(line) > 80 and line.startswith("|") for line in expected)
-    verdict = _piped([*base, "--target", "evalkeeper.demo_agent:v2", "--experiment", "pr-json",
+    verdict = _piped([*base, "--target", "evalkeeper.demo.agent:v2", "--experiment", "pr-json",
                       "--format", "json"], pipe_env)  # fmt: skip
     assert verdict.returncode == 1 and json.loads(verdict.stdout)["verdict"] == "regression"
 

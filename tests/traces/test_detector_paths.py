@@ -8,7 +8,8 @@ import random
 
 from stdnum import luhn
 
-from evalkeeper.traces.detectors import NameIndex, _luhn_valid
+from evalkeeper.traces.detectors import _luhn_valid
+from evalkeeper.traces.names import NameIndex
 
 NAMES = ["Ada Lovelace", "Ann", "Ruth Weiß", "ss Ada", "İlker Ak", "'t Hooft", "Ann-Marie Lee"]
 # Letters that casefold to two (ß, İ), the one non-word character that folds to a word

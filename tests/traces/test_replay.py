@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from evalkeeper import demo_agent
+from evalkeeper.demo import agent as demo_agent
 from evalkeeper.settings import Settings
 from evalkeeper.traces.lookup import load_trace
 from evalkeeper.traces.promote import promote
@@ -47,7 +47,7 @@ def _promoted(settings: Settings) -> None:
 def test_v2_fails_every_time_on_a_promoted_trace(stored: Settings) -> None:
     _promoted(stored)
     code, out, err = cli(
-        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo_agent:v2", "--repeat", "3"
+        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo.agent:v2", "--repeat", "3"
     )
     assert code == 1, out + err
     assert "deterministic" in out and "fails every time (3 of 3)" in out
@@ -63,7 +63,7 @@ def test_v1_does_not_reproduce_it_and_json_says_why(stored: Settings) -> None:
         "replay",
         TRACE_ID,
         "--target",
-        "evalkeeper.demo_agent:v1",
+        "evalkeeper.demo.agent:v1",
         "--repeat",
         "2",
         "--format",
@@ -112,7 +112,7 @@ def test_unscorable_attempts_are_undetermined_never_a_pass(stored: Settings) -> 
         "replay",
         TRACE_ID,
         "--target",
-        "evalkeeper.demo_agent:v1",
+        "evalkeeper.demo.agent:v1",
         "--repeat",
         "2",
         "--evaluators",
@@ -130,10 +130,10 @@ def test_bad_input_is_an_error_naming_the_fix(stored: Settings, tmp_path: Path) 
     code, _, err = cli(stored, "replay", TRACE_ID, "--target", "nonsense")
     assert code == 2 and "expected module:function" in err
     code, _, err = cli(
-        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo_agent:v1", "--evaluators", "nope"
+        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo.agent:v1", "--evaluators", "nope"
     )
     assert code == 2 and "unknown evaluator 'nope'" in err
-    code, _, err = cli(stored, "replay", "missing", "--target", "evalkeeper.demo_agent:v1")
+    code, _, err = cli(stored, "replay", "missing", "--target", "evalkeeper.demo.agent:v1")
     assert code == 2 and "unknown trace 'missing'" in err
 
 

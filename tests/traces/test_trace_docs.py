@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evalkeeper import run as core
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import ingest
 from evalkeeper.traces.sources import JsonlSource
+from evalkeeper.warehouse import Warehouse
 from tests.traces.trace_lines import append, line, redact_emails
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "warehouse.md"
@@ -39,7 +39,7 @@ def test_there_are_two_trace_queries() -> None:
 
 
 def test_the_error_rate_query_counts_per_version(traced: Settings) -> None:
-    frame = core.warehouse_for(traced).query(QUERIES[0])
+    frame = Warehouse.from_settings(traced).query(QUERIES[0])
     rows = {r["version"]: r for r in frame.iter_rows(named=True)}
     assert set(rows) == {"v1", "v2"}
     assert rows["v2"]["traces"] == 10 and rows["v2"]["error_rate"] == 0.5
@@ -48,5 +48,5 @@ def test_the_error_rate_query_counts_per_version(traced: Settings) -> None:
 
 
 def test_the_tools_query_unnests_tool_names(traced: Settings) -> None:
-    frame = core.warehouse_for(traced).query(QUERIES[1])
+    frame = Warehouse.from_settings(traced).query(QUERIES[1])
     assert frame.rows() == [("v1", "book_slot", 10, 0), ("v2", "book_slot", 10, 5)]

@@ -14,12 +14,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from evalkeeper import run as core
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import ERRORS_KEPT, IngestSummary, default_sample, ingest
 from evalkeeper.traces.sources import JsonlSource
 from evalkeeper.traces.store import count_traces, get_trace, list_traces, load_cursor
-from evalkeeper.warehouse import WarehouseLocked
+from evalkeeper.warehouse import Warehouse, WarehouseLocked
 from tests.test_warehouse import _hold
 from tests.traces.trace_lines import EMAIL, append, line, redact_emails
 
@@ -33,7 +32,7 @@ def run(settings: Settings, path: Path, **kw: Any) -> IngestSummary:
 
 def text_of_traces_table(settings: Settings) -> list[str]:
     """Every value of every column of `traces`, as text."""
-    frame = core.warehouse_for(settings).query("SELECT * FROM traces")
+    frame = Warehouse.from_settings(settings).query("SELECT * FROM traces")
     return [str(v) for col in frame.columns for v in frame[col].to_list()]
 
 
@@ -52,7 +51,7 @@ def test_traces_are_stored_redacted_with_the_cursor(settings: Settings, tmp_path
     assert stored.context[0].text == "customer <EMAIL:x> prefers mornings"
     assert stored.feedback is not None and stored.feedback.comment == "thanks, write to <EMAIL:x>"
     assert stored.metadata["contact"] == "<EMAIL:x>" and stored.service == "scheduler"
-    wh = core.warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     cursor = load_cursor(wh, f"jsonl:{path}")
     assert cursor is not None and next(iter(cursor["files"].values()))["line"] == 5
 
@@ -194,7 +193,7 @@ def test_while_an_analyst_holds_the_file_batches_spool_redacted_with_their_curso
         assert [t.trace_id for t in list_traces(s)] == ["t-00000"]  # read-only, not spooled
     finally:
         analyst.wait()
-    assert core.warehouse_for(s).ingest_spool() == 3
+    assert Warehouse.from_settings(s).ingest_spool() == 3
     assert count_traces(s) == 8
     assert not [c for c in text_of_traces_table(s) if EMAIL in c]
     assert run(s, path).read == 0

@@ -159,7 +159,7 @@ def register_langsmith_evaluator(
     name: str,
     version: str,
     kind: registry.Kind = "heuristic",
-) -> Callable[..., Callable[..., Any]]:
+) -> Callable[..., registry.Evaluator]:
     """Register `fn` (LangSmith-style or openevals) as evaluator `name`, `version`."""
     wanted = _call_kwargs(fn)
 
@@ -184,7 +184,7 @@ def register_langsmith_evaluator(
             )
             return from_langsmith_result(await fn(**pick(kw)))
 
-        scoring: Callable[..., Any] = score_async
+        scoring: registry.Evaluator = score_async
     else:
 
         def score_sync(
@@ -208,7 +208,7 @@ def register_langsmith_evaluator(
 
         scoring = score_sync
 
-    def factory() -> Callable[..., Any]:
+    def factory() -> registry.Evaluator:
         return scoring
 
     factory.__doc__ = (inspect.getdoc(fn) or f"LangSmith-style evaluator {name}").splitlines()[0]

@@ -39,8 +39,8 @@ from evalkeeper.integrations.langsmith.client import (
 )
 from evalkeeper.integrations.langsmith.examples import to_remote
 from evalkeeper.models import Example, ExampleMetadata
-from evalkeeper.run import warehouse_for
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 
 RUN_BATCH = 100
 FEEDBACK_LOOKUP = 40
@@ -79,7 +79,7 @@ def _utc(when: datetime) -> datetime:
 
 
 def _load(settings: Settings, experiment_id: str) -> tuple[dict[str, Any], list[Any], list[Any]]:
-    wh = warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     exp = wh.query("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
     if not exp.height:
         raise LangSmithError(

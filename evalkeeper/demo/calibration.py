@@ -25,6 +25,7 @@ from evalkeeper.calibration.status import record
 from evalkeeper.models import utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
+from evalkeeper.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,7 +87,7 @@ async def calibration_act(settings: Settings, console: Console) -> CalibrationAc
             highlight=False,
             markup=False,
         )
-        wh = core.warehouse_for(s)
+        wh = Warehouse.from_settings(s)
         await core.run_suite(
             s,
             dataset=DATASET,
