@@ -72,7 +72,7 @@ def test_a_resumed_run_never_duplicates_a_score(settings: Settings, tmp_path: Pa
     assert first.rows == EXAMPLES // 2 * REPETITIONS and first.target_errors == first.rows
     for _ in range(3):
         run_suite(s, **options)
-    wh = core.warehouse_for(s)
+    wh = Warehouse.from_settings(s)
     _assert_one_score_per_key(wh, "resumed")
     assert wh.rows("SELECT count(*) FROM runs WHERE error IS NOT NULL") == [(0,)]
     # every row failed once (both repetitions of an input), then was re-attempted
@@ -88,7 +88,7 @@ def test_a_re_ingested_spool_batch_never_duplicates_a_score(
     spool is ingested, then (a crash between commit and clean-up) ingested again whole."""
     ds = write_dataset(tmp_path / "d.jsonl", EXAMPLES)
     s = settings.model_copy(update={"lock_wait_s": 0.2, "flush_rows": 5})
-    wh = core.warehouse_for(s)
+    wh = Warehouse.from_settings(s)
     wh.rows("SELECT 1")  # create + migrate
     analyst = _hold(s.warehouse, 3)
     try:
@@ -118,7 +118,7 @@ def test_a_re_scored_experiment_never_duplicates_a_score(
         settings, dataset=str(ds), suite="full", target="tests.fake_targets:instant",
         experiment_id="rescored", repetitions=REPETITIONS,
     )  # fmt: skip
-    wh = core.warehouse_for(settings)
+    wh = Warehouse.from_settings(settings)
     before = wh.rows("SELECT max(created_at) FROM scores WHERE evaluator = 'exact_match'")[0][0]
     for evaluators in (["exact_match"], ["exact_match"], ["exact_match", "latency_ok"]):
         asyncio.run(core.rescore(settings, "rescored", evaluators))
