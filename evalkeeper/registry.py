@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import ValidationError
+
+from evalkeeper.errors import InputError
 from evalkeeper.models import EvaluatorRef, Score, content_hash
 
 if TYPE_CHECKING:
@@ -32,12 +35,13 @@ SUMMARY_KWARGS = ("runs", "examples")
 BUILTIN_PACKAGE = "evaluators"
 
 
-class UnknownEvaluator(KeyError):
+class UnknownEvaluator(InputError, KeyError):
     pass
 
 
-class EvaluatorConfigError(ValueError):
-    """An evaluator built with arguments its factory does not take."""
+class EvaluatorConfigError(InputError, ValueError):
+    """An evaluator built with arguments its factory does not take, or refuses (a factory
+    says so with a `ValueError`, which `build` turns into this error)."""
 
 
 @dataclass
@@ -206,7 +210,14 @@ def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> Evaluator:
     kwargs = dict(ref.args)
     if "runtime" in params:
         kwargs["runtime"] = runtime
-    fn = reg.factory(**kwargs)
+    try:
+        fn = reg.factory(**kwargs)
+    except InputError:
+        raise
+    except ValueError as exc:  # a factory refuses its arguments with a ValueError
+        if isinstance(exc, ValidationError):  # a model the factory built: a bug, not input
+            raise
+        raise EvaluatorConfigError(str(exc)) from exc
     fn_params = inspect.signature(fn).parameters
     names: tuple[str, ...] = SUMMARY_KWARGS if reg.summary else EXAMPLE_KWARGS
     if any(p.kind is p.VAR_KEYWORD for p in fn_params.values()):

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 from stdnum import iban as stdnum_iban
 
+from evalkeeper.errors import ConfigError
+
 
 class Hit(NamedTuple):
     """A detected value: `text[start:end]` is of `kind`; `value` is its normalised form."""
@@ -182,12 +184,12 @@ def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
         try:
             rx = re.compile(p)
         except re.error as e:
-            raise ValueError(
+            raise ConfigError(
                 f"redaction_patterns[{i}] {p!r}: not a valid regular expression ({e}); "
                 "fix it (Python `re` syntax) in EVALKEEPER_REDACTION_PATTERNS"
             ) from e
         if rx.fullmatch(""):
-            raise ValueError(
+            raise ConfigError(
                 f"redaction_patterns[{i}] {p!r}: matches the empty string, so it would "
                 "redact nothing useful; make it require at least one character"
             )

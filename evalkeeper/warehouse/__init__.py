@@ -2,7 +2,13 @@
 
 from evalkeeper.warehouse.comparisons import comparison_frame, save_comparison
 from evalkeeper.warehouse.schema import MIGRATIONS, VIEWS, WRITE_POLICY
-from evalkeeper.warehouse.store import Warehouse, WarehouseLocked, migrate, schema_version
+from evalkeeper.warehouse.store import (
+    Warehouse,
+    WarehouseLocked,
+    WarehouseUnusable,
+    migrate,
+    schema_version,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -10,6 +16,7 @@ __all__ = [
     "WRITE_POLICY",
     "Warehouse",
     "WarehouseLocked",
+    "WarehouseUnusable",
     "comparison_frame",
     "migrate",
     "save_comparison",
