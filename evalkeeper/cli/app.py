@@ -30,14 +30,14 @@ class Commands(TyperGroup):
 
     An `InputError` (the user's to fix) prints `error: <message>` and exits 2. Any other
     exception is a bug: its traceback goes to stderr and the exit code is `EXIT_BUG` (70),
-    never 1 (a regression). `typer.Exit` codes, usage errors, Ctrl-C (130) and a closed pipe
-    pass through unchanged."""
+    never 1 (a regression). `typer.Exit` codes, usage errors, Ctrl-C (130), end of input and
+    a closed pipe pass through unchanged."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException, EOFError, BrokenPipeError):
+            raise  # exit codes, usage errors, end of input and a closed pipe: typer's way
         except InputError as exc:
             report_input_error(exc)
         except Exception as exc:

@@ -22,7 +22,7 @@ import evalkeeper
 import evaluators
 from evalkeeper.cli import app
 from evalkeeper.errors import EvalkeeperError, InputError
-from evalkeeper.exitcodes import EXIT_BUG, EXIT_ERROR, EXIT_REGRESSION
+from evalkeeper.exitcodes import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_REGRESSION
 from evalkeeper.models import Score
 from evalkeeper.registry import evaluator
 from evalkeeper.settings import Settings
@@ -209,6 +209,22 @@ def test_version_prints_the_installed_version() -> None:
     out = runner.invoke(app, ["--version"])
     assert out.exit_code == 0, out.output
     assert out.stdout == f"evalkeeper {version('evalkeeper')}\n"
+
+
+def test_ctrl_c_still_exits_130_naming_the_experiment(
+    env: Settings, dataset: Path, restore_registry: None
+) -> None:
+    @evaluator("pressed_ctrl_c", version="1")
+    def pressed_ctrl_c() -> Callable[..., bool]:
+        raise KeyboardInterrupt
+
+    out = runner.invoke(
+        app,
+        ["run", "--dataset", str(dataset), "--target", TARGET, "--evaluators", "pressed_ctrl_c",
+         "--experiment", "ctrl-c"],
+    )  # fmt: skip
+    assert out.exit_code == EXIT_INTERRUPTED, out.output
+    assert "--experiment ctrl-c" in out.stderr and "Traceback" not in out.output
 
 
 def test_usage_errors_and_explicit_exit_codes_pass_through(env: Settings) -> None:
