@@ -14,16 +14,22 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from evalkeeper.errors import InputError
 from evalkeeper.models import Dataset, DatasetConfig, Example
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A dataset file that cannot be used; the message names file, line and fix."""
 
 
 def resolve(ref: str | Path, datasets_dir: Path) -> Path:
     """A dataset name (`appointments`) or a path (`data/x.jsonl`) -> the JSONL path."""
     path = Path(ref)
+    if path.is_dir():
+        raise DatasetError(
+            f"{path}: a directory, not a dataset file; pass a .jsonl file (one example a "
+            f"line) or a dataset name (known in {datasets_dir}: {_known(datasets_dir)})"
+        )
     if path.suffix == ".jsonl" or path.exists():
         if not path.exists():
             raise DatasetError(f"{path}: no such dataset file")
@@ -31,11 +37,15 @@ def resolve(ref: str | Path, datasets_dir: Path) -> Path:
     candidate = datasets_dir / f"{ref}.jsonl"
     if candidate.exists():
         return candidate
-    known = sorted(p.stem for p in datasets_dir.glob("*.jsonl")) if datasets_dir.is_dir() else []
     raise DatasetError(
-        f"unknown dataset {str(ref)!r}: no {candidate} "
-        f"(known in {datasets_dir}: {', '.join(known) or 'none'}; or pass a path to a .jsonl file)"
+        f"unknown dataset {str(ref)!r}: no {candidate} (known in {datasets_dir}: "
+        f"{_known(datasets_dir)}; or pass a path to a .jsonl file)"
     )
+
+
+def _known(datasets_dir: Path) -> str:
+    known = sorted(p.stem for p in datasets_dir.glob("*.jsonl")) if datasets_dir.is_dir() else []
+    return ", ".join(known) or "none"
 
 
 def _describe(err: ValidationError) -> str:
@@ -65,6 +75,17 @@ def json_problem(exc: json.JSONDecodeError) -> str:
 
 
 def parse_examples(path: Path) -> list[Example]:
+    try:
+        return _parse_examples(path)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 JSONL"
+        ) from exc
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the dataset file ({exc.strerror})") from exc
+
+
+def _parse_examples(path: Path) -> list[Example]:
     examples: list[Example] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -119,8 +140,12 @@ def load_config(path: Path) -> DatasetConfig:
     try:
         raw = tomllib.loads(sidecar.read_text(encoding="utf-8"))
         return DatasetConfig.model_validate(raw)
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+    except (tomllib.TOMLDecodeError, ValidationError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{sidecar}: {exc}") from exc
+    except OSError as exc:
+        raise DatasetError(
+            f"{sidecar}: cannot read the dataset's sidecar ({exc.strerror})"
+        ) from exc
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -15,3 +15,6 @@ LangSmith upload failed (the message says why; uploading again sends the rest). 
 regression or inconclusive code takes precedence."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C: the rows already written are kept; the same command with --experiment resumes."""
+EXIT_BUG = 70
+"""A bug (EX_SOFTWARE): an exception that is not an input error, in evalkeeper or in the
+target or evaluator it ran. Its traceback is on stderr; never 1, which means regression."""

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import jsonschema
 
+from evalkeeper.errors import EvalkeeperError, InputError
+
 if TYPE_CHECKING:
     import openai
     from openai.types.chat import ChatCompletion
@@ -77,11 +79,11 @@ MAX_RETRY_AFTER_S = 120.0
 MAX_BACKOFF_S = 30.0
 
 
-class JudgeError(RuntimeError):
+class JudgeError(EvalkeeperError, RuntimeError):
     """A judge call could not produce an answer."""
 
 
-class ModelNotPinned(ValueError):
+class ModelNotPinned(InputError, ValueError):
     """The judge model is a moving alias and unpinned models are not allowed."""
 
 

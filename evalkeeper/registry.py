@@ -25,6 +25,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
+from pydantic import ValidationError
+
+from evalkeeper.errors import InputError
 from evalkeeper.models import EvaluatorRef, Example, RunRecord, Score, content_hash
 
 if TYPE_CHECKING:
@@ -68,12 +71,13 @@ ExampleFactory = TypeVar("ExampleFactory", bound=Callable[..., Evaluator])
 SummaryFactory = TypeVar("SummaryFactory", bound=Callable[..., SummaryEvaluator])
 
 
-class UnknownEvaluator(KeyError):
+class UnknownEvaluator(InputError, KeyError):
     pass
 
 
-class EvaluatorConfigError(ValueError):
-    """An evaluator built with arguments its factory does not take."""
+class EvaluatorConfigError(InputError, ValueError):
+    """An evaluator built with arguments its factory does not take, or refuses (a factory
+    says so with a `ValueError`, which `build` turns into this error)."""
 
 
 @dataclass
@@ -265,7 +269,14 @@ def build(ref: EvaluatorRef | str, runtime: Runtime | None = None) -> BuiltEvalu
     kwargs = dict(ref.args)
     if "runtime" in params:
         kwargs["runtime"] = runtime
-    fn = reg.factory(**kwargs)
+    try:
+        fn = reg.factory(**kwargs)
+    except InputError:
+        raise
+    except ValueError as exc:  # a factory refuses its arguments with a ValueError
+        if isinstance(exc, ValidationError):  # a model the factory built: a bug, not input
+            raise
+        raise EvaluatorConfigError(str(exc)) from exc
     fn_params = inspect.signature(fn).parameters
     names: tuple[str, ...] = SUMMARY_KWARGS if reg.summary else EXAMPLE_KWARGS
     if any(p.kind is p.VAR_KEYWORD for p in fn_params.values()):

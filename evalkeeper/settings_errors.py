@@ -17,6 +17,7 @@ from pydantic import AliasChoices, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import SettingsError
 
+from evalkeeper.errors import InputError
 from evalkeeper.settings import Settings
 
 ENV_PREFIX = "EVALKEEPER_"
@@ -37,7 +38,7 @@ _BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_e
 _SOURCE_ERROR = re.compile(r'error parsing value for field "(\w+)"')
 
 
-class SettingsInvalid(ValueError):
+class SettingsInvalid(InputError, ValueError):
     """Settings that failed validation; the message has one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -10,13 +10,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.monitor.tick import TickSummary
 from evalkeeper.monitor.windows import DeployEvent
 from evalkeeper.settings import Settings
 from tasks.monitor import open_monitor_window, publish_tick, run_tick
 
 
-class RollbackUndelivered(RuntimeError):
+class RollbackUndelivered(EvalkeeperError, RuntimeError):
     """A rollback decision is stored but not delivered on every channel yet."""
 
 

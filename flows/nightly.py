@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 from tasks.analysis import baseline_exists, gate_decision, publish_verdict
@@ -20,7 +21,7 @@ from tasks.suite import (
 )
 
 
-class RunFailed(RuntimeError):
+class RunFailed(EvalkeeperError, RuntimeError):
     """The suite ran and every row is stored, but too many rows errored (the message says
     where and why); raised at the end of a flow so that its run ends Failed."""
 

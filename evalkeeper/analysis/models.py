@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from evalkeeper.analysis import stats
 from evalkeeper.analysis.stats import Verdict
+from evalkeeper.errors import InputError
 from evalkeeper.models import ErrorGroup
 
 ALL = "__all__"
@@ -23,7 +24,7 @@ Metric = Literal["pass_rate", "mean_value"]
 CellStatus = Literal["regression", "improved", "changed", "unchanged", "underpowered", "no_data"]
 
 
-class CompareError(ValueError):
+class CompareError(InputError, ValueError):
     """A comparison that cannot be made as asked; the message names the problem and the fix."""
 
 

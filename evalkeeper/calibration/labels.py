@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from evalkeeper.calibration.models import ImportResult, item_id
+from evalkeeper.errors import InputError
 from evalkeeper.models import utcnow
 from evalkeeper.warehouse import Warehouse
 
@@ -30,7 +31,7 @@ MAX_PROBLEMS = 20
 DEFAULT_CHOICES = ("pass", "fail")
 
 
-class LabelFileError(ValueError):
+class LabelFileError(InputError, ValueError):
     """A label file with problems; nothing of it was imported."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:

@@ -31,6 +31,7 @@ import polars as pl
 
 from evalkeeper.analysis.agreement import labels_for_half_width
 from evalkeeper.calibration.models import SampleResult, item_id
+from evalkeeper.errors import InputError
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
@@ -55,7 +56,7 @@ _JUDGED_SQL = """
 """
 
 
-class SampleError(ValueError):
+class SampleError(InputError, ValueError):
     """A sample that cannot be drawn as asked; the message names the fix."""
 
 

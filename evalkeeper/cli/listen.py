@@ -19,13 +19,14 @@ import typer
 
 from evalkeeper.cli.app import app, console, fail, load_settings
 from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.errors import InputError
 from evalkeeper.http.app import TraceSink, create_app
 from evalkeeper.settings import Settings
 
 INGEST_MODULE = "evalkeeper.traces.ingest"
 
 
-class SinkUnavailable(RuntimeError):
+class SinkUnavailable(InputError, RuntimeError):
     """The default trace sink (the trace store) cannot be had; the message says what to do."""
 
 

@@ -20,10 +20,8 @@ from evalkeeper.cli.app import EXIT_OK, console, err_console, fail, load_setting
 from evalkeeper.cli.monitor import monitor_app
 from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.models import EvaluatorRef
-from evalkeeper.registry import UnknownEvaluator
 from evalkeeper.report.output import emit_rows
 from evalkeeper.traces.model import iso_utc, to_utc
-from evalkeeper.traces.sources import SourceError
 
 if TYPE_CHECKING:
     from evalkeeper.monitor.backtest import BacktestResult
@@ -84,22 +82,23 @@ def backtest_command(
         when = to_utc(deploy_at)
     except ValueError as exc:
         fail(f"--deploy-at {deploy_at!r}: {exc}")
-    try:
-        config = BacktestConfig(
-            service=service,
-            deploy_at=when,
-            evaluators=evaluator_refs(evaluators),
-            baseline_hours=baseline_hours,
-            window_hours=window_hours,
-            tick_minutes=tick_minutes,
-            sample_rate=sample_rate,
-            policy=MonitorPolicy(
-                alpha=alpha, tolerance=tolerance, min_baseline=min_baseline, min_window=min_window
-            ),
+    try:  # the options' values; MonitorPolicy names the bad ones
+        policy = MonitorPolicy(
+            alpha=alpha, tolerance=tolerance, min_baseline=min_baseline, min_window=min_window
         )
-        result = asyncio.run(backtest(settings, traces, config))
-    except (SourceError, ValueError, UnknownEvaluator) as exc:
-        fail(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    except ValueError as exc:
+        fail(str(exc))
+    config = BacktestConfig(
+        service=service,
+        deploy_at=when,
+        evaluators=evaluator_refs(evaluators),
+        baseline_hours=baseline_hours,
+        window_hours=window_hours,
+        tick_minutes=tick_minutes,
+        sample_rate=sample_rate,
+        policy=policy,
+    )
+    result = asyncio.run(backtest(settings, traces, config))
     for line in result.bad_line_examples:
         err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.bad_lines:

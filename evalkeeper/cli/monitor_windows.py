@@ -39,7 +39,6 @@ from evalkeeper.monitor.windows import (
 from evalkeeper.report.output import emit_rows, jsonable
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import iso_utc, to_utc
-from evalkeeper.traces.sources import SourceError
 from evalkeeper.warehouse import WarehouseLocked
 
 EXIT_UNDELIVERED = EXIT_REGRESSION
@@ -78,10 +77,7 @@ def _emitter(settings: Settings) -> Any:
 
 
 def _run_tick(settings: Settings, **kwargs: Any) -> TickSummary:
-    try:
-        return asyncio.run(tick(settings, emitter=_emitter(settings), **kwargs))
-    except (UnknownWindow, SourceError, WarehouseLocked, MonitorConfigError, ValueError) as exc:
-        fail(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    return asyncio.run(tick(settings, emitter=_emitter(settings), **kwargs))
 
 
 def _print_tick(summary: TickSummary) -> None:

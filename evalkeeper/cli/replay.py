@@ -19,21 +19,16 @@ from evalkeeper.cli.app import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_REGRESSION,
-    INPUT_ERRORS,
     app,
     console,
-    fail,
     load_settings,
-    message_of,
     output_format,
 )
 from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.models import canonical_json
 from evalkeeper.run.experiment import parse_evaluator_names
-from evalkeeper.traces.lookup import TraceNotFound, load_trace
+from evalkeeper.traces.lookup import load_trace
 from evalkeeper.traces.replay import Attempt, ReplayReport, replay
-from evalkeeper.traces.sources import SourceError
-from evalkeeper.warehouse import WarehouseLocked
 
 EXIT_BY_VERDICT = {
     "not_reproduced": EXIT_OK,
@@ -124,19 +119,16 @@ def replay_command(
     Exit 0 not reproduced, 1 reproduced (every time or sometimes), 2 undetermined/error."""
     fmt = output_format(format, ("table", "json"))
     settings = load_settings(warehouse=warehouse)
-    try:
-        trace = asyncio.run(load_trace(settings, trace_id, source))
-        report = asyncio.run(
-            replay(
-                settings,
-                trace,
-                target_spec=target,
-                repeat=repeat,
-                evaluators=parse_evaluator_names(evaluators),
-            )
+    trace = asyncio.run(load_trace(settings, trace_id, source))
+    report = asyncio.run(
+        replay(
+            settings,
+            trace,
+            target_spec=target,
+            repeat=repeat,
+            evaluators=parse_evaluator_names(evaluators),
         )
-    except (TraceNotFound, SourceError, WarehouseLocked, *INPUT_ERRORS) as exc:
-        fail(message_of(exc))
+    )
     if fmt == "json":
         print(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:

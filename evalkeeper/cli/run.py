@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
+import duckdb
 import polars as pl
 import typer
 from rich.table import Table
@@ -13,21 +14,19 @@ from rich.table import Table
 from evalkeeper import run as core
 from evalkeeper.cli.app import (
     EXIT_RUN_FAILED,
-    INPUT_ERRORS,
     app,
     console,
     err_console,
     fail,
     interrupted,
     load_settings,
-    message_of,
     output_format,
 )
 from evalkeeper.exitcodes import EXIT_UPLOAD_FAILED
 from evalkeeper.report.output import ROW_FORMATS, emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
-from evalkeeper.warehouse import Warehouse, WarehouseLocked
+from evalkeeper.warehouse import Warehouse
 
 WarehouseOpt = Annotated[
     Path | None, typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb).")
@@ -131,8 +130,9 @@ def run_suite_or_exit(
     experiment: str | None,
     **options: Any,
 ) -> core.Summary:
-    """`core.run_suite` for a command: bad input exits 2 with its message; Ctrl-C exits 130
-    naming the experiment to resume (chosen up front for that reason)."""
+    """`core.run_suite` for a command: Ctrl-C exits 130 naming the experiment to resume
+    (chosen up front for that reason). Bad input (an `InputError`) exits 2 with its message,
+    as for every command (see `Commands` in cli/app.py)."""
     experiment_id = experiment or core.new_experiment_id(suite, Path(dataset).stem)
     try:
         return asyncio.run(
@@ -146,8 +146,6 @@ def run_suite_or_exit(
                 **options,
             )
         )
-    except INPUT_ERRORS as exc:
-        fail(message_of(exc))
     except KeyboardInterrupt:  # Typer would exit 130 silently
         interrupted(experiment_id)
 
@@ -252,8 +250,6 @@ def score(
         summary = asyncio.run(
             core.rescore(settings, experiment, names, progress=not output_json, no_cache=no_cache)
         )
-    except INPUT_ERRORS as exc:
-        fail(message_of(exc))
     except KeyboardInterrupt:
         interrupted(experiment)
     finish_command(summary, output_json)
@@ -307,9 +303,7 @@ def sql(
     settings = load_settings(warehouse=warehouse)
     try:
         frame = Warehouse.from_settings(settings).query(query)
-    except WarehouseLocked as exc:
-        fail(str(exc))
-    except Exception as exc:  # DuckDB's own message names the problem
+    except duckdb.Error as exc:  # the user's SQL: DuckDB's own message names the problem
         fail(f"query failed: {exc}")
     emit_rows(frame, fmt, console=console)
     if fmt == "table":

@@ -100,7 +100,7 @@ def ingest_command(
                 on_batch=_progress,
             )
         )
-    except (SourceError, WarehouseLocked, ValueError, RedactionFailed) as exc:
+    except RedactionFailed as exc:  # not the user's input, but said in one line
         fail(str(exc))
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("evalkeeper.traces."):

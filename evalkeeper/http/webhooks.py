@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from evalkeeper import registry
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
 from evalkeeper.monitor.journal import DeployJournal, encode, replay
@@ -66,7 +67,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
-class _Refused(Exception):
+class _Refused(EvalkeeperError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from evalkeeper.errors import InputError
 from evalkeeper.models import EvaluatorRef
 from evalkeeper.monitor.decision import (
     Decision,
@@ -41,6 +42,11 @@ from evalkeeper.traces.sources import open_source
 DEFAULT_EVALUATORS = ("latency_ok", "tool_error")
 READ_BATCH = 5000
 BAD_LINES_KEPT = 20
+
+
+class BacktestError(InputError, ValueError):
+    """A backtest that cannot run as asked (its configuration, or no traffic to replay);
+    the message names the value or the source and the fix."""
 
 
 @dataclass(frozen=True)
@@ -66,22 +72,24 @@ class BacktestConfig:
 
     def __post_init__(self) -> None:
         if self.deploy_at.tzinfo is None:
-            raise ValueError("deploy_at has no UTC offset; write e.g. 2026-11-30T14:03:00Z")
+            raise BacktestError("deploy_at has no UTC offset; write e.g. 2026-11-30T14:03:00Z")
         if not self.evaluators:
-            raise ValueError("no evaluators: name at least one, e.g. tool_error")
+            raise BacktestError("no evaluators: name at least one, e.g. tool_error")
         if self.baseline_hours <= 0 or self.window_hours <= 0 or self.tick_minutes <= 0:
-            raise ValueError(
+            raise BacktestError(
                 f"baseline_hours={self.baseline_hours}, window_hours={self.window_hours}, "
                 f"tick_minutes={self.tick_minutes}: every period must be positive"
             )
         if self.window_hours > 48:
-            raise ValueError(f"window_hours={self.window_hours}: a window lasts 48 hours at most")
+            raise BacktestError(
+                f"window_hours={self.window_hours}: a window lasts 48 hours at most"
+            )
         if self.tick_minutes > self.window_hours * 60:
-            raise ValueError(
+            raise BacktestError(
                 f"tick_minutes={self.tick_minutes}: longer than the {self.window_hours} h window"
             )
         if not 0.0 < self.sample_rate <= 1.0:
-            raise ValueError(f"sample_rate={self.sample_rate}: use a share in (0, 1], e.g. 0.1")
+            raise BacktestError(f"sample_rate={self.sample_rate}: use a share in (0, 1], e.g. 0.1")
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,7 @@ async def backtest(settings: Settings, spec: str, config: BacktestConfig) -> Bac
     evaluators = [build(ref, Runtime(settings=settings)) for ref in config.evaluators]
     names = [e.name for e in evaluators]
     if len(set(names)) != len(names):
-        raise ValueError(f"evaluators {names}: name each evaluator once")
+        raise BacktestError(f"evaluators {names}: name each evaluator once")
     start = config.deploy_at - timedelta(hours=config.baseline_hours)
     end = config.deploy_at + timedelta(hours=config.window_hours)
     keep = _sampler(settings, config.sample_rate)
@@ -180,10 +188,10 @@ async def backtest(settings: Settings, spec: str, config: BacktestConfig) -> Bac
             break
         cursor = new_cursor
     if last_time is None:
-        raise ValueError(f"{source.spec}: no traces to replay; check the path")
+        raise BacktestError(f"{source.spec}: no traces to replay; check the path")
     if not kept:
         others = ", ".join(sorted(services)) or "none"
-        raise ValueError(
+        raise BacktestError(
             f"{source.spec}: no trace of service {config.service!r} between {iso_utc(start)} "
             f"and {iso_utc(end)} (other services: {others}); check --service and --deploy-at"
         )

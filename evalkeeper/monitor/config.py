@@ -36,6 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalkeeper import registry
+from evalkeeper.errors import InputError
 from evalkeeper.models import EvaluatorRef
 from evalkeeper.settings import Settings
 
@@ -47,7 +48,7 @@ NEEDS_REFERENCE = ("factual_match", "tool_call_correct")
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class MonitorConfigError(ValueError):
+class MonitorConfigError(InputError, ValueError):
     """A monitor config that cannot be used; the message names the file and the fix."""
 
 

@@ -25,15 +25,17 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
+from evalkeeper.errors import InputError
+
 PREFIX = "whsec_"
 TOLERANCE_S = 300.0
 
 
-class SignatureError(ValueError):
+class SignatureError(InputError, ValueError):
     """A request that is unsigned, forged or stale; the message says which (never the secret)."""
 
 
-class MalformedHeaders(ValueError):
+class MalformedHeaders(InputError, ValueError):
     """Signature headers that cannot be read (a timestamp that is not a number)."""
 
 

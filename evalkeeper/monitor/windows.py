@@ -22,6 +22,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evalkeeper.errors import InputError
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.monitor.config import MonitorConfig, load_config
 from evalkeeper.settings import Settings
@@ -35,7 +36,7 @@ Decision = Literal["continue", "rollback", "stable", "inconclusive"]
 OpenedBy = Literal["webhook", "github", "cli", "flow"]
 
 
-class UnknownWindow(KeyError):
+class UnknownWindow(InputError, KeyError):
     """No window with that id; the message says how to list them."""
 
 

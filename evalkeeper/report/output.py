@@ -26,6 +26,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from evalkeeper.errors import InputError
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -64,7 +66,7 @@ def make_console(*, stderr: bool = False) -> OutputConsole:
     return OutputConsole(stderr=stderr)
 
 
-class FormatError(ValueError):
+class FormatError(InputError, ValueError):
     """An output format a command does not offer."""
 
 
@@ -222,7 +224,7 @@ def emit_rows(
 # -- markdown summaries -----------------------------------------------------------------------
 
 
-class SummaryWriteError(ValueError):
+class SummaryWriteError(InputError, ValueError):
     """The markdown summary could not be written where it was asked for."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from evalkeeper import registry
+from evalkeeper.errors import InputError
 from evalkeeper.models import EvaluatorRef, Example, Experiment, RunRecord
 from evalkeeper.run.runner import Item, Rescore
 from evalkeeper.settings import Settings
@@ -24,7 +25,7 @@ from evalkeeper.warehouse import Warehouse, WarehouseLocked
 RunKey = tuple[str, int]
 
 
-class ExperimentError(ValueError):
+class ExperimentError(InputError, ValueError):
     """An experiment that cannot be started or resumed as asked; the message says why."""
 
 

@@ -23,10 +23,11 @@ from typing import Any
 import httpx
 
 from evalkeeper.datasets import json_problem
+from evalkeeper.errors import EvalkeeperError, InputError
 from evalkeeper.models import TargetPin
 
 
-class TargetError(RuntimeError):
+class TargetError(EvalkeeperError, RuntimeError):
     """The target failed on one example. `transient` errors are retried."""
 
     def __init__(self, message: str, *, transient: bool = False) -> None:
@@ -34,7 +35,7 @@ class TargetError(RuntimeError):
         self.transient = transient
 
 
-class TargetSpecError(ValueError):
+class TargetSpecError(InputError, ValueError):
     """A target spec that cannot be loaded; the message says how to fix it."""
 
 
@@ -129,6 +130,11 @@ class ReplayTarget(Target):
     def __init__(self, spec: str, path: Path) -> None:
         if not path.exists():
             raise TargetSpecError(f"{spec}: no such file {path}")
+        if path.is_dir():
+            raise TargetSpecError(
+                f"{spec}: {path} is a directory; pass the .jsonl file of recorded outputs "
+                "(replay:PATH.jsonl)"
+            )
         self.records: dict[str, dict[str, Any]] = {}
         with path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):

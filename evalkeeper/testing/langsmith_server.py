@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.testing.serving import ThreadedUvicorn
 
 TENANT_ID = "00000000-0000-4000-8000-000000000001"
@@ -77,7 +78,7 @@ class _Failure:
     remaining: int
 
 
-class _NotFound(Exception):
+class _NotFound(EvalkeeperError):
     pass
 
 

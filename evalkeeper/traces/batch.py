@@ -39,6 +39,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.redaction import BuiltinRedactor, Redactor, build_redactor, redact_json
@@ -53,7 +54,7 @@ START_AFTER_S = 1.0
 CHUNKS_PER_WORKER = 2
 
 
-class RedactionFailed(RuntimeError):
+class RedactionFailed(EvalkeeperError, RuntimeError):
     """A batch could not be redacted (a worker raised): nothing of it is stored."""
 
 

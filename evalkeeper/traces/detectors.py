@@ -14,6 +14,7 @@ from typing import Any
 
 from stdnum import iban as stdnum_iban
 
+from evalkeeper.errors import ConfigError
 from evalkeeper.traces.hits import Hit
 
 # An existing token is never redacted again (redaction is idempotent).
@@ -174,12 +175,12 @@ def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
         try:
             rx = re.compile(p)
         except re.error as e:
-            raise ValueError(
+            raise ConfigError(
                 f"redaction_patterns[{i}] {p!r}: not a valid regular expression ({e}); "
                 "fix it (Python `re` syntax) in EVALKEEPER_REDACTION_PATTERNS"
             ) from e
         if rx.fullmatch(""):
-            raise ValueError(
+            raise ConfigError(
                 f"redaction_patterns[{i}] {p!r}: matches the empty string, so it would "
                 "redact nothing useful; make it require at least one character"
             )

@@ -18,6 +18,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalkeeper.errors import ConfigError
 from evalkeeper.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def resolve_key(settings: Settings) -> RedactionKey:
     if settings.redaction_key is not None:
         secret = settings.redaction_key.get_secret_value().encode()
         if not secret:
-            raise ValueError(
+            raise ConfigError(
                 "EVALKEEPER_REDACTION_KEY is set but empty; set it to a long random string "
                 "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) or unset it "
                 "to have a key generated beside the warehouse"
@@ -92,7 +93,7 @@ def _read(path: Path) -> bytes:
         )
     secret = path.read_text().strip().encode()
     if not secret:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: redaction key file is empty; delete it to generate a new key (tokens "
             "change) or restore it from a backup"
         )

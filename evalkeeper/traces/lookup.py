@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from evalkeeper.errors import InputError
 from evalkeeper.settings import Settings
 from evalkeeper.traces.batch import redact_trace
 from evalkeeper.traces.model import Trace
@@ -20,7 +21,7 @@ __all__ = ["TraceNotFound", "find_in_source", "load_trace"]
 SCAN_BATCH = 5000
 
 
-class TraceNotFound(LookupError):
+class TraceNotFound(InputError, LookupError):
     """No trace with that id where it was looked for; the message says where to look."""
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from evalkeeper.errors import InputError
 from evalkeeper.models import canonical_json
 
 TIME_EXAMPLE = "2026-11-30T14:03:00Z"
 
 
-class TraceError(ValueError):
+class TraceError(InputError, ValueError):
     """A trace line that cannot be read; the message names file, line, field and fix."""
 
 

@@ -31,6 +31,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from evalkeeper.errors import InputError
+
 __all__ = [
     "JSON",
     "PROTOBUF",
@@ -52,7 +54,7 @@ JSON = "application/json"
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 
-class ExportError(Exception):
+class ExportError(InputError):
     """An export request that is answered with an error status instead of being read."""
 
     status_code = 400

@@ -14,6 +14,8 @@ import phonenumbers as pn
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from evalkeeper.errors import ConfigError
+
 _TYPE_DESCS = (
     "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
     "voip", "pager", "uan", "voicemail",
@@ -38,7 +40,7 @@ def plan(region: str) -> Plan:
     """The plan of `region` (ISO 3166 alpha-2); a region libphonenumber lacks is named."""
     md = PhoneMetadata.metadata_for_region(region)
     if md is None:
-        raise ValueError(
+        raise ConfigError(
             f"redaction_regions: {region!r} is not a region libphonenumber knows; use ISO "
             "3166 alpha-2 codes such as US, GB, DE, JP (EVALKEEPER_REDACTION_REGIONS=US,DE,JP)"
         )

@@ -40,6 +40,7 @@ from typing import Literal, NamedTuple
 import phonenumbers as pn
 from phonenumbers import PhoneNumberFormat
 
+from evalkeeper.errors import ConfigError
 from evalkeeper.traces.detectors import mask, protected_spans
 from evalkeeper.traces.hits import Hit
 from evalkeeper.traces.phone_match import Match, WindowParse, matcher_matches, plain
@@ -82,7 +83,7 @@ class PhoneDetector:
         self, regions: Sequence[str], policy: PhonePolicy = "hybrid", *, fast: bool = True
     ) -> None:
         if not regions:
-            raise ValueError(
+            raise ConfigError(
                 "redaction_regions is empty: national phone numbers would go unnoticed; "
                 "list at least one region (EVALKEEPER_REDACTION_REGIONS=US,DE,JP)"
             )

@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from evalkeeper.datasets import DatasetError, load_dataset, parse_examples
+from evalkeeper.errors import InputError
 from evalkeeper.models import Dataset, DatasetConfig, EvaluatorRef, Example, canonical_json
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace, iso_utc
@@ -60,7 +61,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class PromoteError(ValueError):
+class PromoteError(InputError, ValueError):
     """A promotion that cannot be made; the message names what is wrong and the fix."""
 
 

@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from evalkeeper import registry
 from evalkeeper.datasets import DatasetError, load_dataset
+from evalkeeper.errors import InputError
 from evalkeeper.models import (
     Dataset,
     EvaluatorRef,
@@ -68,6 +69,11 @@ __all__ = [
 Outcome = Literal["failed", "passed", "unscored"]
 Verdict = Literal["deterministic", "intermittent", "not_reproduced", "undetermined"]
 REFERENCE_FREE = ("latency_ok",)
+
+
+class ReplayError(InputError, ValueError):
+    """A replay that cannot run as asked (`--repeat`, `--evaluators`); the message says
+    how to ask."""
 
 
 class ReplayScore(BaseModel):
@@ -226,7 +232,7 @@ async def replay(
 ) -> ReplayReport:
     """Run `target_spec` on the trace's inputs `repeat` times and score each attempt."""
     if repeat < 1:
-        raise ValueError(f"--repeat {repeat}: run the target at least once (e.g. --repeat 5)")
+        raise ReplayError(f"--repeat {repeat}: run the target at least once (e.g. --repeat 5)")
     found = promoted_example(settings, trace.trace_id)
     configured = {r.name: r for r in found[0].config.evaluators} if found else {}
     if evaluators is not None:
@@ -240,7 +246,7 @@ async def replay(
     built = [registry.build(r, runtime) for r in refs]
     built = [e for e in built if not e.summary]
     if not built:
-        raise ValueError(
+        raise ReplayError(
             "no evaluator scores single runs here (summary evaluators such as latency_p95 "
             "score whole experiments): name some with --evaluators, e.g. latency_ok"
         )

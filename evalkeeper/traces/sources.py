@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from evalkeeper.errors import InputError
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace, TraceError
 
@@ -37,7 +38,7 @@ MAX_LINE_BYTES = 16 << 20
 HEAD_BYTES = 1024
 
 
-class SourceError(ValueError):
+class SourceError(InputError, ValueError):
     """A source spec that cannot be opened, or a stored cursor it cannot use."""
 
 

@@ -2,7 +2,13 @@
 
 from evalkeeper.warehouse.comparisons import comparison_frame, save_comparison
 from evalkeeper.warehouse.schema import MIGRATIONS
-from evalkeeper.warehouse.store import Warehouse, WarehouseLocked, migrate, schema_version
+from evalkeeper.warehouse.store import (
+    Warehouse,
+    WarehouseLocked,
+    WarehouseUnusable,
+    migrate,
+    schema_version,
+)
 from evalkeeper.warehouse.tables import TABLES, WRITE_POLICY, Table, table_frame
 from evalkeeper.warehouse.views import VIEWS
 
@@ -14,6 +20,7 @@ __all__ = [
     "Table",
     "Warehouse",
     "WarehouseLocked",
+    "WarehouseUnusable",
     "comparison_frame",
     "migrate",
     "save_comparison",

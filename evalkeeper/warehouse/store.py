@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
+from evalkeeper.errors import InputError
 from evalkeeper.warehouse.schema import MIGRATIONS
 from evalkeeper.warehouse.tables import (
     RUN_KEY,
@@ -115,8 +116,16 @@ def _slot(key: str) -> _Slot:
         return _SLOTS[key]
 
 
-class WarehouseLocked(RuntimeError):
+class WarehouseLocked(InputError, RuntimeError):
     """The warehouse file stayed locked by another process for longer than allowed."""
+
+
+class WarehouseUnusable(InputError):
+    """The warehouse path cannot be opened as a DuckDB file (a directory, another kind of
+    file, no permission); the message names the path and the fix."""
+
+
+FIX_PATH = "point --warehouse or EVALKEEPER_WAREHOUSE at a DuckDB file (created if missing)"
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -161,7 +170,17 @@ class Warehouse:
         The write-ahead log is checkpointed into the file before DETACH once it passes
         `WAL_CHECKPOINT_BYTES`, or always with `checkpoint=True`.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise WarehouseUnusable(
+                f"{self.path}: a directory, not a warehouse file; {FIX_PATH}, e.g. "
+                f"{self.path / 'warehouse.duckdb'}"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseUnusable(
+                f"{self.path}: cannot create its directory ({exc.strerror}); {FIX_PATH}"
+            ) from exc
         key = str(self.path.resolve())
         slot = _slot(key)
         with slot.lock:
@@ -195,9 +214,11 @@ class Warehouse:
             try:
                 _run(f"ATTACH ? AS {slot.alias}", [key])
                 return
-            except duckdb.IOException as exc:
-                if not _is_lock_error(exc):
-                    raise
+            except duckdb.Error as exc:
+                if not (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
+                    raise WarehouseUnusable(
+                        f"{self.path}: cannot be opened as a DuckDB warehouse ({exc}); {FIX_PATH}"
+                    ) from exc
                 if time.monotonic() >= deadline:
                     raise WarehouseLocked(
                         f"{self.path}: locked by another process for more than "

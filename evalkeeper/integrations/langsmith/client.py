@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ NAMESPACE = uuid.UUID("6f1d3c1e-2b0a-5c8e-9d7a-4e5b6c7d8e9f")
 """The uuid5 namespace of every id evalkeeper gives a LangSmith object."""
 
 
-class LangSmithError(RuntimeError):
+class LangSmithError(EvalkeeperError, RuntimeError):
     """A LangSmith call that failed, or LangSmith not configured; the message says which
     object, what went wrong and what to do."""
 

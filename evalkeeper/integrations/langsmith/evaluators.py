@@ -23,12 +23,13 @@ from datetime import UTC
 from typing import Any
 
 from evalkeeper import registry
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import EvaluatorRef, Example, ExampleMetadata, RunRecord, Score
 
 OPENEVALS_KWARGS = ("inputs", "outputs", "reference_outputs")
 
 
-class EvaluatorFailed(RuntimeError):
+class EvaluatorFailed(EvalkeeperError, RuntimeError):
     """An evalkeeper evaluator could not score a LangSmith run (its message is the error)."""
 
 
