@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from evalkeeper.monitor.tick import tick
 from evalkeeper.settings import Settings
 
 __all__ = ["FirstTicks"]
@@ -72,6 +71,10 @@ class FirstTicks:
         return self._runner.run(self._first_tick(window_id))
 
     async def _first_tick(self, window_id: str) -> bool:
+        # imported by the first tick: an app that never ticks never loads what a tick
+        # needs (the trace sources, the evaluators), nor holds its memory
+        from evalkeeper.monitor.tick import tick
+
         try:
             await tick(self.settings, now=self.clock(), window_id=window_id)
         except Exception:
