@@ -1,5 +1,5 @@
 """Tasks of the monitor flows: open a window, tick, publish the decision. Thin wrappers over
-`evalkeeper.monitor`; the Prefect event emitter comes from the HTTP face's module."""
+`evalkeeper.monitor`; the Prefect event emitter is `tasks.events`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from prefect import task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evalkeeper.http.events import prefect_emitter
 from evalkeeper.monitor.tick import TickSummary, tick
 from evalkeeper.monitor.windows import DeployEvent, Opened, open_window
 from evalkeeper.settings import Settings
+from tasks.events import prefect_emitter
 from tasks.suite import artifact_key
 
 

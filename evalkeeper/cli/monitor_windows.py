@@ -71,7 +71,7 @@ def _time(option: str, value: str | None) -> datetime:
 
 
 def _emitter(settings: Settings) -> Any:
-    from evalkeeper.http.events import prefect_emitter
+    from tasks.events import prefect_emitter
 
     return prefect_emitter(settings)
 

@@ -1,6 +1,6 @@
 """The FastAPI app of `evalkeeper listen`: `POST /v1/traces` (OTLP/HTTP), the deploy
-webhooks `POST /hooks/deploy` and `POST /hooks/github` (`evalkeeper.http.webhooks`), and
-`GET /health`.
+webhooks `POST /hooks/deploy` and `POST /hooks/github` (`evalkeeper.http.webhooks`, the
+deploys they accept kept by `evalkeeper.monitor.intake`), and `GET /health`.
 
 `create_app(settings, trace_sink=...)` answers like an OpenTelemetry collector: 200 with an
 `ExportTraceServiceResponse` (a partial success naming how many spans were rejected and
@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 
-from evalkeeper.http.events import prefect_emitter
-from evalkeeper.http.webhooks import ASGIApp, Receive, Scope, Send, add_webhook_routes
+from evalkeeper.http.asgi import ASGIApp, Receive, Scope, Send, read_body
+from evalkeeper.http.webhooks import DEPLOY_PATH, DeployWebhooks
 from evalkeeper.models import utcnow
+from evalkeeper.monitor.intake import DeployIntake
 from evalkeeper.monitor.rollback import EventEmitter
 from evalkeeper.settings import Settings
 from evalkeeper.traces.otlp import (
@@ -90,7 +91,7 @@ def create_app(
         task = asyncio.create_task(completing(), name="otlp-complete-traces")
         if settings.webhook_secret is not None:
             try:  # recover the deploy journal and load the webhooks' index now
-                await hooks.start()
+                await intake.start()
             except Exception:
                 log.exception("deploy webhooks: start failed; the first request retries it")
         try:
@@ -104,30 +105,35 @@ def create_app(
                 await delivery.deliver(rest)
             if (close := getattr(trace_sink, "aclose", None)) is not None:
                 await close()  # the sink's own resources (the trace store's redaction workers)
-            await hooks.aclose()
+            await intake.aclose()
 
     app = _App(title="evalkeeper", lifespan=lifespan)
     app.state.assembler = assembler
     app.state.delivery = delivery
-    hooks = add_webhook_routes(
-        app,
-        settings,
-        emitter=prefect_emitter(settings) if emitter == "auto" else emitter,
-        first_tick=first_tick,
-        tick_clock=tick_clock,
-    )
+    if emitter == "auto":
+        from tasks.events import prefect_emitter  # the Prefect side, imported by the faces
+
+        emitter = prefect_emitter(settings)
+    intake = DeployIntake(settings, emitter=emitter, first_tick=first_tick, tick_clock=tick_clock)
+    hooks = DeployWebhooks(settings, intake)
+    hooks.add_routes(app)
+    app.bare_routes[DEPLOY_PATH] = hooks.deploy
     app.state.webhooks = hooks
-    app.bare_routes = hooks.asgi_routes
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
-        hooks.busy()
+        intake.busy()
         try:
             kind = media_type(request.headers.get("content-type"))
         except UnsupportedMediaType as exc:
             return _error(JSON, exc)
         try:
-            body = await _read_body(request, max_bytes)
+            body = await read_body(
+                request.headers.get("content-length"),
+                request.stream(),
+                max_bytes,
+                lambda size: _too_large(size, max_bytes),
+            )
             export = decode_export(
                 body,
                 request.headers.get("content-type"),
@@ -152,7 +158,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        hooks.busy()
+        intake.busy()
         return {
             "status": "ok",
             "open_traces": assembler.open_traces,
@@ -161,23 +167,23 @@ def create_app(
             "sink": delivery.counts(),
             # a sink that keeps its own counters (the trace store's: stored, invalid, …)
             **({"store": stats.model_dump()} if (stats := _sink_stats(trace_sink)) else {}),
-            "webhooks": hooks.counts,
+            "webhooks": hooks.counts(),
         }
 
     return app
 
 
 class _App(FastAPI):
-    """FastAPI, with `bare_routes`: (method, path) -> an ASGI app answering that request
-    before the framework's middleware and router (the deploy webhook, sent in bursts)."""
+    """FastAPI, with `bare_routes`: path -> an ASGI app answering every request to that
+    path before the framework's middleware and router (the deploy webhook, sent in bursts)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.bare_routes: dict[tuple[str, str], ASGIApp] = {}
+        self.bare_routes: dict[str, ASGIApp] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            bare = self.bare_routes.get((scope["method"], scope["path"]))
+            bare = self.bare_routes.get(scope["path"])
             if bare is not None:
                 await bare(scope, receive, send)
                 return
@@ -187,20 +193,6 @@ class _App(FastAPI):
 def _sink_stats(sink: TraceSink) -> Any:
     stats = getattr(sink, "stats", None)
     return stats if hasattr(stats, "model_dump") else None
-
-
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(int(declared), max_bytes)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(size, max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(size: int, max_bytes: int) -> BodyTooLarge:

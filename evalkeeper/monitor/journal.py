@@ -2,11 +2,11 @@
 
 A deploy webhook's answer must not wait for a warehouse write (an ATTACH, a transaction,
 a DETACH: milliseconds each, and the file may be held by a tick), yet a 202 must mean the
-deploy is kept. So the HTTP app appends each accepted deploy (its window and delivery id)
-to an append-only journal, fsyncs it (one fsync per batch of requests that arrived
-together: group commit) and only then answers; a background step applies the journal to
-the warehouse (`open_windows`, which ignores a window or delivery already stored) and
-removes what it applied.
+deploy is kept. So the app's deploy intake (`evalkeeper.monitor.intake`) appends each
+accepted deploy (its window and delivery id) to an append-only journal, fsyncs it (one
+fsync per batch of requests that arrived together: group commit) and only then lets the
+app answer; a background step applies the journal to the warehouse (`open_windows`, which
+ignores a window or delivery already stored) and removes what it applied.
 
 The journal is a folder next to the warehouse (`<warehouse>.hooks/`) of segment files,
 one JSON line per deploy. The process appending to a segment holds an exclusive `flock`

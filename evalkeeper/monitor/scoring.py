@@ -10,7 +10,8 @@ raised has none.
 `score_traces(traces, evaluators)` scores each trace with each built evaluator
 (`evalkeeper.registry.build`) and returns the scores per trace, in the evaluators' order;
 `outcome(score)` says how a monitor counts one: a flag (failed), a pass, or an error (the
-evaluator could not score, skipped, or gave no pass/fail).
+evaluator could not score, skipped, or gave no pass/fail). That rule is `classify`, its one
+definition: a tick applies it to stored score rows too (`evalkeeper.monitor.tick`).
 """
 
 from __future__ import annotations
@@ -88,8 +89,15 @@ async def _score_one(
     return [await ev(**kwargs) for ev in evaluators]
 
 
-def outcome(score: Score) -> Outcome:
-    """How the monitor counts a score: `flag` (failed), `pass`, or `error`."""
-    if score.error is not None or score.skipped or score.passed is None:
+def classify(passed: bool | None, errored: bool, skipped: bool) -> Outcome:
+    """The monitor's counting rule: `error` when the evaluator could not score (`errored`),
+    skipped (no judge endpoint) or gave no pass/fail (none of those is a pass); else `pass`,
+    or `flag` when it failed."""
+    if errored or skipped or passed is None:
         return "error"
-    return "pass" if score.passed else "flag"
+    return "pass" if passed else "flag"
+
+
+def outcome(score: Score) -> Outcome:
+    """How the monitor counts a score: `flag` (failed), `pass`, or `error` (`classify`)."""
+    return classify(score.passed, score.error is not None, score.skipped)

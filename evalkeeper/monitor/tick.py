@@ -8,9 +8,11 @@ One tick:
    of the baseline period), keeps the window's sample (a keyed hash of the trace id, at
    the config's `sample_rate`), scores them with the window's online evaluators;
 3. recounts each evaluator's flags, errors and traces on both sides from the stored scores
-   plus the new ones, decides (`evalkeeper.monitor.decision.decide`), and writes the
-   scores, the tick, its counts, the window's new state and (on `rollback`) the rollback
-   decision in one transaction;
+   plus the new ones (by one rule, `evalkeeper.monitor.scoring.classify`), decides
+   (`evalkeeper.monitor.decision.decide`), and writes the scores, the tick, its counts,
+   the window's new state and (on `rollback`) the rollback decision in one transaction
+   (a window that cannot be decided raises `WindowUndecidable`: the tick names it among
+   its problems and goes on);
 4. delivers every rollback decision not yet delivered (`evalkeeper.monitor.rollback`).
 
 Crash-safe and idempotent: the scores are keyed (window, trace, evaluator) and a trace is
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,8 +39,9 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from evalkeeper import registry
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Score, canonical_json, utcnow
-from evalkeeper.monitor.decision import EvaluatorCounts, MonitorPolicy, decide
+from evalkeeper.monitor.decision import EvaluatorCounts, EvaluatorDecision, MonitorPolicy, decide
 from evalkeeper.monitor.journal import journal_dir
 from evalkeeper.monitor.journal import replay as replay_journal
 from evalkeeper.monitor.rollback import (
@@ -46,7 +51,7 @@ from evalkeeper.monitor.rollback import (
     deliver_pending,
     rollback_frame,
 )
-from evalkeeper.monitor.scoring import score_traces
+from evalkeeper.monitor.scoring import classify, score_traces
 from evalkeeper.monitor.windows import Window, list_windows, load_window, window_frame
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import IngestSummary, ingest
@@ -66,23 +71,9 @@ AfterDecision = Callable[["WindowTick"], None]
 between the decision and its delivery)."""
 
 
-class EvaluatorTick(BaseModel):
-    """One evaluator's counts and decision at a tick."""
-
-    evaluator: str = Field(description="Evaluator name.")
-    baseline_n: int = Field(description="Baseline traces scored (errors included).")
-    baseline_flags: int = Field(description="Baseline traces it flagged (failed).")
-    baseline_errors: int = Field(description="Baseline traces it could not score.")
-    window_n: int = Field(description="Window traces scored (errors included).")
-    window_flags: int = Field(description="Window traces it flagged.")
-    window_errors: int = Field(description="Window traces it could not score.")
-    decision: str = Field(description="continue, rollback, stable or inconclusive.")
-    reason: str | None = Field(None, description="Why, in words.")
-    baseline_rate: float | None = Field(None, description="Baseline flag rate.")
-    upper_bound: float | None = Field(None, description="Upper bound of the baseline rate.")
-    window_rate: float | None = Field(None, description="Window flag rate.")
-    statistic: float | None = Field(None, description="The sequential test's statistic.")
-    threshold: float | None = Field(None, description="Where the statistic rolls back.")
+class WindowUndecidable(EvalkeeperError, ValueError):
+    """This window cannot be decided (its evaluators are all retired, or cannot be built
+    from its config): the tick says so as a problem and goes on with the other windows."""
 
 
 class WindowTick(BaseModel):
@@ -99,7 +90,9 @@ class WindowTick(BaseModel):
     new_baseline_traces: int = Field(description="Baseline traces scored by this tick.")
     sampled_out: int = Field(description="Unscored traces left out by the window's sample.")
     reasons: list[str] = Field(default_factory=list, description="Why, in words.")
-    evaluators: list[EvaluatorTick] = Field(default_factory=list, description="Per evaluator.")
+    evaluators: list[EvaluatorDecision] = Field(
+        default_factory=list, description="Per evaluator: its counts, decision and evidence."
+    )
     rollback_decided: bool = Field(False, description="This tick decided a rollback.")
 
 
@@ -143,7 +136,7 @@ async def tick(
             continue
         try:
             done = await tick_window(settings, window, when, emitter=emitter)
-        except ValueError as exc:  # this window cannot be decided: said, the others go on
+        except WindowUndecidable as exc:  # said, and the other windows go on
             summary.problems.append(str(exc))
             continue
         summary.windows.append(done)
@@ -172,12 +165,15 @@ async def tick_window(
     final = now >= window.ends_at
     runtime = registry.Runtime(settings=settings, warehouse=wh)
     retired = await asyncio.to_thread(_retired, wh)
-    evaluators = [registry.build(r, runtime) for r in cfg.evaluators if r.name not in retired]
+    try:
+        evaluators = [registry.build(r, runtime) for r in cfg.evaluators if r.name not in retired]
+    except registry.EvaluatorConfigError as exc:  # the window's config, not a bug
+        raise WindowUndecidable(str(exc)) from exc
     notes = [retired[r.name] for r in cfg.evaluators if r.name in retired]
     for note in notes:  # a retired judge stops deciding windows too, and the tick says so
         log.warning("%s: %s", window.window_id, note)
     if not evaluators:
-        raise ValueError(
+        raise WindowUndecidable(
             f"window {window.window_id}: every online evaluator is a retired judge "
             f"({'; '.join(notes)}): add another evaluator to "
             f"{settings.monitors_dir / (window.service + '.toml')}, or calibrate a new "
@@ -245,7 +241,7 @@ def _commit(
     new: pl.DataFrame,
     names: list[str],
     channels: list[str],
-) -> tuple[Window, list[EvaluatorTick], pl.DataFrame]:
+) -> tuple[Window, list[EvaluatorDecision], pl.DataFrame]:
     """Recount, decide and write the tick, holding the warehouse: no other process can
     store scores for the window between the count and the write."""
     cfg = window.config
@@ -287,8 +283,7 @@ def _commit(
                 "updated_at": utcnow(),
             }
         )
-        per_eval = {d.evaluator: d for d in decided.evaluators}
-        ev_ticks = [_evaluator_tick(c, per_eval.get(c.evaluator)) for c in counts]
+        ev_ticks = decided.evaluators
         n_window, n_baseline = _new_traces(new)
         tick_row = {
             "window_id": window.window_id,
@@ -306,7 +301,7 @@ def _commit(
             "monitoring_counts": table_frame(
                 "monitoring_counts",
                 [
-                    {"window_id": window.window_id, "tick_at": tick_at, **t.model_dump()}
+                    {"window_id": window.window_id, "tick_at": tick_at, **asdict(t)}
                     for t in ev_ticks
                 ],
                 orient="row",
@@ -332,7 +327,7 @@ def _new_traces(new: pl.DataFrame) -> tuple[int, int]:
     return int(per.get("window", 0)), int(per.get("baseline", 0))
 
 
-def rollback_payload(window: Window, decided_at: datetime, ticks: list[EvaluatorTick]) -> dict:
+def rollback_payload(window: Window, decided_at: datetime, ticks: list[EvaluatorDecision]) -> dict:
     """The rollback call's body: the deploy, the decision and its evidence."""
     return {
         "type": "evalkeeper.rollback",
@@ -345,7 +340,7 @@ def rollback_payload(window: Window, decided_at: datetime, ticks: list[Evaluator
         "deployed_at": iso_utc(window.deployed_at),
         "decided_at": iso_utc(decided_at),
         "reasons": window.reasons,
-        "evidence": [t.model_dump(mode="json") for t in ticks if t.decision == "rollback"],
+        "evidence": [asdict(t) for t in ticks if t.decision == "rollback"],
     }
 
 
@@ -435,70 +430,35 @@ def _score_row(
     }
 
 
-# A score is a flag when it failed; an error when the evaluator could not score, skipped
-# (no judge endpoint), or gave no pass/fail: none of those is a pass.
-_AGG = """
-    SELECT evaluator, phase, count(*) AS n,
-           count(*) FILTER (WHERE passed = false AND error IS NULL AND NOT skipped) AS flags,
-           count(*) FILTER (WHERE error IS NOT NULL OR skipped OR passed IS NULL) AS errors
-    FROM {source}
+# The window's stored scores, grouped by what the counting rule (`scoring.classify`) reads.
+_STORED_GROUPS = """
+    SELECT evaluator, phase, passed, error IS NOT NULL AS errored, skipped, count(*) AS n
+    FROM monitoring_scores
     WHERE window_id = ? AND (phase = 'baseline' OR trace_time <= ?)
-    GROUP BY evaluator, phase
+    GROUP BY ALL
 """
 
 
 def _counts(
     con: Any, window: Window, tick_at: datetime, new: pl.DataFrame, evaluators: list[str]
 ) -> list[EvaluatorCounts]:
-    stored = con.execute(
-        _AGG.format(source="monitoring_scores"), [window.window_id, tick_at]
-    ).fetchall()
-    totals: dict[tuple[str, str], list[int]] = {}
-    for name, phase, n, flags, errors in stored:
-        totals[(name, phase)] = [int(n), int(flags), int(errors)]
+    """Each evaluator's counts on both sides, from the stored scores plus the new ones:
+    both are grouped by the rule's inputs, and `classify` counts each group once."""
+    groups = con.execute(_STORED_GROUPS, [window.window_id, tick_at]).fetchall()
     if new.height:
-        fresh = (
-            new.group_by("evaluator", "phase")
-            .agg(
-                pl.len().alias("n"),
-                (
-                    (pl.col("passed") == False) & pl.col("error").is_null() & ~pl.col("skipped")  # noqa: E712
-                )
-                .sum()
-                .alias("flags"),
-                (pl.col("error").is_not_null() | pl.col("skipped") | pl.col("passed").is_null())
-                .sum()
-                .alias("errors"),
-            )
-            .iter_rows()
+        errored = pl.col("error").is_not_null().alias("errored")
+        groups += (
+            new.group_by("evaluator", "phase", "passed", errored, "skipped").agg(pl.len()).rows()
         )
-        for name, phase, n, flags, errors in fresh:
-            acc = totals.setdefault((name, phase), [0, 0, 0])
-            acc[0] += int(n)
-            acc[1] += int(flags or 0)
-            acc[2] += int(errors or 0)
+    totals: dict[tuple[str, str], Counter[str]] = {}
+    for name, phase, passed, is_error, skipped, n in groups:
+        total = totals.setdefault((name, phase), Counter())
+        total["n"] += n
+        total[classify(passed, is_error, skipped)] += n
     out = []
     for name in evaluators:
-        b = totals.get((name, "baseline"), [0, 0, 0])
-        w = totals.get((name, "window"), [0, 0, 0])
-        out.append(EvaluatorCounts(name, b[0], b[1], b[2], w[0], w[1], w[2]))
+        b = totals.get((name, "baseline"), Counter())
+        w = totals.get((name, "window"), Counter())
+        out.append(EvaluatorCounts(name, b["n"], b["flag"], b["error"],
+                                   w["n"], w["flag"], w["error"]))  # fmt: skip
     return out
-
-
-def _evaluator_tick(c: EvaluatorCounts, d: Any) -> EvaluatorTick:
-    return EvaluatorTick(
-        evaluator=c.evaluator,
-        baseline_n=c.baseline_n,
-        baseline_flags=c.baseline_flags,
-        baseline_errors=c.baseline_errors,
-        window_n=c.window_n,
-        window_flags=c.window_flags,
-        window_errors=c.window_errors,
-        decision=d.decision if d is not None else "inconclusive",
-        reason=d.reason if d is not None else "no decision for this evaluator",
-        baseline_rate=getattr(d, "baseline_rate", None),
-        upper_bound=getattr(d, "upper_bound", None),
-        window_rate=getattr(d, "window_rate", None),
-        statistic=getattr(d, "statistic", None),
-        threshold=getattr(d, "threshold", None),
-    )

@@ -21,9 +21,9 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from evalkeeper.http.events import prefect_emitter
 from evalkeeper.monitor.rollback import DEPLOY_EVENT, event_id
 from evalkeeper.settings import Settings
+from tasks.events import prefect_emitter
 from tests.monitor.conftest import WEBHOOK_SECRET
 from tests.monitor.monitor_traffic import SERVICE, traffic
 from tests.prefect_server import (

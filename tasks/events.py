@@ -1,4 +1,8 @@
-"""Prefect events for the monitor, emitted by the faces (the core never imports Prefect).
+"""Prefect events for the monitor: the Prefect side of the core's `EventEmitter`.
+
+It lives with the Prefect tasks, not in a face: the monitor tasks emit with it, and both
+faces (`evalkeeper listen`'s deploy webhooks, the CLI's `monitor` commands) import it
+lazily, as they import the flows; the core never imports it (nor Prefect).
 
 `prefect_emitter(settings)` is an `evalkeeper.monitor.rollback.EventEmitter` that sends one
 event to the Prefect API named by `PREFECT_API_URL` (over Prefect's own events client, a
