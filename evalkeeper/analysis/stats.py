@@ -2,7 +2,7 @@
 
 Pure numpy/scipy; nothing here knows about the warehouse. Every function takes plain arrays
 and returns small frozen dataclasses, so the same code scores a real comparison and a
-simulated one (see `tests/test_stats.py`).
+simulated one (see `tests/analysis/test_stats.py`).
 
 Conventions (the formulas, so a reader can check them):
 

@@ -23,7 +23,7 @@ import pytest
 from evalkeeper.demo import agent as demo_agent
 from tests.helpers import SAMPLE_CATEGORIES
 
-DATASET = Path(__file__).resolve().parents[1] / "data" / "datasets" / "appointments.jsonl"
+DATASET = Path(__file__).resolve().parents[2] / "data" / "datasets" / "appointments.jsonl"
 TOOLS = {
     "check_availability",
     "book_appointment",

@@ -27,7 +27,7 @@ from evalkeeper.settings import Settings
 from tests.fake_targets import HANGS, IN_FLIGHT
 from tests.helpers import run_suite, write_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count(settings: Settings, sql: str, *params: object) -> int:

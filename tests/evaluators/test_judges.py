@@ -30,7 +30,7 @@ from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer, count_token
 from evalkeeper.warehouse import Warehouse
 from evaluators.judges import FACTUAL_MATCH, NOT_CONFIGURED, Judge, JudgeEngine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PINNED = "gpt-4o-2024-08-06"
 
 

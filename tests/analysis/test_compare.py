@@ -656,7 +656,7 @@ def test_analysis_imports_no_calibration_and_its_pure_modules_no_warehouse() -> 
     import ast
 
     pure = {"stats", "cells", "paired", "verdict", "reasons", "models", "agreement", "sequential"}
-    root = Path(__file__).resolve().parents[1] / "evalkeeper" / "analysis"
+    root = Path(__file__).resolve().parents[2] / "evalkeeper" / "analysis"
     for path in sorted(root.glob("*.py")):
         runtime: set[str] = set()
         for node in ast.parse(path.read_text()).body:  # TYPE_CHECKING blocks are not runtime

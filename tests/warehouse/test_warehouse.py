@@ -18,7 +18,7 @@ from evalkeeper.settings import Settings
 from evalkeeper.warehouse import MIGRATIONS, Warehouse, WarehouseLocked, schema_version
 from tests.helpers import run_suite, write_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 HOLD = """
 import sys, time, duckdb

@@ -10,7 +10,7 @@ import yaml
 
 from deployments.schedules import NIGHTLY, TIMEZONE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_prefect_yaml_matches_the_declared_schedules() -> None:
