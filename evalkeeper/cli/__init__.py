@@ -8,6 +8,7 @@ import evalkeeper.cli.judges
 import evalkeeper.cli.langsmith
 import evalkeeper.cli.listen
 import evalkeeper.cli.monitor
+import evalkeeper.cli.monitor_backtest
 import evalkeeper.cli.monitor_windows
 import evalkeeper.cli.promote
 import evalkeeper.cli.replay

@@ -11,6 +11,7 @@ import typer
 
 from evalkeeper import run as core
 from evalkeeper.cli.app import (
+    WarehouseOpt,
     app,
     console,
     fail,
@@ -20,7 +21,6 @@ from evalkeeper.cli.app import (
 from evalkeeper.cli.run import (
     AllowSkippedOpt,
     UploadOpt,
-    WarehouseOpt,
     print_summary,
     run_suite_or_exit,
     upload_after,

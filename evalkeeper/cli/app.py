@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -92,6 +93,12 @@ def _options(
     ] = False,
 ) -> None:
     """Evaluate LLM agents: suites, judges, a DuckDB score warehouse and a merge gate."""
+
+
+WarehouseOpt = Annotated[
+    Path | None, typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb).")
+]
+"""The `--warehouse` option every command that reads or writes the warehouse takes."""
 
 
 def cli_option(field: str) -> str:

@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from evalkeeper.cli.app import app, console, fail, load_settings, output_format
-from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.cli.app import WarehouseOpt, app, console, fail, load_settings, output_format
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
 
 calibrate_app = typer.Typer(

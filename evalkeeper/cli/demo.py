@@ -13,8 +13,8 @@ import typer
 
 from evalkeeper import orchestration_env, registry
 from evalkeeper import run as core
-from evalkeeper.cli.app import app, console, fail, load_settings
-from evalkeeper.cli.run import WarehouseOpt, print_summary
+from evalkeeper.cli.app import WarehouseOpt, app, console, fail, load_settings
+from evalkeeper.cli.run import print_summary
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 

@@ -12,8 +12,15 @@ import polars as pl
 import typer
 from rich.text import Text
 
-from evalkeeper.cli.app import EXIT_ERROR, app, console, err_console, fail, load_settings
-from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.cli.app import (
+    EXIT_ERROR,
+    WarehouseOpt,
+    app,
+    console,
+    err_console,
+    fail,
+    load_settings,
+)
 from evalkeeper.exitcodes import EXIT_UPLOAD_FAILED
 from evalkeeper.integrations.langsmith.client import LangSmithError
 from evalkeeper.integrations.langsmith.datasets import (

@@ -17,8 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evalkeeper.cli.app import app, console, fail, load_settings
-from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.cli.app import WarehouseOpt, app, console, fail, load_settings
 from evalkeeper.errors import InputError
 from evalkeeper.http.app import TraceSink, create_app
 from evalkeeper.settings import Settings

@@ -1,4 +1,5 @@
-"""`evalkeeper monitor …`: post-deploy monitoring windows. Command modules add to `monitor_app`."""
+"""`evalkeeper monitor …`: post-deploy monitoring windows. Command modules
+(`monitor_windows`, `monitor_backtest`) add to `monitor_app`."""
 
 from __future__ import annotations
 
@@ -12,5 +13,3 @@ monitor_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(monitor_app, name="monitor")
-
-import evalkeeper.cli.monitor_backtest  # noqa: E402, F401  registers on monitor_app

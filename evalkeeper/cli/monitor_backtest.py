@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evalkeeper.cli.app import EXIT_OK, console, err_console, fail, load_settings, output_format
+from evalkeeper.cli.app import (
+    EXIT_OK,
+    WarehouseOpt,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    output_format,
+)
 from evalkeeper.cli.monitor import monitor_app
-from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.models import EvaluatorRef
 from evalkeeper.report.output import emit_rows
 from evalkeeper.traces.model import iso_utc, to_utc

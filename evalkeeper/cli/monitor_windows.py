@@ -18,6 +18,7 @@ import typer
 from evalkeeper.cli.app import (
     EXIT_OK,
     EXIT_REGRESSION,
+    WarehouseOpt,
     console,
     err_console,
     fail,
@@ -25,7 +26,6 @@ from evalkeeper.cli.app import (
     output_format,
 )
 from evalkeeper.cli.monitor import monitor_app
-from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.config import MonitorConfigError
 from evalkeeper.monitor.tick import TickSummary, tick

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evalkeeper.cli.app import app, console, err_console, fail, load_settings
-from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.cli.app import WarehouseOpt, app, console, err_console, fail, load_settings
 from evalkeeper.exitcodes import EXIT_UPLOAD_FAILED
 from evalkeeper.traces.lookup import TraceNotFound, load_trace
 from evalkeeper.traces.promote import PromoteError, promote

@@ -19,12 +19,12 @@ from evalkeeper.cli.app import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_REGRESSION,
+    WarehouseOpt,
     app,
     console,
     load_settings,
     output_format,
 )
-from evalkeeper.cli.run import WarehouseOpt
 from evalkeeper.models import canonical_json
 from evalkeeper.run.experiment import parse_evaluator_names
 from evalkeeper.traces.lookup import load_trace

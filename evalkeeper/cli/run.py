@@ -14,6 +14,7 @@ from rich.table import Table
 from evalkeeper import run as core
 from evalkeeper.cli.app import (
     EXIT_RUN_FAILED,
+    WarehouseOpt,
     app,
     console,
     err_console,
@@ -28,9 +29,6 @@ from evalkeeper.settings import Settings
 from evalkeeper.suites import Suite
 from evalkeeper.warehouse import Warehouse
 
-WarehouseOpt = Annotated[
-    Path | None, typer.Option("--warehouse", help="DuckDB file (default data/warehouse.duckdb).")
-]
 AllowSkippedOpt = Annotated[
     str | None,
     typer.Option(

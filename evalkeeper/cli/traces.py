@@ -15,8 +15,16 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from evalkeeper.cli.app import EXIT_ERROR, EXIT_OK, app, console, err_console, fail, load_settings
-from evalkeeper.cli.run import WarehouseOpt
+from evalkeeper.cli.app import (
+    EXIT_ERROR,
+    EXIT_OK,
+    WarehouseOpt,
+    app,
+    console,
+    err_console,
+    fail,
+    load_settings,
+)
 from evalkeeper.report.output import emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.traces.batch import RedactionFailed

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,15 +67,25 @@ class SourceKind:
     """A registered kind of source: how its spec is written and how it is opened."""
 
     usage: str
-    open: SourceFactory
+    factory: SourceFactory | str
+    """The opener, or `module:function` naming it: imported when a source of this kind is
+    first opened, so an optional integration costs nothing until it is used."""
+
+    def open(self, arg: str, settings: Settings) -> TraceSource:
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, name = factory.partition(":")
+            factory = getattr(importlib.import_module(module), name)
+        return factory(arg, settings)
 
 
 _KINDS: dict[str, SourceKind] = {}
 
 
-def register_source(kind: str, usage: str, factory: SourceFactory) -> None:
-    """Make `KIND:ARG` (or a bare `KIND`) specs open with `factory(ARG, settings)`."""
-    _KINDS[kind] = SourceKind(usage=usage, open=factory)
+def register_source(kind: str, usage: str, factory: SourceFactory | str) -> None:
+    """Make `KIND:ARG` (or a bare `KIND`) specs open with `factory(ARG, settings)`;
+    `factory` may be `module:function`, imported on first use."""
+    _KINDS[kind] = SourceKind(usage=usage, factory=factory)
 
 
 def open_source(spec: str, settings: Settings) -> TraceSource:
@@ -286,6 +297,8 @@ def _open_jsonl(arg: str, settings: Settings) -> TraceSource:
 
 
 register_source("jsonl", "jsonl:PATH (a .jsonl file or a directory of *.jsonl files)", _open_jsonl)
-
-# `langsmith:PROJECT` registers itself (the SDK is imported only when a source is opened)
-import evalkeeper.integrations.langsmith.source  # noqa: E402, F401  isort: skip
+register_source(
+    "langsmith",
+    "langsmith:PROJECT (root runs of a LangSmith project)",
+    "evalkeeper.integrations.langsmith.source:open_langsmith",  # the SDK only when opened
+)

@@ -19,8 +19,8 @@ from evalkeeper.traces.ingest import ERRORS_KEPT, IngestSummary, default_sample,
 from evalkeeper.traces.sources import JsonlSource
 from evalkeeper.traces.store import count_traces, get_trace, list_traces, load_cursor
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
-from tests.warehouse.test_warehouse import _hold
 from tests.traces.trace_lines import EMAIL, append, line, redact_emails
+from tests.warehouse.test_warehouse import _hold
 
 ROOT = Path(__file__).resolve().parents[2]
 

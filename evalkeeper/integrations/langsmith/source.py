@@ -31,7 +31,7 @@ from evalkeeper.integrations.langsmith.client import (
 )
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import ContextDoc, ToolCall, Trace, describe, iso_utc
-from evalkeeper.traces.sources import Cursor, SourceError, TraceSource, register_source
+from evalkeeper.traces.sources import Cursor, SourceError, TraceSource
 
 if TYPE_CHECKING:
     from langsmith import schemas as ls_schemas
@@ -252,10 +252,6 @@ class LangSmithSource:
             ) from None
 
 
-def _open_langsmith(arg: str, settings: Settings) -> TraceSource:
+def open_langsmith(arg: str, settings: Settings) -> TraceSource:
+    """`langsmith:PROJECT` (registered by name in `evalkeeper.traces.sources`)."""
     return LangSmithSource(arg, settings)
-
-
-register_source(
-    "langsmith", "langsmith:PROJECT (root runs of a LangSmith project)", _open_langsmith
-)
