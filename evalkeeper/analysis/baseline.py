@@ -63,7 +63,7 @@ def eligibility(
     scored (or allowed to be skipped: `optional`), and its own verdict not `regression`."""
     if not experiment_ids:
         return {}
-    limit = settings.max_error_rate
+    limit = settings.analysis.max_error_rate
     out: dict[str, list[str]] = {}
     rows = con.execute(_ELIGIBILITY_SQL, {"ids": experiment_ids}).fetchall()
     counts = error_counts(con, experiment_ids)
@@ -159,7 +159,9 @@ def baseline_ref(warehouse: Warehouse, baseline: str, settings: Settings) -> tup
         return "auto", settings
     if warehouse.rows("SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline]):
         return baseline, settings
-    return "auto", settings.model_copy(update={"baseline_branch": baseline})
+    return "auto", settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"baseline_branch": baseline})}
+    )
 
 
 def find_baseline(

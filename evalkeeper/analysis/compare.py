@@ -5,10 +5,10 @@ Public API (stable; the CLI, the gate flow and the nightly flow use it):
 * ``compare(warehouse, experiment_id, baseline="auto", settings=None, *, max_mde=None)
   -> Comparison`` — reads both experiments from the warehouse and analyses them. `baseline`
   is ``"auto"`` or an experiment id. ``auto`` is the latest experiment with status
-  ``completed``, the same suite and dataset, ``git_branch == settings.baseline_branch``,
+  ``completed``, the same suite and dataset, ``git_branch == settings.analysis.baseline_branch``,
   started before the candidate (and not the candidate itself), whose own latest stored
   verdict is not ``regression``; to pick the baseline of
-  another branch pass ``settings.model_copy(update={"baseline_branch": "release"})``.
+  another branch pass settings whose ``analysis.baseline_branch`` is ``"release"``.
   `settings=None` means ``Settings()``. Raises `CompareError` (a ValueError whose message
   names the object, the problem and the fix) on an unknown id, an empty experiment, no
   baseline, or no shared example.
@@ -44,13 +44,13 @@ How the data is analysed (formulas in `evalkeeper.stats`):
   above 0.5 and candidate pass rate below 0.5 (a majority over repetitions; with one
   repetition: passed, then failed) is a regression by itself.
 * Verdict: `evalkeeper.stats.decide` — regression (guarded row regressed, or a cell with
-  BH-adjusted p < alpha and a drop larger than ``settings.tolerance``); inconclusive (an
-  evaluator's ``__all__`` cell has an error rate above ``settings.max_error_rate`` on either
+  BH-adjusted p < alpha and a drop larger than ``settings.analysis.tolerance``); inconclusive (an
+  evaluator's ``__all__`` cell has an error rate above ``settings.analysis.max_error_rate`` on either
   side, no paired example, or an MDE above `max_mde`, 0.20 by default); else pass.
 * Retired judges (`evalkeeper.calibration.retired_judges`): their cells are left out of
   the verdict, with a warning that names the judge, its evidence and the date.
 * Latency: p50/p95 in seconds over the non-errored runs of the shared examples, each side,
-  against ``settings.latency_p95_s``. A crossing is reported (warning, markdown); the
+  against ``settings.analysis.latency_p95_s``. A crossing is reported (warning, markdown); the
   verdict is left to the latency evaluator's scores, which are cells like any other.
 """
 
@@ -182,10 +182,10 @@ def compare(
 ) -> Comparison:
     """Compare `experiment_id` with `baseline` ("auto" or an experiment id). See module doc.
 
-    `max_mde` defaults to `settings.max_mde` (EVALKEEPER_MAX_MDE, 0.20)."""
+    `max_mde` defaults to `settings.analysis.max_mde` (EVALKEEPER_MAX_MDE, 0.20)."""
     settings = settings or Settings()
     if max_mde is None:
-        max_mde = settings.max_mde
+        max_mde = settings.analysis.max_mde
     if warehouse.spooled_batches():
         warehouse.ingest_spool()  # rows waiting in the spool belong to these experiments
     warnings: list[str] = []
@@ -196,7 +196,9 @@ def compare(
             raise unknown_experiment(experiment_id, warehouse, "candidate")
         if baseline == "auto":
             mode: Literal["auto", "explicit"] = "auto"
-            baseline_id, passed_over = auto_baseline(con, cand, settings.baseline_branch, settings)
+            baseline_id, passed_over = auto_baseline(
+                con, cand, settings.analysis.baseline_branch, settings
+            )
             for eid, why in list(passed_over.items())[:5]:
                 warnings.append(f"passed over {eid} as a baseline: {'; '.join(why)}")
             if len(passed_over) > 5:
@@ -205,13 +207,13 @@ def compare(
                 raise CompareError(
                     f"no baseline for {experiment_id!r}: no experiment of suite "
                     f"{cand['suite']!r} and dataset {cand['dataset']!r} on branch "
-                    f"{settings.baseline_branch!r} started before it can be one"
+                    f"{settings.analysis.baseline_branch!r} started before it can be one"
                     + (
                         f" ({len(passed_over)} passed over: {_first(passed_over)})"
                         if passed_over
                         else ""
                     )
-                    + f". Run the suite on {settings.baseline_branch!r} first (a healthy run: "
+                    + f". Run the suite on {settings.analysis.baseline_branch!r} first (a healthy run: "
                     "see `evalkeeper experiments`), or name one with --baseline EXP."
                 )
         else:
@@ -315,9 +317,9 @@ def compare(
                 )
                 for c in cells
             ],
-            alpha=settings.alpha,
-            tolerance=settings.tolerance,
-            max_error_rate=settings.max_error_rate,
+            alpha=settings.analysis.alpha,
+            tolerance=settings.analysis.tolerance,
+            max_error_rate=settings.analysis.max_error_rate,
             max_mde=max_mde,
             critical_regressions=len(guarded_rows),
         )
@@ -325,7 +327,7 @@ def compare(
             cells, decision.p_adjusted, decision.regressed, decision.underpowered, strict=True
         ):
             c.p_adjusted, c.regressed, c.underpowered = p_adj, reg, under
-            c.status = cell_status(c, settings.alpha)
+            c.status = cell_status(c, settings.analysis.alpha)
 
         row_regressions = _row_details(con, guarded_rows, experiment_id, baseline_id)
         warnings.extend(guard_warnings(paired, examples))
@@ -345,11 +347,11 @@ def compare(
         groups = error_groups(con, experiment_id)
 
     runs = runs.join(paired.select("example_id").unique(), on="example_id", how="semi")
-    latency = latency_summary(runs, settings.latency_p95_s)
+    latency = latency_summary(runs, settings.analysis.latency_p95_s)
     if latency.crossed:
         warnings.append(
             f"latency p95 {latency.candidate.p95_s:.2f} s on the candidate is above the "
-            f"{settings.latency_p95_s:g} s threshold (baseline "
+            f"{settings.analysis.latency_p95_s:g} s threshold (baseline "
             f"{fmt_s(latency.baseline.p95_s)})"
         )
     run_err = {
@@ -383,16 +385,16 @@ def compare(
         experiment_id=experiment_id,
         baseline_id=baseline_id,
         baseline_mode=mode,
-        baseline_branch=settings.baseline_branch if mode == "auto" else None,
+        baseline_branch=settings.analysis.baseline_branch if mode == "auto" else None,
         suite=str(cand["suite"]),
         dataset=str(cand["dataset"]),
         dataset_version=str(cand["dataset_version"]),
         baseline_dataset_version=str(base["dataset_version"]),
         n_shared_examples=int(paired.get_column("example_id").n_unique()),
         evaluators=shared_evs,
-        alpha=settings.alpha,
-        tolerance=settings.tolerance,
-        max_error_rate=settings.max_error_rate,
+        alpha=settings.analysis.alpha,
+        tolerance=settings.analysis.tolerance,
+        max_error_rate=settings.analysis.max_error_rate,
         max_mde=max_mde,
         errors_baseline=sum(c.errors_baseline for c in cells if c.category == ALL),
         errors_candidate=sum(c.errors_candidate for c in cells if c.category == ALL),

@@ -364,15 +364,15 @@ def add_webhook_routes(
     handler = WebhookHandler(
         settings, emitter=emitter, first_tick=first_tick, tick_clock=tick_clock
     )
-    max_bytes = settings.webhook_max_body_bytes
+    max_bytes = settings.monitor.webhook_max_body_bytes
 
     def secret() -> str:
-        if settings.webhook_secret is None:
+        if settings.monitor.webhook_secret is None:
             raise _Refused(
                 503,
                 "deploy webhooks are off: set EVALKEEPER_WEBHOOK_SECRET on this server",
             )
-        return settings.webhook_secret.get_secret_value()
+        return settings.monitor.webhook_secret.get_secret_value()
 
     async def accept(window: Window, delivery_id: str | None) -> JSONResponse:
         status, answer = await answered(window, delivery_id)
@@ -396,7 +396,7 @@ def add_webhook_routes(
         """`POST /hooks/deploy` once its body is read: (status, JSON answer)."""
         try:
             msg_id = verify_standard(
-                secret(), headers, body, tolerance_s=settings.webhook_tolerance_s
+                secret(), headers, body, tolerance_s=settings.monitor.webhook_tolerance_s
             )
             event = _parse(body, DeployEvent)
             window = _window(settings, event, "webhook")
