@@ -161,7 +161,7 @@ def validated_settings(
     bad value; an override by `option(field)`, anything else by its environment variable."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)  # type: ignore[arg-type]
+        return Settings(**given)
     except (ValidationError, SettingsError) as exc:
         raise SettingsInvalid(describe(exc, given, option)) from None
 
