@@ -318,7 +318,11 @@ class Settings(BaseSettings):
     `judge=JudgeSettings(model=…)`, the judge's other fields still read from the
     environment); a sub-model may also be given whole (`judge=JudgeSettings(…)` or a dict)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+    # only_existing: `.env`'s other lines (`EVALKEEPER_JUDGE_VOTES`) are the sub-models' to
+    # read, never handed to Settings as if they were given (`judge_votes=`)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", dotenv_filtering="only_existing"
+    )
 
     warehouse: Path = Field(Path("data/warehouse.duckdb"), description="DuckDB warehouse file.")
     datasets_dir: Path = Field(Path("data/datasets"), description="Where named datasets live.")
