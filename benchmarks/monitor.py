@@ -358,7 +358,9 @@ def tick_rows(traces: int = 10_000) -> tuple[list[list[Any]], dict]:
         t0 = time.perf_counter()
         asyncio.run(ingest(settings, JsonlSource(path)))
         ingest_s = time.perf_counter() - t0
-        scoring = settings.model_copy(update={"traces": None})
+        scoring = settings.model_copy(
+            update={"monitor": settings.monitor.model_copy(update={"traces": None})}
+        )
         tick_s, scored = asyncio.run(_tick_once(scoring, DEPLOY + timedelta(hours=6)))
         other = settings.model_copy(update={"warehouse": tmp / "b" / "w.duckdb"})
         full_s, scored_full = asyncio.run(_tick_once(other, DEPLOY + timedelta(hours=6)))

@@ -327,7 +327,11 @@ def throughput(
     workers (or this process) have redacted `warm`, traces of another seed: processes are
     up and libphonenumber's patterns compiled, but no value measured here is in a cache."""
     size = sum(len(t.model_dump_json(exclude_none=True).encode()) for t in traces) / len(traces)
-    warming = batch_redaction(settings.model_copy(update={"redaction_workers": workers}))
+    warming = batch_redaction(
+        settings.model_copy(
+            update={"redaction": settings.redaction.model_copy(update={"workers": workers})}
+        )
+    )
     t0 = time.perf_counter()
     if isinstance(warming, RedactionPool):
         warming.start(wait=True)  # else the first batches are redacted here meanwhile
@@ -335,7 +339,11 @@ def throughput(
     warming.redact(warm)
     if workers == 1:  # a fresh redactor: its caches empty (module-level patterns kept)
         warming.close()
-        redaction = batch_redaction(settings.model_copy(update={"redaction_workers": 1}))
+        redaction = batch_redaction(
+            settings.model_copy(
+                update={"redaction": settings.redaction.model_copy(update={"workers": 1})}
+            )
+        )
     else:  # the same workers, warm, their caches holding only the other seed's values
         redaction = warming
         redaction.stats.clear()

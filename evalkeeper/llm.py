@@ -378,21 +378,21 @@ class JudgeClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JudgeClient:
-        if not settings.judge_base_url or not settings.judge_model:
+        if not settings.judge.base_url or not settings.judge.model:
             raise JudgeError(
                 "judge not configured: set EVALKEEPER_JUDGE_BASE_URL and "
                 "EVALKEEPER_JUDGE_MODEL (and EVALKEEPER_JUDGE_API_KEY)"
             )
         return cls(
-            base_url=settings.judge_base_url,
-            model=settings.judge_model,
-            api_key=settings.judge_api_key.get_secret_value() if settings.judge_api_key else None,
-            allow_unpinned=settings.judge_allow_unpinned,
-            concurrency=settings.judge_concurrency,
-            rpm=settings.judge_rpm,
-            max_retries=settings.judge_max_retries,
-            timeout_s=settings.judge_timeout_s,
-            backoff_s=settings.backoff_s,
+            base_url=settings.judge.base_url,
+            model=settings.judge.model,
+            api_key=settings.judge.api_key.get_secret_value() if settings.judge.api_key else None,
+            allow_unpinned=settings.judge.allow_unpinned,
+            concurrency=settings.judge.concurrency,
+            rpm=settings.judge.rpm,
+            max_retries=settings.judge.max_retries,
+            timeout_s=settings.judge.timeout_s,
+            backoff_s=settings.runner.backoff_s,
         )
 
     def _client(self) -> openai.AsyncOpenAI:
@@ -624,15 +624,15 @@ _CLIENTS_LOCK = threading.Lock()
 def client_for(settings: Settings) -> JudgeClient:
     """The shared `JudgeClient` for these settings (one per endpoint, model and limits)."""
     key = (
-        settings.judge_base_url,
-        settings.judge_model,
-        settings.judge_api_key,
-        settings.judge_allow_unpinned,
-        settings.judge_concurrency,
-        settings.judge_rpm,
-        settings.judge_max_retries,
-        settings.judge_timeout_s,
-        settings.backoff_s,
+        settings.judge.base_url,
+        settings.judge.model,
+        settings.judge.api_key,
+        settings.judge.allow_unpinned,
+        settings.judge.concurrency,
+        settings.judge.rpm,
+        settings.judge.max_retries,
+        settings.judge.timeout_s,
+        settings.runner.backoff_s,
     )
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)

@@ -101,7 +101,7 @@ class Registered:
     factory: Factory
     description: str
     settings_defaults: tuple[tuple[str, str], ...] = ()
-    """(argument, Settings field): an argument not given takes that setting's value."""
+    """(argument, setting by its flat name): an argument not given takes that setting's value."""
 
 
 _REGISTRY: dict[str, Registered] = {}
@@ -139,8 +139,8 @@ def evaluator(
 ) -> Callable[[Any], Any]:
     """Register an evaluator factory under `name` and `version`.
 
-    `settings_defaults` maps a factory argument to the `Settings` field it defaults to
-    (`{"threshold_s": "latency_p95_s"}`): `with_defaults` writes that value into the
+    `settings_defaults` maps a factory argument to the setting it defaults to, by its flat
+    name (`{"threshold_s": "latency_p95_s"}`: EVALKEEPER_LATENCY_P95_S): `with_defaults` writes that value into the
     recorded arguments, so the stored provenance says which threshold was used."""
 
     def register(factory: Factory) -> Factory:
@@ -173,7 +173,7 @@ def with_defaults(ref: EvaluatorRef, settings: Settings) -> EvaluatorRef:
     """`ref` with the arguments it leaves out that default to a setting filled in."""
     reg = get(ref.name)
     missing = {
-        arg: getattr(settings, field) for arg, field in reg.settings_defaults if arg not in ref.args
+        arg: settings.setting(field) for arg, field in reg.settings_defaults if arg not in ref.args
     }
     return ref.model_copy(update={"args": {**ref.args, **missing}}) if missing else ref
 

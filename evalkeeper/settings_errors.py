@@ -13,14 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import annotated_types
-from pydantic import AliasChoices, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import SettingsError
 
 from evalkeeper.errors import InputError
-from evalkeeper.settings import Settings
-
-ENV_PREFIX = "EVALKEEPER_"
+from evalkeeper.settings import ENV_PREFIX, GROUPS, SETTINGS, Settings
 
 _TYPE_PHRASES = {
     "int_parsing": "a whole number",
@@ -47,28 +45,27 @@ class SettingsInvalid(InputError, ValueError):
 
 
 def env_name(field: str) -> str:
-    """The environment variable a field is read from (`EVALKEEPER_<FIELD>`, or its alias)."""
-    info = Settings.model_fields.get(field)
-    alias = info.validation_alias if info else None
-    if isinstance(alias, str):
-        return alias
-    if isinstance(alias, AliasChoices):
-        upper = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
-        if upper:
-            return upper[0]
-    return ENV_PREFIX + field.upper()
+    """The environment variable a setting is read from (`EVALKEEPER_<FLAT NAME>`, or its
+    alias: `GITHUB_STEP_SUMMARY`), by its flat name (`judge_model`)."""
+    where = SETTINGS.get(field)
+    return where.env if where else ENV_PREFIX + field.upper()
 
 
-def _field_of(name: str) -> str:
-    """A field name from an error's location (a field name or one of its aliases)."""
-    if name in Settings.model_fields:
-        return name
-    for field, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
-        if name in choices:
-            return field
-    return name
+def _field_of(loc: tuple[Any, ...]) -> str:
+    """A setting's flat name from an error's location: (`judge`, `model`) is `judge_model`,
+    (`GITHUB_STEP_SUMMARY`,) is `github_step_summary`."""
+    names = [str(part) for part in loc[:2]]
+    group = names[0] if names[0] in GROUPS and len(names) > 1 else None
+    name = names[1] if group else names[0]
+    for flat, where in SETTINGS.items():
+        if where.group == group and name in where.aliases:
+            return flat
+    return "_".join(names) if group else name
+
+
+def _info(field: str) -> FieldInfo | None:
+    where = SETTINGS.get(field)
+    return where.info if where else None
 
 
 def _number(x: Any) -> str:
@@ -98,8 +95,8 @@ def _lower_first(text: str) -> str:
 
 def describe_error(error: Mapping[str, Any], origin: Callable[[str], str]) -> tuple[str, str]:
     """(field, one line) for one pydantic error; `origin(field)` names where it came from."""
-    field = _field_of(str(error["loc"][0])) if error.get("loc") else "?"
-    info = Settings.model_fields.get(field)
+    field = _field_of(tuple(error["loc"])) if error.get("loc") else "?"
+    info = _info(field)
     value = error.get("input")
     if isinstance(value, SecretStr) or (info is not None and "SecretStr" in str(info.annotation)):
         shown = "***"
@@ -131,20 +128,31 @@ def describe(
         return option(field) if overrides.get(field) is not None else env_name(field)
 
     if isinstance(exc, SettingsError):
-        match = _SOURCE_ERROR.search(str(exc))
-        field = match.group(1) if match else "?"
-        cause = f" ({_lower_first(str(exc.__cause__))})" if exc.__cause__ else ""
-        return [
-            f"{env_name(field)}: not valid JSON{cause}; write a JSON value, "
-            'e.g. ["US", "GB"] for a list'
-        ]
+        return [_not_json(exc, ())]
     lines: dict[str, str] = {}
     for error in exc.errors():
         if error.get("type") == "none_required":  # the `None` branch of `X | None`
             continue
+        source = error.get("ctx", {}).get("error")
+        if isinstance(source, SettingsError):  # a sub-model could not read its variables
+            line = _not_json(source, tuple(error.get("loc", ())))
+            lines.setdefault(line.split(":", 1)[0], line)
+            continue
         field, line = describe_error(error, origin)
         lines.setdefault(field, line)  # one line per field, its first problem
     return list(lines.values()) or [str(exc)]
+
+
+def _not_json(exc: SettingsError, loc: tuple[Any, ...]) -> str:
+    """`EVALKEEPER_REDACTION_PATTERNS: not valid JSON (…)`: a variable the settings source
+    could not decode; `loc` is the sub-model it belongs to (empty: Settings itself)."""
+    match = _SOURCE_ERROR.search(str(exc))
+    field = _field_of((*loc, match.group(1))) if match else "?"
+    cause = f" ({_lower_first(str(exc.__cause__))})" if exc.__cause__ else ""
+    return (
+        f"{env_name(field)}: not valid JSON{cause}; write a JSON value, "
+        'e.g. ["US", "GB"] for a list'
+    )
 
 
 def validated_settings(
@@ -154,7 +162,7 @@ def validated_settings(
     bad value; an override by `option(field)`, anything else by its environment variable."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)  # type: ignore[arg-type]
+        return Settings(**given)
     except (ValidationError, SettingsError) as exc:
         raise SettingsInvalid(describe(exc, given, option)) from None
 

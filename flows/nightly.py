@@ -110,7 +110,7 @@ async def nightly(
         result["verdict"] = outcome.verdict
         result["reasons"] = outcome.reasons
     upload_error = None
-    if settings.langsmith_upload if upload is None else upload:
+    if settings.langsmith.upload if upload is None else upload:
         from tasks.langsmith import LangSmithError, upload_experiment
 
         try:

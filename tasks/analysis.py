@@ -25,12 +25,14 @@ async def baseline_exists(settings: Settings, experiment_id: str, baseline: str 
     against, branch_settings = cmp.baseline_ref(wh, baseline, settings)
     if against != "auto":
         return True
-    found = cmp.find_baseline(wh, experiment_id, branch_settings.baseline_branch, branch_settings)
+    found = cmp.find_baseline(
+        wh, experiment_id, branch_settings.analysis.baseline_branch, branch_settings
+    )
     if found is None:
         get_run_logger().warning(
             "no baseline on %s for %s yet (`evalkeeper experiments` says why earlier runs "
             "cannot be one): this run may become the baseline",
-            branch_settings.baseline_branch,
+            branch_settings.analysis.baseline_branch,
             experiment_id,
         )
     return found is not None

@@ -21,7 +21,7 @@ from evalkeeper.settings import Settings
 
 def prefect_emitter(settings: Settings) -> EventEmitter | None:
     """An emitter to the configured Prefect API; None without one."""
-    url = settings.prefect_api_url
+    url = settings.monitor.prefect_api_url
     if not url:
         return None
 

@@ -67,7 +67,7 @@ def test_a_list_that_is_not_json_says_what_to_write(monkeypatch: pytest.MonkeyPa
         settings_or_error()
     monkeypatch.delenv("EVALKEEPER_REDACTION_PATTERNS")
     monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", "us,GB")
-    assert settings_or_error().redaction_regions == ["US", "GB"]
+    assert settings_or_error().redaction.regions == ["US", "GB"]
 
 
 def test_the_cli_prints_one_line_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,7 +49,7 @@ def eligibility(
     scored (or allowed to be skipped: `optional`), and its own verdict not `regression`."""
     if not experiment_ids:
         return {}
-    limit = settings.max_error_rate
+    limit = settings.analysis.max_error_rate
     out: dict[str, list[str]] = {}
     rows = baseline_facts(con, experiment_ids)
     counts = error_counts(con, experiment_ids)
@@ -125,7 +125,9 @@ def baseline_ref(warehouse: Warehouse, baseline: str, settings: Settings) -> tup
         return "auto", settings
     if warehouse.rows("SELECT 1 FROM experiments WHERE experiment_id = ?", [baseline]):
         return baseline, settings
-    return "auto", settings.model_copy(update={"baseline_branch": baseline})
+    return "auto", settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"baseline_branch": baseline})}
+    )
 
 
 def find_baseline(
@@ -168,7 +170,7 @@ def choose_baseline(
     settings: Settings,
 ) -> BaselineChoice:
     """The candidate `experiment_id` and its baseline: `baseline` is ``"auto"`` (the latest
-    eligible experiment of the same suite and dataset on ``settings.baseline_branch``
+    eligible experiment of the same suite and dataset on ``settings.analysis.baseline_branch``
     started before the candidate: `auto_baseline`) or an experiment id, used as named.
     Raises `CompareError` on an unknown id, no baseline, or the candidate as its own."""
     warnings: list[str] = []
@@ -178,7 +180,9 @@ def choose_baseline(
         raise unknown_experiment(experiment_id, warehouse, "candidate")
     if baseline == "auto":
         mode: Literal["auto", "explicit"] = "auto"
-        baseline_id, passed_over = auto_baseline(con, cand, settings.baseline_branch, settings)
+        baseline_id, passed_over = auto_baseline(
+            con, cand, settings.analysis.baseline_branch, settings
+        )
         for eid, why in list(passed_over.items())[:5]:
             warnings.append(f"passed over {eid} as a baseline: {'; '.join(why)}")
         if len(passed_over) > 5:
@@ -187,13 +191,13 @@ def choose_baseline(
             raise CompareError(
                 f"no baseline for {experiment_id!r}: no experiment of suite "
                 f"{cand['suite']!r} and dataset {cand['dataset']!r} on branch "
-                f"{settings.baseline_branch!r} started before it can be one"
+                f"{settings.analysis.baseline_branch!r} started before it can be one"
                 + (
                     f" ({len(passed_over)} passed over: {_first(passed_over)})"
                     if passed_over
                     else ""
                 )
-                + f". Run the suite on {settings.baseline_branch!r} first (a healthy run: "
+                + f". Run the suite on {settings.analysis.baseline_branch!r} first (a healthy run: "
                 "see `evalkeeper experiments`), or name one with --baseline EXP."
             )
     else:

@@ -113,7 +113,7 @@ def analyse(
         unit_scale[ev] = binary or bool(np.all((seen >= 0) & (seen <= 1)))
         for cat in [ALL, *cat_names]:
             mask = np.ones(part.height, dtype=bool) if cat == ALL else codes == cat_names.index(cat)
-            cells.append(_cell(ev, cat, binary, arr, codes, mask, settings.alpha))
+            cells.append(_cell(ev, cat, binary, arr, codes, mask, settings.analysis.alpha))
         if binary:
             both = (arr["n_ok"] > 0) & (arr["n_ok_b"] > 0)
             flip = both & (rate_b > 0.5) & (rate_c < 0.5)

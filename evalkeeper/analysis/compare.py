@@ -4,12 +4,12 @@
 -> Comparison`` reads both experiments from the warehouse and analyses them; the CLI, the
 gate (`evalkeeper.analysis.gate.decide_gate`) and the nightly flow use it. `baseline` is
 ``"auto"`` or an experiment id. ``auto`` is the latest experiment with status
-``completed``, the same suite and dataset, ``git_branch == settings.baseline_branch``,
+``completed``, the same suite and dataset, ``git_branch == settings.analysis.baseline_branch``,
 started before the candidate (and not the candidate itself), whose own latest stored
 verdict is not ``regression``; to pick the baseline of another branch pass
-``settings.model_copy(update={"baseline_branch": "release"})``. `settings=None` means
-``Settings()``; `max_mde` defaults to ``settings.max_mde`` (0.20). Raises `CompareError` (a
-ValueError whose message names the object, the problem and the fix) on an unknown id, an
+``Settings(baseline_branch="release")``. `settings=None` means ``Settings()``; `max_mde`
+defaults to ``settings.analysis.max_mde`` (0.20). Raises `CompareError` (a ValueError whose
+message names the object, the problem and the fix) on an unknown id, an
 empty experiment, no baseline, or no shared example. The JSON output is
 ``comparison.model_dump_json()``; its top-level ``verdict`` is ``pass`` | ``regression`` |
 ``inconclusive``.
@@ -52,10 +52,10 @@ def compare(
 ) -> Comparison:
     """Compare `experiment_id` with `baseline` ("auto" or an experiment id). See module doc.
 
-    `max_mde` defaults to `settings.max_mde` (EVALKEEPER_MAX_MDE, 0.20)."""
+    `max_mde` defaults to `settings.analysis.max_mde` (EVALKEEPER_MAX_MDE, 0.20)."""
     settings = settings or Settings()
     if max_mde is None:
-        max_mde = settings.max_mde
+        max_mde = settings.analysis.max_mde
     if warehouse.spooled_batches():
         warehouse.ingest_spool()  # rows waiting in the spool belong to these experiments
     with warehouse.connect() as con:
@@ -78,16 +78,16 @@ def compare(
         experiment_id=experiment_id,
         baseline_id=baseline_id,
         baseline_mode=choice.mode,
-        baseline_branch=settings.baseline_branch if choice.mode == "auto" else None,
+        baseline_branch=settings.analysis.baseline_branch if choice.mode == "auto" else None,
         suite=str(cand["suite"]),
         dataset=str(cand["dataset"]),
         dataset_version=str(cand["dataset_version"]),
         baseline_dataset_version=str(base["dataset_version"]),
         n_shared_examples=found.n_shared_examples,
         evaluators=found.evaluators,
-        alpha=settings.alpha,
-        tolerance=settings.tolerance,
-        max_error_rate=settings.max_error_rate,
+        alpha=settings.analysis.alpha,
+        tolerance=settings.analysis.tolerance,
+        max_error_rate=settings.analysis.max_error_rate,
         max_mde=max_mde,
         errors_baseline=sum(c.errors_baseline for c in cells if c.category == ALL),
         errors_candidate=sum(c.errors_candidate for c in cells if c.category == ALL),

@@ -37,7 +37,7 @@ def exit_code(verdict: str, settings: Settings) -> int:
         return EXIT_OK
     if verdict == "regression":
         return EXIT_REGRESSION
-    return EXIT_ERROR if settings.inconclusive_fails else EXIT_OK
+    return EXIT_ERROR if settings.analysis.inconclusive_fails else EXIT_OK
 
 
 def decide_gate(

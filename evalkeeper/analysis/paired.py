@@ -34,7 +34,7 @@ How the data is analysed (formulas in `evalkeeper.analysis.stats`, cells in
   `evalkeeper.warehouse.queries.retired_judges`): their cells are left out, with that note
   (the judge, its evidence and the date) as a warning; their skips and lost contexts too.
 * Latency: p50/p95 in seconds over the non-errored runs of the shared examples, each side,
-  against ``settings.latency_p95_s``. A crossing is reported (warning, markdown); the
+  against ``settings.analysis.latency_p95_s``. A crossing is reported (warning, markdown); the
   verdict is left to the latency evaluator's scores, which are cells like any other.
 """
 
@@ -174,11 +174,11 @@ def analyse_pair(
         )
 
     runs = frames.runs.join(paired.select("example_id").unique(), on="example_id", how="semi")
-    latency = latency_summary(runs, settings.latency_p95_s)
+    latency = latency_summary(runs, settings.analysis.latency_p95_s)
     if latency.crossed:
         warnings.append(
             f"latency p95 {latency.candidate.p95_s:.2f} s on the candidate is above the "
-            f"{settings.latency_p95_s:g} s threshold (baseline "
+            f"{settings.analysis.latency_p95_s:g} s threshold (baseline "
             f"{fmt_s(latency.baseline.p95_s)})"
         )
     run_err = {

@@ -54,7 +54,7 @@ def verdict_reasons(
                 f"{where(c)}: {fmt_value(c.baseline.mean, c.metric)} → "
                 f"{fmt_value(c.candidate.mean, c.metric)} ({fmt_diff(c.diff, c.metric)}, "
                 f"{c.n_worse} worse / {c.n_better} better, p_adj = {fmt_p(c.p_adjusted)} "
-                f"< {settings.alpha:g})"
+                f"< {settings.analysis.alpha:g})"
             )
     if verdict == "inconclusive":
         for c in cells:
@@ -64,10 +64,10 @@ def verdict_reasons(
                 ("baseline", c.error_rate_baseline),
                 ("candidate", c.error_rate_candidate),
             ):
-                if rate > settings.max_error_rate:
+                if rate > settings.analysis.max_error_rate:
                     out.append(
                         f"{where(c)}: error rate {rate:.0%} on the {side} is above "
-                        f"{settings.max_error_rate:.0%}"
+                        f"{settings.analysis.max_error_rate:.0%}"
                     )
             if c.n_examples == 0:
                 out.append(f"{where(c)}: no example scored on both sides")
@@ -82,8 +82,8 @@ def verdict_reasons(
         overall = [c for c in cells if c.category == ALL and c.mde is not None]
         worst = max((c.mde or 0.0) for c in overall) if overall else None
         out.append(
-            f"no significant drop in any of {len(cells)} cells (BH, alpha {settings.alpha:g}, "
-            f"tolerance {settings.tolerance:g}) and no critical row regressed"
+            f"no significant drop in any of {len(cells)} cells (BH, alpha {settings.analysis.alpha:g}, "
+            f"tolerance {settings.analysis.tolerance:g}) and no critical row regressed"
             + (f"; detectable drop ≤ {worst * 100:.1f} pt" if worst is not None else "")
         )
     return out

@@ -6,8 +6,8 @@ Pure: no warehouse, no clock.
 
 The rule: `evalkeeper.analysis.stats.decide` over every cell — regression (a guarded row
 regressed, or a cell with Benjamini-Hochberg-adjusted p < alpha and a drop larger than
-``settings.tolerance``); inconclusive (an evaluator's ``__all__`` cell has an error rate
-above ``settings.max_error_rate`` on either side, no paired example, or an MDE above
+``settings.analysis.tolerance``); inconclusive (an evaluator's ``__all__`` cell has an error rate
+above ``settings.analysis.max_error_rate`` on either side, no paired example, or an MDE above
 `max_mde`); else pass. Then the candidate's skipped evaluators (not optional, not retired):
 they vouch for nothing, so a pass becomes inconclusive and says why; a regression stays one
 and names them in a warning. A regression also notes, as warnings, what would otherwise
@@ -58,9 +58,9 @@ def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) ->
             )
             for c in analysis.cells
         ],
-        alpha=settings.alpha,
-        tolerance=settings.tolerance,
-        max_error_rate=settings.max_error_rate,
+        alpha=settings.analysis.alpha,
+        tolerance=settings.analysis.tolerance,
+        max_error_rate=settings.analysis.max_error_rate,
         max_mde=max_mde,
         critical_regressions=len(analysis.flipped),
     )
@@ -73,7 +73,7 @@ def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) ->
         strict=True,
     ):
         cell = c.model_copy(update={"p_adjusted": p_adj, "regressed": reg, "underpowered": under})
-        cell.status = cell_status(cell, settings.alpha)
+        cell.status = cell_status(cell, settings.analysis.alpha)
         cells.append(cell)
 
     warnings: list[str] = []

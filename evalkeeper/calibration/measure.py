@@ -136,7 +136,7 @@ def measure_one(
         human_codes,
         q,
         seed=settings.seed,
-        n_resamples=settings.calibration_bootstrap_resamples,
+        n_resamples=settings.calibration.bootstrap_resamples,
     )
     table = pa.confusion
     human_pass = int(table[:, 0].sum())
@@ -161,7 +161,7 @@ def measure_one(
         true_pass_rate=int(table[0, 0]) / human_pass if human_pass else None,
         true_fail_rate=int(table[1:, 1:].sum()) / human_fail if human_fail else None,
         ceiling=ceiling,
-        bar=settings.calibration_bar,
+        bar=settings.calibration.bar,
         status="uncalibrated",
         reason="",
         disagreements=disagreements,

@@ -108,7 +108,7 @@ def sample_items(
     choices: tuple[str, ...] = ("pass", "fail"),
 ) -> SampleResult:
     """Draw items of `judge`'s latest version, write the annotation files, record the items."""
-    share = settings.calibration_double_share if double_share is None else double_share
+    share = settings.calibration.double_share if double_share is None else double_share
     if not 0 <= share <= 1:
         raise SampleError(f"--double {share}: a share between 0 and 1 (e.g. 0.2)")
     frame = warehouse.query(_JUDGED_SQL, [judge, since])
@@ -140,11 +140,11 @@ def sample_items(
         )
     if n is None:
         n = labels_for_half_width(
-            settings.calibration_expected_agreement, settings.calibration_half_width
+            settings.calibration.expected_agreement, settings.calibration.half_width
         )
         sized_by = (
-            f"{n} labels for a 95% interval of ±{settings.calibration_half_width * 100:g} points "
-            f"at {settings.calibration_expected_agreement:.0%} expected agreement"
+            f"{n} labels for a 95% interval of ±{settings.calibration.half_width * 100:g} points "
+            f"at {settings.calibration.expected_agreement:.0%} expected agreement"
         )
     else:
         sized_by = f"--n {n}"

@@ -44,16 +44,16 @@ def evidence(m: JudgeCalibration) -> str:
 
 def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]:
     """(status, reason, bar) of one measurement; see the module docstring."""
-    bar = settings.calibration_bar
+    bar = settings.calibration.bar
     bar_text = f"the bar {bar:.2f}"
-    share = settings.calibration_ceiling_share
+    share = settings.calibration.ceiling_share
     if share is not None and m.ceiling.agreement is not None:
         bar = share * m.ceiling.agreement
         bar_text = f"the bar {bar:.2f} ({share:g} x human ceiling {m.ceiling.agreement:.2f})"
-    if m.n_items < settings.calibration_min_labels or m.agreement_ci is None:
+    if m.n_items < settings.calibration.min_labels or m.agreement_ci is None:
         return (
             "uncalibrated",
-            f"{m.n_items} labelled items, fewer than the {settings.calibration_min_labels} "
+            f"{m.n_items} labelled items, fewer than the {settings.calibration.min_labels} "
             "needed (EVALKEEPER_CALIBRATION_MIN_LABELS): label more items "
             "(`evalkeeper calibrate sample`)",
             bar,
@@ -63,7 +63,7 @@ def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]
         return "retired", f"{evidence(m)}: the whole interval is below {bar_text}", bar
     if lo < bar:
         return "at_risk", f"{evidence(m)}: the interval straddles {bar_text}", bar
-    floor = settings.calibration_kappa_floor
+    floor = settings.calibration.kappa_floor
     if m.kappa is None:
         return (
             "at_risk",

@@ -73,7 +73,7 @@ def demo(
         "Starting Prefect (ephemeral API; the first start on a machine takes ~25 s) …"
     )
     judges = [n for n, r in registry.available().items() if r.kind in ("judge", "groundedness")]
-    allow = [] if settings.judge_base_url and settings.judge_model else sorted(judges)
+    allow = [] if settings.judge.base_url and settings.judge.model else sorted(judges)
     if allow:
         console.print(
             f"No judge endpoint configured: the LLM judges ({', '.join(allow)}) are skipped, "

@@ -31,11 +31,11 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
             history = _history(settings)
         except WarehouseLocked as exc:
             note = f"status unknown ({exc})"
-    model = settings.judge_model
+    model = settings.judge.model
     pinned: bool | str | None = None
     if model is not None:
         pinned = is_pinned(model) or (
-            "allowed unpinned" if settings.judge_allow_unpinned else False
+            "allowed unpinned" if settings.judge.allow_unpinned else False
         )
     rows = []
     for judge in JUDGES.values():
@@ -53,7 +53,7 @@ def judge_rows(settings: Any) -> list[dict[str, Any]]:
                 "pinned": pinned,
                 "prompt_version": judge.prompt_version,
                 "choices": list(judge.choices),
-                "votes": settings.judge_votes,
+                "votes": settings.judge.votes,
                 "status": (rec or {}).get("status") or ("unknown" if note else "active"),
                 "note": note or reason,
                 "description": judge.description,
@@ -105,7 +105,7 @@ def judges(
     if fmt != "table":
         emit_rows(rows, fmt, JUDGE_COLUMNS)
         return
-    endpoint = settings.judge_base_url or "not configured"
+    endpoint = settings.judge.base_url or "not configured"
     t = Table(title=f"LLM judges (endpoint: {endpoint})")
     for col in ("judge", "kind", "model pin", "prompt version", "votes", "status"):
         t.add_column(col, no_wrap=col != "model pin")
@@ -129,7 +129,7 @@ def judges(
             console.print(f"status history of {r['judge']}:", highlight=False)
             for line in r["history"]:
                 console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
-    if settings.judge_base_url is None or settings.judge_model is None:
+    if settings.judge.base_url is None or settings.judge.model is None:
         console.print(
             "judges are skipped until configured: set EVALKEEPER_JUDGE_BASE_URL and "
             "EVALKEEPER_JUDGE_MODEL (and EVALKEEPER_JUDGE_API_KEY)"

@@ -87,7 +87,7 @@ def listen(
     where = f"JSONL file {jsonl}" if jsonl is not None else f"trace store ({settings.warehouse})"
     console.print(
         f"[bold]evalkeeper listen[/]: OTLP/HTTP traces on http://{host}:{port}/v1/traces "
-        f"-> {where}; settle {settings.otlp_settle_s:g} s",
+        f"-> {where}; settle {settings.otlp.settle_s:g} s",
         highlight=False,
     )
     http_app = create_app(settings, trace_sink=sink)

@@ -69,12 +69,16 @@ async def calibration_act(settings: Settings, console: Console) -> CalibrationAc
     try:
         s = settings.model_copy(
             update={
-                "judge_base_url": server.base_url,
-                "judge_model": STAND_IN_MODEL,
-                "judge_api_key": SecretStr("scripted-stand-in"),
-                "judge_votes": 1,
-                "judge_rpm": 60_000.0,  # a local stand-in: no provider's rate limit to keep
-                "judge_concurrency": 16,
+                "judge": settings.judge.model_copy(
+                    update={
+                        "base_url": server.base_url,
+                        "model": STAND_IN_MODEL,
+                        "api_key": SecretStr("scripted-stand-in"),
+                        "votes": 1,
+                        "rpm": 60_000.0,  # a local stand-in: no provider's rate limit to keep
+                        "concurrency": 16,
+                    }
+                ),
             }
         )
         console.print(

@@ -52,7 +52,13 @@ async def monitoring_act(
         )
         return None
     deploy = json.loads(deploys_file.read_text())[-1]
-    settings = settings.model_copy(update={"traces": f"jsonl:{directory.resolve()}"})
+    settings = settings.model_copy(
+        update={
+            "monitor": settings.monitor.model_copy(
+                update={"traces": f"jsonl:{directory.resolve()}"}
+            )
+        }
+    )
     event = DeployEvent(
         service=service,
         version=deploy["version"],

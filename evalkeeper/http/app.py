@@ -4,7 +4,7 @@ deploys they accept kept by `evalkeeper.monitor.intake`), and `GET /health`.
 
 `create_app(settings, trace_sink=...)` answers like an OpenTelemetry collector: 200 with an
 `ExportTraceServiceResponse` (a partial success naming how many spans were rejected and
-why), 400 for a body that cannot be read, 413 over `settings.otlp_max_body_bytes`, 415 for
+why), 400 for a body that cannot be read, 413 over `settings.otlp.max_body_bytes`, 415 for
 a content type or encoding other than protobuf/JSON and gzip; errors carry a
 `google.rpc.Status`, in the request's encoding. Spans go to an `Assembler`; a background
 task hands each completed trace, mapped to the trace JSONL form, to the injected
@@ -70,15 +70,15 @@ def create_app(
     configured Prefect API, if any); without one a new window's first tick runs here, as of
     `tick_clock()`, unless `first_tick` is False."""
     assembler = Assembler(
-        settle_s=settings.otlp_settle_s,
-        root_wait_s=settings.otlp_root_wait_s,
-        max_open_traces=settings.otlp_max_open_traces,
-        max_spans_per_trace=settings.otlp_max_spans_per_trace,
+        settle_s=settings.otlp.settle_s,
+        root_wait_s=settings.otlp.root_wait_s,
+        max_open_traces=settings.otlp.max_open_traces,
+        max_spans_per_trace=settings.otlp.max_spans_per_trace,
         clock=clock,
     )
     delivery = _Delivery(trace_sink)
-    tick = tick_s if tick_s is not None else min(0.5, max(0.05, settings.otlp_settle_s / 4))
-    max_bytes = settings.otlp_max_body_bytes
+    tick = tick_s if tick_s is not None else min(0.5, max(0.05, settings.otlp.settle_s / 4))
+    max_bytes = settings.otlp.max_body_bytes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,7 +89,7 @@ def create_app(
                     await delivery.deliver(ready)
 
         task = asyncio.create_task(completing(), name="otlp-complete-traces")
-        if settings.webhook_secret is not None:
+        if settings.monitor.webhook_secret is not None:
             try:  # recover the deploy journal and load the webhooks' index now
                 await intake.start()
             except Exception:

@@ -71,7 +71,7 @@ class DeployWebhooks:
     def __init__(self, settings: Settings, intake: DeployIntake) -> None:
         self.settings = settings
         self.intake = intake
-        self.max_bytes = settings.webhook_max_body_bytes
+        self.max_bytes = settings.monitor.webhook_max_body_bytes
         self.refused = 0
 
     def counts(self) -> dict[str, int]:
@@ -89,12 +89,12 @@ class DeployWebhooks:
         app.post("/hooks/github")(self.github)
 
     def _secret(self) -> str:
-        if self.settings.webhook_secret is None:
+        if self.settings.monitor.webhook_secret is None:
             raise _Refused(
                 503,
                 "deploy webhooks are off: set EVALKEEPER_WEBHOOK_SECRET on this server",
             )
-        return self.settings.webhook_secret.get_secret_value()
+        return self.settings.monitor.webhook_secret.get_secret_value()
 
     async def _accept(self, window: Window, delivery_id: str) -> tuple[int, dict[str, Any]]:
         opened = await self.intake.open(window, delivery_id)
@@ -137,7 +137,7 @@ class DeployWebhooks:
                 self._too_large,
             )
             msg_id = verify_standard(
-                self._secret(), headers, body, tolerance_s=self.settings.webhook_tolerance_s
+                self._secret(), headers, body, tolerance_s=self.settings.monitor.webhook_tolerance_s
             )
             window = _window(self.settings, _parse(body), "webhook")
         except _Refused as exc:

@@ -88,9 +88,9 @@ def config_path(settings: Settings, service: str) -> Path:
     if not _SERVICE.match(service):
         raise MonitorConfigError(
             f"service {service!r}: use letters, digits, '.', '_' or '-' (it names "
-            f"{settings.monitors_dir}/SERVICE.toml)"
+            f"{settings.monitor.monitors_dir}/SERVICE.toml)"
         )
-    return settings.monitors_dir / f"{service}.toml"
+    return settings.monitor.monitors_dir / f"{service}.toml"
 
 
 def load_config(settings: Settings, service: str) -> MonitorConfig:

@@ -94,11 +94,11 @@ def channels_for(
 ) -> list[str]:
     """The channels a decision taken now must be delivered on."""
     out = []
-    if settings.rollback_url:
+    if settings.monitor.rollback_url:
         out.append("http")
-    if rollback_command or settings.rollback_command:
+    if rollback_command or settings.monitor.rollback_command:
         out.append("command")
-    if emitter is not None or settings.prefect_api_url:
+    if emitter is not None or settings.monitor.prefect_api_url:
         out.append("event")
     return out
 
@@ -222,8 +222,8 @@ async def _attempts(
     sleep: Any,
 ) -> list[Attempt]:
     out: list[Attempt] = []
-    delay = settings.rollback_backoff_s
-    for n in range(settings.rollback_attempts):
+    delay = settings.monitor.rollback_backoff_s
+    for n in range(settings.monitor.rollback_attempts):
         if n:
             await sleep(delay)
             delay *= 2
@@ -242,9 +242,9 @@ async def _attempts(
 async def _post(
     settings: Settings, window_id: str, payload: dict[str, Any]
 ) -> tuple[Attempt, bool]:
-    if not settings.rollback_url:
+    if not settings.monitor.rollback_url:
         return Attempt(channel="http", ok=False, error="EVALKEEPER_ROLLBACK_URL is unset"), False
-    if settings.rollback_secret is None:
+    if settings.monitor.rollback_secret is None:
         return (
             Attempt(
                 channel="http",
@@ -254,11 +254,15 @@ async def _post(
             False,
         )
     body = canonical_json(payload).encode()
-    headers = sign_standard(settings.rollback_secret.get_secret_value(), window_id, utcnow(), body)
+    headers = sign_standard(
+        settings.monitor.rollback_secret.get_secret_value(), window_id, utcnow(), body
+    )
     headers.update({"content-type": "application/json", "idempotency-key": window_id})
     try:
-        async with httpx.AsyncClient(timeout=settings.rollback_timeout_s) as client:
-            response = await client.post(settings.rollback_url, content=body, headers=headers)
+        async with httpx.AsyncClient(timeout=settings.monitor.rollback_timeout_s) as client:
+            response = await client.post(
+                settings.monitor.rollback_url, content=body, headers=headers
+            )
     except httpx.HTTPError as exc:
         return Attempt(channel="http", ok=False, error=f"{type(exc).__name__}: {exc}"), True
     if response.is_success:
@@ -268,7 +272,7 @@ async def _post(
             channel="http",
             ok=False,
             status_code=response.status_code,
-            error=f"{settings.rollback_url} answered {response.status_code}",
+            error=f"{settings.monitor.rollback_url} answered {response.status_code}",
         ),
         response.status_code in RETRY_STATUS,
     )
@@ -277,7 +281,7 @@ async def _post(
 async def _command(
     settings: Settings, command: str | None, window_id: str, payload: dict[str, Any]
 ) -> tuple[Attempt, bool]:
-    cmd = command or settings.rollback_command
+    cmd = command or settings.monitor.rollback_command
     if not cmd:
         return Attempt(channel="command", ok=False, error="no rollback command configured"), False
     env = {**os.environ, "EVALKEEPER_ROLLBACK_WINDOW": window_id}
@@ -290,7 +294,7 @@ async def _command(
             env=env,
         )
         _, err = await asyncio.wait_for(
-            proc.communicate(canonical_json(payload).encode()), settings.rollback_timeout_s
+            proc.communicate(canonical_json(payload).encode()), settings.monitor.rollback_timeout_s
         )
     except (OSError, TimeoutError) as exc:
         return Attempt(channel="command", ok=False, error=f"{cmd!r}: {exc!r}"), True

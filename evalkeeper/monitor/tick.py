@@ -120,11 +120,11 @@ async def tick(
     summary = TickSummary(now=when)
     if journal_dir(settings).is_dir():  # deploys accepted by an app, maybe not yet stored
         await asyncio.to_thread(replay_journal, settings)
-    if settings.traces:
-        summary.ingest = await ingest(settings, open_source(settings.traces, settings))
+    if settings.monitor.traces:
+        summary.ingest = await ingest(settings, open_source(settings.monitor.traces, settings))
         if summary.ingest.bad_lines:
             summary.problems.append(
-                f"{settings.traces}: {summary.ingest.bad_lines} bad line(s) skipped, e.g. "
+                f"{settings.monitor.traces}: {summary.ingest.bad_lines} bad line(s) skipped, e.g. "
                 + "; ".join(summary.ingest.errors[:3])
             )
     if window_id is not None:
@@ -176,7 +176,7 @@ async def tick_window(
         raise WindowUndecidable(
             f"window {window.window_id}: every online evaluator is a retired judge "
             f"({'; '.join(notes)}): add another evaluator to "
-            f"{settings.monitors_dir / (window.service + '.toml')}, or calibrate a new "
+            f"{settings.monitor.monitors_dir / (window.service + '.toml')}, or calibrate a new "
             "version of the judge"
         )
     ids = await asyncio.to_thread(_unscored, wh, window, tick_at)

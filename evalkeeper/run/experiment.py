@@ -77,8 +77,8 @@ def _select(settings: Settings, dataset: Dataset, suite: Suite) -> list[Example]
     return suites.select(
         dataset.examples,
         suite,
-        share=settings.smoke_share,
-        min_per_category=settings.smoke_min_per_category,
+        share=settings.smoke.share,
+        min_per_category=settings.smoke.min_per_category,
         seed=settings.seed,
     )
 
@@ -213,7 +213,7 @@ async def prepare(
     versions = {b.name: b.version for b in built}
     tgt = load_target(
         target,
-        timeout_s=settings.timeout_s,
+        timeout_s=settings.runner.timeout_s,
         git_commit=settings.git_commit,
         git_branch=settings.git_branch,
     )
@@ -247,10 +247,10 @@ async def prepare(
         repetitions=repetitions or 1,
         params={
             "dataset_path": ds.path,
-            "concurrency": concurrency or settings.concurrency,
-            "timeout_s": settings.timeout_s,
-            "smoke_share": settings.smoke_share,
-            "smoke_min_per_category": settings.smoke_min_per_category,
+            "concurrency": concurrency or settings.runner.concurrency,
+            "timeout_s": settings.runner.timeout_s,
+            "smoke_share": settings.smoke.share,
+            "smoke_min_per_category": settings.smoke.min_per_category,
             "seed": settings.seed,
             **(params or {}),
         },
@@ -348,7 +348,7 @@ def _runner(
         target=target,
         evaluators=evaluators,
         warehouse=wh,
-        concurrency=int(exp.params.get("concurrency") or settings.concurrency),
+        concurrency=int(exp.params.get("concurrency") or settings.runner.concurrency),
         progress=progress,
         buffer=buffer,
     )
@@ -378,8 +378,8 @@ async def run_shard(
     selected, items = await asyncio.to_thread(plan)
     total = len(selected) * exp.repetitions
     # the pin (git commit and branch included) was recorded by `prepare`
-    target = load_target(exp.target.spec, timeout_s=settings.timeout_s, pin_git=False)
-    buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
+    target = load_target(exp.target.spec, timeout_s=settings.runner.timeout_s, pin_git=False)
+    buffer = RowBuffer(wh, settings.runner.flush_rows, settings.runner.flush_s)
     runtime = _runtime(settings, wh, exp, buffer, no_cache)
     evaluators = [registry.build(r, runtime) for r in exp.evaluators]
     runner = _runner(settings, exp, wh, target, evaluators, buffer, progress)
@@ -431,7 +431,7 @@ async def rescore(
         )
         for n in evaluators
     ]
-    buffer = RowBuffer(wh, settings.flush_rows, settings.flush_s)
+    buffer = RowBuffer(wh, settings.runner.flush_rows, settings.runner.flush_s)
     runtime = _runtime(settings, wh, exp, buffer, no_cache)
     built = [registry.build(r, runtime) for r in refs]
     for ref, ev in zip(refs, built, strict=True):

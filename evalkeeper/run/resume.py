@@ -162,7 +162,7 @@ def rescore_plan(
     per_example = [e for e in evaluators if not e.summary]
     if not per_example:
         return []
-    judges_on = bool(settings.judge_base_url and settings.judge_model)
+    judges_on = bool(settings.judge.base_url and settings.judge.model)
     with warehouse.connect() as con:
         runs = con.execute(
             "SELECT example_id, repetition, outputs, latency_ms, attempts, started_at "

@@ -250,9 +250,11 @@ class Runner:
         self.warehouse = warehouse
         self.concurrency = concurrency
         self.progress = progress
-        self.buffer = buffer or RowBuffer(warehouse, settings.flush_rows, settings.flush_s)
+        self.buffer = buffer or RowBuffer(
+            warehouse, settings.runner.flush_rows, settings.runner.flush_s
+        )
         self.result = ShardResult()
-        self.deadlines = Deadlines(settings.timeout_s)
+        self.deadlines = Deadlines(settings.runner.timeout_s)
         pin = experiment.target
         self._prov = {
             "dataset_version": experiment.dataset_version,
@@ -296,15 +298,15 @@ class Runner:
                 )
                 return record(reply.outputs, latency, None), None
             except TimeoutError:
-                error = f"timeout after {s.timeout_s:g}s"
+                error = f"timeout after {s.runner.timeout_s:g}s"
                 transient = False
             except TargetError as exc:
                 error, transient = str(exc), exc.transient
             except Exception as exc:  # the target's own bug: recorded, the suite goes on
                 error, transient = f"{type(exc).__name__}: {exc}", False
-            if not transient or attempts > s.retries:
+            if not transient or attempts > s.runner.retries:
                 return record(None, None, error), error
-            await asyncio.sleep(s.backoff_s * 2 ** (attempts - 1))
+            await asyncio.sleep(s.runner.backoff_s * 2 ** (attempts - 1))
 
     async def score(
         self, example: Example, run: RunRecord, evaluators: tuple[BuiltEvaluator, ...] | None = None

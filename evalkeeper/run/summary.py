@@ -118,7 +118,7 @@ def summarize(
         target_errors=counts[1],
         evaluators=evs,
         error_groups=groups,
-        problems=problems_of(shares, settings.max_error_rate),
+        problems=problems_of(shares, settings.analysis.max_error_rate),
         skipped_required=[e.evaluator for e in evs if e.skipped and not e.optional],
     )
 
@@ -150,6 +150,6 @@ def summary_from_tallies(
         target_errors=0,
         evaluators=evs,
         source="this process",
-        problems=problems_of(shares, settings.max_error_rate),
+        problems=problems_of(shares, settings.analysis.max_error_rate),
         skipped_required=[e.evaluator for e in evs if e.skipped and not e.optional],
     )

@@ -329,7 +329,7 @@ def batch_redaction(settings: Settings, redact: Redact | None = None) -> BatchRe
     if redact is not None:
         return InlineRedaction(redact)
     tracer = build_redactor(settings)
-    workers = settings.redaction_workers or usable_cores()
+    workers = settings.redaction.workers or usable_cores()
     if workers < 2 or not isinstance(tracer.redactor, BuiltinRedactor):
         inline = InlineRedaction(tracer.redact_json, notice=tracer.notice)
         inline.stats = tracer.stats

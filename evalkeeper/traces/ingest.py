@@ -63,7 +63,7 @@ class IngestSummary(BaseModel):
 def default_sample(settings: Settings) -> Sample | None:
     """Keyed-hash sampling at `trace_sample_rate` under the redaction key (configured, or
     generated beside the warehouse); None (keep every trace) at 1.0."""
-    rate = settings.trace_sample_rate
+    rate = settings.redaction.sample_rate
     if rate >= 1.0:
         return None
     from evalkeeper.traces.keys import resolve_key
@@ -86,7 +86,7 @@ async def ingest(
     """Read `source` from its stored cursor to its end, storing redacted traces in batches
     of `batch_size` (each with the cursor after it). `redact` defaults to the configured
     redactor, in worker processes for long ingests (`evalkeeper.traces.batch`), `sample`
-    to keyed-hash sampling at `settings.trace_sample_rate` (none at 1.0)."""
+    to keyed-hash sampling at `settings.redaction.sample_rate` (none at 1.0)."""
     summary = IngestSummary(source=source.spec)
     redaction = batch_redaction(settings, redact)
     summary.redaction_key_generated = redaction.notice is not None

@@ -1,7 +1,7 @@
 """The redaction key: from settings, or generated once and kept beside the warehouse.
 
 The key is the HMAC key of the redaction tokens and, through a derived key, of trace
-sampling. When `settings.redaction_key` is unset, 32 random bytes are generated on first
+sampling. When `settings.redaction.key` is unset, 32 random bytes are generated on first
 use and written as hex to `<warehouse dir>/.evalkeeper-redaction.key` (owner-only, 0o600,
 created atomically so two processes starting together agree on one key). The key bytes
 are the file's text, so `EVALKEEPER_REDACTION_KEY=$(cat data/.evalkeeper-redaction.key)`
@@ -47,8 +47,8 @@ def key_path(settings: Settings) -> Path:
 
 def resolve_key(settings: Settings) -> RedactionKey:
     """The redaction key of `settings`; generate and store one if none is configured."""
-    if settings.redaction_key is not None:
-        secret = settings.redaction_key.get_secret_value().encode()
+    if settings.redaction.key is not None:
+        secret = settings.redaction.key.get_secret_value().encode()
         if not secret:
             raise ConfigError(
                 "EVALKEEPER_REDACTION_KEY is set but empty; set it to a long random string "

@@ -85,9 +85,9 @@ class RedactionConfig(BaseModel):
     def from_settings(cls, settings: Settings) -> RedactionConfig:
         """The configuration named by `settings` (regions, names, patterns)."""
         return cls(
-            regions=tuple(settings.redaction_regions),
-            names=tuple(settings.redaction_names),
-            patterns=tuple(settings.redaction_patterns),
+            regions=tuple(settings.redaction.regions),
+            names=tuple(settings.redaction.names),
+            patterns=tuple(settings.redaction.patterns),
         )
 
 
@@ -217,7 +217,7 @@ class TraceRedactor:
         return out
 
     def sampled(self, trace_id: str) -> bool:
-        """Whether the trace is kept at `settings.trace_sample_rate` (keyed, deterministic)."""
+        """Whether the trace is kept at `settings.redaction.sample_rate` (keyed, deterministic)."""
         return sampled(trace_id, self.sample_rate, self._key)
 
     @property
@@ -237,4 +237,4 @@ def build_redactor(settings: Settings, redactor: Redactor | None = None) -> Trac
     key = resolve_key(settings)
     if redactor is None:
         redactor = BuiltinRedactor(RedactionConfig.from_settings(settings), key.secret)
-    return TraceRedactor(redactor, key, settings.trace_sample_rate)
+    return TraceRedactor(redactor, key, settings.redaction.sample_rate)

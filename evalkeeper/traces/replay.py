@@ -204,7 +204,7 @@ def promoted_example(settings: Settings, trace_id: str) -> tuple[Dataset, Exampl
 def default_evaluators(settings: Settings) -> list[EvaluatorRef]:
     """The reference-free evaluators for a trace that is in no dataset."""
     refs = [EvaluatorRef(name=n) for n in REFERENCE_FREE]
-    if settings.judge_base_url and settings.judge_model:
+    if settings.judge.base_url and settings.judge.model:
         for name, reg in sorted(registry.available().items()):
             if reg.kind == "judge" and not reg.summary and name not in REFERENCE_NEEDS:
                 refs.append(EvaluatorRef(name=name))
@@ -257,7 +257,7 @@ async def replay(
     )
     target = load_target(
         target_spec,
-        timeout_s=settings.timeout_s,
+        timeout_s=settings.runner.timeout_s,
         git_commit=settings.git_commit,
         git_branch=settings.git_branch,
     )
@@ -278,7 +278,7 @@ async def replay(
         warehouse=Warehouse.from_settings(settings),  # never written: a replay stores nothing
         concurrency=1,
     )
-    limit = asyncio.Semaphore(settings.concurrency)
+    limit = asyncio.Semaphore(settings.runner.concurrency)
 
     async def one(rep: int) -> Attempt:
         async with limit:

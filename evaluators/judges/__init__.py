@@ -113,8 +113,8 @@ def build_judge(
     settings = _settings(runtime)
     if runtime is not None and runtime.extras.get("judge_no_cache"):
         no_cache = True  # a run-wide `--no-cache`, without changing the recorded arguments
-    n_votes = votes if votes is not None else settings.judge_votes
-    if not settings.judge_base_url or not settings.judge_model:
+    n_votes = votes if votes is not None else settings.judge.votes
+    if not settings.judge.base_url or not settings.judge.model:
 
         async def not_configured(
             *,

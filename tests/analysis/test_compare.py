@@ -263,7 +263,9 @@ def test_a_category_that_drops_strongly_is_a_regression(wh: Warehouse, settings:
     assert not c.cell("exact", "booking").regressed
     assert any("billing" in r and "p_adj" in r for r in c.reasons)
     # tolerance: a drop smaller than the tolerance is not a regression
-    lenient = settings.model_copy(update={"tolerance": 0.6})
+    lenient = settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"tolerance": 0.6})}
+    )
     assert compare(wh, "cand", "base", lenient).verdict == "pass"
 
 
@@ -315,7 +317,9 @@ def test_small_drop_on_12_examples_is_inconclusive(wh: Warehouse, settings: Sett
     # a team that accepts a coarser gate says so in its settings (EVALKEEPER_MAX_MDE)
     mde = c.cell("exact").mde
     assert mde is not None
-    coarse = settings.model_copy(update={"max_mde": min(1.0, mde + 0.01)})
+    coarse = settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"max_mde": min(1.0, mde + 0.01)})}
+    )
     assert compare(wh, "cand2", "base", coarse).verdict == "pass"
     assert compare(wh, "cand", "base", coarse).verdict == "pass"  # 1 of 12: not significant
 
@@ -340,7 +344,9 @@ def test_errors_are_counted_shown_and_make_it_inconclusive(
     assert sum(c.cell("exact", k).errors_candidate for k in CATS) == 36
     assert any("error rate 30%" in r for r in c.reasons)
     assert "candidate 36" in render_markdown(c)
-    relaxed = settings.model_copy(update={"max_error_rate": 0.5})
+    relaxed = settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"max_error_rate": 0.5})}
+    )
     assert compare(wh, "cand", "base", relaxed).verdict == "pass"
 
 
@@ -486,7 +492,9 @@ def test_auto_baseline_picks_the_latest_completed_main_run_before(
     assert find_baseline(wh, "candidate", "feature/x") == "feature"
     c = compare(wh, "candidate", "auto", settings)
     assert (c.baseline_id, c.baseline_mode) == ("main-good", "auto")
-    release = settings.model_copy(update={"baseline_branch": "feature/x"})
+    release = settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"baseline_branch": "feature/x"})}
+    )
     assert compare(wh, "candidate", "auto", release).baseline_id == "feature"
     assert compare(wh, "main-later", "auto", settings).baseline_id == "main-good"
     with pytest.raises(CompareError, match="no baseline for 'main-old'"):
@@ -618,7 +626,7 @@ def test_the_pure_steps_give_what_compare_gives(wh: Warehouse, settings: Setting
     c = compare(wh, "cand", "base", settings)
     for _ in range(2):
         found = analyse_pair(cand_row, base_row, frames, retired={}, settings=settings)
-        ruling = decide_verdict(found, settings=settings, max_mde=settings.max_mde)
+        ruling = decide_verdict(found, settings=settings, max_mde=settings.analysis.max_mde)
         assert ruling.verdict == c.verdict == "regression" and ruling.reasons == c.reasons
         assert ruling.cells == c.cells and found.warnings + ruling.warnings == c.warnings
         assert row_regressions(found.flipped, details) == c.row_regressions

@@ -158,7 +158,11 @@ def test_groundedness_fails_when_retrieval_returned_nothing_but_the_reference_ha
     from evalkeeper import registry
 
     llm.reset(Policy())
-    s = settings.model_copy(update={"judge_base_url": llm.base_url, "judge_model": PINNED})
+    s = settings.model_copy(
+        update={
+            "judge": settings.judge.model_copy(update={"base_url": llm.base_url, "model": PINNED})
+        }
+    )
     ev = registry.build("no_hallucination", registry.Runtime(settings=s))
     calls = llm.calls
     kwargs = {"inputs": {"question": "When?"}, "outputs": {"reply": "Tuesday at 10."}}
@@ -222,7 +226,11 @@ def test_resume_after_a_judge_outage_judges_again(
 ) -> None:
     """Seen: resuming after a judge outage re-judged nothing (0 calls)."""
     s = settings.model_copy(
-        update={"judge_base_url": llm.base_url, "judge_model": PINNED, "judge_max_retries": 0}
+        update={
+            "judge": settings.judge.model_copy(
+                update={"base_url": llm.base_url, "model": PINNED, "max_retries": 0}
+            )
+        }
     )
     ds = str(write_dataset(tmp_path / "d.jsonl", 5))
     opts = {"dataset": ds, "suite": "full", "target": "tests.fake_targets:instant"}
@@ -311,7 +319,9 @@ def test_resume_refuses_changed_options_and_accepts_additions(
         run_suite(settings, **opts, experiment_id="r2", repetitions=1)
     with pytest.raises(core.ExperimentError, match=r"latency_ok arguments"):
         run_suite(
-            settings.model_copy(update={"latency_p95_s": 9.0}),
+            settings.model_copy(
+                update={"analysis": settings.analysis.model_copy(update={"latency_p95_s": 9.0})}
+            ),
             **opts,
             evaluators=["exact_match", "latency_ok"],
             experiment_id="r",
@@ -340,7 +350,9 @@ def test_the_latency_setting_is_the_evaluators_threshold_and_is_recorded(
     settings: Settings, tmp_path: Path
 ) -> None:
     ds = str(write_dataset(tmp_path / "d.jsonl", 4))
-    strict = settings.model_copy(update={"latency_p95_s": 0.000001})
+    strict = settings.model_copy(
+        update={"analysis": settings.analysis.model_copy(update={"latency_p95_s": 0.000001})}
+    )
     summary = run_suite(strict, dataset=ds, suite="full", target="tests.fake_targets:slow")
     by = {e.evaluator: e for e in summary.evaluators}
     assert by["latency_ok"].failed == 4  # 50 ms calls against a 1 us budget

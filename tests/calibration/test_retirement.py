@@ -122,7 +122,11 @@ def test_judges_command_shows_the_status_history(world: World) -> None:
 
 def test_reinstatement_takes_a_healthy_new_version(world: World) -> None:
     # run last in this module: it changes the judge's status
-    s = world.settings.model_copy(update={"judge_model": "scripted-judge-2026-02-01"})
+    s = world.settings.model_copy(
+        update={
+            "judge": world.settings.judge.model_copy(update={"model": "scripted-judge-2026-02-01"})
+        }
+    )
     world.server.reset(Policy(error_rates={"factual_match": 0.02}))
     _, replay = write_scenario(world.root, N)
     judged_run(s, replay, "base-v2", ["factual_match"])

@@ -217,8 +217,8 @@ def _rerun_in_subprocess(settings: Settings, items: Any, *, no_cache: bool) -> d
     env = {
         **os.environ,
         "EVALKEEPER_WAREHOUSE": str(settings.warehouse),
-        "EVALKEEPER_JUDGE_BASE_URL": str(settings.judge_base_url),
-        "EVALKEEPER_JUDGE_MODEL": str(settings.judge_model),
+        "EVALKEEPER_JUDGE_BASE_URL": str(settings.judge.base_url),
+        "EVALKEEPER_JUDGE_MODEL": str(settings.judge.model),
         "EVALKEEPER_JUDGE_API_KEY": "test-key",
         "PYTHONPATH": str(ROOT),
     }

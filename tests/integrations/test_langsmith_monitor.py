@@ -41,7 +41,14 @@ def test_a_window_watches_a_langsmith_project(
     for i in range(30):  # the new one: every answer slow
         _run(ls_server, DEPLOY + timedelta(minutes=2 * i + 1), "v8", 2500)
     settings = ls_settings.model_copy(
-        update={"traces": "langsmith:prod-agent", "monitors_dir": ls_settings.warehouse.parent}
+        update={
+            "monitor": ls_settings.monitor.model_copy(
+                update={
+                    "traces": "langsmith:prod-agent",
+                    "monitors_dir": ls_settings.warehouse.parent,
+                }
+            )
+        }
     )
     event = DeployEvent(
         service="prod-agent", version="v8", previous_version="v7", deploy_id="d-1", time=DEPLOY

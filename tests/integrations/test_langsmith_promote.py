@@ -23,7 +23,7 @@ def _env(settings: Settings) -> dict[str, str]:
     return {
         "EVALKEEPER_WAREHOUSE": str(settings.warehouse),
         "EVALKEEPER_DATASETS_DIR": str(settings.datasets_dir),
-        "EVALKEEPER_LANGSMITH_ENDPOINT": str(settings.langsmith_endpoint),
+        "EVALKEEPER_LANGSMITH_ENDPOINT": str(settings.langsmith.endpoint),
         "EVALKEEPER_LANGSMITH_API_KEY": "test-key-not-a-secret",
         "EVALKEEPER_REDACTION_KEY": "test-redaction-key",
     }

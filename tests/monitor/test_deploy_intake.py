@@ -65,8 +65,8 @@ def test_deploys_are_kept_once_and_first_ticked_in_order_on_one_loop(
 
         return score
 
-    mon_settings.monitors_dir.mkdir(parents=True)
-    (mon_settings.monitors_dir / f"{SERVICE}.toml").write_text(WITNESS)
+    mon_settings.monitor.monitors_dir.mkdir(parents=True)
+    (mon_settings.monitor.monitors_dir / f"{SERVICE}.toml").write_text(WITNESS)
     windows = _windows(mon_settings, 3)
     ids = [w.window_id for w in windows]
 

@@ -64,7 +64,14 @@ def test_a_tick_applies_the_journal_first(mon_settings: Settings) -> None:
     import asyncio
 
     ids = crashed_app(mon_settings, ["d-9"])
-    summary = asyncio.run(tick(mon_settings.model_copy(update={"traces": None}), now=DEPLOY))
+    summary = asyncio.run(
+        tick(
+            mon_settings.model_copy(
+                update={"monitor": mon_settings.monitor.model_copy(update={"traces": None})}
+            ),
+            now=DEPLOY,
+        )
+    )
     assert [w.window_id for w in summary.windows] == ids
     assert stored(mon_settings) == [(ids[0], "d-9")]
     assert replay(mon_settings) == []  # nothing left: applying again changes nothing

@@ -41,13 +41,13 @@ def cli(settings: Settings, *args: str) -> Any:
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "EVALKEEPER_TRACES": settings.traces or "",
-        "EVALKEEPER_MONITORS_DIR": str(settings.monitors_dir),
+        "EVALKEEPER_TRACES": settings.monitor.traces or "",
+        "EVALKEEPER_MONITORS_DIR": str(settings.monitor.monitors_dir),
         "EVALKEEPER_REDACTION_KEY": "a-fixed-redaction-key-for-the-tests",
-        "EVALKEEPER_ROLLBACK_URL": settings.rollback_url or "",
+        "EVALKEEPER_ROLLBACK_URL": settings.monitor.rollback_url or "",
         "EVALKEEPER_ROLLBACK_SECRET": ROLLBACK_SECRET,
         "EVALKEEPER_ROLLBACK_BACKOFF_S": "0",
-        "EVALKEEPER_ROLLBACK_ATTEMPTS": str(settings.rollback_attempts),
+        "EVALKEEPER_ROLLBACK_ATTEMPTS": str(settings.monitor.rollback_attempts),
         "PREFECT_API_URL": "",
     }
 
@@ -234,7 +234,9 @@ def test_too_small_a_baseline_is_inconclusive_and_never_rolls_back(
     traffic(small, version="v1", start=DEPLOY - timedelta(hours=2), hours=2, per_hour=20,
             slow_rate=0.05, seed=4)  # fmt: skip
     traffic(small, version="v2", start=DEPLOY, hours=3, per_hour=100, slow_rate=0.6, seed=5)
-    settings = mon_settings.model_copy(update={"traces": f"jsonl:{small}"})
+    settings = mon_settings.model_copy(
+        update={"monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{small}"})}
+    )
     event = DeployEvent(service=SERVICE, version="v2", deploy_id="d-small", time=DEPLOY)
     open_window(settings, event, "cli")
     summary = asyncio.run(tick(settings, now=DEPLOY + timedelta(hours=3)))

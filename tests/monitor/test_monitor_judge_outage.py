@@ -36,17 +36,21 @@ def test_a_judge_outage_mid_window_is_inconclusive(
     traffic(path, version="v1", start=DEPLOY - timedelta(hours=5), hours=5, per_hour=50,
             slow_rate=0.05, seed=11)  # fmt: skip
     traffic(path, version="v2", start=DEPLOY, hours=24, per_hour=10, slow_rate=0.05, seed=12)
-    mon_settings.monitors_dir.mkdir(parents=True)
-    (mon_settings.monitors_dir / f"{SERVICE}.toml").write_text(CONFIG)
+    mon_settings.monitor.monitors_dir.mkdir(parents=True)
+    (mon_settings.monitor.monitors_dir / f"{SERVICE}.toml").write_text(CONFIG)
     with ScriptedLLMServer() as llm:
         settings = mon_settings.model_copy(
             update={
-                "traces": f"jsonl:{path}",
-                "judge_base_url": llm.base_url,
-                "judge_model": "gpt-4o-2024-08-06",
-                "judge_max_retries": 0,
-                "judge_rpm": 60_000.0,
-                "judge_concurrency": 16,
+                "monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{path}"}),
+                "judge": mon_settings.judge.model_copy(
+                    update={
+                        "base_url": llm.base_url,
+                        "model": "gpt-4o-2024-08-06",
+                        "max_retries": 0,
+                        "rpm": 60_000.0,
+                        "concurrency": 16,
+                    }
+                ),
             }
         )
         event = DeployEvent(
@@ -83,8 +87,8 @@ def test_a_retired_judge_stops_deciding_windows_and_the_tick_says_so(
     traffic(path, version="v1", start=DEPLOY - timedelta(hours=5), hours=5, per_hour=50,
             slow_rate=0.05, seed=11)  # fmt: skip
     traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=10, slow_rate=0.05, seed=12)
-    mon_settings.monitors_dir.mkdir(parents=True)
-    (mon_settings.monitors_dir / f"{SERVICE}.toml").write_text(CONFIG)
+    mon_settings.monitor.monitors_dir.mkdir(parents=True)
+    (mon_settings.monitor.monitors_dir / f"{SERVICE}.toml").write_text(CONFIG)
     retired = {"judge": "tone_appropriate", "model": "gpt-4o-2024-08-06",
                "prompt_version": "b7316ab6c58b", "status": "retired",
                "status_reason": "agreement 0.70, CI 0.61-0.78", "updated_at": utcnow()}  # fmt: skip
@@ -92,9 +96,10 @@ def test_a_retired_judge_stops_deciding_windows_and_the_tick_says_so(
     with ScriptedLLMServer() as llm:
         settings = mon_settings.model_copy(
             update={
-                "traces": f"jsonl:{path}",
-                "judge_base_url": llm.base_url,
-                "judge_model": "gpt-4o-2024-08-06",
+                "monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{path}"}),
+                "judge": mon_settings.judge.model_copy(
+                    update={"base_url": llm.base_url, "model": "gpt-4o-2024-08-06"}
+                ),
             }
         )
         event = DeployEvent(
@@ -108,7 +113,7 @@ def test_a_retired_judge_stops_deciding_windows_and_the_tick_says_so(
     assert any("tone_appropriate is retired" in r and "not used by this window" in r
                for r in w.reasons)  # fmt: skip
     # a window left with no evaluator but retired judges refuses to decide, and says why
-    (mon_settings.monitors_dir / f"{SERVICE}.toml").write_text(
+    (mon_settings.monitor.monitors_dir / f"{SERVICE}.toml").write_text(
         '[[evaluators]]\nname = "tone_appropriate"\n'
     )
     event = DeployEvent(

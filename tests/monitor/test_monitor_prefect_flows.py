@@ -19,14 +19,14 @@ from tests.monitor.monitor_traffic import SERVICE, traffic
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, mon_settings: Settings) -> Settings:
     """The flows build Settings from the environment."""
-    assert mon_settings.rollback_secret is not None
+    assert mon_settings.monitor.rollback_secret is not None
     values = {
         "EVALKEEPER_WAREHOUSE": str(mon_settings.warehouse),
-        "EVALKEEPER_TRACES": mon_settings.traces or "",
-        "EVALKEEPER_MONITORS_DIR": str(mon_settings.monitors_dir),
+        "EVALKEEPER_TRACES": mon_settings.monitor.traces or "",
+        "EVALKEEPER_MONITORS_DIR": str(mon_settings.monitor.monitors_dir),
         "EVALKEEPER_REDACTION_KEY": "a-fixed-redaction-key-for-the-tests",
-        "EVALKEEPER_ROLLBACK_URL": mon_settings.rollback_url or "",
-        "EVALKEEPER_ROLLBACK_SECRET": mon_settings.rollback_secret.get_secret_value(),
+        "EVALKEEPER_ROLLBACK_URL": mon_settings.monitor.rollback_url or "",
+        "EVALKEEPER_ROLLBACK_SECRET": mon_settings.monitor.rollback_secret.get_secret_value(),
         "EVALKEEPER_ROLLBACK_BACKOFF_S": "0",
     }
     for key, value in values.items():

@@ -29,7 +29,9 @@ GITHUB_TEST_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c
 
 @pytest.fixture
 def base(mon_settings: Settings) -> Iterator[str]:
-    settings = mon_settings.model_copy(update={"webhook_max_body_bytes": 4096})
+    settings = mon_settings.model_copy(
+        update={"monitor": mon_settings.monitor.model_copy(update={"webhook_max_body_bytes": 4096})}
+    )
     with serve(create_app(settings, trace_sink=Collected(), emitter=None, first_tick=False)) as url:
         yield url
 
@@ -198,7 +200,13 @@ def deployment_status(state: str = "success", deployment_id: int = 77) -> bytes:
 
 @pytest.fixture
 def github(mon_settings: Settings) -> Iterator[tuple[str, Settings]]:
-    settings = mon_settings.model_copy(update={"webhook_secret": SecretStr(GITHUB_TEST_SECRET)})
+    settings = mon_settings.model_copy(
+        update={
+            "monitor": mon_settings.monitor.model_copy(
+                update={"webhook_secret": SecretStr(GITHUB_TEST_SECRET)}
+            )
+        }
+    )
     with serve(create_app(settings, trace_sink=Collected(), emitter=None, first_tick=False)) as url:
         yield url, settings
 
@@ -246,7 +254,9 @@ def test_github_other_states_events_and_forgeries_open_nothing(
 
 
 def test_without_a_secret_the_webhooks_are_off(mon_settings: Settings) -> None:
-    settings = mon_settings.model_copy(update={"webhook_secret": None})
+    settings = mon_settings.model_copy(
+        update={"monitor": mon_settings.monitor.model_copy(update={"webhook_secret": None})}
+    )
     with serve(create_app(settings, trace_sink=Collected(), emitter=None)) as url:
         raw = body()
         answer = httpx.post(f"{url}/hooks/deploy", content=raw, headers=signed(raw))

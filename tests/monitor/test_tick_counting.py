@@ -53,8 +53,8 @@ def _deploy(settings: Settings, deploy_id: str) -> str:
 
 
 def _config(settings: Settings, text: str) -> None:
-    settings.monitors_dir.mkdir(parents=True, exist_ok=True)
-    (settings.monitors_dir / f"{SERVICE}.toml").write_text(text)
+    settings.monitor.monitors_dir.mkdir(parents=True, exist_ok=True)
+    (settings.monitor.monitors_dir / f"{SERVICE}.toml").write_text(text)
 
 
 def test_stored_and_new_scores_are_counted_by_one_rule(
@@ -71,7 +71,9 @@ def test_stored_and_new_scores_are_counted_by_one_rule(
     traffic(path, version="v1", start=DEPLOY - timedelta(hours=4), hours=4, per_hour=40,
             slow_rate=0.05, seed=21)  # fmt: skip
     traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=40, slow_rate=0.05, seed=22)
-    settings = mon_settings.model_copy(update={"traces": f"jsonl:{path}"})
+    settings = mon_settings.model_copy(
+        update={"monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{path}"})}
+    )
     _config(settings, MIXED)
     window_id = _deploy(settings, "d-mixed")
     for hours in (2, 4):  # the second tick counts stored scores and new ones together

@@ -129,7 +129,9 @@ def test_target_errors_and_timeouts_are_recorded_and_the_suite_goes_on(
     settings: Settings, tmp_path: Path
 ) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 21)
-    s = settings.model_copy(update={"timeout_s": 0.3})
+    s = settings.model_copy(
+        update={"runner": settings.runner.model_copy(update={"timeout_s": 0.3})}
+    )
     summary = run_suite(
         s, dataset=str(ds), suite="full", target="tests.fake_targets:broken_on_sevens"
     )
@@ -169,11 +171,15 @@ def test_target_errors_and_timeouts_are_recorded_and_the_suite_goes_on(
 
 def test_transient_errors_are_retried_with_backoff(settings: Settings, tmp_path: Path) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 5)
-    s = settings.model_copy(update={"retries": 2, "backoff_s": 0.01})
+    s = settings.model_copy(
+        update={"runner": settings.runner.model_copy(update={"retries": 2, "backoff_s": 0.01})}
+    )
     summary = run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:flaky")
     assert summary.target_errors == 0
     assert _count(s, "SELECT min(attempts) FROM runs") == 3
-    s1 = settings.model_copy(update={"retries": 1, "backoff_s": 0.01})
+    s1 = settings.model_copy(
+        update={"runner": settings.runner.model_copy(update={"retries": 1, "backoff_s": 0.01})}
+    )
     ds2 = write_dataset(tmp_path / "d2.jsonl", 5)
     # fresh example keys (the counter is per n): 5 new n values would be needed; reuse with
     # a new process-wide counter is not possible, so check the budget on other examples
@@ -219,7 +225,9 @@ def test_http_target_posts_inputs_and_retries_5xx(
     settings: Settings, tmp_path: Path, http_agent: str
 ) -> None:
     ds = write_dataset(tmp_path / "d.jsonl", 8)
-    s = settings.model_copy(update={"retries": 1, "backoff_s": 0.01})
+    s = settings.model_copy(
+        update={"runner": settings.runner.model_copy(update={"retries": 1, "backoff_s": 0.01})}
+    )
     summary = run_suite(s, dataset=str(ds), suite="full", target=http_agent)
     assert summary.experiment.target.kind == "http"
     assert summary.target_errors == 1

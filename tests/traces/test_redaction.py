@@ -274,8 +274,8 @@ def test_regions_from_the_environment_comma_separated_or_json(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", "us, DE,JP")
-    assert Settings(_env_file=None).redaction_regions == ["US", "DE", "JP"]
+    assert Settings(_env_file=None).redaction.regions == ["US", "DE", "JP"]
     monkeypatch.setenv("EVALKEEPER_REDACTION_REGIONS", '["GB", "fr"]')
-    assert Settings(_env_file=None).redaction_regions == ["GB", "FR"]
+    assert Settings(_env_file=None).redaction.regions == ["GB", "FR"]
     monkeypatch.delenv("EVALKEEPER_REDACTION_REGIONS")
-    assert len(Settings(_env_file=None).redaction_regions) == 28
+    assert len(Settings(_env_file=None).redaction.regions) == 28

@@ -53,13 +53,21 @@ def kill_workers(pool: RedactionPool) -> None:
 @pytest.fixture
 def pool_settings(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"redaction_key": SecretStr("pool-test-key"), "redaction_workers": 2}
+        update={
+            "redaction": settings.redaction.model_copy(
+                update={"key": SecretStr("pool-test-key"), "workers": 2}
+            )
+        }
     )
 
 
 def test_the_pool_gives_the_tokens_one_process_gives_in_order(pool_settings: Settings) -> None:
     traces = [pii_trace(i) for i in range(300)]
-    inline = batch_redaction(pool_settings.model_copy(update={"redaction_workers": 1}))
+    inline = batch_redaction(
+        pool_settings.model_copy(
+            update={"redaction": pool_settings.redaction.model_copy(update={"workers": 1})}
+        )
+    )
     pool = batch_redaction(pool_settings)
     assert isinstance(inline, InlineRedaction) and isinstance(pool, RedactionPool)
     try:
@@ -100,13 +108,21 @@ def test_a_small_batch_is_redacted_at_home(pool_settings: Settings) -> None:
 
 def test_one_process_when_asked_or_with_a_custom_redactor(pool_settings: Settings) -> None:
     assert isinstance(
-        batch_redaction(pool_settings.model_copy(update={"redaction_workers": 1})),
+        batch_redaction(
+            pool_settings.model_copy(
+                update={"redaction": pool_settings.redaction.model_copy(update={"workers": 1})}
+            )
+        ),
         InlineRedaction,
     )
     custom = batch_redaction(pool_settings, redact_emails)
     assert isinstance(custom, InlineRedaction)
     assert custom.redact([pii_trace(1)])[0].inputs["message"].startswith("I am <EMAIL:x>")
-    default = batch_redaction(pool_settings.model_copy(update={"redaction_workers": 0}))
+    default = batch_redaction(
+        pool_settings.model_copy(
+            update={"redaction": pool_settings.redaction.model_copy(update={"workers": 0})}
+        )
+    )
     try:
         assert default.workers == usable_cores()
     finally:
@@ -123,7 +139,9 @@ def test_a_dead_worker_s_batch_is_redacted_at_home_and_the_next_starts_afresh(
         pool.start(wait=True)
         kill_workers(pool)
         expected = batch_redaction(
-            pool_settings.model_copy(update={"redaction_workers": 1})
+            pool_settings.model_copy(
+                update={"redaction": pool_settings.redaction.model_copy(update={"workers": 1})}
+            )
         ).redact(traces)
         assert pool.redact(traces) == expected
         assert pool.fallbacks == 1 and pool._executor is None
@@ -152,7 +170,10 @@ def test_ingest_loses_nothing_when_the_workers_are_killed(
     assert (summary.read, summary.stored, summary.batches) == (450, 450, 2)
     assert summary.redaction_fallbacks == 0
     one = pool_settings.model_copy(
-        update={"warehouse": tmp_path / "one" / "w.duckdb", "redaction_workers": 1}
+        update={
+            "warehouse": tmp_path / "one" / "w.duckdb",
+            "redaction": pool_settings.redaction.model_copy(update={"workers": 1}),
+        }
     )
     asyncio.run(ingest(one, JsonlSource(path), batch_size=250))
     assert list_traces(pool_settings, limit=1000) == list_traces(one, limit=1000)

@@ -85,7 +85,9 @@ def test_a_target_that_changes_its_answer_fails_sometimes(stored: Settings) -> N
     _promoted(stored)
     report = asyncio.run(
         replay(
-            stored.model_copy(update={"concurrency": 1}),
+            stored.model_copy(
+                update={"runner": stored.runner.model_copy(update={"concurrency": 1})}
+            ),
             asyncio.run(load_trace(stored, TRACE_ID)),
             target_spec=f"{__name__}:every_other_call_v2",
             repeat=4,

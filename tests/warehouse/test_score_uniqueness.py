@@ -58,7 +58,9 @@ def test_a_resumed_run_never_duplicates_a_score(settings: Settings, tmp_path: Pa
     """Half the rows are run, every target call failing; each resume runs the missing rows,
     re-attempts the failed ones (their run and scores superseded) and scores again."""
     ds = write_dataset(tmp_path / "d.jsonl", EXAMPLES)
-    s = settings.model_copy(update={"retries": 0, "flush_rows": 5})
+    s = settings.model_copy(
+        update={"runner": settings.runner.model_copy(update={"retries": 0, "flush_rows": 5})}
+    )
     fake_targets._calls.clear()  # `flaky` fails twice per input, then answers
     options: dict[str, Any] = {
         "dataset": str(ds),
@@ -87,7 +89,9 @@ def test_a_re_ingested_spool_batch_never_duplicates_a_score(
     """A suite runs while an analyst holds the file, so every batch goes to the spool. The
     spool is ingested, then (a crash between commit and clean-up) ingested again whole."""
     ds = write_dataset(tmp_path / "d.jsonl", EXAMPLES)
-    s = settings.model_copy(update={"lock_wait_s": 0.2, "flush_rows": 5})
+    s = settings.model_copy(
+        update={"lock_wait_s": 0.2, "runner": settings.runner.model_copy(update={"flush_rows": 5})}
+    )
     wh = Warehouse.from_settings(s)
     wh.rows("SELECT 1")  # create + migrate
     analyst = _hold(s.warehouse, 3)

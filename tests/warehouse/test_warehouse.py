@@ -188,7 +188,9 @@ def test_a_finished_experiment_leaves_everything_in_the_duckdb_file(
     """Small batches wait in the WAL during a run; the end of the experiment folds them
     into the file, so the .duckdb file alone (copied, say) holds every row."""
     ds = write_dataset(tmp_path / "d.jsonl", 30)
-    s = settings.model_copy(update={"flush_rows": 10})
+    s = settings.model_copy(
+        update={"runner": settings.runner.model_copy(update={"flush_rows": 10})}
+    )
     run_suite(s, dataset=str(ds), suite="full", target="tests.fake_targets:instant")
     wal = Path(f"{s.warehouse}.wal")
     assert not wal.exists() or wal.stat().st_size == 0
@@ -204,7 +206,9 @@ def test_suite_completes_while_an_analyst_holds_the_file(
 ) -> None:
     """Nothing lost, nothing crashed: rows go to the spool and land afterwards."""
     ds = write_dataset(tmp_path / "d.jsonl", 200)
-    s = settings.model_copy(update={"lock_wait_s": 0.2, "flush_rows": 20})
+    s = settings.model_copy(
+        update={"lock_wait_s": 0.2, "runner": settings.runner.model_copy(update={"flush_rows": 20})}
+    )
     Warehouse.from_settings(s).rows("SELECT 1")
     analyst = _hold(s.warehouse, 4)
     try:

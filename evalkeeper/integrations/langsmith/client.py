@@ -31,11 +31,11 @@ class LangSmithError(EvalkeeperError, RuntimeError):
 
 def configured(settings: Settings) -> bool:
     """Whether LangSmith is configured: an API key or an endpoint (self-hosted, tests)."""
-    return settings.langsmith_api_key is not None or settings.langsmith_endpoint is not None
+    return settings.langsmith.api_key is not None or settings.langsmith.endpoint is not None
 
 
 def endpoint(settings: Settings) -> str:
-    return (settings.langsmith_endpoint or DEFAULT_ENDPOINT).rstrip("/")
+    return (settings.langsmith.endpoint or DEFAULT_ENDPOINT).rstrip("/")
 
 
 class Connection:
@@ -55,7 +55,7 @@ class Connection:
 
 
 def connect(settings: Settings) -> Connection:
-    """A client for `settings.langsmith_endpoint` with `settings.langsmith_api_key`."""
+    """A client for `settings.langsmith.endpoint` with `settings.langsmith.api_key`."""
     if not configured(settings):
         raise LangSmithError(
             "LangSmith is not configured: set EVALKEEPER_LANGSMITH_API_KEY (and "
@@ -63,7 +63,7 @@ def connect(settings: Settings) -> Connection:
         )
     import langsmith
 
-    key = settings.langsmith_api_key
+    key = settings.langsmith.api_key
     holder: list[Connection] = []
     client = langsmith.Client(
         api_url=endpoint(settings),
