@@ -452,13 +452,13 @@ def _counts(
         )
     totals: dict[tuple[str, str], Counter[str]] = {}
     for name, phase, passed, is_error, skipped, n in groups:
-        total = totals.setdefault((name, phase), Counter())
-        total["n"] += n
-        total[classify(passed, is_error, skipped)] += n
+        totals.setdefault((name, phase), Counter())[classify(passed, is_error, skipped)] += n
     out = []
     for name in evaluators:
         b = totals.get((name, "baseline"), Counter())
         w = totals.get((name, "window"), Counter())
-        out.append(EvaluatorCounts(name, b["n"], b["flag"], b["error"],
-                                   w["n"], w["flag"], w["error"]))  # fmt: skip
+        # n counts the scored traces (flagged or passed); an error is counted apart, never
+        # as a pass (EvaluatorCounts)
+        out.append(EvaluatorCounts(name, b["flag"] + b["pass"], b["flag"], b["error"],
+                                   w["flag"] + w["pass"], w["flag"], w["error"]))  # fmt: skip
     return out

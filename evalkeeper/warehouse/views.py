@@ -85,7 +85,8 @@ VIEWS: dict[str, str] = {
     "monitor_windows": """
         WITH last_tick AS (
             SELECT window_id, tick_at,
-                   max(window_n) AS window_traces, max(baseline_n) AS baseline_traces
+                   max(window_n + window_errors) AS window_traces,
+                   max(baseline_n + baseline_errors) AS baseline_traces
             FROM monitoring_counts
             GROUP BY window_id, tick_at
             QUALIFY row_number() OVER (PARTITION BY window_id ORDER BY tick_at DESC) = 1
@@ -118,8 +119,8 @@ VIEWS: dict[str, str] = {
     "monitor_ticks": """
         SELECT c.window_id, w.service, w.version, w.deployed_at, c.tick_at,
                date_diff('minute', w.deployed_at, c.tick_at) / 60.0 AS hours_since_deploy,
-               c.evaluator, c.baseline_n AS baseline_traces, c.baseline_flags,
-               c.baseline_errors, c.window_n AS window_traces, c.window_flags,
+               c.evaluator, c.baseline_n + c.baseline_errors AS baseline_traces, c.baseline_flags,
+               c.baseline_errors, c.window_n + c.window_errors AS window_traces, c.window_flags,
                c.window_errors, c.baseline_rate, c.upper_bound, c.window_rate, c.statistic,
                c.threshold, c.decision, c.reason, t.decision AS window_decision, t.final,
                t.new_window_traces, t.new_baseline_traces, t.ticked_at

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from evalkeeper import registry
-from evalkeeper.models import Score
+from evalkeeper.models import EvaluatorRef, Score
+from evalkeeper.monitor.backtest import BacktestConfig, backtest
+from evalkeeper.monitor.decision import MonitorPolicy
 from evalkeeper.monitor.scoring import classify
 from evalkeeper.monitor.tick import WindowUndecidable, tick
 from evalkeeper.monitor.windows import DeployEvent, open_window
@@ -94,8 +96,11 @@ def test_stored_and_new_scores_are_counted_by_one_rule(
         got = (getattr(e, f"{phase}_n"), getattr(e, f"{phase}_flags"),
                getattr(e, f"{phase}_errors"))  # fmt: skip
         c = by_phase[phase]
-        assert got == (c.total(), c["flag"], c["error"])
-    assert e.window_n == 160 and e.baseline_n == 160
+        # n is what was scored (flagged or passed): an error is counted apart, never as a
+        # pass, as `monitor backtest` counts it (EvaluatorCounts)
+        assert got == (c["flag"] + c["pass"], c["flag"], c["error"])
+        assert c.total() == 160  # every trace of the side, in one of the three
+    assert e.window_n + e.window_errors == 160 and e.baseline_n + e.baseline_errors == 160
 
 
 def test_a_window_whose_evaluators_cannot_be_built_is_a_problem_and_others_go_on(
@@ -125,3 +130,49 @@ def test_a_bug_in_a_window_propagates_out_of_the_tick(
     with pytest.raises(RuntimeError, match="a bug") as caught:
         asyncio.run(tick(mon_settings, now=DEPLOY + timedelta(hours=1)))
     assert not isinstance(caught.value, WindowUndecidable)
+
+
+def test_a_live_tick_and_a_backtest_count_the_same_traffic_alike(
+    restore_registry: None, tmp_path: Path, mon_settings: Settings
+) -> None:
+    """Seen: on the same traffic a live tick read 13/113 and `monitor backtest` 13/103: the
+    tick counted the evaluator's errors inside n, as if they were passes."""
+
+    @registry.evaluator("mixed_outcomes", version="1")
+    def factory() -> Callable[..., Any]:
+        def score(run: Any = None) -> Score:
+            return _mixed_score(run.example_id)
+
+        return score
+
+    path = tmp_path / "mixed.jsonl"
+    traffic(path, version="v1", start=DEPLOY - timedelta(hours=4), hours=4, per_hour=40,
+            slow_rate=0.05, seed=31)  # fmt: skip
+    traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=40, slow_rate=0.05, seed=32)
+    settings = mon_settings.model_copy(
+        update={"monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{path}"})}
+    )
+    _config(settings, MIXED + "baseline_days = 0.25\n")  # the 4 hours before the deploy
+    _deploy(settings, "d-alike")
+    live = asyncio.run(tick(settings, now=DEPLOY + timedelta(hours=4))).windows[0].evaluators[0]
+    replayed = asyncio.run(
+        backtest(
+            settings,
+            f"jsonl:{path}",
+            BacktestConfig(
+                service=SERVICE,
+                deploy_at=DEPLOY,
+                baseline_hours=4,
+                window_hours=24,
+                tick_minutes=240,
+                evaluators=(EvaluatorRef(name="mixed_outcomes"),),
+                policy=MonitorPolicy(min_baseline=10, min_window=10),
+            ),
+        )
+    )
+    again = replayed.ticks[0].evaluators[0]
+    fields = ("baseline_n", "baseline_flags", "baseline_errors", "window_n", "window_flags",
+              "window_errors")  # fmt: skip
+    assert [getattr(live, f) for f in fields] == [getattr(again, f) for f in fields]
+    assert live.window_errors > 0 and live.window_n > 0
+    assert (live.statistic, live.decision) == (again.statistic, again.decision)
