@@ -32,6 +32,15 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_fake_target_counts() -> None:
+    """`tests.fake_targets:flaky` counts calls per input for the whole process: each test
+    starts from zero, whatever ran before it."""
+    from tests import fake_targets
+
+    fake_targets._calls.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_github_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under GitHub Actions no test appends to the job's real summary file."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

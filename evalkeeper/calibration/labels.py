@@ -20,12 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from evalkeeper.calibration.models import ImportResult, item_id
 from evalkeeper.errors import InputError
 from evalkeeper.models import utcnow
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 MAX_PROBLEMS = 20
 DEFAULT_CHOICES = ("pass", "fail")
@@ -244,7 +243,7 @@ def import_labels(
             )
         to_write.append({k: v for k, v in row.items() if not k.startswith("_")})
     if to_write:
-        warehouse.write({"human_labels": pl.DataFrame(to_write)}, spool_ok=False)
+        warehouse.write({"human_labels": table_frame("human_labels", to_write)}, spool_ok=False)
     return ImportResult(
         path=str(path),
         rows=read,

@@ -35,6 +35,7 @@ from evalkeeper.errors import InputError
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.tables import table_frame
 
 ANNOTATION_COLUMNS = (
     "item_id", "judge", "copy", "choices", "annotator", "label", "note", "experiment_id",
@@ -170,7 +171,8 @@ def sample_items(
     files = write_annotation_files(lines, out / f"{judge}-{sample_id}")
     warehouse.write(
         {
-            "calibration_items": pl.DataFrame(
+            "calibration_items": table_frame(
+                "calibration_items",
                 [
                     {
                         "item_id": r["item_id"],
@@ -187,7 +189,7 @@ def sample_items(
                         "sampled_at": now,
                     }
                     for r in chosen
-                ]
+                ],
             )
         }
     )

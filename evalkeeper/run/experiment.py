@@ -45,6 +45,7 @@ from evalkeeper.run.summary import Summary, summarize, summary_from_tallies
 from evalkeeper.run.targets import Target, load_target
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
+from evalkeeper.warehouse.tables import table_frame
 
 EXAMPLES_CHUNK = 10_000
 
@@ -117,7 +118,8 @@ def _experiment_row(exp: Experiment) -> dict[str, Any]:
 
 
 def _examples_frame(dataset: Dataset, version: str, examples: list[Example]) -> pl.DataFrame:
-    return pl.DataFrame(
+    return table_frame(
+        "examples",
         {
             "dataset": [dataset.name] * len(examples),
             "dataset_version": [version] * len(examples),
@@ -129,7 +131,7 @@ def _examples_frame(dataset: Dataset, version: str, examples: list[Example]) -> 
             "inputs": [e.canonical[0] for e in examples],
             "reference_outputs": [e.canonical[1] for e in examples],
             "metadata": [e.canonical[2] for e in examples],
-        }
+        },
     )
 
 
@@ -234,7 +236,9 @@ async def prepare(
         exp.params = {**exp.params, **(params or {})}
         if concurrency:
             exp.params["concurrency"] = concurrency
-        await asyncio.to_thread(wh.write, {"experiments": pl.DataFrame([_experiment_row(exp)])})
+        await asyncio.to_thread(
+            wh.write, {"experiments": table_frame("experiments", [_experiment_row(exp)])}
+        )
         return exp
     exp = Experiment(
         experiment_id=experiment_id or new_experiment_id(suite, ds.name),
@@ -290,7 +294,7 @@ def _record_new(wh: Warehouse, ds: Dataset, exp: Experiment) -> None:
             wh.write({"examples": _examples_frame(ds, ds.version, chunk)})
     for example in ds.examples:  # the canonical JSON has served (hashes and examples rows):
         example.__dict__.pop("canonical", None)  # ~0.9 KB an example, 85 MB at 100k
-    wh.write({"experiments": pl.DataFrame([_experiment_row(exp)])})
+    wh.write({"experiments": table_frame("experiments", [_experiment_row(exp)])})
 
 
 def _dataset_of(settings: Settings, exp: Experiment) -> Dataset:
@@ -525,16 +529,18 @@ async def finish(
             }
             for s in summaries
         ]
-        batch = {"experiments": pl.DataFrame([_experiment_row(exp)])}
+        batch = {"experiments": table_frame("experiments", [_experiment_row(exp)])}
         if rows:
-            batch["summary_scores"] = pl.DataFrame(rows)
+            batch["summary_scores"] = table_frame("summary_scores", rows)
         # the experiment's last write folds the write-ahead log into the file
         await asyncio.to_thread(wh.write, batch, spool_ok=False, checkpoint=True)
         return await asyncio.to_thread(summarize, settings, wh, exp, summaries)
     except WarehouseLocked:
         exp.status = "completed"
         exp.finished_at = utcnow()
-        await asyncio.to_thread(wh.write, {"experiments": pl.DataFrame([_experiment_row(exp)])})
+        await asyncio.to_thread(
+            wh.write, {"experiments": table_frame("experiments", [_experiment_row(exp)])}
+        )
         return summary_from_tallies(settings, exp, tallies)
 
 

@@ -35,7 +35,7 @@ from evalkeeper.registry import BuiltEvaluator
 from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.tables import table_frame
+from evalkeeper.warehouse.tables import TABLES, table_frame
 
 
 @dataclass
@@ -162,13 +162,16 @@ MICROS_TABLES = ("runs", "scores")
 
 
 def _frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
-    if table not in MICROS_TABLES:  # rows queued by evaluators: infer, JSON-encode nested values
-        rows = [
-            {k: canonical_json(v) if isinstance(v, dict | list) else v for k, v in r.items()}
-            for r in rows
-        ]
-        return pl.DataFrame(rows, infer_schema_length=None)
-    return table_frame(table, rows, micros=True)
+    if table in MICROS_TABLES:
+        return table_frame(table, rows, micros=True)
+    # rows queued by evaluators (judge votes, the judge cache): nested values JSON-encoded
+    rows = [
+        {k: canonical_json(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+        for r in rows
+    ]
+    if table in TABLES:
+        return table_frame(table, rows)
+    return pl.DataFrame(rows, infer_schema_length=None)  # a supersede entry: keys only
 
 
 class Deadlines:

@@ -674,8 +674,23 @@ def table_frame(
     `micros`: the TIMESTAMPTZ values are integer microseconds since the epoch (the runner's
     rows: polars converts datetime objects ~10x slower), cast once the frame is built."""
     schema = TABLES[table].polars_schema
+    _known_columns(table, schema, data)
     if not micros:
         return pl.DataFrame(data, schema=schema, orient=orient)
     times = [c for c, dtype in schema.items() if dtype == POLARS_TYPES["TIMESTAMPTZ"]]
     built = pl.DataFrame(data, schema={**schema, **dict.fromkeys(times, pl.Int64())}, orient=orient)
     return built.with_columns(pl.col(c).cast(schema[c]) for c in times)
+
+
+def _known_columns(table: str, schema: Mapping[str, Any], data: Any) -> None:
+    """A column the table does not declare is a bug (a misspelt key would otherwise be
+    dropped without a word); the first row of row dicts is checked, or the column names."""
+    if isinstance(data, Mapping):
+        names = set(data)
+    elif data and isinstance(data[0], Mapping):
+        names = set(data[0])
+    else:
+        return
+    unknown = sorted(names - schema.keys())
+    if unknown:
+        raise ValueError(f"{table}: no column {', '.join(map(repr, unknown))} is declared")

@@ -116,3 +116,12 @@ def test_frame_types_rows_and_casts_microseconds(tmp_path: Path) -> None:
     wh = Warehouse(tmp_path / "w.duckdb")
     wh.write({"runs": as_micros})
     assert wh.rows("SELECT example_id, started_at FROM runs") == [("a", when)]
+
+
+def test_a_column_the_table_does_not_declare_is_refused() -> None:
+    """A misspelt key would otherwise be dropped without a word."""
+    with pytest.raises(ValueError, match="human_labels: no column 'lable' is declared"):
+        table_frame("human_labels", [{"item_id": "i", "lable": "pass"}])
+    with pytest.raises(ValueError, match="'extra'"):
+        table_frame("judges", {"judge": ["j"], "extra": [1]})
+    assert table_frame("judges", [{"judge": "j", "status": "healthy"}]).height == 1
