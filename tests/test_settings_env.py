@@ -97,7 +97,10 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_CALIBRATION_DIR": ("calibration.dir", "/tmp/ek/annotations", Path("/tmp/ek/annotations")),
 }  # fmt: skip
 
-DOCUMENTED = sorted(set(re.findall(r"EVALKEEPER_[A-Z0-9_]+", DOC_TEXT)) | set(ALIASES))
+# a name ending in `_` is a family (`EVALKEEPER_JUDGE_*`), not a variable
+DOCUMENTED = sorted(
+    set(re.findall(r"EVALKEEPER_[A-Z0-9_]*[A-Z0-9]\b", DOC_TEXT)) | set(ALIASES)
+)
 
 
 def _at(settings: Settings, path: str) -> Any:
