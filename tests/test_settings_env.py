@@ -23,6 +23,7 @@ ALIASES = ("GITHUB_STEP_SUMMARY", "PREFECT_API_URL")  # read without the prefix
 NOT_SETTINGS = {
     "EVALKEEPER_HOME": "the deployments' working directory (prefect.yaml), not a setting",
     "EVALKEEPER_LIVE_TESTS": "the test suite's switch for live LLM / LangSmith tests",
+    "EVALKEEPER_ROLLBACK_WINDOW": "set by evalkeeper for the rollback command it runs (its window)",
 }
 
 # variable -> (where it lands on a Settings, a valid value that is not the default, what it
