@@ -99,9 +99,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
 }  # fmt: skip
 
 # a name ending in `_` is a family (`EVALKEEPER_JUDGE_*`), not a variable
-DOCUMENTED = sorted(
-    set(re.findall(r"EVALKEEPER_[A-Z0-9_]*[A-Z0-9]\b", DOC_TEXT)) | set(ALIASES)
-)
+DOCUMENTED = sorted(set(re.findall(r"EVALKEEPER_[A-Z0-9_]*[A-Z0-9]\b", DOC_TEXT)) | set(ALIASES))
 
 
 def _at(settings: Settings, path: str) -> Any:

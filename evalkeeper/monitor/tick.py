@@ -301,7 +301,7 @@ def _commit(
             "monitoring_counts": table_frame(
                 "monitoring_counts",
                 [
-                    {"window_id": window.window_id, "tick_at": tick_at, **asdict(t)}
+                    {"window_id": window.window_id, "tick_at": tick_at, **_count_row(t)}
                     for t in ev_ticks
                 ],
                 orient="row",
@@ -428,6 +428,15 @@ def _score_row(
         "tick_at": tick_at,
         "created_at": created,
     }
+
+
+def _count_row(decision: EvaluatorDecision) -> dict[str, Any]:
+    """An evaluator's decision as a `monitoring_counts` row: everything but `alpha` and
+    `null_rate`, which follow from the window's stored config (alpha over the evaluators;
+    upper_bound + tolerance)."""
+    row = asdict(decision)
+    del row["alpha"], row["null_rate"]
+    return row
 
 
 # The window's stored scores, grouped by what the counting rule (`scoring.classify`) reads.

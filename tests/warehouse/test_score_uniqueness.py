@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +15,9 @@ from evalkeeper import run as core
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
 from tests.helpers import run_suite, write_dataset
+from tests.warehouse.test_warehouse import _hold
 
 EXAMPLES, REPETITIONS, EVALUATORS = 12, 2, 2  # write_dataset: exact_match and latency_ok
-
-HOLD = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1], read_only=True)
-con.execute("SELECT count(*) FROM runs").fetchall()
-print("holding", flush=True)
-time.sleep(float(sys.argv[2]))
-"""
-
-
-def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
-    """An analyst's process with the warehouse open read-only (which keeps writers out)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
-    return proc
 
 
 def _assert_one_score_per_key(wh: Warehouse, experiment_id: str) -> None:
