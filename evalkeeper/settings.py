@@ -217,6 +217,12 @@ class OtlpSettings(SettingsGroup):
     max_spans_per_trace: int = Field(
         1_000, ge=1, description="Spans kept per trace; more are rejected (partial success)."
     )
+    tokens: SecretStr | None = Field(
+        None,
+        description="Bearer tokens the OTLP paths accept (`Authorization: Bearer <token>`), "
+        "comma-separated for rotation; never printed or logged. Unset: no token is asked "
+        "for (`listen` then binds to loopback only, unless --insecure-no-otlp-auth).",
+    )
 
 
 class MonitorSettings(SettingsGroup):

@@ -1,5 +1,10 @@
 """`evalkeeper listen`: the HTTP app (OTLP/HTTP traces on `POST /v1/traces`) under uvicorn.
 
+Before it serves, it exits 2 with one line per problem (`evalkeeper.http.security`): a
+configured secret that cannot be a key (webhook, rollback, redaction key, OTLP tokens), or a
+non-loopback `--host` without `EVALKEEPER_OTLP_TOKENS` unless `--insecure-no-otlp-auth`
+(then a warning is logged at start).
+
 Completed traces go to a sink: by default the trace store, through
 `evalkeeper.traces.ingest.make_trace_sink(settings)` (imported when the command starts; if
 that module or function is not there, the command stops with a message saying so), or,
@@ -12,17 +17,21 @@ import asyncio
 import gc
 import importlib
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from evalkeeper.cli.app import WarehouseOpt, app, console, fail, load_settings
+from evalkeeper.cli.app import WarehouseOpt, app, console, err_console, fail, load_settings
 from evalkeeper.errors import InputError
 from evalkeeper.http.app import TraceSink, create_app
+from evalkeeper.http.security import exposure_problem, secret_problems
 from evalkeeper.settings import Settings
 
 INGEST_MODULE = "evalkeeper.traces.ingest"
+
+log = logging.getLogger(__name__)
 
 
 class SinkUnavailable(InputError, RuntimeError):
@@ -75,11 +84,31 @@ def listen(
     ] = None,
     warehouse: WarehouseOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    insecure_no_otlp_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-otlp-auth",
+            help="Serve OTLP without tokens on a non-loopback address (anyone who reaches "
+            "the port can send traces).",
+        ),
+    ] = False,
 ) -> None:
     """Receive OpenTelemetry traces (OTLP/HTTP, protobuf or JSON) on POST /v1/traces."""
     import uvicorn
 
     settings = load_settings(warehouse=warehouse)
+    problems = secret_problems(settings)
+    if not insecure_no_otlp_auth and (exposed := exposure_problem(host, settings)):
+        problems.append(exposed)
+    if problems:
+        fail("\n".join(problems))
+    if exposure_problem(host, settings) is not None:
+        warning = (
+            f"--insecure-no-otlp-auth: OTLP on {host}:{port} takes traces from anyone who "
+            "reaches the port (set EVALKEEPER_OTLP_TOKENS)"
+        )
+        log.warning(warning)
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     try:
         sink = jsonl_sink(jsonl) if jsonl is not None else store_sink(settings)
     except SinkUnavailable as exc:
@@ -87,7 +116,8 @@ def listen(
     where = f"JSONL file {jsonl}" if jsonl is not None else f"trace store ({settings.warehouse})"
     console.print(
         f"[bold]evalkeeper listen[/]: OTLP/HTTP traces on http://{host}:{port}/v1/traces "
-        f"-> {where}; settle {settings.otlp.settle_s:g} s",
+        f"-> {where}; settle {settings.otlp.settle_s:g} s; "
+        + ("bearer tokens required" if settings.otlp.tokens else "no token asked for"),
         highlight=False,
     )
     http_app = create_app(settings, trace_sink=sink)

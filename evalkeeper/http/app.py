@@ -5,7 +5,8 @@ deploys they accept kept by `evalkeeper.monitor.intake`), and `GET /health`.
 `create_app(settings, trace_sink=...)` answers like an OpenTelemetry collector: 200 with an
 `ExportTraceServiceResponse` (a partial success naming how many spans were rejected and
 why), 400 for a body that cannot be read, 413 over `settings.otlp.max_body_bytes`, 415 for
-a content type or encoding other than protobuf/JSON and gzip; errors carry a
+a content type or encoding other than protobuf/JSON and gzip, 401 without one of the
+bearer tokens of `EVALKEEPER_OTLP_TOKENS` when set (`evalkeeper.http.security`); errors carry a
 `google.rpc.Status`, in the request's encoding. Spans go to an `Assembler`; a background
 task hands each completed trace, mapped to the trace JSONL form, to the injected
 `trace_sink(traces)`, and at shutdown every open trace is flushed to it. A sink that fails
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request, Response
 
 from evalkeeper.http.asgi import ASGIApp, Receive, Scope, Send, read_body
+from evalkeeper.http.security import OtlpAuth
 from evalkeeper.http.webhooks import DEPLOY_PATH, DeployWebhooks
 from evalkeeper.models import utcnow
 from evalkeeper.monitor.intake import DeployIntake
@@ -119,10 +121,13 @@ def create_app(
     hooks.add_routes(app)
     app.bare_routes[DEPLOY_PATH] = hooks.deploy
     app.state.webhooks = hooks
+    otlp_auth = OtlpAuth(settings.otlp.tokens)
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
         intake.busy()
+        if (refused := otlp_auth.refusal(request.headers)) is not None:
+            return refused  # before the body is read: nothing of it is kept
         try:
             kind = media_type(request.headers.get("content-type"))
         except UnsupportedMediaType as exc:

@@ -12,7 +12,8 @@
 
 Both check the body size first (`EVALKEEPER_WEBHOOK_MAX_BODY_BYTES`: 413), then the
 signature against `EVALKEEPER_WEBHOOK_SECRET` in constant time (401 unsigned, forged or
-stale; 400 unreadable headers or body). A refused request changes nothing. An accepted one
+stale; 400 unreadable headers or body, JSON nested too deeply included; 503 without a
+secret, or with one that cannot be a key: empty, under 16 bytes, bad `whsec_` base64). A refused request changes nothing. An accepted one
 is made durable (`evalkeeper.monitor.intake`: journaled, group-committed with the requests
 arriving together, then stored as the window's row with the delivery id) before the
 answer, 202, which carries the window; the same deploy or delivery again answers with the
@@ -45,6 +46,7 @@ from evalkeeper.monitor.intake import DeployIntake
 from evalkeeper.monitor.signing import (
     MalformedHeaders,
     SignatureError,
+    key_problem,
     verify_github,
     verify_standard,
 )
@@ -73,6 +75,14 @@ class DeployWebhooks:
         self.intake = intake
         self.max_bytes = settings.monitor.webhook_max_body_bytes
         self.refused = 0
+        secret = settings.monitor.webhook_secret
+        # `evalkeeper listen` refuses to start with such a secret; an app built otherwise
+        # still never verifies with it (an empty key would accept anyone's signature)
+        self._secret_problem = (
+            key_problem(secret.get_secret_value(), "EVALKEEPER_WEBHOOK_SECRET")
+            if secret is not None
+            else None
+        )
 
     def counts(self) -> dict[str, int]:
         """What the webhooks did (`GET /health`)."""
@@ -94,6 +104,8 @@ class DeployWebhooks:
                 503,
                 "deploy webhooks are off: set EVALKEEPER_WEBHOOK_SECRET on this server",
             )
+        if self._secret_problem is not None:
+            raise _Refused(503, f"deploy webhooks are off: {self._secret_problem}")
         return self.settings.monitor.webhook_secret.get_secret_value()
 
     async def _accept(self, window: Window, delivery_id: str) -> tuple[int, dict[str, Any]]:
@@ -210,6 +222,10 @@ def _json(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _Refused(400, f"the body is not JSON ({exc}); send one JSON object") from None
+    except RecursionError:
+        raise _Refused(
+            400, "the body is JSON nested too deeply to read; a deploy event is a flat object"
+        ) from None
     if not isinstance(data, dict):
         raise _Refused(400, "the body is not a JSON object")
     return data

@@ -6,7 +6,9 @@ Standard Webhooks (https://www.standardwebhooks.com/): the signed content is
 accepted when any one matches; a timestamp further than the tolerance (5 minutes) from
 now is refused, so a captured request cannot be replayed later. A secret written
 `whsec_<base64>` is the base64-decoded key (the spec's form); any other text is used as its
-UTF-8 bytes. Signing goes through the `standardwebhooks` package itself.
+UTF-8 bytes. Signing goes through the `standardwebhooks` package itself. `key_problem` says
+why a secret cannot be a key (empty, bad base64 after `whsec_`, under 16 bytes once
+decoded): `evalkeeper listen` refuses to start with one, and the webhooks refuse to verify.
 
 GitHub signs the raw body with the webhook secret's text: `X-Hub-Signature-256:
 sha256=<hex HMAC-SHA256>`.
@@ -29,6 +31,7 @@ from evalkeeper.errors import InputError
 
 PREFIX = "whsec_"
 TOLERANCE_S = 300.0
+MIN_KEY_BYTES = 16
 
 
 class SignatureError(InputError, ValueError):
@@ -42,14 +45,41 @@ class MalformedHeaders(InputError, ValueError):
 def standard_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret (`whsec_<base64>`, or raw text)."""
     if secret.startswith(PREFIX):
-        try:
-            return base64.b64decode(secret[len(PREFIX) :] + "==", validate=False)
+        text = secret[len(PREFIX) :]
+        try:  # strict base64 (its padding may be left out)
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         except binascii.Error:
             raise ValueError(
                 "the webhook secret starts with whsec_ but is not base64 after it; write "
                 "whsec_ followed by the base64 key, or the secret without the prefix"
             ) from None
     return secret.encode()
+
+
+def key_problem(secret: str, variable: str, *, standard: bool = True) -> str | None:
+    """Why `secret` (read from `variable`) cannot be an HMAC key, or None: empty, a
+    `whsec_` that is not base64 (when `standard`), or under MIN_KEY_BYTES once decoded.
+    The message names the variable, never the secret."""
+    how = (
+        f'e.g. {variable}="whsec_$(openssl rand -base64 32)"'
+        if standard
+        else f'e.g. {variable}="$(openssl rand -hex 32)"'
+    )
+    try:
+        key = standard_key(secret) if standard else secret.encode()
+    except ValueError:
+        return (
+            f"{variable} starts with whsec_ but what follows is not base64; write whsec_ "
+            f"and the base64 key ({how})"
+        )
+    if not key:
+        return f"{variable} is set but empty: an empty key signs anything; set a random key ({how})"
+    if len(key) < MIN_KEY_BYTES:
+        return (
+            f"{variable} is {len(key)} byte(s) long once decoded, under the {MIN_KEY_BYTES} a "
+            f"key needs; set a random key ({how})"
+        )
+    return None
 
 
 def sign_standard(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:

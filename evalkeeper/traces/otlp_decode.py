@@ -3,7 +3,7 @@
 `decode_export(body, content_type, content_encoding)` reads one `ExportTraceServiceRequest`
 (`opentelemetry-proto`) and flattens it into `Span`s: ids as lowercase hex, attributes as
 plain Python values, the resource's attributes shared by its spans. A body that cannot be
-read raises `MalformedBody` (HTTP 400), an unknown content type or encoding
+read raises `MalformedBody` (HTTP 400; JSON nested too deeply to read is one), an unknown content type or encoding
 `UnsupportedMediaType` (415), a body over the limit after decompression `BodyTooLarge`
 (413). A span without a valid trace or span id is not a span of any trace: it is rejected,
 counted in `DecodedExport.rejected`, and named in `DecodedExport.reasons`.
@@ -204,6 +204,11 @@ def _parse_json(raw: bytes, request: ExportTraceServiceRequest) -> None:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedBody(f"the body is not JSON: {exc}") from exc
+    except RecursionError:
+        raise MalformedBody(
+            "the body is JSON nested too deeply to read; an OTLP JSON export is a few levels "
+            "deep (attribute values at most 100)"
+        ) from None
     if not isinstance(doc, dict):
         raise MalformedBody(
             "the body is not an OTLP JSON ExportTraceServiceRequest: expected an object with "
@@ -216,8 +221,10 @@ def _parse_json(raw: bytes, request: ExportTraceServiceRequest) -> None:
                 _hex_ids_to_base64(span, f"{where}.spans[{k}]")
                 for n, link in enumerate(_list(span, "links", "links", where=where)):
                     _hex_ids_to_base64(link, f"{where}.spans[{k}].links[{n}]")
-    try:
+    try:  # ParseDict refuses values nested over 100 levels (its max_recursion_depth)
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except RecursionError:
+        raise MalformedBody("the body is JSON nested too deeply to read") from None
     except json_format.ParseError as exc:
         raise MalformedBody(
             f"the body is not an OTLP JSON ExportTraceServiceRequest: {exc}"
