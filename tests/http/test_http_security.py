@@ -194,9 +194,7 @@ def test_an_app_with_an_empty_webhook_secret_accepts_no_deploy(tmp_path: Path, s
     app = create_app(settings, trace_sink=Collected(), emitter=None, first_tick=False)
     raw, gh = json.dumps(DEPLOY).encode(), _github_body()
     with serve(app) as base:
-        deploy = httpx.post(
-            f"{base}/hooks/deploy", content=raw, headers=_signed_deploy("", raw)
-        )
+        deploy = httpx.post(f"{base}/hooks/deploy", content=raw, headers=_signed_deploy("", raw))
         github = httpx.post(f"{base}/hooks/github", content=gh, headers=_github("", gh))
     for answer in (deploy, github):
         assert answer.status_code == 503, answer.text
