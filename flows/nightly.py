@@ -4,6 +4,7 @@ Failed state (every row kept), so the Prefect UI shows it red and notifications 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -81,14 +82,18 @@ async def nightly(
     warehouse: str | None = None,
     allow_skipped: list[str] | None = None,
     upload: bool | None = None,
+    datasets_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
     Returns the summary and, when a baseline exists, the comparison (`verdict`).
     `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
     `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
-    LangSmith; a failed upload ends the run Failed after everything else is done."""
+    LangSmith; a failed upload ends the run Failed after everything else is done.
+    `datasets_dir` (default EVALKEEPER_DATASETS_DIR) is where `dataset` is read from."""
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
+    if datasets_dir:
+        settings = settings.model_copy(update={"datasets_dir": Path(datasets_dir)})
     summary = await run_suite_tasks(
         settings,
         suite=suite,
