@@ -89,9 +89,7 @@ def eligibility(
             why.append(f"skipped {', '.join(skipped)} (not allowed)")
         unscored = sorted((gating or set()) - scored.get(eid, set()))
         if unscored:
-            why.append(
-                f"did not score {', '.join(unscored)}, which the candidate is gated on"
-            )
+            why.append(f"did not score {', '.join(unscored)}, which the candidate is gated on")
         if verdict == "regression":
             why.append("its own verdict was regression")
         out[eid] = why
