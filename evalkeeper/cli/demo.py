@@ -29,13 +29,16 @@ DEMO_TARGETS = ("evalkeeper.demo.agent:v1", "evalkeeper.demo.agent:v2")
 def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
     orchestration_env.configure()
     from evalkeeper.analysis import Comparison
-    from flows.nightly import nightly  # the faces import flows lazily
+    from flows.nightly import VerdictInconclusive, nightly  # the faces import flows lazily
 
-    result = asyncio.run(
-        nightly(
-            warehouse=str(settings.warehouse), datasets_dir=str(settings.datasets_dir), **params
+    try:
+        result = asyncio.run(
+            nightly(
+                warehouse=str(settings.warehouse), datasets_dir=str(settings.datasets_dir), **params
+            )
         )
-    )
+    except VerdictInconclusive as exc:  # the run ended Inconclusive: its result is shown
+        result = dict(exc.result)
     comparison = result.pop("comparison", None)
     return (
         core.Summary.model_validate(result),
