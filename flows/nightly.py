@@ -1,12 +1,26 @@
 """The nightly flow: run the full or smoke suite, record it, judge it against its baseline,
 publish the summary and the verdict. A run whose error shares are above the limit ends in a
-Failed state (every row kept), so the Prefect UI shows it red and notifications fire."""
+Failed state (every row kept), so the Prefect UI shows it red and notifications fire.
+
+A run whose verdict is inconclusive ends in a Failed-type state named **Inconclusive**
+(`inconclusive_state`), not Completed: Prefect colours a run by its state's type, so a
+Completed state is green whatever its name, and nothing would alert. Of the types that are
+not green, Failed is the one whose meaning fits (the run could not vouch for the change);
+Crashed means the infrastructure broke, Cancelled that someone stopped it. Prefect's own
+state-change event is then `prefect.flow-run.Inconclusive`, and the flow also emits
+`evalkeeper.verdict.inconclusive` (resource `evalkeeper.experiment.<id>`, payload: the
+experiment, its baseline, suite, dataset and the reasons), which automations can act on.
+The state carries a `VerdictInconclusive` exception holding the flow's result, so a caller
+of the flow function gets it raised, with the result (`exc.result`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.events import emit_event
+from prefect.states import Failed, State
 
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Suite
@@ -24,6 +38,47 @@ from tasks.suite import (
 class RunFailed(EvalkeeperError, RuntimeError):
     """The suite ran and every row is stored, but too many rows errored (the message says
     where and why); raised at the end of a flow so that its run ends Failed."""
+
+
+class VerdictInconclusive(EvalkeeperError, RuntimeError):
+    """The nightly run's verdict is inconclusive: the data of its Failed-type state named
+    Inconclusive (raised to a caller of the flow function); `result` is the flow's result."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its result (result storage)
+        return (type(self), (str(self), self.result))
+
+
+INCONCLUSIVE_EVENT = "evalkeeper.verdict.inconclusive"
+
+
+def inconclusive_state(result: dict[str, Any]) -> State[Any]:
+    """Emit `INCONCLUSIVE_EVENT` for the run's verdict and return the state that ends it:
+    Failed-type, named Inconclusive, its message the first reason."""
+    comparison = result.get("comparison") or {}
+    experiment_id = str(result["experiment"]["experiment_id"])
+    reasons = [str(r) for r in result.get("reasons") or []]
+    message = f"verdict inconclusive for experiment {experiment_id}" + (
+        f": {reasons[0]}" if reasons else ""
+    )
+    emit_event(
+        event=INCONCLUSIVE_EVENT,
+        resource={
+            "prefect.resource.id": f"evalkeeper.experiment.{experiment_id}",
+            "prefect.resource.name": experiment_id,
+        },
+        payload={
+            "experiment_id": experiment_id,
+            "baseline_id": comparison.get("baseline_id"),
+            "suite": result["experiment"].get("suite"),
+            "dataset": result["experiment"].get("dataset"),
+            "reasons": reasons,
+        },
+    )
+    return Failed(name="Inconclusive", message=message, data=VerdictInconclusive(message, result))
 
 
 async def run_suite_tasks(
@@ -81,14 +136,20 @@ async def nightly(
     warehouse: str | None = None,
     allow_skipped: list[str] | None = None,
     upload: bool | None = None,
-) -> dict[str, Any]:
+    datasets_dir: str | None = None,
+) -> dict[str, Any] | State[Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
-    Returns the summary and, when a baseline exists, the comparison (`verdict`).
+    Returns the summary and, when a baseline exists, the comparison (`verdict`); an
+    inconclusive verdict ends the run in a Failed-type state named Inconclusive instead
+    (`inconclusive_state`: a caller gets `VerdictInconclusive` raised, with the result).
     `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
     `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
-    LangSmith; a failed upload ends the run Failed after everything else is done."""
+    LangSmith; a failed upload ends the run Failed after everything else is done.
+    `datasets_dir` (default EVALKEEPER_DATASETS_DIR) is where `dataset` is read from."""
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
+    if datasets_dir:
+        settings = settings.model_copy(update={"datasets_dir": Path(datasets_dir)})
     summary = await run_suite_tasks(
         settings,
         suite=suite,
@@ -123,4 +184,6 @@ async def nightly(
     raise_if_failed(summary, verdict)
     if upload_error is not None:
         raise upload_error
+    if verdict == "inconclusive":
+        return inconclusive_state(result)
     return result

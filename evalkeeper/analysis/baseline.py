@@ -26,6 +26,8 @@ from evalkeeper.warehouse.queries import (
     earlier_experiments,
     error_counts,
     experiment_row,
+    retired_judges,
+    scored_evaluators,
 )
 
 
@@ -41,18 +43,21 @@ def eligibility(
     experiment_ids: list[str],
     settings: Settings,
     spooled: set[str] | None = None,
+    gating: set[str] | None = None,
 ) -> dict[str, list[str]]:
     """experiment id -> why it cannot serve as an automatic baseline ([] when it can).
 
     A baseline completed with all its rows in the warehouse (none waiting in the spool),
     every error share at or under `max_error_rate`, every evaluator it was asked to run
-    scored (or allowed to be skipped: `optional`), and its own verdict not `regression`."""
+    scored (or allowed to be skipped: `optional`), every evaluator in `gating` (those that
+    gate the candidate: `gating_evaluators`) scored, and its own verdict not `regression`."""
     if not experiment_ids:
         return {}
     limit = settings.analysis.max_error_rate
     out: dict[str, list[str]] = {}
     rows = baseline_facts(con, experiment_ids)
     counts = error_counts(con, experiment_ids)
+    scored = scored_evaluators(con, experiment_ids) if gating else {}
     for eid, status, evaluators, params, verdict in rows:
         by_name = counts[eid]
         n_runs, run_errors, _ = by_name.pop("target", (0, 0, 0))
@@ -82,10 +87,22 @@ def eligibility(
                 skipped.append(name)
         if skipped:
             why.append(f"skipped {', '.join(skipped)} (not allowed)")
+        unscored = sorted((gating or set()) - scored.get(eid, set()))
+        if unscored:
+            why.append(f"did not score {', '.join(unscored)}, which the candidate is gated on")
         if verdict == "regression":
             why.append("its own verdict was regression")
         out[eid] = why
     return out
+
+
+def gating_evaluators(con: duckdb.DuckDBPyConnection, cand: dict[str, Any]) -> set[str]:
+    """The evaluators that gate the candidate (`cand` is its `experiments` row): those it
+    scored (non-skipped rows), less the ones allowed to be missing (`optional`, i.e.
+    ``--allow-skipped``) and the judges calibration retired (their cells are left out)."""
+    eid = str(cand["experiment_id"])
+    optional = {e["name"] for e in json.loads(cand["evaluators"] or "[]") if e.get("optional")}
+    return scored_evaluators(con, [eid])[eid] - optional - set(retired_judges(con, eid))
 
 
 def auto_baseline(
@@ -96,14 +113,16 @@ def auto_baseline(
     spooled: set[str] | None = None,
 ) -> tuple[str | None, dict[str, list[str]]]:
     """The latest eligible experiment of the candidate's suite and dataset on `branch`,
-    started before it; and the newer ones passed over, with why."""
+    started before it, that scored every evaluator gating the candidate; and the newer ones
+    passed over, with why."""
+    gating = gating_evaluators(con, cand)
     passed_over: dict[str, list[str]] = {}
     offset, page = 0, 25
     while True:
         ids = earlier_experiments(con, cand, branch, limit=page, offset=offset)
         if not ids:
             return None, passed_over
-        why = eligibility(con, ids, settings, spooled)
+        why = eligibility(con, ids, settings, spooled, gating)
         for eid in ids:
             if not why.get(eid):
                 return eid, passed_over
@@ -203,7 +222,10 @@ def choose_baseline(
     else:
         mode, baseline_id = "explicit", baseline
         if experiment_row(con, baseline_id) is not None:
-            baseline_problems = eligibility(con, [baseline_id], settings).get(baseline_id, [])
+            gating = gating_evaluators(con, cand)
+            baseline_problems = eligibility(con, [baseline_id], settings, gating=gating).get(
+                baseline_id, []
+            )
             if baseline_problems:
                 warnings.append(
                     f"baseline {baseline_id} would not be chosen automatically "

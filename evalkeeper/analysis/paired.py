@@ -78,6 +78,9 @@ class Analysis:
     """Evaluator -> whether its scale is [0, 1] (only then is its MDE judged)."""
     skipped: list[tuple[str, int, str | None]]
     """The candidate's skipped evaluators that count: not optional, not retired."""
+    one_sided: list[str]
+    """The candidate's evaluators the baseline did not score that count: not optional, not
+    retired. Like a skipped one, each vouches for nothing (`evalkeeper.analysis.verdict`)."""
     latency: LatencySummary
     run_errors_baseline: int
     run_errors_candidate: int
@@ -160,6 +163,7 @@ def analyse_pair(
 
     warnings.extend(guard_warnings(paired, frames.examples))
     optional = {e["name"] for e in json.loads(cand["evaluators"] or "[]") if e.get("optional")}
+    one_sided = sorted(set(by_side[True]) - set(by_side[False]) - optional - set(retired))
     skipped = [
         (name, n, comment)
         for name, n, comment in frames.skipped
@@ -192,6 +196,7 @@ def analyse_pair(
         flipped=flipped,
         unit_scale=unit_scale,
         skipped=skipped,
+        one_sided=one_sided,
         latency=latency,
         run_errors_baseline=run_err[False],
         run_errors_candidate=run_err[True],

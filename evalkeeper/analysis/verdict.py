@@ -11,7 +11,9 @@ above ``settings.analysis.max_error_rate`` on either side, no paired example, or
 `max_mde`); else pass. Then the candidate's skipped evaluators (not optional, not retired):
 they vouch for nothing, so a pass becomes inconclusive and says why; a regression stays one
 and names them in a warning. A regression also notes, as warnings, what would otherwise
-have made it inconclusive (underpowered cells, error rates).
+have made it inconclusive (underpowered cells, error rates). The candidate's evaluators the
+baseline did not score (not optional, not retired: `Analysis.one_sided`) are treated the same
+way: nothing was compared for them, so they vouch for nothing either.
 """
 
 from __future__ import annotations
@@ -79,15 +81,19 @@ def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) ->
     warnings: list[str] = []
     verdict = decision.verdict
     reasons = verdict_reasons(cells, analysis.flipped, verdict, settings, max_mde)
+    gaps = []
     if analysis.skipped:
-        skip_reason = skipped_reason(analysis.skipped)
+        gaps.append(skipped_reason(analysis.skipped))
+    if analysis.one_sided:
+        gaps.append(one_sided_reason(analysis.one_sided))
+    for gap in reversed(gaps):
         if verdict == "regression":
-            warnings.append(skip_reason)
+            warnings.insert(0, gap)
         else:
             if verdict == "pass":
                 reasons = []
             verdict = "inconclusive"
-            reasons.insert(0, skip_reason)
+            reasons.insert(0, gap)
     if decision.verdict == "regression":  # what would have made it inconclusive, as notes
         warnings.extend(
             r
@@ -108,4 +114,16 @@ def skipped_reason(skipped: list[tuple[str, int, str | None]]) -> str:
         f"evaluators skipped, so they vouch for nothing — {causes}. Enable them, or accept "
         f"the gap explicitly with --allow-skipped {names} (or `optional = true` on them in "
         "the dataset's TOML)"
+    )
+
+
+def one_sided_reason(names: list[str]) -> str:
+    """One reason naming the candidate's evaluators the baseline did not score, and the way
+    out."""
+    listed = ", ".join(f"`{n}`" for n in names)
+    return (
+        f"evaluators scored on the candidate only, so nothing was compared for them — "
+        f"{listed}: the baseline did not score them. Compare with a baseline that did "
+        f"(--baseline EXP), or accept the gap explicitly with --allow-skipped "
+        f"{','.join(names)} on the run (or `optional = true` on them in the dataset's TOML)"
     )

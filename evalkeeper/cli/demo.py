@@ -15,6 +15,7 @@ from evalkeeper import orchestration_env, registry
 from evalkeeper import run as core
 from evalkeeper.cli.app import WarehouseOpt, app, console, fail, load_settings
 from evalkeeper.cli.run import print_summary
+from evalkeeper.demo.data import demo_settings
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 
@@ -28,9 +29,16 @@ DEMO_TARGETS = ("evalkeeper.demo.agent:v1", "evalkeeper.demo.agent:v2")
 def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
     orchestration_env.configure()
     from evalkeeper.analysis import Comparison
-    from flows.nightly import nightly  # the faces import flows lazily
+    from flows.nightly import VerdictInconclusive, nightly  # the faces import flows lazily
 
-    result = asyncio.run(nightly(warehouse=str(settings.warehouse), **params))
+    try:
+        result = asyncio.run(
+            nightly(
+                warehouse=str(settings.warehouse), datasets_dir=str(settings.datasets_dir), **params
+            )
+        )
+    except VerdictInconclusive as exc:  # the run ended Inconclusive: its result is shown
+        result = dict(exc.result)
     comparison = result.pop("comparison", None)
     return (
         core.Summary.model_validate(result),
@@ -65,11 +73,14 @@ def demo(
             "demo from the evalkeeper checkout (the folder holding data/), or set "
             "EVALKEEPER_DATASETS_DIR to its data/datasets"
         )
+    # its own copy of its data: a user's promote into data/datasets changes nothing here
+    settings = demo_settings(settings)
     # the demo is read for its tables: Prefect's per-task lines only if asked for
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     console.print(
-        f"[bold]evalkeeper demo[/]: dataset {DEMO_DATASET}, warehouse {settings.warehouse}\n"
+        f"[bold]evalkeeper demo[/]: dataset {DEMO_DATASET} (its own copy: "
+        f"{settings.datasets_dir}), warehouse {settings.warehouse}\n"
         "Starting Prefect (ephemeral API; the first start on a machine takes ~25 s) …"
     )
     judges = [n for n, r in registry.available().items() if r.kind in ("judge", "groundedness")]

@@ -21,7 +21,17 @@ What counts (the definitions the verdict rests on):
 The verdict over N attempts: `deterministic` when every attempt failed; `intermittent`
 when some failed and some passed (k of N: a non-determinism problem: sampling
 temperature, retrieval drift, a flaky tool); `not_reproduced` when every attempt passed;
-`undetermined` when some were unscored and the rest do not settle it.
+`undetermined` when some were unscored and the rest do not settle it, or when every
+attempt passed but no evaluator that can judge the complaint scored them.
+
+An evaluator **can judge the complaint** when it reads the answer's content against
+something: the example's reference (kind ``reference``, or one promote checks the
+reference for: `REFERENCE_NEEDS`, e.g. `tool_call_correct`) or an LLM judge (kinds
+``judge`` and ``groundedness``). Heuristics (`latency_ok`, `tool_error`) and reference-free
+structural checks (`json_schema`) cannot: a wrong answer passes them. Their failures still
+count (a target error or a slow answer is a failure), but their passes alone never make
+`not_reproduced`: the replay is `undetermined`, and says how to give it a judge (promote
+the trace with a reference, or configure a judge).
 
 Evaluators: the ones named; else, when the trace was promoted into a dataset (an example
 with `promoted_from_run` = the trace id in `settings.datasets_dir`), that dataset's
@@ -60,6 +70,7 @@ from evalkeeper.warehouse import Warehouse
 __all__ = [
     "Attempt",
     "ReplayReport",
+    "can_judge",
     "default_evaluators",
     "promoted_example",
     "replay",
@@ -146,6 +157,27 @@ def verdict_of(failures: int, passes: int, unscored: int) -> tuple[Verdict, str]
     return "not_reproduced", (
         f"does not fail (0 of {n}): not reproduced by this target; if the original failed, "
         "the cause was elsewhere (a fixed bug, the environment, the data of that day)"
+    )
+
+
+def can_judge(name: str) -> bool:
+    """Whether the evaluator `name` can judge a trace's complaint (see the module doc)."""
+    reg = registry.available().get(name)
+    kind = reg.kind if reg is not None else None
+    return name in REFERENCE_NEEDS or kind in ("reference", "judge", "groundedness")
+
+
+def no_judge_message(trace_id: str, n: int, scored: list[str]) -> str:
+    """The `undetermined` sentence of attempts that passed only evaluators that cannot
+    judge the complaint."""
+    return (
+        f"passed {n} of {n}, but only {', '.join(scored) or 'no evaluator'} scored them, "
+        "which cannot tell a wrong answer from a right one: cannot tell whether the failure "
+        "reproduces. Give it a reference: `evalkeeper promote "
+        f"{trace_id} --dataset NAME --reference '{{…}}' --incident INC-… --category …`, then "
+        "replay again (its dataset's evaluators score it), or --evaluators NAME with one "
+        "that uses that reference (e.g. tool_call_correct, contains); or configure a judge "
+        "(EVALKEEPER_JUDGE_BASE_URL, EVALKEEPER_JUDGE_MODEL) for the reference-free judges"
     )
 
 
@@ -300,6 +332,9 @@ async def replay(
     original = _attempt(None, recorded, await runner.score(example, recorded))
     counts = {o: sum(a.outcome == o for a in attempts) for o in ("failed", "passed", "unscored")}
     verdict, message = verdict_of(counts["failed"], counts["passed"], counts["unscored"])
+    scored = sorted({s.name for a in attempts for s in a.scores if s.passed is not None})
+    if verdict == "not_reproduced" and not any(can_judge(n) for n in scored):
+        verdict, message = "undetermined", no_judge_message(trace.trace_id, repeat, scored)
     return ReplayReport(
         trace_id=trace.trace_id,
         target=target.pin,

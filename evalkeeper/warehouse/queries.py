@@ -165,6 +165,22 @@ def baseline_facts(
     ]
 
 
+def scored_evaluators(
+    con: duckdb.DuckDBPyConnection, experiment_ids: list[str]
+) -> dict[str, set[str]]:
+    """experiment id -> the evaluators with non-skipped row scores in it (what a comparison
+    pairs: `evalkeeper.warehouse.pairs`)."""
+    out: dict[str, set[str]] = {eid: set() for eid in experiment_ids}
+    if experiment_ids:
+        for eid, evaluator in con.execute(
+            "SELECT DISTINCT experiment_id, evaluator FROM scores "
+            "WHERE experiment_id IN (SELECT unnest($ids)) AND NOT skipped",
+            {"ids": experiment_ids},
+        ).fetchall():
+            out[eid].add(evaluator)
+    return out
+
+
 def earlier_experiments(
     con: duckdb.DuckDBPyConnection,
     cand: Mapping[str, Any],

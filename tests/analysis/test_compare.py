@@ -83,6 +83,7 @@ def write_experiment(
     continuous: tuple[str, ...] = (),
     skipped_extra: bool = False,
     skipped_allowed: bool = True,
+    optional: tuple[str, ...] = (),
 ) -> None:
     """One experiment: `outcomes[evaluator]` is (examples, repetitions); 1/0 pass/fail, NaN an
     error (for evaluators in `continuous`, the value itself and no pass/fail)."""
@@ -168,9 +169,12 @@ def write_experiment(
                         "git_branch": branch,
                         "git_commit": "abc",
                         "evaluators": json.dumps(
-                            [{"name": "not_configured", "optional": skipped_allowed}]
-                            if skipped_extra
-                            else []
+                            (
+                                [{"name": "not_configured", "optional": skipped_allowed}]
+                                if skipped_extra
+                                else []
+                            )
+                            + [{"name": name, "optional": True} for name in optional]
                         ),
                         "repetitions": reps,
                         "params": "{}",
@@ -499,6 +503,45 @@ def test_auto_baseline_picks_the_latest_completed_main_run_before(
     assert compare(wh, "main-later", "auto", settings).baseline_id == "main-good"
     with pytest.raises(CompareError, match="no baseline for 'main-old'"):
         compare(wh, "main-old", "auto", settings)
+
+
+def test_auto_baseline_must_have_scored_every_evaluator_gating_the_candidate(
+    wh: Warehouse, settings: Settings
+) -> None:
+    """Seen: after the demo, `--baseline auto` chose the calibration experiment, which scored
+    other evaluators; the regression was judged on one evaluator and printed PASS."""
+    rng = np.random.default_rng(21)
+    n = 150
+    write_examples(wh, n)
+    good, latency = passes(rng, n, 0.95), np.ones((n, 1))
+    write_experiment(wh, "v1", {"exact": good, "latency": latency})
+    # later on main, same suite and dataset, but scoring only another evaluator
+    write_experiment(wh, "calibration", {"latency": latency}, started=T0 + timedelta(hours=1))
+    broken = passes(rng, n, 0.40)
+    write_experiment(
+        wh, "v2", {"exact": broken, "latency": latency}, started=T0 + timedelta(hours=2)
+    )
+    assert find_baseline(wh, "v2", "main", settings) == "v1"
+    c = compare(wh, "v2", "auto", settings)
+    assert (c.baseline_id, c.verdict) == ("v1", "regression")
+    assert any(
+        w.startswith("passed over calibration as a baseline")
+        and "did not score exact, which the candidate is gated on" in w
+        for w in c.warnings
+    ), c.warnings
+    # named, the same baseline is used, says why auto would not, and cannot pass
+    c = compare(wh, "v2", "calibration", settings)
+    assert c.baseline_problems == ["did not score exact, which the candidate is gated on"]
+    assert c.verdict == "inconclusive"
+    assert "scored on the candidate only" in c.reasons[0] and "`exact`" in c.reasons[0]
+    assert "--allow-skipped exact" in c.reasons[0]
+    # an evaluator allowed to be missing (optional) neither gates nor blocks
+    write_experiment(
+        wh, "v3", {"exact": good, "latency": latency}, started=T0 + timedelta(hours=3),
+        optional=("exact",),
+    )  # fmt: skip
+    c = compare(wh, "v3", "calibration", settings)
+    assert (c.verdict, c.baseline_problems) == ("pass", []), c.reasons
 
 
 # -- latency, rendering, persistence and views ----------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -12,6 +13,16 @@ from evalkeeper.settings import Settings
 from tests.helpers import run_flow, write_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def run_flow_result(flow: Any, **params: Any) -> Any:
+    """The flow's result, also when its run ended Inconclusive (`VerdictInconclusive`)."""
+    from flows.nightly import VerdictInconclusive
+
+    try:
+        return run_flow(flow, **params)
+    except VerdictInconclusive as exc:
+        return exc.result
 
 
 def test_nightly_flow_records_experiment_and_publishes_summary(
@@ -97,7 +108,7 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
         allow_skipped=judges,
     )
     assert "comparison" not in first  # nothing to compare with yet: it becomes the baseline
-    second = run_flow(
+    second = run_flow_result(
         nightly,
         suite="smoke",
         dataset="appointments",
@@ -130,3 +141,50 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
     result = run_flow(gate, target="evalkeeper.demo.agent:v1", suite="smoke", warehouse=wh)
     assert result["verdict"] == "inconclusive" and result["exit_code"] == 2
     assert "--allow-skipped factual_match" in result["markdown"]
+
+
+def test_an_inconclusive_nightly_run_is_not_green_and_emits_an_event(settings: Settings) -> None:
+    """Seen: a nightly run whose verdict is inconclusive ended plain Completed (green in the
+    Prefect UI), and nothing alerted."""
+    import asyncio
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.nightly import INCONCLUSIVE_EVENT, VerdictInconclusive, nightly
+
+    wh = str(settings.warehouse)
+    judges = ["factual_match", "tone_appropriate", "no_hallucination"]  # no endpoint here
+    run = {"suite": "smoke", "dataset": "appointments", "target": "evalkeeper.demo.agent:v1"}
+    first = run_flow(nightly, **run, warehouse=wh, allow_skipped=judges)
+    assert "comparison" not in first  # the baseline
+    # the judges skipped and not allowed: the verdict is inconclusive
+    state = asyncio.run(nightly(**run, warehouse=wh, return_state=True))  # type: ignore[call-overload]
+    assert state.is_failed() and state.name == "Inconclusive", state
+    assert "skipped" in (state.message or "")
+    with pytest.raises(VerdictInconclusive) as raised:
+        state.result()
+    result = raised.value.result
+    assert result["verdict"] == "inconclusive"
+    assert result["comparison"]["baseline_id"] == first["experiment"]["experiment_id"]
+    experiment_id = result["experiment"]["experiment_id"]
+
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(state.state_details.flow_run_id)
+        assert stored.state is not None
+        assert (stored.state.type.value, stored.state.name) == ("FAILED", "Inconclusive")
+        events: list[object] = []
+        for _ in range(50):  # the events worker sends in the background
+            events = list(
+                client.read_events(
+                    filter=EventFilter(event=EventNameFilter(name=[INCONCLUSIVE_EVENT])), limit=50
+                ).events
+            )
+            if events:
+                break
+            time.sleep(0.2)
+    assert events, f"no {INCONCLUSIVE_EVENT} event"
+    (event,) = [e for e in events if e.resource.id == f"evalkeeper.experiment.{experiment_id}"]  # type: ignore[attr-defined]
+    assert event.payload["baseline_id"] == first["experiment"]["experiment_id"]  # type: ignore[attr-defined]
+    assert any("skipped" in r for r in event.payload["reasons"])  # type: ignore[attr-defined]

@@ -128,6 +128,35 @@ def test_unscorable_attempts_are_undetermined_never_a_pass(stored: Settings) -> 
     assert all(a["scores"][0]["error"] for a in report["attempts"])
 
 
+def test_before_promote_only_heuristics_ran_so_it_is_undetermined(stored: Settings) -> None:
+    """Seen: the buggy v2 agent, replayed before `promote`, was scored by `latency_ok` only
+    and replay said "not reproduced … the cause was elsewhere"."""
+    code, out, err = cli(
+        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo.agent:v2", "--repeat", "2",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 2, out + err
+    report = json.loads(out)
+    assert report["evaluators_from"] == "reference-free"
+    assert (report["verdict"], report["passes"]) == ("undetermined", 2)
+    assert "not reproduced" not in report["message"]
+    assert "only latency_ok scored them" in report["message"]
+    assert f"evalkeeper promote {TRACE_ID} --dataset NAME --reference" in report["message"]
+    assert "--evaluators NAME" in report["message"]
+    # naming a heuristic does not judge the complaint either
+    code, out, _ = cli(
+        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo.agent:v1", "--repeat", "1",
+        "--evaluators", "latency_ok,tool_error",
+    )  # fmt: skip
+    assert code == 2 and "undetermined" in out
+    # once promoted with a reference, the same replay of v2 reproduces it
+    _promoted(stored)
+    code, out, _ = cli(
+        stored, "replay", TRACE_ID, "--target", "evalkeeper.demo.agent:v2", "--repeat", "2"
+    )
+    assert code == 1 and "deterministic" in out
+
+
 def test_bad_input_is_an_error_naming_the_fix(stored: Settings, tmp_path: Path) -> None:
     code, _, err = cli(stored, "replay", TRACE_ID, "--target", "nonsense")
     assert code == 2 and "expected module:function" in err
