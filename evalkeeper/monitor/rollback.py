@@ -285,7 +285,7 @@ def _no_channel(con: duckdb.DuckDBPyConnection, row: dict[str, Any], now: dateti
         )
         log.error("rollback of %s NOT DELIVERED: %s", wid, NO_CHANNEL)
     else:
-        log.warning("rollback of %s still not delivered: %s", wid, NO_CHANNEL)
+        log.debug("rollback of %s still not delivered: %s", wid, NO_CHANNEL)
     return Delivery(
         window_id=wid,
         channels=[],
