@@ -63,9 +63,13 @@ def _ticks(settings: Settings, n: int, now: datetime) -> list[subprocess.Complet
     cmd = [sys.executable, "-m", "evalkeeper.cli", "monitor", "tick", "--now", _iso(now)]
     procs = [
         subprocess.Popen(
-            cmd, cwd=ROOT, env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd,
+            cwd=ROOT,
+            env=_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(n)
     ]
     out = []
