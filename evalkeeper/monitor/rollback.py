@@ -1,12 +1,23 @@
-"""Rollback delivery: at most one decision per window, delivered on every configured channel.
+"""Rollback delivery: at most one decision per window, delivered once on every channel.
 
 The tick that decides `rollback` stores the decision (`monitoring_rollbacks`, one row per
-window, the first write wins) in the same transaction as its counts, with the channels to
-deliver on, and only then does this module deliver it. So a crash between the two never
-sends twice: the decision is found undelivered by the next tick, which delivers it. Each
-attempt is a row of `monitoring_deliveries` (channel, attempt number, ok, status, error).
+window, the first write wins) in the same transaction as its counts, and only then does
+this module deliver it. So a crash between the two never sends twice: the decision is
+found undelivered by a later tick, which delivers it. Each attempt is a row of
+`monitoring_deliveries` (channel, attempt number, ok, status, error).
 
-Channels:
+One delivery across processes: a tick first *claims* the pending decisions (`claim`): in
+one transaction, holding the warehouse's write lock (one writer process at a time), it
+takes each decision that has no live claim in `monitoring_claims`, for
+`rollback_claim_s`. Two ticks can never both win one. The claimer delivers, writes the
+outcome (through the spool if the lock is held: the next claim ingests the spool first),
+and releases the claim; a crashed claimer's claim expires and is taken over. A claimer
+starts no attempt that could end after its claim. A claim never goes through the spool:
+when the warehouse stays locked, `deliver_pending` raises `WarehouseLocked` and the tick
+skips delivery until the next one.
+
+The channels are those configured in the delivering tick (`channels_for`), plus those the
+decision was already delivered on; they are stored on the decision when claimed:
 - `http`: a POST of the decision's JSON to `EVALKEEPER_ROLLBACK_URL`, signed per Standard
   Webhooks with `EVALKEEPER_ROLLBACK_SECRET`; `webhook-id` and `Idempotency-Key` are the
   window id, so a receiver can drop a repeat. Retried with exponential backoff
@@ -18,10 +29,11 @@ Channels:
   caller provides (the core never imports Prefect), with an event id derived from the
   window id.
 
-A decision not yet delivered on every channel is retried at every tick, and each failure
-is logged as an error and shown by `monitor status` (`rollback_delivered: false`, the
-last error); it is never dropped. A decision with no channel configured is reported the
-same way: it stays undelivered until one is.
+A failed attempt is logged as an error, shown by `monitor status` (`rollback_delivered:
+false`, the last error) and retried at every tick; it is never dropped. A decision with no
+channel configured is recorded once (a `monitoring_deliveries` row of channel `none`,
+which `monitor status` shows), said once (`Delivery.first_notice`), fails no tick, and is
+delivered by the first tick that has a channel.
 """
 
 from __future__ import annotations
