@@ -266,6 +266,13 @@ class MonitorSettings(SettingsGroup):
         0.5, ge=0, description="First delay between rollback attempts; doubles each attempt."
     )
     rollback_timeout_s: float = Field(10.0, gt=0, description="Timeout of one rollback call.")
+    rollback_claim_s: float = Field(
+        300.0,
+        gt=0,
+        description="How long a tick's claim on a rollback's delivery lasts: no other tick "
+        "delivers it meanwhile, and the claimer starts no attempt that could end after it; "
+        "a crashed claimer's delivery is taken over once it expires.",
+    )
     prefect_api_url: str | None = Field(
         None,
         validation_alias=AliasChoices("prefect_api_url", "PREFECT_API_URL"),

@@ -1,7 +1,9 @@
 """The monitor flows: `post-deploy-monitor` opens a deploy's window and runs its first tick;
 `monitor-tick` (every 15 minutes) advances every open window. A window is data, a tick a
-short run: no flow sleeps through a 24-hour window. A rollback that could not be delivered
-ends the tick's run Failed (it is retried by the next tick, never dropped)."""
+short run: no flow sleeps through a 24-hour window. A rollback whose delivery failed on a
+configured channel ends the tick's run Failed (it is retried by the next tick, never
+dropped); one decided with no channel configured does not (it is recorded, said once, and
+delivered by the first tick that has a channel)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tasks.monitor import open_monitor_window, publish_tick, run_tick
 
 
 class RollbackUndelivered(EvalkeeperError, RuntimeError):
-    """A rollback decision is stored but not delivered on every channel yet."""
+    """A rollback decision's delivery failed on a configured channel in this tick."""
 
 
 def _settings(warehouse: str | None) -> Settings:
@@ -29,7 +31,9 @@ def _finish(summary: TickSummary) -> dict[str, Any]:
     logger = get_run_logger()
     for problem in summary.problems:
         logger.error(problem)
-    undelivered = [d for d in summary.deliveries if not d.complete]
+    # a failed attempt fails the run; a decision with no channel configured, or one that
+    # another tick is delivering, does not (it is recorded and said once)
+    undelivered = [d for d in summary.deliveries if d.status == "failed"]
     if undelivered:
         raise RollbackUndelivered("; ".join(f"{d.window_id}: {d.problem}" for d in undelivered))
     return summary.model_dump(mode="json")

@@ -34,7 +34,8 @@ async def run_tick(
 
 @task(name="publish-monitor", cache_policy=NO_CACHE)
 async def publish_tick(summary: TickSummary) -> None:
-    """Each window's decision and its evidence as Prefect artifacts."""
+    """Each window's decision and its evidence as Prefect artifacts, and a rollback that
+    is not delivered (a failed delivery; a decision with no channel, once)."""
     for w in summary.windows:
         key = artifact_key(f"monitor-{w.service}-{w.window_id}")
         rows: list[dict[str, Any]] = [
@@ -62,4 +63,11 @@ async def publish_tick(summary: TickSummary) -> None:
             lines += [f"- {r}" for r in w.reasons]
             await acreate_markdown_artifact(
                 markdown="\n".join(lines) + "\n", key=f"{key}-decision", description=w.decision
+            )
+    for d in summary.deliveries:  # a failure at every tick; no channel once
+        if d.status == "failed" or d.first_notice:
+            await acreate_markdown_artifact(
+                markdown=f"## rollback of {d.window_id}: **not delivered**\n\n{d.problem}\n",
+                key=artifact_key(f"monitor-rollback-{d.window_id}"),
+                description=f"rollback {d.status}",
             )

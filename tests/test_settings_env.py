@@ -87,6 +87,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_ROLLBACK_ATTEMPTS": ("monitor.rollback_attempts", "2", 2),
     "EVALKEEPER_ROLLBACK_BACKOFF_S": ("monitor.rollback_backoff_s", "0.1", 0.1),
     "EVALKEEPER_ROLLBACK_TIMEOUT_S": ("monitor.rollback_timeout_s", "3", 3.0),
+    "EVALKEEPER_ROLLBACK_CLAIM_S": ("monitor.rollback_claim_s", "60", 60.0),
     "PREFECT_API_URL": ("monitor.prefect_api_url", "http://127.0.0.1:4200/api", "http://127.0.0.1:4200/api"),
     "EVALKEEPER_CALIBRATION_BAR": ("calibration.bar", "0.7", 0.7),
     "EVALKEEPER_CALIBRATION_CEILING_SHARE": ("calibration.ceiling_share", "0.9", 0.9),

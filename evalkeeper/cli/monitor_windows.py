@@ -2,8 +2,10 @@
 
 `start` opens a window the way a deploy webhook does and runs its first tick; `tick`
 advances every open window (or one) as of `--now` (default: the clock) and delivers
-pending rollbacks. `tick` exits 0, or 1 when a rollback decision could not be delivered
-on every channel (it is retried by the next tick; nothing is dropped), 2 on bad input.
+pending rollbacks. `tick` exits 0, or 1 when a rollback decision's delivery failed on a
+configured channel (it is retried by the next tick; nothing is dropped), 2 on bad input.
+A decision with no channel configured is said once and exits 0: the first tick with a
+channel delivers it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from evalkeeper.traces.model import iso_utc, to_utc
 from evalkeeper.warehouse import WarehouseLocked
 
 EXIT_UNDELIVERED = EXIT_REGRESSION
-"""`monitor tick`: a rollback decision is not delivered on every channel yet."""
+"""`monitor tick`: a rollback decision's delivery failed on a configured channel."""
 
 TABLE_COLUMNS = (
     "window_id", "service", "version", "state", "decision", "window_traces",
@@ -227,7 +229,7 @@ def tick_command(
 ) -> None:
     """Advance every open window as of --now and deliver pending rollbacks.
 
-    Exit 0; 1 when a rollback is not delivered yet (the next tick retries it); 2 on error."""
+    Exit 0; 1 when a rollback's delivery failed (the next tick retries it); 2 on error."""
     fmt = output_format(format, ("table", "json"))
     settings = load_settings(warehouse=warehouse)
     summary = _run_tick(settings, now=_time("--now", now), window_id=window)
@@ -235,5 +237,5 @@ def tick_command(
         print(summary.model_dump_json(indent=2))
     else:
         _print_tick(summary)
-    undelivered = any(not d.complete for d in summary.deliveries)
+    undelivered = any(d.status == "failed" for d in summary.deliveries)
     raise typer.Exit(EXIT_UNDELIVERED if undelivered else EXIT_OK)

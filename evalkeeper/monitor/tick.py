@@ -13,7 +13,9 @@ One tick:
    the window's new state and (on `rollback`) the rollback decision in one transaction
    (a window that cannot be decided raises `WindowUndecidable`: the tick names it among
    its problems and goes on);
-4. delivers every rollback decision not yet delivered (`evalkeeper.monitor.rollback`).
+4. delivers every rollback decision not yet delivered that it can claim
+   (`evalkeeper.monitor.rollback`; a claim is taken in the warehouse, so concurrent ticks
+   deliver a decision once; a locked warehouse skips delivery until the next tick).
 
 Crash-safe and idempotent: the scores are keyed (window, trace, evaluator) and a trace is
 scored only when it has no score for the window, the counts are recomputed from the
@@ -58,7 +60,7 @@ from evalkeeper.traces.ingest import IngestSummary, ingest
 from evalkeeper.traces.model import Trace, iso_utc
 from evalkeeper.traces.sources import open_source
 from evalkeeper.traces.store import TRACE_FIELDS, trace_from_row
-from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse import Warehouse, WarehouseLocked
 from evalkeeper.warehouse.tables import table_frame
 
 log = logging.getLogger(__name__)
@@ -143,9 +145,17 @@ async def tick(
         if after_decision is not None:
             after_decision(done)
     if deliver:
-        summary.deliveries = await deliver_pending(settings, emitter=emitter, window_id=window_id)
+        try:
+            summary.deliveries = await deliver_pending(
+                settings, emitter=emitter, window_id=window_id
+            )
+        except WarehouseLocked as exc:  # a claim needs the warehouse: the next tick retries
+            summary.problems.append(f"rollback delivery skipped this tick: {exc}")
+        # a failed attempt is said at every tick, a decision with no channel once
         summary.problems += [
-            f"rollback of {d.window_id}: {d.problem}" for d in summary.deliveries if d.problem
+            f"rollback of {d.window_id}: {d.problem}"
+            for d in summary.deliveries
+            if d.status == "failed" or d.first_notice
         ]
     summary.problems += [
         f"{w.window_id} ({w.service} {w.version}): inconclusive: {'; '.join(w.reasons)}"

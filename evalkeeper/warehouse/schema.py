@@ -10,6 +10,8 @@ has been changed. The analyst views are in `evalkeeper.warehouse.views`.
 
 from __future__ import annotations
 
+from evalkeeper.warehouse.tables import TABLES
+
 SCHEMA_V1 = [
     """
     CREATE TABLE examples (
@@ -436,6 +438,10 @@ SCHEMA_V5 = [
     )""",
 ]
 
+# v6: rollback delivery claims (evalkeeper.monitor.rollback): one live claim per window,
+# so that concurrent ticks deliver a decision once.
+SCHEMA_V6 = [TABLES["monitoring_claims"].ddl()]
+
 # (version, statements). Append only; never edit an applied entry. A new entry builds its
 # DDL from the declarations in `evalkeeper.warehouse.tables` (e.g. `TABLES["x"].ddl()`), and
 # tests/warehouse/test_tables.py checks that a freshly migrated file matches them.
@@ -445,4 +451,5 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, SCHEMA_V3),
     (4, SCHEMA_V4),
     (5, SCHEMA_V5),
+    (6, SCHEMA_V6),
 ]

@@ -511,6 +511,24 @@ MONITORING_DELIVERIES = Table(
     policy="ignore",
 )
 
+# Who is delivering a window's rollback now: one row per window, taken and released by
+# `evalkeeper.monitor.rollback` in its own transactions, never through a batch or the
+# spool (a claim needs the warehouse's answer); `replace` is the policy a batch would
+# have. A claim whose `expires_at` has passed is dead (its claimer crashed or hung) and is
+# taken over.
+MONITORING_CLAIMS = Table(
+    "monitoring_claims",
+    columns=(
+        Column("window_id", VARCHAR, nullable=False),
+        Column("claim_id", VARCHAR, nullable=False),
+        Column("claimant", VARCHAR, nullable=False),
+        Column("claimed_at", TIMESTAMPTZ, nullable=False),
+        Column("expires_at", TIMESTAMPTZ, nullable=False),
+    ),
+    key=("window_id",),
+    policy="replace",
+)
+
 # -- judge calibration (evalkeeper.calibration) -------------------------------------------
 
 # Items drawn for human labels.
@@ -630,6 +648,7 @@ TABLES: dict[str, Table] = {
         MONITORING_COUNTS,
         MONITORING_ROLLBACKS,
         MONITORING_DELIVERIES,
+        MONITORING_CLAIMS,
         CALIBRATION_ITEMS,
         HUMAN_LABELS,
         JUDGE_CALIBRATIONS,
