@@ -217,6 +217,12 @@ class OtlpSettings(SettingsGroup):
     max_spans_per_trace: int = Field(
         1_000, ge=1, description="Spans kept per trace; more are rejected (partial success)."
     )
+    max_buffer_bytes: int = Field(
+        256 * 2**20,
+        ge=1,
+        description="Memory (estimated bytes) held for request bodies being read and traces "
+        "not yet stored; when full, exports get 429 with Retry-After.",
+    )
 
 
 class MonitorSettings(SettingsGroup):
