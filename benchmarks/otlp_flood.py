@@ -141,80 +141,109 @@ def main() -> None:
             env["EVALKEEPER_OTLP_MAX_BUFFER_BYTES"] = str(int(args.buffer_mib * 2**20))
         port = _free_port()
         cmd = [sys.executable, "-m", "evalkeeper.cli", "listen", "--port", str(port)]
-        server = subprocess.Popen(
-            [*cmd, "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"evalkeeper listen did not start:\n{server.communicate()[0]}")
-            time.sleep(0.1)
-        idle_mib = _status_kib(server.pid, "VmRSS") / 1024
-
-        counts = Counts()
-        peak_rss = 0
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak_rss
-            while not done.is_set():
-                peak_rss = max(peak_rss, _status_kib(server.pid, "VmRSS"))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        t0 = time.monotonic()
-        stop = t0 + args.seconds
-        threads = [
-            threading.Thread(
-                target=client,
-                args=(
-                    f"{base}/v1/traces",
-                    stop,
-                    args.spans,
-                    span_bytes,
-                    args.honour_retry_after,
-                    counts,
-                ),
+        log_path = Path(tmp) / "listen.log"  # a file: a full pipe would block the server
+        with log_path.open("w") as log:
+            server = subprocess.Popen(
+                [*cmd, "--log-level", "warning"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-            for _ in range(args.clients)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        flood_s = time.monotonic() - t0
-        try:  # the server may be busy storing what it accepted
-            health: dict[str, Any] = httpx.get(f"{base}/health", timeout=300).json()
+        try:
+            result = _flood(args, server, f"http://127.0.0.1:{port}", span_bytes, warehouse)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        if result is None:
+            raise SystemExit(f"evalkeeper listen failed:\n{log_path.read_text()[-4000:]}")
+    _report(args, span_bytes, *result)
+
+
+def _flood(
+    args: argparse.Namespace,
+    server: subprocess.Popen[bytes],
+    base: str,
+    span_bytes: int,
+    warehouse: Path,
+) -> tuple[float, Counts, dict[str, Any], float, float, int] | None:
+    """Start the clients, sample the server, stop it; None if it failed."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                break
         except httpx.TransportError:
-            health = {"assembler": {"throttled_requests": "?"}}
-        server.send_signal(signal.SIGINT)  # shutdown: every open trace is stored
-        hwm_kib = 0
-        while server.poll() is None:
-            hwm_kib = max(hwm_kib, _status_kib(server.pid, "VmHWM"))
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+    idle_mib = _status_kib(server.pid, "VmRSS") / 1024
+
+    counts = Counts()
+    peak_rss = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_rss
+        while not done.is_set():
             peak_rss = max(peak_rss, _status_kib(server.pid, "VmRSS"))
             time.sleep(0.05)
-        done.set()
-        sampler.join()
-        output = server.communicate()[0]
-        if server.returncode != 0:
-            raise SystemExit(f"evalkeeper listen exited {server.returncode}:\n{output}")
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            row = con.execute("SELECT count(*) FROM traces").fetchone()
-            stored = int(row[0]) if row else 0
 
-    peak_mib = max(peak_rss, hwm_kib) / 1024
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.monotonic()
+    stop = t0 + args.seconds
+    threads = [
+        threading.Thread(
+            target=client,
+            args=(
+                f"{base}/v1/traces",
+                stop,
+                args.spans,
+                span_bytes,
+                args.honour_retry_after,
+                counts,
+            ),
+        )
+        for _ in range(args.clients)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flood_s = time.monotonic() - t0
+    try:  # the server may be busy storing what it accepted
+        health: dict[str, Any] = httpx.get(f"{base}/health", timeout=300).json()
+    except httpx.TransportError:
+        health = {"assembler": {"throttled_requests": "?"}}
+    server.send_signal(signal.SIGINT)  # shutdown: every open trace is stored
+    hwm_kib = 0
+    while server.poll() is None:
+        hwm_kib = max(hwm_kib, _status_kib(server.pid, "VmHWM"))
+        peak_rss = max(peak_rss, _status_kib(server.pid, "VmRSS"))
+        time.sleep(0.05)
+    done.set()
+    sampler.join()
+    if server.wait() != 0:
+        return None
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        row = con.execute("SELECT count(*) FROM traces").fetchone()
+        stored = int(row[0]) if row else 0
+    return flood_s, counts, health, idle_mib, max(peak_rss, hwm_kib) / 1024, stored
+
+
+def _report(
+    args: argparse.Namespace,
+    span_bytes: int,
+    flood_s: float,
+    counts: Counts,
+    health: dict[str, Any],
+    idle_mib: float,
+    peak_mib: float,
+    stored: int,
+) -> None:
     print(
         f"evalkeeper listen flooded for {flood_s:,.1f} s by {args.clients} clients, exports of "
         f"{args.mib:g} MiB ({args.spans} rootless spans of {span_bytes:,} bytes), "
