@@ -7,8 +7,9 @@ The `Assembler` keeps the open traces' spans by trace id, in memory that stays b
   stands in for the root, `metadata.root_missing`) once it has been quiet for `settle_s`
   and open for `root_wait_s`; `flush()` completes everything (at shutdown);
 - at most `max_open_traces` are open: the least recently updated one is then completed early
-  if its root has arrived (`evicted_early`), else dropped (`dropped_traces`,
-  `dropped_spans`, and a warning);
+  if its root has arrived (`evicted_early`); an export that would evict one whose root has
+  not come raises `BufferFull` instead (429, the exporter retries: nothing accepted is
+  dropped); `dropped_traces`/`dropped_spans` count what an eviction still drops (none);
 - at most `max_spans_per_trace` spans per trace (its root is always taken): the rest are
   rejected (`rejected_spans`), and the export is told so (partial success);
 - a span for a trace that was already completed is late: it is counted (`late_spans`),
@@ -209,6 +210,34 @@ class Assembler:
                 self.retry_after_s(),
             )
 
+    def _check_slots(self, spans: list[Span]) -> None:
+        """`BufferFull` if the new traces of this export would evict an open trace whose
+        root has not come (it would be dropped): the exporter retries once some complete."""
+        ids = {s.trace_id for s in spans}
+        new = ids - self._open.keys() - self._completed.keys()
+        if len(new) > self.max_open_traces:
+            raise BodyTooLarge(
+                f"this export holds {len(new):,} new traces, more than can be open at once "
+                f"({self.max_open_traces:,}); export smaller batches or raise "
+                "EVALKEEPER_OTLP_MAX_OPEN_TRACES"
+            )
+        evict = len(self._open) + len(new) - self.max_open_traces
+        if evict <= 0:
+            return
+        # the export's own open traces move to the end: the least recent of the others go
+        oldest = (e for tid, e in self._open.items() if tid not in ids)
+        for n, entry in enumerate(oldest):
+            if n >= evict:
+                return
+            if not entry.has_root:
+                self.stats.throttled_requests += 1
+                raise BufferFull(
+                    f"{len(self._open):,} traces are open (the limit) and the oldest has no "
+                    f"root yet; retry after {self.retry_after_s()} s (or raise "
+                    "EVALKEEPER_OTLP_MAX_OPEN_TRACES)",
+                    self.retry_after_s(),
+                )
+
     def retry_after_s(self) -> int:
         """Whole seconds until some memory is likely free: when the least recently updated
         open traces complete (at least 1 s)."""
@@ -230,6 +259,7 @@ class Assembler:
         taken) if they do not fit in the buffer now."""
         spans = list(spans)
         self._check_room(sum(span_cost(s) for s in spans), "this export")
+        self._check_slots(spans)
         result = AddResult()
         now = self.clock()
         late_traces: dict[str, int] = {}

@@ -86,7 +86,7 @@ def test_late_spans_are_counted_and_reported(clock: Clock) -> None:
     assert "2 span(s) arrived after their trace was completed" in result.message(1000, 1)
 
 
-def test_the_open_trace_limit_completes_or_drops_the_least_recent(clock: Clock) -> None:
+def test_the_open_trace_limit_completes_the_least_recent_or_throttles(clock: Clock) -> None:
     a = Assembler(settle_s=5, max_open_traces=2, clock=clock)
     a.add([span(1, 1)])  # has its root
     a.add([span(2, 2, parent=99)])  # no root
@@ -94,9 +94,13 @@ def test_the_open_trace_limit_completes_or_drops_the_least_recent(clock: Clock) 
     a.add([span(3, 3)])  # evicts trace 1: completed early
     (early,) = a.due()
     assert early[0].trace_id == f"{1:032x}"
-    a.add([span(4, 4)])  # evicts trace 2: no root, dropped and counted
-    assert (a.stats.evicted_early, a.stats.dropped_traces, a.stats.dropped_spans) == (1, 1, 1)
+    # trace 2 has no root: rather than drop it, the export is told to retry (429)
+    with pytest.raises(BufferFull) as full:
+        a.add([span(4, 4)])
+    assert full.value.retry_after_s >= 1
+    assert (a.stats.evicted_early, a.stats.dropped_traces, a.stats.dropped_spans) == (1, 0, 0)
     assert a.open_traces == 2 and a.open_spans == 2
+    assert a.stats.throttled_requests == 1
 
 
 def test_spans_over_the_per_trace_limit_are_rejected_but_the_root_is_kept(clock: Clock) -> None:
