@@ -16,6 +16,7 @@ trace of an accepted export must be there. Goal: peak RSS under 1 GiB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -218,6 +219,9 @@ def _flood(
         health: dict[str, Any] = httpx.get(f"{base}/health", timeout=300).json()
     except httpx.TransportError:
         health = {"assembler": {"throttled_requests": "?"}}
+    time.sleep(args.root_wait + 2)  # the last traces complete
+    with contextlib.suppress(httpx.TransportError):
+        health = httpx.get(f"{base}/health", timeout=300).json()
     server.send_signal(signal.SIGINT)  # shutdown: every open trace is stored
     hwm_kib = 0
     while server.poll() is None:
@@ -271,6 +275,7 @@ def _report(
     )
     if stored != counts.traces_accepted:
         print(f"LOST: {counts.traces_accepted - stored} accepted trace(s) not stored")
+        print(json.dumps({k: health.get(k) for k in ("assembler", "sink", "store", "buffer")}))
     print(
         json.dumps(
             {

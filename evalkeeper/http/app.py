@@ -86,11 +86,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        delivering: list[asyncio.Future[None]] = []
+
         async def completing() -> None:
             while True:
                 await asyncio.sleep(tick)
                 if ready := assembler.due():
-                    await delivery.deliver(ready)
+                    # shielded: a shutdown lets it finish (traces handed out are stored)
+                    delivering[:] = [asyncio.ensure_future(delivery.deliver(ready))]
+                    await asyncio.shield(delivering[0])
 
         task = asyncio.create_task(completing(), name="otlp-complete-traces")
         if settings.monitor.webhook_secret is not None:
@@ -104,6 +108,8 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            for under_way in delivering:
+                await under_way
             if rest := assembler.flush():
                 log.info("OTLP: flushing %d open trace(s) at shutdown", len(rest))
                 await delivery.deliver(rest)
