@@ -223,6 +223,12 @@ class OtlpSettings(SettingsGroup):
         "comma-separated for rotation; never printed or logged. Unset: no token is asked "
         "for (`listen` then binds to loopback only, unless --insecure-no-otlp-auth).",
     )
+    max_buffer_bytes: int = Field(
+        256 * 2**20,
+        ge=1,
+        description="Memory (estimated bytes) held for request bodies being read and traces "
+        "not yet stored; when full, exports get 429 with Retry-After.",
+    )
 
 
 class MonitorSettings(SettingsGroup):

@@ -76,6 +76,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_OTLP_MAX_OPEN_TRACES": ("otlp.max_open_traces", "10", 10),
     "EVALKEEPER_OTLP_MAX_SPANS_PER_TRACE": ("otlp.max_spans_per_trace", "20", 20),
     "EVALKEEPER_OTLP_TOKENS": ("otlp.tokens", "tok-a,tok-b", SecretStr("tok-a,tok-b")),
+    "EVALKEEPER_OTLP_MAX_BUFFER_BYTES": ("otlp.max_buffer_bytes", "4096", 4096),
     "EVALKEEPER_TRACES": ("monitor.traces", "jsonl:/tmp/ek/traces", "jsonl:/tmp/ek/traces"),
     "EVALKEEPER_MONITORS_DIR": ("monitor.monitors_dir", "/tmp/ek/monitors", Path("/tmp/ek/monitors")),
     "EVALKEEPER_WEBHOOK_SECRET": ("monitor.webhook_secret", "whsec_dGVzdA==", SecretStr("whsec_dGVzdA==")),

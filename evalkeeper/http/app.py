@@ -6,7 +6,8 @@ deploys they accept kept by `evalkeeper.monitor.intake`), and `GET /health`.
 `ExportTraceServiceResponse` (a partial success naming how many spans were rejected and
 why), 400 for a body that cannot be read, 413 over `settings.otlp.max_body_bytes`, 415 for
 a content type or encoding other than protobuf/JSON and gzip, 401 without one of the
-bearer tokens of `EVALKEEPER_OTLP_TOKENS` when set (`evalkeeper.http.security`); errors carry a
+bearer tokens of `EVALKEEPER_OTLP_TOKENS` when set (`evalkeeper.http.security`), 429 with
+`Retry-After` when the trace buffer (`settings.otlp.max_buffer_bytes`) is full; errors carry a
 `google.rpc.Status`, in the request's encoding. Spans go to an `Assembler`; a background
 task hands each completed trace, mapped to the trace JSONL form, to the injected
 `trace_sink(traces)`, and at shutdown every open trace is flushed to it. A sink that fails
@@ -36,6 +37,7 @@ from evalkeeper.traces.otlp import (
     JSON,
     Assembler,
     BodyTooLarge,
+    BufferFull,
     ExportError,
     Span,
     UnsupportedMediaType,
@@ -44,6 +46,7 @@ from evalkeeper.traces.otlp import (
     encode_status,
     map_trace,
     media_type,
+    span_cost,
 )
 
 __all__ = ["TraceSink", "create_app"]
@@ -54,7 +57,7 @@ TraceSink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 # google.rpc.Code values used in error answers
-_RPC_CODE = {400: 3, 413: 8, 415: 3}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
+_RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
 
 
 def create_app(
@@ -76,19 +79,24 @@ def create_app(
         root_wait_s=settings.otlp.root_wait_s,
         max_open_traces=settings.otlp.max_open_traces,
         max_spans_per_trace=settings.otlp.max_spans_per_trace,
+        max_buffer_bytes=settings.otlp.max_buffer_bytes,
         clock=clock,
     )
-    delivery = _Delivery(trace_sink)
+    delivery = _Delivery(trace_sink, assembler)
     tick = tick_s if tick_s is not None else min(0.5, max(0.05, settings.otlp.settle_s / 4))
     max_bytes = settings.otlp.max_body_bytes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        delivering: list[asyncio.Future[None]] = []
+
         async def completing() -> None:
             while True:
                 await asyncio.sleep(tick)
                 if ready := assembler.due():
-                    await delivery.deliver(ready)
+                    # shielded: a shutdown lets it finish (traces handed out are stored)
+                    delivering[:] = [asyncio.ensure_future(delivery.deliver(ready))]
+                    await asyncio.shield(delivering[0])
 
         task = asyncio.create_task(completing(), name="otlp-complete-traces")
         if settings.monitor.webhook_secret is not None:
@@ -102,6 +110,8 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            for under_way in delivering:
+                await under_way
             if rest := assembler.flush():
                 log.info("OTLP: flushing %d open trace(s) at shutdown", len(rest))
                 await delivery.deliver(rest)
@@ -132,22 +142,27 @@ def create_app(
             kind = media_type(request.headers.get("content-type"))
         except UnsupportedMediaType as exc:
             return _error(JSON, exc)
+        declared = request.headers.get("content-length") or ""
+        reserved = min(int(declared), max_bytes) if declared.isdigit() else max_bytes
         try:
-            body = await read_body(
-                request.headers.get("content-length"),
-                request.stream(),
-                max_bytes,
-                lambda size: _too_large(size, max_bytes),
-            )
-            export = decode_export(
-                body,
-                request.headers.get("content-type"),
-                request.headers.get("content-encoding"),
-                max_bytes=max_bytes,
-            )
+            assembler.reserve(reserved)  # BufferFull (429) when the trace buffer is full
+            try:
+                export = decode_export(
+                    await read_body(
+                        declared,
+                        request.stream(),
+                        max_bytes,
+                        lambda size: _too_large(size, max_bytes),
+                    ),
+                    request.headers.get("content-type"),
+                    request.headers.get("content-encoding"),
+                    max_bytes=max_bytes,
+                )
+            finally:
+                assembler.unreserve(reserved)
+            added = assembler.add(export.spans)  # BufferFull: nothing of it taken
         except ExportError as exc:
             return _error(kind, exc)
-        added = assembler.add(export.spans)
         rejected = export.rejected + added.rejected + added.late
         messages = []
         if export.rejected:
@@ -168,6 +183,7 @@ def create_app(
             "status": "ok",
             "open_traces": assembler.open_traces,
             "open_spans": assembler.open_spans,
+            "buffer": assembler.buffer_counts(),
             "assembler": assembler.stats.as_dict(),
             "sink": delivery.counts(),
             # a sink that keeps its own counters (the trace store's: stored, invalid, …)
@@ -210,22 +226,49 @@ def _too_large(size: int, max_bytes: int) -> BodyTooLarge:
 def _error(kind: str, exc: ExportError) -> Response:
     log.info("OTLP export refused (%d): %s", exc.status_code, exc)
     code = _RPC_CODE.get(exc.status_code, 3)
+    # OTLP/HTTP throttling: 429 with the seconds to wait, which exporters honour
+    retry = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, BufferFull) else None
     return Response(
-        encode_status(kind, code, str(exc)), status_code=exc.status_code, media_type=kind
+        encode_status(kind, code, str(exc)),
+        status_code=exc.status_code,
+        media_type=kind,
+        headers=retry,
     )
 
 
 class _Delivery:
-    """Maps completed traces and hands them to the sink, counting what could not be."""
+    """Maps completed traces and hands them to the sink, a part of the trace buffer at a
+    time (so the copies made on the way stay small), counting what could not be; the
+    assembler's memory of each part is released once the sink is done with it."""
 
-    def __init__(self, sink: TraceSink) -> None:
+    def __init__(self, sink: TraceSink, assembler: Assembler) -> None:
         self.sink = sink
+        self.assembler = assembler
+        self.part_bytes = max(1, assembler.max_buffer_bytes // 8)
         self.delivered = 0
         self.failed_traces = 0
         self.map_errors = 0
         self.last_error: str | None = None
 
     async def deliver(self, ready: list[list[Span]]) -> None:
+        part: list[list[Span]] = []
+        size = 0
+        for spans in ready:
+            part.append(spans)
+            size += sum(span_cost(s) for s in spans)
+            if size >= self.part_bytes:
+                await self._deliver_part(part)
+                part, size = [], 0
+        if part:
+            await self._deliver_part(part)
+
+    async def _deliver_part(self, ready: list[list[Span]]) -> None:
+        try:
+            await self._map_and_sink(ready)
+        finally:
+            self.assembler.release(ready)
+
+    async def _map_and_sink(self, ready: list[list[Span]]) -> None:
         traces = []
         for spans in ready:
             try:

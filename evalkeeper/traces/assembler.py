@@ -7,14 +7,20 @@ The `Assembler` keeps the open traces' spans by trace id, in memory that stays b
   stands in for the root, `metadata.root_missing`) once it has been quiet for `settle_s`
   and open for `root_wait_s`; `flush()` completes everything (at shutdown);
 - at most `max_open_traces` are open: the least recently updated one is then completed early
-  if its root has arrived (`evicted_early`), else dropped (`dropped_traces`,
-  `dropped_spans`, and a warning);
+  if its root has arrived (`evicted_early`); an export that would evict one whose root has
+  not come raises `BufferFull` instead (429, the exporter retries: nothing accepted is
+  dropped); `dropped_traces`/`dropped_spans` count what an eviction still drops (none);
 - at most `max_spans_per_trace` spans per trace (its root is always taken): the rest are
   rejected (`rejected_spans`), and the export is told so (partial success);
 - a span for a trace that was already completed is late: it is counted (`late_spans`),
   logged, and rejected; the ids of the last `completed_memory` traces are remembered for that.
 - a span sent again (same span id, e.g. an exporter retry) is counted (`duplicate_spans`)
-  and kept once.
+  and kept once;
+- at most `max_buffer_bytes` of memory (estimated: `span_cost`) are held for the open
+  traces, the completed ones not yet `release`d by their consumer (the store), and the
+  request bodies `reserve`d while they are read: an export that does not fit raises
+  `BufferFull` before anything of it is taken (HTTP 429 with `Retry-After`: the exporter
+  retries), so nothing accepted is ever dropped to make room.
 
 The clock is injected (`clock() -> seconds`, monotonic), so tests move time by hand.
 """
@@ -22,16 +28,37 @@ The clock is injected (`clock() -> seconds`, monotonic), so tests move time by h
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from evalkeeper.traces.otlp_decode import Span
+from evalkeeper.traces.otlp_decode import BodyTooLarge, ExportError, Span
 
-__all__ = ["AddResult", "Assembler", "AssemblerStats"]
+__all__ = ["AddResult", "Assembler", "AssemblerStats", "BufferFull", "span_cost"]
 
 log = logging.getLogger(__name__)
+
+SPAN_OVERHEAD = 2048
+"""Bytes a decoded span costs beyond its encoded size (objects, hex ids, dicts)."""
+
+
+def span_cost(span: Span) -> int:
+    """The memory one decoded span is estimated to hold: twice its encoded size (its texts
+    as Python strings, then as the mapped trace's) and a fixed overhead."""
+    return 2 * span.size + SPAN_OVERHEAD
+
+
+class BufferFull(ExportError):
+    """The trace buffer cannot take this export now: answered 429 with `Retry-After`, so the
+    exporter retries it later (OTLP/HTTP throttling)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(slots=True)
@@ -73,6 +100,7 @@ class AssemblerStats:
     evicted_early: int = 0
     dropped_traces: int = 0
     dropped_spans: int = 0
+    throttled_requests: int = 0  # told to retry later: the buffer was full
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -85,6 +113,7 @@ class _Open:
     spans: list[Span] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     has_root: bool = False
+    cost: int = 0
 
 
 class Assembler:
@@ -98,26 +127,36 @@ class Assembler:
         max_open_traces: int = 10_000,
         max_spans_per_trace: int = 1_000,
         completed_memory: int = 100_000,
+        max_buffer_bytes: int = 256 * 2**20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if settle_s < 0 or root_wait_s < 0:
             raise ValueError("Assembler: settle_s and root_wait_s must be >= 0 seconds")
-        if max_open_traces < 1 or max_spans_per_trace < 1 or completed_memory < 0:
+        if (
+            max_open_traces < 1
+            or max_spans_per_trace < 1
+            or completed_memory < 0
+            or max_buffer_bytes < 1
+        ):
             raise ValueError(
-                "Assembler: max_open_traces and max_spans_per_trace must be >= 1, "
-                "completed_memory >= 0"
+                "Assembler: max_open_traces, max_spans_per_trace and max_buffer_bytes must "
+                "be >= 1, completed_memory >= 0"
             )
         self.settle_s = settle_s
         self.root_wait_s = root_wait_s
         self.max_open_traces = max_open_traces
         self.max_spans_per_trace = max_spans_per_trace
         self.completed_memory = completed_memory
+        self.max_buffer_bytes = max_buffer_bytes
         self.clock = clock
         self.stats = AssemblerStats()
         self._open: OrderedDict[str, _Open] = OrderedDict()  # least recently updated first
         self._completed: OrderedDict[str, None] = OrderedDict()
         self._ready: list[list[Span]] = []
         self._open_spans = 0
+        self._open_bytes = 0  # the open traces' spans
+        self._handed_bytes = 0  # completed traces handed out, not yet released
+        self._reserved_bytes = 0  # request bodies being read
 
     @property
     def open_traces(self) -> int:
@@ -127,8 +166,100 @@ class Assembler:
     def open_spans(self) -> int:
         return self._open_spans
 
+    @property
+    def held_bytes(self) -> int:
+        """The memory held now (estimated): open traces, traces handed out and not yet
+        released, request bodies reserved."""
+        return self._open_bytes + self._handed_bytes + self._reserved_bytes
+
+    def buffer_counts(self) -> dict[str, int]:
+        return {
+            "max_bytes": self.max_buffer_bytes,
+            "open_bytes": self._open_bytes,
+            "delivering_bytes": self._handed_bytes,
+            "reading_bytes": self._reserved_bytes,
+        }
+
+    def reserve(self, n: int) -> None:
+        """Hold `n` bytes for a request body being read (`unreserve` them once it is
+        decoded); `BufferFull` if they do not fit now."""
+        self._check_room(n, "the request's body")
+        self._reserved_bytes += n
+
+    def unreserve(self, n: int) -> None:
+        self._reserved_bytes -= n
+
+    def release(self, traces: Iterable[list[Span]]) -> None:
+        """Give back the memory of completed traces (handed out by `due`/`flush`) once
+        they are stored, or failed."""
+        self._handed_bytes -= sum(span_cost(s) for spans in traces for s in spans)
+
+    def _check_room(self, n: int, what: str) -> None:
+        if n > self.max_buffer_bytes:  # would never fit: not worth a retry
+            raise BodyTooLarge(
+                f"{what} would take about {n:,} bytes of memory, more than the whole trace "
+                f"buffer ({self.max_buffer_bytes:,}); export smaller batches or raise "
+                "EVALKEEPER_OTLP_MAX_BUFFER_BYTES"
+            )
+        if self.held_bytes + n > self.max_buffer_bytes:
+            self.stats.throttled_requests += 1
+            raise BufferFull(
+                f"the trace buffer is full ({self.held_bytes:,} of {self.max_buffer_bytes:,} "
+                f"bytes held for traces not yet stored); retry after {self.retry_after_s()} s "
+                "(or raise EVALKEEPER_OTLP_MAX_BUFFER_BYTES)",
+                self.retry_after_s(),
+            )
+
+    def _check_slots(self, spans: list[Span]) -> None:
+        """`BufferFull` if the new traces of this export would evict an open trace whose
+        root has not come (it would be dropped): the exporter retries once some complete."""
+        ids = {s.trace_id for s in spans}
+        new = ids - self._open.keys() - self._completed.keys()
+        if len(new) > self.max_open_traces:
+            raise BodyTooLarge(
+                f"this export holds {len(new):,} new traces, more than can be open at once "
+                f"({self.max_open_traces:,}); export smaller batches or raise "
+                "EVALKEEPER_OTLP_MAX_OPEN_TRACES"
+            )
+        evict = len(self._open) + len(new) - self.max_open_traces
+        if evict <= 0:
+            return
+        # the export's own open traces move to the end: the least recent of the others go
+        oldest = (e for tid, e in self._open.items() if tid not in ids)
+        for n, entry in enumerate(oldest):
+            if n >= evict:
+                return
+            if not entry.has_root:
+                self.stats.throttled_requests += 1
+                raise BufferFull(
+                    f"{len(self._open):,} traces are open (the limit) and the oldest has no "
+                    f"root yet; retry after {self.retry_after_s()} s (or raise "
+                    "EVALKEEPER_OTLP_MAX_OPEN_TRACES)",
+                    self.retry_after_s(),
+                )
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until some memory is likely free: when the least recently updated
+        open traces complete (at least 1 s)."""
+        now = self.clock()
+        soonest = self.root_wait_s + self.settle_s
+        for n, entry in enumerate(self._open.values()):
+            if n >= 64:  # enough for an estimate
+                break
+            due = entry.last_seen + self.settle_s
+            if not entry.has_root:
+                due = max(due, entry.first_seen + self.root_wait_s)
+            soonest = min(soonest, due - now)
+        if self._handed_bytes:
+            soonest = min(soonest, 1.0)
+        return max(1, math.ceil(soonest))
+
     def add(self, spans: Iterable[Span]) -> AddResult:
-        """Take the spans of one export (any traces, any order)."""
+        """Take the spans of one export (any traces, any order); `BufferFull` (nothing
+        taken) if they do not fit in the buffer now."""
+        spans = list(spans)
+        self._check_room(sum(span_cost(s) for s in spans), "this export")
+        self._check_slots(spans)
         result = AddResult()
         now = self.clock()
         late_traces: dict[str, int] = {}
@@ -157,6 +288,9 @@ class Assembler:
             entry.spans.append(span)
             entry.ids.add(span.span_id)
             entry.has_root = entry.has_root or is_root
+            cost = span_cost(span)
+            entry.cost += cost
+            self._open_bytes += cost
             self._open_spans += 1
             result.accepted += 1
         self.stats.spans_accepted += result.accepted
@@ -195,6 +329,8 @@ class Assembler:
     def _complete(self, tid: str) -> list[Span]:
         entry = self._open.pop(tid)
         self._open_spans -= len(entry.spans)
+        self._open_bytes -= entry.cost
+        self._handed_bytes += entry.cost
         self.stats.traces_completed += 1
         if not entry.has_root:
             self.stats.traces_without_root += 1
@@ -212,6 +348,7 @@ class Assembler:
             return
         del self._open[tid]
         self._open_spans -= len(entry.spans)
+        self._open_bytes -= entry.cost
         self.stats.dropped_traces += 1
         self.stats.dropped_spans += len(entry.spans)
         log.warning(

@@ -19,7 +19,9 @@ the ingesting process, which then flushes through them and stops them). When a w
 calling process, logged and counted (`fallbacks`), and the next batch starts fresh workers:
 traces already acknowledged to an exporter are not lost. A worker that raises fails the
 batch (`RedactionFailed`, naming the cause): the caller stores nothing of it and leaves
-its cursor where it was.
+its cursor where it was. When the ingesting process dies (kill -9), its workers see it
+(their parent changes; a thread of theirs looks every `PARENT_POLL_S`) and end within a
+second; the multiprocessing resource tracker, which they held open, ends with them.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ Redact = Callable[[Any], Any]
 log = logging.getLogger(__name__)
 
 MIN_POOL_BATCH = 200
+PARENT_POLL_S = 0.5
 START_AFTER_S = 1.0
 CHUNKS_PER_WORKER = 2
 
@@ -139,11 +142,23 @@ class InlineRedaction:
 _worker_redactor: BuiltinRedactor | None = None
 
 
-def _init_worker(redactor: BuiltinRedactor) -> None:
-    """`redactor` arrives rebuilt from its configuration and key (`__reduce__`)."""
+def _init_worker(redactor: BuiltinRedactor, parent: int) -> None:
+    """`redactor` arrives rebuilt from its configuration and key (`__reduce__`); `parent`
+    is the pool's process (given, as it may be dead already: then `getppid()` is another)."""
     global _worker_redactor
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, after its flush
     _worker_redactor = redactor
+    threading.Thread(
+        target=_end_with_parent, args=(parent,), name="parent-watch", daemon=True
+    ).start()
+
+
+def _end_with_parent(parent: int) -> None:
+    """End this worker once its parent is gone (killed: it could not stop us): an orphan
+    is re-parented, so `getppid()` changes."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 _WARM_UP_TEXT = (
@@ -206,7 +221,7 @@ class RedactionPool:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker,
-                    initargs=(self._local,),
+                    initargs=(self._local, os.getpid()),
                 )
                 # one task per worker: each submit with no idle worker starts a process
                 self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]

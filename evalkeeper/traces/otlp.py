@@ -12,7 +12,7 @@ bounded), `otlp_map` (GenAI and OpenInference attributes to a trace dict) and
 
 from __future__ import annotations
 
-from evalkeeper.traces.assembler import AddResult, Assembler, AssemblerStats
+from evalkeeper.traces.assembler import AddResult, Assembler, AssemblerStats, BufferFull, span_cost
 from evalkeeper.traces.otlp_decode import (
     JSON,
     PROTOBUF,
@@ -37,6 +37,7 @@ __all__ = [
     "Assembler",
     "AssemblerStats",
     "BodyTooLarge",
+    "BufferFull",
     "DecodedExport",
     "ExportError",
     "MalformedBody",
@@ -49,4 +50,5 @@ __all__ = [
     "find_root",
     "map_trace",
     "media_type",
+    "span_cost",
 ]

@@ -98,6 +98,7 @@ class Span:
     status_message: str = ""
     events: list[SpanEvent] = field(default_factory=list)
     scope: str = ""
+    size: int = 0  # its encoded size (protobuf bytes): the assembler's memory estimate
 
 
 @dataclass(slots=True)
@@ -295,6 +296,7 @@ def _flatten(request: ExportTraceServiceRequest) -> DecodedExport:
                             for e in s.events
                         ],
                         scope=scope,
+                        size=s.ByteSize(),
                     )
                 )
     return out

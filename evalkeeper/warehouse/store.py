@@ -317,7 +317,8 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, batch: Mapping[str, Frame | Pa
     """
     # deletions of superseded rows first, then runs, then the rest
     tables = sorted(batch, key=lambda t: (WRITE_POLICY[t] != "supersede", t != "runs"))
-    with tempfile.TemporaryDirectory(prefix="evalkeeper-batch-") as tmp:
+    _remove_stale_staging()
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-") as tmp:
         staged = Path(tmp)
         sources: dict[str, tuple[Path, str]] = {}
         for table in tables:
@@ -332,6 +333,39 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, batch: Mapping[str, Frame | Pa
             _transaction(con, batch, sources, staged, optimistic=True)
         except duckdb.ConstraintException:
             _transaction(con, batch, sources, staged, optimistic=False)
+
+
+STAGING_PREFIX = "evalkeeper-batch-"
+"""Staging folders are `<tmp>/evalkeeper-batch-<pid>-<random>`: the writer's pid says
+whether a left-over one (its writer was killed) can go."""
+
+_staging_swept = False
+_staging_lock = threading.Lock()
+
+
+def _remove_stale_staging() -> None:
+    """Once per process: remove the staging folders of writers that are dead (killed
+    before they could remove their own)."""
+    global _staging_swept
+    with _staging_lock:
+        if _staging_swept:
+            return
+        _staging_swept = True
+    with contextlib.suppress(OSError):
+        for path in Path(tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*-*"):
+            pid = path.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _transaction(

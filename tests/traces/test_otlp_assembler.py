@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalkeeper.traces.otlp import Assembler, Span
+from evalkeeper.traces.otlp import Assembler, BufferFull, Span, span_cost
 
 
 class Clock:
@@ -86,7 +86,7 @@ def test_late_spans_are_counted_and_reported(clock: Clock) -> None:
     assert "2 span(s) arrived after their trace was completed" in result.message(1000, 1)
 
 
-def test_the_open_trace_limit_completes_or_drops_the_least_recent(clock: Clock) -> None:
+def test_the_open_trace_limit_completes_the_least_recent_or_throttles(clock: Clock) -> None:
     a = Assembler(settle_s=5, max_open_traces=2, clock=clock)
     a.add([span(1, 1)])  # has its root
     a.add([span(2, 2, parent=99)])  # no root
@@ -94,9 +94,13 @@ def test_the_open_trace_limit_completes_or_drops_the_least_recent(clock: Clock) 
     a.add([span(3, 3)])  # evicts trace 1: completed early
     (early,) = a.due()
     assert early[0].trace_id == f"{1:032x}"
-    a.add([span(4, 4)])  # evicts trace 2: no root, dropped and counted
-    assert (a.stats.evicted_early, a.stats.dropped_traces, a.stats.dropped_spans) == (1, 1, 1)
+    # trace 2 has no root: rather than drop it, the export is told to retry (429)
+    with pytest.raises(BufferFull) as full:
+        a.add([span(4, 4)])
+    assert full.value.retry_after_s >= 1
+    assert (a.stats.evicted_early, a.stats.dropped_traces, a.stats.dropped_spans) == (1, 0, 0)
     assert a.open_traces == 2 and a.open_spans == 2
+    assert a.stats.throttled_requests == 1
 
 
 def test_spans_over_the_per_trace_limit_are_rejected_but_the_root_is_kept(clock: Clock) -> None:
@@ -141,3 +145,27 @@ def test_completed_ids_are_remembered_within_bounds(clock: Clock) -> None:
 def test_bad_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_open_traces"):
         Assembler(max_open_traces=0)
+
+
+def test_the_bytes_held_are_bounded_and_given_back_once_stored(clock: Clock) -> None:
+    cost = span_cost(span(1, 1))
+    a = Assembler(settle_s=1, root_wait_s=5, max_buffer_bytes=3 * cost, clock=clock)
+    a.add([span(1, 1), span(2, 2, parent=9)])  # one trace with its root, one without
+    assert a.held_bytes == 2 * cost
+    with pytest.raises(BufferFull) as full:
+        a.add([span(3, 3), span(4, 4)])  # two more do not fit: nothing of them is taken
+    assert full.value.status_code == 429
+    assert full.value.retry_after_s == 1  # the rooted trace settles within a second
+    assert (a.open_traces, a.held_bytes, a.stats.throttled_requests) == (2, 2 * cost, 1)
+    with pytest.raises(BufferFull):
+        a.reserve(2 * cost)  # a request body that cannot be read now
+    clock.now += 1
+    (done,) = a.due()
+    assert a.held_bytes == 2 * cost  # handed to the store: held until released
+    a.release([done])
+    assert a.held_bytes == cost
+    a.add([span(3, 3), span(4, 4)])
+    assert (a.open_traces, a.held_bytes) == (3, 3 * cost)
+    clock.now += 5
+    a.release(a.due())
+    assert a.held_bytes == 0
