@@ -296,11 +296,14 @@ def sql(
     format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Run SQL against the warehouse (tables and views are documented in docs/warehouse.md)."""
+    """Run SQL against the warehouse (tables and views are documented in docs/warehouse.md).
+
+    Read-only: a statement that would change the warehouse, read or write another file,
+    attach a database, install or load an extension or change a setting exits 2."""
     fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     try:
-        frame = Warehouse.from_settings(settings).query(query)
+        frame = Warehouse.from_settings(settings).query_read_only(query)
     except duckdb.Error as exc:  # the user's SQL: DuckDB's own message names the problem
         fail(f"query failed: {exc}")
     emit_rows(frame, fmt, console=console)
