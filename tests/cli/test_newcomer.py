@@ -113,3 +113,19 @@ def test_an_ingest_with_nothing_new_says_the_cursor_is_at_the_end(
     code, out, _ = _cli(settings, "traces", "ingest", "--source", f"jsonl:{path}")
     assert code == 0 and "read 0  stored 0" in out
     assert f"nothing new: jsonl:{path} holds nothing past its cursor" in out
+
+
+def test_concurrency_0_is_one_line_as_option_and_as_variable(
+    settings: Settings, tmp_path: Path
+) -> None:
+    args = ["run", "--dataset", "appointments", "--target", "tests.fake_targets:instant",
+            "--warehouse", str(settings.warehouse)]  # fmt: skip
+    option = runner.invoke(app, [*args, "--concurrency", "0"])
+    variable = runner.invoke(app, args, env={"EVALKEEPER_CONCURRENCY": "0"})
+    assert option.exit_code == variable.exit_code == 2
+    assert option.stderr == (
+        "error: --concurrency=0: must be at least 1 (input should be greater than or equal to 1)\n"
+    )
+    assert variable.stderr.startswith("error: EVALKEEPER_CONCURRENCY=0: must be at least 1")
+    assert "╭" not in option.output and "Usage:" not in option.output
+    assert not settings.warehouse.exists()
