@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from evalkeeper.cli import app
@@ -129,3 +134,29 @@ def test_concurrency_0_is_one_line_as_option_and_as_variable(
     assert variable.stderr.startswith("error: EVALKEEPER_CONCURRENCY=0: must be at least 1")
     assert "╭" not in option.output and "Usage:" not in option.output
     assert not settings.warehouse.exists()
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_help_never_cuts_an_option_name() -> None:
+    """`--help | cat` on a narrow width showed `--inconclusive-f…`: every option of every
+    command is now printed whole."""
+    done = subprocess.run(
+        [sys.executable, "-m", "evalkeeper.cli", "gate", "--help"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "60"}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--inconclusive-fails / --inconclusive-passes" in done.stdout
+    for path, command in _commands(typer.main.get_command(app)):
+        out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "60"})
+        assert out.exit_code == 0, (path, out.output)
+        for param in command.params:
+            for opt in [*param.opts, *param.secondary_opts]:
+                if opt.startswith("-"):
+                    assert opt in out.stdout, (path, opt, out.stdout)
