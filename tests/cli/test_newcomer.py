@@ -18,7 +18,11 @@ from typer.testing import CliRunner
 
 from evalkeeper.cli import app
 from evalkeeper.settings import Settings
+from tests.traces.test_promote import TRACE_ID, psettings, source_file, stored
+from tests.traces.test_promote import cli as replay_cli
 from tests.traces.trace_lines import append, line
+
+__all__ = ["psettings", "source_file", "stored"]  # fixtures shared with test_promote
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -160,3 +164,19 @@ def test_help_never_cuts_an_option_name() -> None:
             for opt in [*param.opts, *param.secondary_opts]:
                 if opt.startswith("-"):
                     assert opt in out.stdout, (path, opt, out.stdout)
+
+
+LONG_REPLY = "Your appointment is moved to Tuesday at 10:00. " * 5 + "THE END"
+
+
+async def long_reply(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"reply": LONG_REPLY, "tool_calls": []}
+
+
+def test_replay_to_a_file_keeps_whole_replies(stored: Settings) -> None:
+    code, out, err = replay_cli(
+        stored, "replay", TRACE_ID, "--target", f"{__name__}:long_reply", "--repeat", "1"
+    )
+    assert code in (0, 1, 2), out + err
+    assert LONG_REPLY in out
+    assert "THE END" in out
