@@ -52,6 +52,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: it wraps at word boundaries and never cuts an option's name
+    # (rich's boxed help printed `--inconclusive-f…` on a narrow terminal or a pipe)
+    rich_markup_mode=None,
 )
 # the terminal's width on a terminal; never a wrapped or cut line when piped (CI, scripts)
 console = make_console()

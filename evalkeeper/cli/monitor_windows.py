@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from evalkeeper.cli.app import (
     EXIT_OK,
@@ -29,7 +30,7 @@ from evalkeeper.cli.app import (
 )
 from evalkeeper.cli.monitor import monitor_app
 from evalkeeper.models import utcnow
-from evalkeeper.monitor.config import MonitorConfigError
+from evalkeeper.monitor.config import DEFAULT_EVALUATORS, MonitorConfigError, config_path
 from evalkeeper.monitor.tick import TickSummary, tick
 from evalkeeper.monitor.windows import (
     DeployEvent,
@@ -38,9 +39,10 @@ from evalkeeper.monitor.windows import (
     stop_window,
     window_status,
 )
-from evalkeeper.report.output import emit_rows, jsonable
+from evalkeeper.report.output import ROW_FORMATS, emit_rows, jsonable
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import iso_utc, to_utc
+from evalkeeper.traces.store import count_traces
 from evalkeeper.warehouse import WarehouseLocked
 
 EXIT_UNDELIVERED = EXIT_REGRESSION
@@ -117,6 +119,33 @@ def _print_tick(summary: TickSummary) -> None:
         err_console.print(f"[bold red]{'!' * 3}[/] {problem}", highlight=False, soft_wrap=True)
 
 
+def _check_service(settings: Settings, service: str) -> None:
+    """A service with no config file: refused when nothing of it is known (no stored traces,
+    no trace source the ticks would read), else a warning that the defaults watch it."""
+    path = config_path(settings, service)
+    if path.exists():
+        return
+    how = (
+        f"add {path} (sample_rate, window_hours, [[evaluators]]: docs/monitoring.md) "
+        f"or point EVALKEEPER_MONITORS_DIR at the folder that holds it"
+    )
+    stored = count_traces(settings, service=service)
+    if not stored and settings.monitor.traces is None:
+        fail(
+            f"unknown service {service!r}: no monitor config in {settings.monitor.monitors_dir} "
+            f"and no stored traces of it; {how}, and ingest its traces "
+            "(`evalkeeper traces ingest`) or set EVALKEEPER_TRACES"
+        )
+    seen = f"{stored:,} stored trace(s)" if stored else "no stored traces yet"
+    err_console.print(
+        Text(
+            f"warning: no monitor config for {service!r} ({seen}): watching it with the "
+            f"defaults ({', '.join(DEFAULT_EVALUATORS)}, every trace); {how}"
+        ),
+        soft_wrap=True,
+    )
+
+
 @monitor_app.command("start")
 def start_command(
     service: Annotated[str, typer.Option(help="The deployed service.")],
@@ -151,6 +180,7 @@ def start_command(
         time=deployed,
     )
     try:
+        _check_service(settings, service)
         opened = open_window(settings, event, "cli")
     except (MonitorConfigError, WarehouseLocked) as exc:
         fail(str(exc))
@@ -179,11 +209,12 @@ def start_command(
 @monitor_app.command("status")
 def status_command(
     window: Annotated[str | None, typer.Argument(help="One window id (default: all).")] = None,
-    format: Annotated[str, typer.Option(help="table or json.")] = "table",
+    format: Annotated[str, typer.Option(help="table, csv, json or markdown.")] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Show monitoring windows: state, decision, traffic, rollback delivery (json: an array)."""
-    fmt = output_format(format, ("table", "json"))
+    """Show monitoring windows: state, decision, traffic, rollback delivery (json: an array;
+    csv: every field of json, one row per window)."""
+    fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     try:
         rows = window_status(settings, window)
@@ -191,6 +222,9 @@ def status_command(
         fail(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
     if fmt == "json":
         print(json.dumps([{k: jsonable(r[k]) for k in JSON_KEYS} for r in rows], indent=2))
+        return
+    if fmt in ("csv", "markdown"):
+        emit_rows(rows, fmt, JSON_KEYS if fmt == "csv" else TABLE_COLUMNS)
         return
     if not rows:
         console.print(f"no monitoring windows in {settings.warehouse}")

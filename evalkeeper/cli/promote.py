@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +49,10 @@ def parse_reference(text: str) -> dict[str, Any]:
     return value
 
 
+INCIDENT_ID = re.compile(r"INC-[0-9]+")
+"""The form of an incident id (`--incident INC-2041`), as the bundled datasets use it."""
+
+
 @app.command("promote")
 def promote_command(
     trace_id: Annotated[str, typer.Argument(help="The trace to promote.")],
@@ -55,7 +60,7 @@ def promote_command(
     reference: Annotated[
         str, typer.Option(help="Reference outputs: a JSON object, or @FILE holding one.")
     ],
-    incident: Annotated[str, typer.Option(help="The incident id, e.g. INC-2041.")],
+    incident: Annotated[str, typer.Option(help="The incident id, INC-<number>, e.g. INC-2041.")],
     category: Annotated[str, typer.Option(help="The example's category (smoke stratum).")],
     critical: Annotated[
         bool, typer.Option("--critical/--no-critical", help="A failure of it is a regression.")
@@ -77,6 +82,10 @@ def promote_command(
 
     With --to-langsmith the example goes to LangSmith too (same id mapping and metadata as
     `datasets push`); a failure there is reported (exit 4) and the local example stays."""
+    if not INCIDENT_ID.fullmatch(incident):
+        fail(
+            f"--incident {incident!r}: use the incident's id in the form INC-<number>, e.g. INC-2041"
+        )
     ref = parse_reference(reference)
     settings = load_settings(warehouse=warehouse)
     try:

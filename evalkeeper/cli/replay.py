@@ -39,12 +39,16 @@ EXIT_BY_VERDICT = {
 REPLY_WIDTH = 60
 
 
-def _answer(outputs: dict[str, Any] | None) -> str:
+def _answer(outputs: dict[str, Any] | None, width: int | None = REPLY_WIDTH) -> str:
+    """The reply, cut to `width` characters on a terminal; whole (`width=None`) when the
+    output goes to a file or a pipe, as every table there is."""
     if outputs is None:
         return "—"
     reply = outputs.get("reply", outputs.get("content"))
     text = reply if isinstance(reply, str) else canonical_json(outputs)
-    return text if len(text) <= REPLY_WIDTH else text[: REPLY_WIDTH - 1] + "…"
+    if width is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
 
 
 def _tools(outputs: dict[str, Any] | None) -> str:
@@ -78,7 +82,8 @@ def print_report(report: ReplayReport) -> None:
         label = "original" if a.repetition is None else str(a.repetition + 1)
         style = {"failed": "red", "passed": "green", "unscored": "yellow"}[a.outcome]
         latency = "" if a.latency_ms is None else f"{a.latency_ms:,.0f}"
-        answer = f"error: {a.error}" if a.error else _answer(a.outputs)
+        width = REPLY_WIDTH if console.is_terminal else None
+        answer = f"error: {a.error}" if a.error else _answer(a.outputs, width)
         t.add_row(label, f"[{style}]{a.outcome}[/]", latency, answer, _tools(a.outputs), _checks(a))
     console.print(t)
     for a in report.attempts:

@@ -160,7 +160,9 @@ def run(
     evaluators: Annotated[
         str | None, typer.Option(help="Comma-separated evaluator names (default: dataset's).")
     ] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, help="Examples in flight.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Examples in flight (EVALKEEPER_CONCURRENCY; at least 1).")
+    ] = None,
     repetitions: Annotated[
         int | None, typer.Option(min=1, help="Runs per example (1; a resume keeps its own).")
     ] = None,
@@ -180,7 +182,9 @@ def run(
     Exit 0 when done; 2 on bad input or an incomplete run; 3 when every row is stored but
     the target's or an evaluator's error share is above EVALKEEPER_MAX_ERROR_RATE; 4 when
     `--upload` to LangSmith failed (the local experiment is kept)."""
-    settings = load_settings(warehouse=warehouse)
+    # a settings option is checked with the settings: `--concurrency 0` gets the one line
+    # `EVALKEEPER_CONCURRENCY=0` gets, not a usage box
+    settings = load_settings(warehouse=warehouse, concurrency=concurrency)
     summary = run_suite_or_exit(
         settings,
         dataset=dataset,
@@ -296,11 +300,14 @@ def sql(
     format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Run SQL against the warehouse (tables and views are documented in docs/warehouse.md)."""
+    """Run SQL against the warehouse (tables and views are documented in docs/warehouse.md).
+
+    Read-only: a statement that would change the warehouse, read or write another file,
+    attach a database, install or load an extension or change a setting exits 2."""
     fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     try:
-        frame = Warehouse.from_settings(settings).query(query)
+        frame = Warehouse.from_settings(settings).query_read_only(query)
     except duckdb.Error as exc:  # the user's SQL: DuckDB's own message names the problem
         fail(f"query failed: {exc}")
     emit_rows(frame, fmt, console=console)

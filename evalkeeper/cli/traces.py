@@ -14,6 +14,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from evalkeeper.cli.app import (
     EXIT_ERROR,
@@ -65,6 +66,15 @@ def print_ingest_summary(s: IngestSummary) -> None:
         f"sampled out {s.sampled_out:,}  bad lines {s.bad_lines:,}",
         highlight=False,
     )
+    if not s.read and not s.bad_lines:
+        console.print(
+            Text(
+                f"  nothing new: {s.source} holds nothing past its cursor (where the last "
+                "ingest stopped; each line is read once). Append traces to it and ingest "
+                "again, or `evalkeeper traces list` shows what is stored"
+            ),
+            soft_wrap=True,
+        )
     if s.redaction_fallbacks:
         console.print(
             f"[yellow]  {s.redaction_fallbacks} batch(es) redacted in this process: a redaction "

@@ -14,7 +14,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr
 from rich.console import Console, ConsoleDimensions
 from rich.rule import Rule
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -40,11 +41,46 @@ RULE_WIDTH = 80
 """A horizontal rule off a terminal (a rule has no natural width)."""
 
 
+def _escapes() -> dict[int, str]:
+    codes = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+    table = {c: f"\\x{c:02x}" for c in codes if chr(c) not in "\n\t"}
+    for c in [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
+        table[c] = f"\\u{c:04x}"
+    return table
+
+
+TERMINAL_ESCAPES = _escapes()
+"""What `terminal_safe` replaces: control characters (C0 but line feed and tab, DEL, C1)
+as `\\x1b`, and the bidirectional marks and overrides (U+200E, U+200F, U+202A–U+202E,
+U+2066–U+2069) as `\\u202e`."""
+
+
+def terminal_safe(text: str) -> str:
+    """`text` as a terminal may show it: no escape sequence (a title change, colours, a
+    cursor move) and no bidirectional override from data reaches the terminal; each such
+    character is written out as its escape (`\\x1b`, `\\u202e`). Tables and every console
+    print go through it; JSON and CSV output stay exact."""
+    return text.translate(TERMINAL_ESCAPES)
+
+
 class OutputConsole(Console):
     """A rich Console: the terminal's width on a terminal; never a wrap or a cut otherwise.
 
     The width is decided at each print from where the output goes now, so a console made
-    at import follows `sys.stdout` when it is replaced (a test runner's capture)."""
+    at import follows `sys.stdout` when it is replaced (a test runner's capture).
+
+    Text from data never reaches the terminal raw: control and bidirectional-override
+    characters print escaped (`terminal_safe`), in strings before the layout (so a table
+    keeps its columns) and in every other text segment as a last resort. Rich's own
+    control segments (styles, cursor moves of a progress bar) are left alone."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(terminal_safe(text), **kwargs)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            s if s.control else Segment(terminal_safe(s.text), s.style, s.control) for s in buffer
+        )
 
     @property
     def size(self) -> ConsoleDimensions:
@@ -131,10 +167,11 @@ def plain(value: Any) -> str:
 
 
 def display(value: Any) -> str:
-    """A value as a terminal table shows it (times to the second, in UTC)."""
+    """A value as a terminal table shows it (times to the second, in UTC; control and
+    bidirectional-override characters escaped, see `terminal_safe`)."""
     if isinstance(value, datetime):
         return iso_utc(value).replace("T", " ").removesuffix("Z")[:19]
-    return plain(value)
+    return terminal_safe(plain(value))
 
 
 # -- rows -----------------------------------------------------------------------------------

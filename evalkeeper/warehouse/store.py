@@ -22,9 +22,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from evalkeeper.settings import Settings
 
 Frame = pl.DataFrame
+T = TypeVar("T")
 
 
 _MIGRATE_LOCK = threading.Lock()
@@ -301,6 +302,98 @@ class Warehouse:
         with self.connect() as con:
             return con.execute(sql, params or []).fetchall()
 
+    def query_read_only(self, sql: str) -> Frame:
+        """The analyst's SQL (`evalkeeper sql`) on a connection that can change nothing.
+
+        The file is opened read-only in a DuckDB instance of its own, with external access
+        off (no other file read or written, no ATTACH, no INSTALL or LOAD, no extension
+        loaded on its own) and the configuration locked, so the SQL cannot turn any of it
+        back on. A statement that tries raises `ReadOnlyRefused`. A writer holding the file
+        is waited for as by `connect`. A file that is missing or behind the migrations is
+        first brought up to date by a short read-write `connect`."""
+        if not self.path.is_file() or not self._read_only(_up_to_date):
+            with self.connect():
+                pass
+        return self._read_only(lambda con: _user_query(con, sql))
+
+    def _read_only(self, use: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        deadline = time.monotonic() + self.lock_wait_s
+        delay = 0.01
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=True, config=dict(READ_ONLY_CONFIG))
+                break
+            except duckdb.Error as exc:
+                if not (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
+                    raise WarehouseUnusable(
+                        f"{self.path}: cannot be opened as a DuckDB warehouse ({exc}); {FIX_PATH}"
+                    ) from exc
+                if time.monotonic() >= deadline:
+                    raise WarehouseLocked(
+                        f"{self.path}: locked by another process for more than "
+                        f"{self.lock_wait_s:g}s ({exc}). Close the other session, or raise "
+                        "EVALKEEPER_LOCK_WAIT_S."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        try:
+            return use(con)
+        finally:
+            con.close()
+
+
+READ_ONLY_CONFIG: Mapping[str, bool] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,  # last: the SQL cannot SET or RESET any of the above
+}
+"""The configuration of the analyst's read-only connection (`Warehouse.query_read_only`)."""
+
+
+class ReadOnlyRefused(InputError):
+    """The analyst's SQL tried to change the warehouse, touch another file, attach a
+    database, install or load an extension, or change the configuration."""
+
+
+def _refused(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.PermissionException) or any(
+        marker in text
+        for marker in ("read-only mode", "configuration has been locked", "in read-only")
+    )
+
+
+def _user_query(con: duckdb.DuckDBPyConnection, sql: str) -> Frame:
+    try:
+        relation = con.sql(sql)
+        return relation.pl() if relation is not None else pl.DataFrame()
+    except duckdb.Error as exc:
+        if _refused(exc):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ReadOnlyRefused(
+                f"`sql` is read-only: it cannot change the warehouse, read or write other "
+                f"files, attach databases, install or load extensions or change settings "
+                f"(DuckDB: {first})"
+            ) from exc
+        raise
+
+
+def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every migration is applied and every view is current (see `migrate`)."""
+    try:
+        applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
+        known = dict(con.execute("SELECT name, hash FROM schema_views").fetchall())
+    except duckdb.CatalogException:
+        return False
+    return all(version in applied for version, _ in MIGRATIONS) and all(
+        known.get(name) == _view_hash(body) for name, body in VIEWS.items()
+    )
+
+
+def _view_hash(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
 
 def _insert_batch(con: duckdb.DuckDBPyConnection, batch: Mapping[str, Frame | Path]) -> None:
     """Insert frames (or Parquet files) into their tables in one transaction.
@@ -458,7 +551,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(SCHEMA_VIEWS.ddl(if_not_exists=True))
     known = dict(con.execute("SELECT name, hash FROM schema_views").fetchall())
     for name, body in VIEWS.items():
-        digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+        digest = _view_hash(body)
         if known.get(name) != digest:
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
             con.execute("INSERT OR REPLACE INTO schema_views VALUES (?, ?)", [name, digest])
