@@ -79,8 +79,7 @@ def redact_trace(trace: Trace, redact: Redact) -> Trace:
             for c in trace.tool_calls
         ],
         "context": [
-            d.model_copy(update={"id": redact(d.id), "text": redact(d.text)})
-            for d in trace.context
+            d.model_copy(update={"id": redact(d.id), "text": redact(d.text)}) for d in trace.context
         ],
     }
     if trace.conversation_id is not None:
