@@ -108,6 +108,7 @@ class BuiltinRedactor:
         self._names = NameIndex(config.names)
         self._patterns = d.compile_patterns(config.patterns)
         self._tokens: dict[tuple[str, str], str] = {}
+        self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def __reduce__(self) -> tuple[type[BuiltinRedactor], tuple[RedactionConfig, bytes]]:
         """Pickled as its configuration and key (a worker process rebuilds it, caches empty)."""
@@ -155,6 +156,17 @@ class BuiltinRedactor:
         out.append(text[pos:])
         return "".join(out), findings
 
+    def redact_key(self, key: str) -> tuple[str, tuple[str, ...]]:
+        """A dict key redacted, and the kinds found in it: `redact`, cached (a few keys
+        repeat in every trace: `role`, `content`…)."""
+        done = self._keys.get(key)
+        if done is None:
+            if len(self._keys) >= 8192:
+                self._keys.clear()
+            text, findings = self.redact(key)
+            done = self._keys[key] = (text, tuple(f.kind for f in findings))
+        return done
+
     def _token(self, kind: str, value: str) -> str:
         token = self._tokens.get((kind, value))
         if token is None:
@@ -187,6 +199,16 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
             counts[f.kind] += 1
         return text
 
+    cached = redactor.redact_key if isinstance(redactor, BuiltinRedactor) else None
+
+    def key_of(k: str) -> str:
+        if cached is None:
+            return text_of(k)
+        text, kinds = cached(k)
+        for kind in kinds:
+            counts[kind] += 1
+        return text
+
     def walk(v: Any) -> Any:
         if isinstance(v, str):
             return text_of(v)
@@ -194,7 +216,7 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
             out: dict[Any, Any] = {}
             for k, x in v.items():
                 if isinstance(k, str):
-                    k = text_of(k)
+                    k = key_of(k)
                     if k in out:
                         k = _free_key(out, k)
                 out[k] = walk(x)
