@@ -62,21 +62,31 @@ class RedactionFailed(EvalkeeperError, RuntimeError):
 
 
 def redact_trace(trace: Trace, redact: Redact) -> Trace:
-    """The trace with every free text field passed through `redact`: inputs, outputs,
-    metadata, tool call arguments and errors, context texts, the error, the feedback
-    comment. Ids, times, names of tools and numbers stay as they are."""
+    """The trace with every field a person's data can reach passed through `redact`:
+    inputs, outputs, metadata (keys of every object in them included), tool call names,
+    arguments and errors, context ids and texts, the conversation id, the error, the
+    feedback comment. The trace id, service, environment, version, model, times and
+    numbers stay as they are.
+
+    The conversation id is redacted like a text: an id without personal data (a UUID) is
+    kept, one holding an email or a phone number gets that value's keyed token in its place,
+    so the same id always gives the same result and conversations still join."""
     update: dict[str, Any] = {
         "inputs": redact(trace.inputs),
         "metadata": redact(trace.metadata),
         "tool_calls": [
             c.model_copy(
-                update={"args": redact(c.args)}
+                update={"name": redact(c.name), "args": redact(c.args)}
                 | ({"error": redact(c.error)} if c.error is not None else {})
             )
             for c in trace.tool_calls
         ],
-        "context": [d.model_copy(update={"text": redact(d.text)}) for d in trace.context],
+        "context": [
+            d.model_copy(update={"id": redact(d.id), "text": redact(d.text)}) for d in trace.context
+        ],
     }
+    if trace.conversation_id is not None:
+        update["conversation_id"] = redact(trace.conversation_id)
     if trace.outputs is not None:
         update["outputs"] = redact(trace.outputs)
     if trace.error is not None:

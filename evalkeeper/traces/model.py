@@ -4,8 +4,9 @@ A trace line is a JSON object with the model's field names; only `trace_id`, `ti
 `inputs` are required. `time` is ISO 8601 with a UTC offset (`Z` or `+02:00`, converted to
 UTC); a time without an offset is rejected, since reading it as UTC could shift every
 trace of a server on local time by hours without anyone noticing. A bad line is reported
-as `path:line: field "x": problem; fix`. Messages never quote the line's values: a raw
-trace may hold personal data, and errors are printed and logged.
+as `path:line: field "x": problem; fix`. Messages never quote the line's values or its
+free keys (an unknown key is named by its position: `field 3 of tool_calls[0] is unknown`):
+a raw trace may hold personal data, and errors are printed and logged.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class Trace(BaseModel):
                     f'{where}: not a JSON object; write e.g. {{"trace_id": "t-1", "time": '
                     f'"{TIME_EXAMPLE}", "inputs": {{…}}}}'
                 ) from None
-            raise TraceError(f"{where}: {describe(exc)}") from None
+            raise TraceError(f"{where}: {describe(exc, data)}") from None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL form as a dict (time as ISO 8601 with `Z`)."""
@@ -155,8 +156,25 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def describe(err: ValidationError) -> str:
-    """A validation error as `field "x": problem; fix`, one clause per problem."""
+def _unknown(loc: tuple[int | str, ...], data: Any) -> str:
+    """Where an unknown key is, by its position in its object (`field 3 of
+    tool_calls[0]`): the key itself is the input's, and may be personal data."""
+    parent: Any = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            parent = None
+            break
+    within = f" of {_loc(loc[:-1])}" if len(loc) > 1 else ""
+    if isinstance(parent, dict) and loc[-1] in parent:
+        return f"field {list(parent).index(loc[-1]) + 1}{within} is unknown"
+    return f"a field{within} is unknown"
+
+
+def describe(err: ValidationError, data: Any = None) -> str:
+    """A validation error as `field "x": problem; fix`, one clause per problem. An unknown
+    key is named by its position in its object in `data` (the parsed input), never quoted."""
     parts = []
     for e in err.errors():
         loc = _loc(e["loc"])
@@ -167,11 +185,11 @@ def describe(err: ValidationError) -> str:
         elif e["type"] == "missing":
             parts.append(f'missing field "{loc}"; write {fix}')
         elif e["type"] == "extra_forbidden":
-            where = "" if len(e["loc"]) == 1 else f" in {_loc(e['loc'][:-1])}"
+            nested = len(e["loc"]) > 1
             allowed = (
-                _allowed(top) if where else ", ".join(FIELDS) + " (put free keys under metadata)"
+                _allowed(top) if nested else ", ".join(FIELDS) + " (put free keys under metadata)"
             )
-            parts.append(f'unknown field "{loc}"{where}; allowed: {allowed}')
+            parts.append(f"{_unknown(e['loc'], data)}; allowed: {allowed}")
         elif e["type"] == "value_error":  # our validators: the message carries the fix
             parts.append(f'field "{loc}": {e["msg"].removeprefix("Value error, ")}')
         else:

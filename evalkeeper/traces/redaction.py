@@ -108,6 +108,7 @@ class BuiltinRedactor:
         self._names = NameIndex(config.names)
         self._patterns = d.compile_patterns(config.patterns)
         self._tokens: dict[tuple[str, str], str] = {}
+        self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def __reduce__(self) -> tuple[type[BuiltinRedactor], tuple[RedactionConfig, bytes]]:
         """Pickled as its configuration and key (a worker process rebuilds it, caches empty)."""
@@ -155,6 +156,17 @@ class BuiltinRedactor:
         out.append(text[pos:])
         return "".join(out), findings
 
+    def redact_key(self, key: str) -> tuple[str, tuple[str, ...]]:
+        """A dict key redacted, and the kinds found in it: `redact`, cached (a few keys
+        repeat in every trace: `role`, `content`…)."""
+        done = self._keys.get(key)
+        if done is None:
+            if len(self._keys) >= 8192:
+                self._keys.clear()
+            text, findings = self.redact(key)
+            done = self._keys[key] = (text, tuple(f.kind for f in findings))
+        return done
+
     def _token(self, kind: str, value: str) -> str:
         token = self._tokens.get((kind, value))
         if token is None:
@@ -174,23 +186,53 @@ def _longest_first(hits: list[Hit]) -> list[Hit]:
 
 
 def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
-    """`value` with every string in it redacted (dict keys and non-strings kept), and the
-    number of findings per kind. Tuples come back as lists (JSON has only arrays)."""
+    """`value` with every string in it redacted, dict keys included (non-strings kept), and
+    the number of findings per kind. Tuples come back as lists (JSON has only arrays).
+
+    Two keys of one object that redact to the same text (`Ann@x.org` and `ann@x.org`) are
+    both kept: the second and later get ` #2`, ` #3`… in their order in the object."""
     counts: Counter[str] = Counter()
+
+    def text_of(v: str) -> str:
+        text, findings = redactor.redact(v)
+        for f in findings:
+            counts[f.kind] += 1
+        return text
+
+    cached = redactor.redact_key if isinstance(redactor, BuiltinRedactor) else None
+
+    def key_of(k: str) -> str:
+        if cached is None:
+            return text_of(k)
+        text, kinds = cached(k)
+        for kind in kinds:
+            counts[kind] += 1
+        return text
 
     def walk(v: Any) -> Any:
         if isinstance(v, str):
-            text, findings = redactor.redact(v)
-            for f in findings:
-                counts[f.kind] += 1
-            return text
+            return text_of(v)
         if isinstance(v, Mapping):
-            return {k: walk(x) for k, x in v.items()}
+            out: dict[Any, Any] = {}
+            for k, x in v.items():
+                if isinstance(k, str):
+                    k = key_of(k)
+                    if k in out:
+                        k = _free_key(out, k)
+                out[k] = walk(x)
+            return out
         if isinstance(v, list | tuple):
             return [walk(x) for x in v]
         return v
 
     return walk(value), counts
+
+
+def _free_key(taken: Mapping[Any, Any], key: str) -> str:
+    n = 2
+    while f"{key} #{n}" in taken:
+        n += 1
+    return f"{key} #{n}"
 
 
 class TraceRedactor:
@@ -205,7 +247,7 @@ class TraceRedactor:
         self._key = key.secret
 
     def redact_json(self, value: Any) -> Any:
-        """`value` with every string redacted; dict keys and non-strings are kept."""
+        """`value` with every string redacted, dict keys included; non-strings are kept."""
         out, counts = redact_json(value, self.redactor)
         self.stats.update(counts)
         return out

@@ -229,7 +229,7 @@ def test_an_empty_key_file_is_an_error_that_names_it(tmp_path: Path) -> None:
 # -- the JSON walk and the protocol ---------------------------------------------------
 
 
-def test_json_walk_redacts_strings_only_and_keeps_keys(tmp_path: Path) -> None:
+def test_json_walk_redacts_strings_and_keys(tmp_path: Path) -> None:
     trace = {
         "inputs": {"messages": [{"role": "user", "content": "I am ada@example.com"}]},
         "outputs": {"tool_calls": [{"name": "book", "arguments": {"phone": "+44 191 496 0072"}}]},
@@ -241,12 +241,20 @@ def test_json_walk_redacts_strings_only_and_keeps_keys(tmp_path: Path) -> None:
     assert out["inputs"]["messages"][0]["role"] == "user"
     assert TOKEN.fullmatch(out["inputs"]["messages"][0]["content"][5:])
     assert TOKEN.fullmatch(out["outputs"]["tool_calls"][0]["arguments"]["phone"])
-    assert out["metadata"] == trace["metadata"]  # keys kept as they are, non-strings untouched
+    # keys redacted too (issue 17: `{"kept1@example.com": 1}` was stored raw), in order;
+    # non-strings untouched
+    keys = list(out["metadata"])
+    assert TOKEN.fullmatch(keys[0]) and keys[1:] == ["n", "ok", "none", "p"]
+    assert list(out["metadata"].values()) == list(trace["metadata"].values())
     assert TOKEN.fullmatch(out["tuple"][0]) and out["tuple"][1] == 7
     assert trace["inputs"]["messages"][0]["content"] == "I am ada@example.com"  # not mutated
-    assert dict(r.stats) == {"EMAIL": 1, "PHONE": 1, "IBAN": 1}
+    assert dict(r.stats) == {"EMAIL": 2, "PHONE": 1, "IBAN": 1}
     r.redact_json(trace)
-    assert r.stats["EMAIL"] == 2
+    assert r.stats["EMAIL"] == 4
+    # two keys that redact alike are both kept, the later one numbered
+    both = r.redact_json({"Ann@x.org": 1, "ann@x.org": 2, "k": 3})
+    token = next(iter(both))
+    assert TOKEN.fullmatch(token) and both == {token: 1, f"{token} #2": 2, "k": 3}
 
 
 class Shouting:

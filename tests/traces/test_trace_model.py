@@ -58,7 +58,7 @@ def test_a_naive_time_is_rejected_naming_the_fix() -> None:
         ),
         (
             {"trace_id": "x", "time": "2026-11-30T14:03:00Z", "inputs": {}, "user": "bob"},
-            'unknown field "user"; allowed: trace_id, time,',
+            "field 4 is unknown; allowed: trace_id, time,",
         ),
         (
             {"trace_id": "x", "time": "2026-11-30T14:03:00Z", "inputs": {}, "tool_calls": [{}]},
