@@ -209,12 +209,16 @@ class Warehouse:
                     _run(f"DETACH {slot.alias}")
 
     def _attach(self, slot: _Slot, key: str, wait_s: float | None) -> None:
+        self._open_waiting(lambda: _run(f"ATTACH ? AS {slot.alias}", [key]), wait_s)
+
+    def _open_waiting(self, open_: Callable[[], T], wait_s: float | None = None) -> T:
+        """`open_()`, retried with backoff while another process holds the file's lock:
+        `WarehouseLocked` after the lock wait, `WarehouseUnusable` for any other failure."""
         deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
         delay = 0.01
         while True:
             try:
-                _run(f"ATTACH ? AS {slot.alias}", [key])
-                return
+                return open_()
             except duckdb.Error as exc:
                 if not (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
                     raise WarehouseUnusable(
@@ -317,25 +321,9 @@ class Warehouse:
         return self._read_only(lambda con: _user_query(con, sql))
 
     def _read_only(self, use: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        deadline = time.monotonic() + self.lock_wait_s
-        delay = 0.01
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=True, config=dict(READ_ONLY_CONFIG))
-                break
-            except duckdb.Error as exc:
-                if not (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
-                    raise WarehouseUnusable(
-                        f"{self.path}: cannot be opened as a DuckDB warehouse ({exc}); {FIX_PATH}"
-                    ) from exc
-                if time.monotonic() >= deadline:
-                    raise WarehouseLocked(
-                        f"{self.path}: locked by another process for more than "
-                        f"{self.lock_wait_s:g}s ({exc}). Close the other session, or raise "
-                        "EVALKEEPER_LOCK_WAIT_S."
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        con = self._open_waiting(
+            lambda: duckdb.connect(str(self.path), read_only=True, config=dict(READ_ONLY_CONFIG))
+        )
         try:
             return use(con)
         finally:
