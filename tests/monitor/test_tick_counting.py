@@ -59,9 +59,10 @@ def _config(settings: Settings, text: str) -> None:
     (settings.monitor.monitors_dir / f"{SERVICE}.toml").write_text(text)
 
 
-def test_stored_and_new_scores_are_counted_by_one_rule(
-    restore_registry: None, tmp_path: Path, mon_settings: Settings
-) -> None:
+def _mixed_traffic(tmp_path: Path, mon_settings: Settings, *, seed: int, config: str) -> Settings:
+    """`mixed_outcomes` registered (the test's `restore_registry` undoes it), 4 hours of
+    traffic on each side of the deploy, and settings whose ticks ingest it."""
+
     @registry.evaluator("mixed_outcomes", version="1")
     def factory() -> Callable[..., Any]:
         def score(run: Any = None) -> Score:
@@ -71,12 +72,19 @@ def test_stored_and_new_scores_are_counted_by_one_rule(
 
     path = tmp_path / "mixed.jsonl"
     traffic(path, version="v1", start=DEPLOY - timedelta(hours=4), hours=4, per_hour=40,
-            slow_rate=0.05, seed=21)  # fmt: skip
-    traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=40, slow_rate=0.05, seed=22)
+            slow_rate=0.05, seed=seed)  # fmt: skip
+    traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=40, slow_rate=0.05, seed=seed + 1)
     settings = mon_settings.model_copy(
         update={"monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{path}"})}
     )
-    _config(settings, MIXED)
+    _config(settings, config)
+    return settings
+
+
+def test_stored_and_new_scores_are_counted_by_one_rule(
+    restore_registry: None, tmp_path: Path, mon_settings: Settings
+) -> None:
+    settings = _mixed_traffic(tmp_path, mon_settings, seed=21, config=MIXED)
     window_id = _deploy(settings, "d-mixed")
     for hours in (2, 4):  # the second tick counts stored scores and new ones together
         summary = asyncio.run(tick(settings, now=DEPLOY + timedelta(hours=hours)))
@@ -138,27 +146,16 @@ def test_a_live_tick_and_a_backtest_count_the_same_traffic_alike(
     """Seen: on the same traffic a live tick read 13/113 and `monitor backtest` 13/103: the
     tick counted the evaluator's errors inside n, as if they were passes."""
 
-    @registry.evaluator("mixed_outcomes", version="1")
-    def factory() -> Callable[..., Any]:
-        def score(run: Any = None) -> Score:
-            return _mixed_score(run.example_id)
-
-        return score
-
-    path = tmp_path / "mixed.jsonl"
-    traffic(path, version="v1", start=DEPLOY - timedelta(hours=4), hours=4, per_hour=40,
-            slow_rate=0.05, seed=31)  # fmt: skip
-    traffic(path, version="v2", start=DEPLOY, hours=4, per_hour=40, slow_rate=0.05, seed=32)
-    settings = mon_settings.model_copy(
-        update={"monitor": mon_settings.monitor.model_copy(update={"traces": f"jsonl:{path}"})}
+    # baseline_days: the 4 hours before the deploy
+    settings = _mixed_traffic(
+        tmp_path, mon_settings, seed=31, config=MIXED + "baseline_days = 0.25\n"
     )
-    _config(settings, MIXED + "baseline_days = 0.25\n")  # the 4 hours before the deploy
     _deploy(settings, "d-alike")
     live = asyncio.run(tick(settings, now=DEPLOY + timedelta(hours=4))).windows[0].evaluators[0]
     replayed = asyncio.run(
         backtest(
             settings,
-            f"jsonl:{path}",
+            str(settings.monitor.traces),  # the same recorded traffic the tick ingested
             BacktestConfig(
                 service=SERVICE,
                 deploy_at=DEPLOY,
