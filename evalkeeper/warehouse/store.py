@@ -315,9 +315,12 @@ class Warehouse:
         back on. A statement that tries raises `ReadOnlyRefused`. A writer holding the file
         is waited for as by `connect`. A file that is missing or behind the migrations is
         first brought up to date by a short read-write `connect`."""
-        if not self.path.is_file() or not self._read_only(_up_to_date):
-            with self.connect():
-                pass
+        if self.path.is_file():
+            frame = self._read_only(lambda con: _user_query(con, sql) if _up_to_date(con) else None)
+            if frame is not None:
+                return frame
+        with self.connect():  # create or migrate the file, then read it read-only
+            pass
         return self._read_only(lambda con: _user_query(con, sql))
 
     def _read_only(self, use: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
