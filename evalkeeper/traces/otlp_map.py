@@ -4,7 +4,10 @@ The root span (no parent, or a parent that is not in the trace; the earliest if 
 makes the trace: its start time, duration, status, resource (`service.name`,
 `service.version`, `deployment.environment.name` or `deployment.environment`), inputs and
 outputs. The other spans contribute tool calls, retrieved context, the model and token
-usage. Two attribute conventions are read:
+usage. A failed run (root status ERROR) has no outputs unless the root recorded some; inputs
+taken from a model call leave its system prompt out. What a single span says (the answered
+model, a tool's arguments, Traceloop entities, the error) is read in `otlp_spans`. Three
+attribute conventions are read:
 
 - OpenTelemetry GenAI (`gen_ai.*`): `gen_ai.operation.name`, `gen_ai.request.model`,
   `gen_ai.response.model`, `gen_ai.input.messages` / `gen_ai.output.messages` (JSON, with
@@ -21,6 +24,10 @@ usage. Two attribute conventions are read:
   `llm.output_messages.…`, `llm.token_count.prompt/completion`, `tool.name`,
   `tool.parameters`, `retrieval.documents.{i}.document.id/content`, `session.id`,
   `user.id`, `agent.name`.
+- Traceloop / OpenLLMetry: `traceloop.span.kind` (`workflow`, `tool`, …),
+  `traceloop.entity.input/output`, `traceloop.association.properties.session_id`, and the
+  older flattened `gen_ai.prompt.{i}.*` / `gen_ai.completion.{i}.tool_calls.{j}.*` with
+  `llm.request.type`.
 """
 
 from __future__ import annotations
