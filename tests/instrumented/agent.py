@@ -304,6 +304,24 @@ INSTRUMENTATIONS: dict[str, Callable[[str, str], tuple[Runner, Callable[[], None
 }
 
 
+def wait_for_health(url: str, timeout_s: float) -> None:
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not answer within {timeout_s:g} s")
+        time.sleep(0.1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instrumentation", required=True, choices=sorted(INSTRUMENTATIONS))
@@ -312,8 +330,17 @@ def main(argv: list[str] | None = None) -> int:
         "--otlp", required=True, help="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318"
     )
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated: ok, tool_error")
+    parser.add_argument(
+        "--wait-for-listen",
+        type=float,
+        default=0.0,
+        help="seconds to wait, once instrumented, for `evalkeeper listen` at --otlp to answer "
+        "GET /health (so the listen process and this one start side by side)",
+    )
     args = parser.parse_args(argv)
     run, shutdown = INSTRUMENTATIONS[args.instrumentation](args.llm_url, args.otlp)
+    if args.wait_for_listen:
+        wait_for_health(f"{args.otlp}/health", args.wait_for_listen)
     for name in args.runs.split(","):
         if name not in RUNS:
             parser.error(f"--runs: {name!r} is not one of {', '.join(RUNS)}")

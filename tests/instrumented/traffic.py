@@ -34,7 +34,8 @@ from tests.instrumented.chat_server import ChatServer
 
 PAYLOADS = Path(__file__).parent / "payloads"
 REDACTION_KEY = "instrumented-test-key"
-AGENT_TIMEOUT_S = 120
+AGENT_TIMEOUT_S = 180
+LISTEN_START_S = 90
 
 
 def free_port() -> int:
@@ -90,6 +91,7 @@ def listen_env(tmp_dir: Path) -> dict[str, str]:
 
 def _agent(instrumentation: str, llm_url: str, otlp: str, env: dict[str, str]) -> AgentRun:
     cmd = [sys.executable, "-m", "tests.instrumented.agent", "--instrumentation", instrumentation]
+    cmd += ["--wait-for-listen", str(LISTEN_START_S)]
     proc = subprocess.run(
         [*cmd, "--llm-url", llm_url, "--otlp", otlp],
         cwd=ROOT,
@@ -121,16 +123,30 @@ def post_payload(otlp: str, name: str) -> dict[str, Any]:
     return runs
 
 
+def _wait_for_listen(proc: subprocess.Popen[str], otlp: str) -> None:
+    deadline = time.monotonic() + LISTEN_START_S
+    while True:
+        try:
+            if httpx.get(f"{otlp}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "evalkeeper listen did not start"
+        time.sleep(0.1)
+
+
 def run_traffic(
     tmp_dir: Path,
     instrumentations: list[str],
     *,
     recorded: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
-    parallel: int = 2,
+    parallel: int = 0,
 ) -> Traffic:
     """Start the model server and `listen`, run one agent process per instrumentation
-    (`parallel` at a time), post the `recorded` payloads, stop `listen` (the flush)."""
+    (`parallel` at a time, all at once by default), post the `recorded` payloads, stop
+    `listen` (the flush)."""
     env = {**listen_env(tmp_dir), **(env or {})}
     port = free_port()
     otlp = f"http://127.0.0.1:{port}"
@@ -155,18 +171,10 @@ def run_traffic(
     )
     agents: dict[str, AgentRun] = {}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{otlp}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "evalkeeper listen did not start"
-            time.sleep(0.1)
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
+        # the agents import and instrument while listen starts; each waits for its /health
+        with ThreadPoolExecutor(max_workers=parallel or max(1, len(instrumentations))) as pool:
             done = pool.map(lambda i: _agent(i, llm_url, otlp, env), instrumentations)
+            _wait_for_listen(proc, otlp)
             agents = {a.instrumentation: a for a in done}
         for name in recorded:
             runs = post_payload(otlp, name)
