@@ -6,8 +6,9 @@
         trace = map_trace(spans)                                    # trace JSONL form
 
 The pieces live in `otlp_decode` (bodies to `Span`s), `assembler` (spans to traces,
-bounded), `otlp_map` (GenAI and OpenInference attributes to a trace dict) and
-`otlp_messages` (the message shapes of both conventions).
+bounded), `otlp_map` (GenAI, OpenInference and Traceloop attributes to a trace dict),
+`otlp_spans` (what one span says: answered model, tool arguments, error) and
+`otlp_messages` (the message shapes of the conventions).
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ The root span (no parent, or a parent that is not in the trace; the earliest if 
 makes the trace: its start time, duration, status, resource (`service.name`,
 `service.version`, `deployment.environment.name` or `deployment.environment`), inputs and
 outputs. The other spans contribute tool calls, retrieved context, the model and token
-usage. Two attribute conventions are read:
+usage. A failed run (root status ERROR) has no outputs unless the root recorded some; inputs
+taken from a model call leave its system prompt out. What a single span says (the answered
+model, a tool's arguments, Traceloop entities, the error) is read in `otlp_spans`. Three
+attribute conventions are read:
 
 - OpenTelemetry GenAI (`gen_ai.*`): `gen_ai.operation.name`, `gen_ai.request.model`,
   `gen_ai.response.model`, `gen_ai.input.messages` / `gen_ai.output.messages` (JSON, with
@@ -21,6 +24,10 @@ usage. Two attribute conventions are read:
   `llm.output_messages.…`, `llm.token_count.prompt/completion`, `tool.name`,
   `tool.parameters`, `retrieval.documents.{i}.document.id/content`, `session.id`,
   `user.id`, `agent.name`.
+- Traceloop / OpenLLMetry: `traceloop.span.kind` (`workflow`, `tool`, …),
+  `traceloop.entity.input/output`, `traceloop.association.properties.session_id`, and the
+  older flattened `gen_ai.prompt.{i}.*` / `gen_ai.completion.{i}.tool_calls.{j}.*` with
+  `llm.request.type`.
 """
 
 from __future__ import annotations
@@ -38,10 +45,24 @@ from evalkeeper.traces.otlp_messages import (
     parse_json,
     tool_call,
 )
+from evalkeeper.traces.otlp_spans import (
+    answered_model,
+    entity_inputs,
+    entity_outputs,
+    span_error,
+    tool_args,
+    traceloop_kind,
+)
 
 __all__ = ["find_root", "map_trace"]
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
+CONVERSATION_KEYS = (
+    "gen_ai.conversation.id",
+    "session.id",
+    "traceloop.association.properties.session_id",
+    "traceloop.association.properties.conversation_id",
+)
 
 
 def find_root(spans: Sequence[Span]) -> Span:
@@ -62,10 +83,11 @@ def map_trace(spans: Sequence[Span]) -> dict[str, Any]:
     res = root.resource
     llm_spans = [s for s in others if _is_llm(s)]
 
-    inputs = _inputs(root) or next((m for s in llm_spans if (m := input_messages(s))), None)
-    outputs = _outputs(root) or next(
-        (m for s in reversed(llm_spans) if (m := output_messages(s))), None
-    )
+    inputs = _inputs(root) or next((m for s in llm_spans if (m := _request(s))), None)
+    failed = root.status_code == STATUS_ERROR
+    outputs = _outputs(root)
+    if outputs is None and not failed:  # a failed run has no answer, whatever it asked
+        outputs = next((m for s in reversed(llm_spans) if (m := output_messages(s))), None)
     in_tok, out_tok = _usage(root, others)
     metadata: dict[str, Any] = {
         "source": "otlp",
@@ -80,7 +102,7 @@ def map_trace(spans: Sequence[Span]) -> dict[str, Any]:
         metadata["input_tokens"] = in_tok
     if out_tok is not None:
         metadata["output_tokens"] = out_tok
-    models = _unique(name for s in ordered if (name := _model(s)))
+    models = _models(ordered)
     if len(models) > 1:
         metadata["models"] = models
     for key, names in (
@@ -94,6 +116,11 @@ def map_trace(spans: Sequence[Span]) -> dict[str, Any]:
         metadata["error_spans"] = error_spans
     if root.scope:
         metadata["scope"] = root.scope
+    error = span_error(root, "root span")
+    if error is not None and error.type:
+        metadata["error_type"] = error.type
+    if error is not None and error.detail:
+        metadata["error_detail"] = error.detail
 
     return {
         "trace_id": root.trace_id,
@@ -105,12 +132,12 @@ def map_trace(spans: Sequence[Span]) -> dict[str, Any]:
         "version": _str_or_none(res.get("service.version")),
         "model": models[0] if models else None,
         "inputs": inputs or {},
-        "outputs": outputs or {},
+        "outputs": None if failed and not outputs else (outputs or {}),
         "latency_ms": max(0.0, (root.end_ns - root.start_ns) / 1e6),
-        "error": _error(root),
+        "error": error.text if error is not None else None,
         "tool_calls": _tool_calls(ordered),
         "context": _context(ordered),
-        "conversation_id": _first_attr(ordered, ("gen_ai.conversation.id", "session.id")),
+        "conversation_id": _first_attr(ordered, CONVERSATION_KEYS),
         "feedback": None,
         "metadata": metadata,
     }
@@ -127,16 +154,25 @@ def _operation(s: Span) -> str | None:
     op = s.attributes.get("gen_ai.operation.name")
     if op:
         return str(op)
-    kind = _kind(s)
-    return kind.lower() if kind else None
+    kind = _kind(s).lower() or traceloop_kind(s) or str(s.attributes.get("llm.request.type", ""))
+    return kind or None
 
 
 def _is_llm(s: Span) -> bool:
-    return s.attributes.get("gen_ai.operation.name") in LLM_OPERATIONS or _kind(s) == "LLM"
+    a = s.attributes
+    return (
+        a.get("gen_ai.operation.name") in LLM_OPERATIONS
+        or _kind(s) == "LLM"
+        or (not a.get("gen_ai.operation.name") and a.get("llm.request.type") in LLM_OPERATIONS)
+    )
 
 
 def _is_tool(s: Span) -> bool:
-    return s.attributes.get("gen_ai.operation.name") == "execute_tool" or _kind(s) == "TOOL"
+    return (
+        s.attributes.get("gen_ai.operation.name") == "execute_tool"
+        or _kind(s) == "TOOL"
+        or traceloop_kind(s) == "tool"
+    )
 
 
 def _model(s: Span) -> str | None:
@@ -153,7 +189,21 @@ def _model(s: Span) -> str | None:
     return None
 
 
+def _models(ordered: Sequence[Span]) -> list[str]:
+    """The models the provider answered with (the model calls' dated names, in order), else
+    the names asked for: an agent span's `gpt-4o-mini` does not hide `gpt-4o-mini-2024-07-18`."""
+    answered = _unique(m for s in ordered if (m := answered_model(s, llm=_is_llm(s))))
+    return answered or _unique(name for s in ordered if (name := _model(s)))
+
+
 # -- inputs and outputs -------------------------------------------------------------------
+
+
+def _request(s: Span) -> dict[str, Any] | None:
+    """A model call's input messages without its system prompt: the request it carried."""
+    found = input_messages(s)
+    messages = [m for m in (found or {}).get("messages", []) if m.get("role") != "system"]
+    return {"messages": messages} if messages else None
 
 
 def _inputs(s: Span) -> dict[str, Any] | None:
@@ -161,7 +211,7 @@ def _inputs(s: Span) -> dict[str, Any] | None:
         return messages
     value = s.attributes.get("input.value")
     if value is None or value == "":
-        return None
+        return entity_inputs(s)
     parsed = parse_json(value)
     if isinstance(parsed, dict):
         return parsed
@@ -173,7 +223,7 @@ def _outputs(s: Span) -> dict[str, Any] | None:
         return messages
     value = s.attributes.get("output.value")
     if value is None or value == "":
-        return None
+        return entity_outputs(s)
     parsed = parse_json(value)
     if isinstance(parsed, dict):
         return parsed
@@ -190,13 +240,12 @@ def _tool_calls(ordered: Sequence[Span]) -> list[dict[str, Any]]:
         if not _is_tool(s):
             continue
         a = s.attributes
-        name = a.get("gen_ai.tool.name") or a.get("tool.name") or s.name
-        args = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters"))
-        if args is None and _kind(s) == "TOOL":
-            args = a.get("input.value")
-        call = tool_call(name, args)
-        if s.status_code == STATUS_ERROR:  # the tool failed: its status message, when any
-            call["error"] = s.status_message or "error (the tool span's status is ERROR)"
+        name = (
+            a.get("gen_ai.tool.name") or a.get("tool.name") or a.get("traceloop.entity.name")
+        ) or s.name
+        call = tool_call(name, tool_args(s))
+        if (error := span_error(s, "tool span")) is not None:  # the tool's own error
+            call["error"] = error.text
         calls.append(call)
     if calls:
         return calls
@@ -252,20 +301,6 @@ def _int_attr(s: Span, keys: Iterable[str]) -> int | None:
         if isinstance(value, str) and value.isdigit():
             return int(value)
     return None
-
-
-def _error(root: Span) -> str | None:
-    if root.status_code != STATUS_ERROR:
-        return None
-    if root.status_message:
-        return root.status_message
-    for e in root.events:
-        if e.name == "exception":
-            kind = e.attributes.get("exception.type", "")
-            msg = e.attributes.get("exception.message", "")
-            if kind or msg:
-                return f"{kind}: {msg}" if kind and msg else str(kind or msg)
-    return "error (the root span's status is ERROR, without a message)"
 
 
 # -- helpers --------------------------------------------------------------------------------

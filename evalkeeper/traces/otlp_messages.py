@@ -112,7 +112,8 @@ def _text_of_parts(value: Any) -> str:
 
 
 def _legacy_messages(a: dict[str, Any], key: str, role: str) -> list[dict[str, Any]]:
-    """`gen_ai.prompt` / `gen_ai.completion`: JSON messages or text; or `{key}.{i}.role/content`."""
+    """`gen_ai.prompt` / `gen_ai.completion`: JSON messages or text; or the flattened form
+    (OpenLLMetry before 0.50): `{key}.{i}.role/content`, `{key}.{i}.tool_calls.{j}.name/arguments`."""
     value = a.get(key)
     if value is not None and value != "":
         parsed = parse_json(value)
@@ -122,8 +123,23 @@ def _legacy_messages(a: dict[str, Any], key: str, role: str) -> list[dict[str, A
             m = _message(parsed, role)
             return [m] if m else []
         return [{"role": role, "content": str(value)}]
-    flat = indexed(a, key + ".")
+    flat = [_flat_tool_calls(item) for item in indexed(a, key + ".")]
     return [m for item in flat if (m := _message(item, role))]
+
+
+def _flat_tool_calls(item: dict[str, Any]) -> dict[str, Any]:
+    """OpenLLMetry's flattened `tool_calls.{j}.name/arguments` as OpenAI `tool_calls`."""
+    calls = indexed(item, "tool_calls.")
+    if not calls or "tool_calls" in item:
+        return item
+    return {
+        **item,
+        "tool_calls": [
+            {"function": {"name": c.get("name"), "arguments": c.get("arguments")}}
+            for c in calls
+            if c.get("name")
+        ],
+    }
 
 
 def _event_messages(s: Span, *, output: bool) -> list[dict[str, Any]]:

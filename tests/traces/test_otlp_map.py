@@ -91,7 +91,9 @@ def test_flattened_prompt_and_completion_attributes() -> None:
         },
     )
     trace = map_trace([span(1), chat])
-    assert [m["role"] for m in trace["inputs"]["messages"]] == ["system", "user"]
+    # issue 18: the inputs are the user's request; the model call's system prompt is not
+    assert [m["role"] for m in trace["inputs"]["messages"]] == ["user"]
+    assert trace["inputs"]["messages"][0]["content"] == "Book me Tuesday"
     assert trace["outputs"]["reply"] == "Booked."
 
 
