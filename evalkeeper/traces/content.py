@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evalkeeper.traces.otlp_decode import Span
+if TYPE_CHECKING:
+    from evalkeeper.traces.otlp_decode import Span
 
 __all__ = [
     "CONTENT_HINT",
@@ -122,8 +123,9 @@ class EmptyTraces:
     """Counts traces without content, per service, and warns once per service (per
     process): the warning names the likely cause and the setting that fixes it."""
 
-    def __init__(self, what: str = "OTLP") -> None:
+    def __init__(self, what: str = "OTLP", *, log_warnings: bool = True) -> None:
         self.what = what
+        self.log_warnings = log_warnings
         self.total = 0
         self.by_service: dict[str, int] = {}
         self.warnings: dict[str, str] = {}
@@ -146,7 +148,8 @@ class EmptyTraces:
                 f"service {service}: trace {trace.get('trace_id')} was stored without "
                 f"{' or '.join(missing)} (content capture is likely off): {hint}"
             )
-            log.warning("%s: %s", self.what, self.warnings[service])
+            if self.log_warnings:
+                log.warning("%s: %s", self.what, self.warnings[service])
         return True
 
     def counts(self) -> dict[str, Any]:
