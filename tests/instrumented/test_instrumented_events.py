@@ -1,0 +1,88 @@
+"""The instrumentation modes that send the messages as OTLP log records (`/v1/logs`), or
+none at all, exporting to a real `evalkeeper listen` (`agent_events.py`):
+
+- OpenTelemetry openai-v2 with `event_only`: the records come before their spans;
+- traceloop-sdk in events mode: the records come after their spans (batched to shutdown),
+  and its default metrics exporter posts to `/v1/metrics`;
+- OpenTelemetry openai-v2 with `...CAPTURE_MESSAGE_CONTENT=true` (no content in current
+  versions): the traces are stored without content, marked, and warned about once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from evalkeeper.cli import app
+from tests.instrumented.agent import EMAIL, PHONE, SERVICE
+from tests.instrumented.chat_server import DATED_MODEL, FINAL_ANSWER, MODEL, TOOL, TOOL_ARGS
+from tests.instrumented.traffic import Traffic, run_traffic
+
+pytestmark = pytest.mark.slow
+
+WITH_EVENTS = ["otel-openai-v2-events", "traceloop-events"]
+NO_CONTENT = "otel-openai-v2-true"
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> Traffic:
+    return run_traffic(tmp_path_factory.mktemp("events"), [*WITH_EVENTS, NO_CONTENT])
+
+
+@pytest.mark.parametrize("instrumentation", WITH_EVENTS)
+def test_messages_sent_as_log_records_make_the_trace(
+    traffic: Traffic, instrumentation: str
+) -> None:
+    trace = traffic.stored(instrumentation, "ok")
+    user = [m for m in trace.inputs["messages"] if m["role"] == "user"]
+    assert len(user) == 1 and "A-1042" in user[0]["content"]  # the user's request
+    assert trace.outputs is not None and trace.outputs["reply"] == FINAL_ANSWER
+    assert [(c.name, c.args) for c in trace.tool_calls] == [(TOOL, TOOL_ARGS)]
+    assert trace.model in (MODEL, DATED_MODEL)
+    assert "content_missing" not in trace.metadata
+    text = json.dumps(trace.model_dump(mode="json"), ensure_ascii=False)
+    assert EMAIL not in text and PHONE not in text and "415 555 0132" not in text
+    assert "<EMAIL:" in user[0]["content"] and "<PHONE:" in user[0]["content"]
+
+
+@pytest.mark.parametrize("instrumentation", WITH_EVENTS)
+def test_the_failed_run_keeps_its_request_and_tool_call(
+    traffic: Traffic, instrumentation: str
+) -> None:
+    trace = traffic.stored(instrumentation, "tool_error")
+    assert trace.error
+    assert any("A-1042" in m["content"] for m in trace.inputs["messages"])
+    assert [(c.name, c.args) for c in trace.tool_calls] == [(TOOL, TOOL_ARGS)]
+
+
+def test_no_exporter_was_refused(traffic: Traffic) -> None:
+    """Spans, log records and (traceloop's default) metrics all reached listen: the SDK
+    exporters log `Failed to export … batch code: 404` otherwise."""
+    for name in [*WITH_EVENTS, NO_CONTENT]:
+        assert "Failed to export" not in traffic.agents[name].stderr, name
+
+
+def test_capture_true_stores_empty_traces_marked_and_warned_once(traffic: Traffic) -> None:
+    ok = traffic.stored(NO_CONTENT, "ok")
+    failed = traffic.stored(NO_CONTENT, "tool_error")
+    assert ok.inputs == {} and not ok.outputs
+    assert ok.metadata["content_missing"] == ["inputs", "outputs"]
+    assert failed.metadata["content_missing"] == ["inputs"]  # a failed run has no outputs
+    hint = ok.metadata["content_hint"]
+    assert "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT" in hint and "span_only" in hint
+    warnings = [ln for ln in traffic.listen_output.splitlines() if "stored without" in ln]
+    assert len(warnings) == 1 and SERVICE in warnings[0], traffic.listen_output
+    listed = CliRunner().invoke(
+        app,
+        ["traces", "list", "--format", "csv", "--limit", "50", "--warehouse",
+         str(traffic.settings.warehouse)],
+    )  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    content = {r["trace_id"]: r["content"] for r in csv.DictReader(io.StringIO(listed.stdout))}
+    assert content[ok.trace_id] == "no inputs, outputs"
+    assert content[failed.trace_id] == "no inputs"
+    assert content[traffic.trace_id("traceloop-events", "ok")] == "ok"
