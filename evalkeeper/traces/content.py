@@ -119,6 +119,10 @@ def mark_empty(trace: dict[str, Any], spans: Sequence[Span]) -> None:
         metadata[CONTENT_HINT] = capture_hint(spans)
 
 
+MAX_WARNINGS = 100
+"""Services warned about, at most (the counts go on)."""
+
+
 class EmptyTraces:
     """Counts traces without content, per service, and warns once per service (per
     process): the warning names the likely cause and the setting that fixes it."""
@@ -142,7 +146,7 @@ class EmptyTraces:
         service = str(trace.get("service") or "(no service.name)")
         self.total += 1
         self.by_service[service] = self.by_service.get(service, 0) + 1
-        if service not in self.warnings:
+        if service not in self.warnings and len(self.warnings) < MAX_WARNINGS:
             hint = metadata.get(CONTENT_HINT) or HINTS["unknown"]
             self.warnings[service] = (
                 f"service {service}: trace {trace.get('trace_id')} was stored without "
