@@ -39,6 +39,7 @@ __all__ = [
     "HINTS",
     "EmptyTraces",
     "capture_hint",
+    "has_content",
     "mark_empty",
     "missing_content",
 ]
@@ -77,12 +78,30 @@ HINTS: dict[str, str] = {
 }
 
 
+HIDDEN = "__REDACTED__"
+"""What OpenInference writes in place of the content it hides (`OPENINFERENCE_HIDE_*`)."""
+_NOT_CONTENT_KEYS = frozenset({"role", "type"})
+
+
+def has_content(value: Any) -> bool:
+    """Whether `value` holds any content: a text other than blank or OpenInference's
+    `__REDACTED__`, or a number, anywhere in it (message roles and part types aside)."""
+    if isinstance(value, str):
+        return value.strip() not in ("", HIDDEN)
+    if isinstance(value, dict):
+        return any(has_content(v) for k, v in value.items() if k not in _NOT_CONTENT_KEYS)
+    if isinstance(value, list | tuple):
+        return any(has_content(v) for v in value)
+    return value is not None and not isinstance(value, bool)
+
+
 def missing_content(inputs: Any, outputs: Any, error: Any) -> list[str]:
-    """`inputs` and/or `outputs` when they are empty (outputs only if the run did not fail)."""
+    """`inputs` and/or `outputs` when they hold no content (outputs only if the run did not
+    fail: a failed run has none)."""
     missing = []
-    if not inputs:
+    if not has_content(inputs):
         missing.append("inputs")
-    if not outputs and not error:
+    if not has_content(outputs) and not error:
         missing.append("outputs")
     return missing
 

@@ -18,6 +18,9 @@ log records (`/v1/logs`), or none at all:
   / `gen_ai.choice` log records through the global LoggerProvider (which the application
   sets; traceloop-sdk makes none for them), exported in a batch at shutdown: after their
   spans. Its default metrics exporter sends to `--otlp`/v1/metrics.
+- `openinference-hidden`, `traceloop-no-content`: `agent.py`'s OpenInference openai and
+  traceloop modes with content capture off (`OPENINFERENCE_HIDE_INPUTS/OUTPUTS=true`,
+  `TRACELOOP_TRACE_CONTENT=false`).
 """
 
 from __future__ import annotations
@@ -149,10 +152,25 @@ def traceloop_events(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None
     return run, shutdown
 
 
+def openinference_hidden(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None]]:
+    """OpenInference's openai instrumentor with inputs and outputs hidden."""
+    os.environ["OPENINFERENCE_HIDE_INPUTS"] = "true"
+    os.environ["OPENINFERENCE_HIDE_OUTPUTS"] = "true"
+    return agent.openinference_openai(llm_url, otlp)
+
+
+def traceloop_no_content(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None]]:
+    """traceloop-sdk (attributes mode) with `TRACELOOP_TRACE_CONTENT=false`."""
+    os.environ["TRACELOOP_TRACE_CONTENT"] = "false"
+    return agent.traceloop(llm_url, otlp)
+
+
 EVENT_INSTRUMENTATIONS: dict[str, Callable[[str, str], tuple[Runner, Callable[[], None]]]] = {
     "otel-openai-v2-events": otel_openai_v2_events,
     "otel-openai-v2-true": otel_openai_v2_true,
     "traceloop-events": traceloop_events,
+    "openinference-hidden": openinference_hidden,
+    "traceloop-no-content": traceloop_no_content,
 }
 
 if __name__ == "__main__":

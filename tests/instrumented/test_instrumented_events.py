@@ -26,11 +26,16 @@ pytestmark = pytest.mark.slow
 
 WITH_EVENTS = ["otel-openai-v2-events", "traceloop-events"]
 NO_CONTENT = "otel-openai-v2-true"
+HIDDEN = {  # content capture off, and the setting the stored trace's hint names
+    NO_CONTENT: "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "openinference-hidden": "OPENINFERENCE_HIDE_INPUTS",
+    "traceloop-no-content": "TRACELOOP_TRACE_CONTENT=true",
+}
 
 
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Traffic:
-    return run_traffic(tmp_path_factory.mktemp("events"), [*WITH_EVENTS, NO_CONTENT])
+    return run_traffic(tmp_path_factory.mktemp("events"), [*WITH_EVENTS, *HIDDEN])
 
 
 @pytest.mark.parametrize("instrumentation", WITH_EVENTS)
@@ -62,7 +67,7 @@ def test_the_failed_run_keeps_its_request_and_tool_call(
 def test_no_exporter_was_refused(traffic: Traffic) -> None:
     """Spans, log records and (traceloop's default) metrics all reached listen: the SDK
     exporters log `Failed to export … batch code: 404` otherwise."""
-    for name in [*WITH_EVENTS, NO_CONTENT]:
+    for name in [*WITH_EVENTS, *HIDDEN]:
         assert "Failed to export" not in traffic.agents[name].stderr, name
 
 
@@ -74,6 +79,7 @@ def test_capture_true_stores_empty_traces_marked_and_warned_once(traffic: Traffi
     assert failed.metadata["content_missing"] == ["inputs"]  # a failed run has no outputs
     hint = ok.metadata["content_hint"]
     assert "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT" in hint and "span_only" in hint
+    # one warning for the service, however many of its traces lack content
     warnings = [ln for ln in traffic.listen_output.splitlines() if "stored without" in ln]
     assert len(warnings) == 1 and SERVICE in warnings[0], traffic.listen_output
     listed = CliRunner().invoke(
@@ -86,3 +92,12 @@ def test_capture_true_stores_empty_traces_marked_and_warned_once(traffic: Traffi
     assert content[ok.trace_id] == "no inputs, outputs"
     assert content[failed.trace_id] == "no inputs"
     assert content[traffic.trace_id("traceloop-events", "ok")] == "ok"
+
+
+@pytest.mark.parametrize("instrumentation", sorted(HIDDEN))
+def test_the_hint_names_the_setting_of_the_instrumentation(
+    traffic: Traffic, instrumentation: str
+) -> None:
+    trace = traffic.stored(instrumentation, "ok")
+    assert trace.metadata["content_missing"] == ["inputs", "outputs"], trace.model_dump()
+    assert HIDDEN[instrumentation] in trace.metadata["content_hint"]

@@ -90,7 +90,13 @@ def listen_env(tmp_dir: Path) -> dict[str, str]:
 
 AGENT_MODULES = {
     name: "tests.instrumented.agent_events"
-    for name in ("otel-openai-v2-events", "otel-openai-v2-true", "traceloop-events")
+    for name in (
+        "otel-openai-v2-events",
+        "otel-openai-v2-true",
+        "traceloop-events",
+        "openinference-hidden",
+        "traceloop-no-content",
+    )
 }
 """The agent module of the instrumentations not in `agent.py` (`tests.instrumented.agent`)."""
 
