@@ -93,7 +93,9 @@ def listen(
         ),
     ] = False,
 ) -> None:
-    """Receive OpenTelemetry traces (OTLP/HTTP, protobuf or JSON) on POST /v1/traces."""
+    """Receive OpenTelemetry traces (OTLP/HTTP, protobuf or JSON) on POST /v1/traces, the
+    GenAI events sent as log records on POST /v1/logs (joined to their spans); POST
+    /v1/metrics is accepted and discarded."""
     import uvicorn
 
     settings = load_settings(warehouse=warehouse)
@@ -116,7 +118,7 @@ def listen(
     where = f"JSONL file {jsonl}" if jsonl is not None else f"trace store ({settings.warehouse})"
     console.print(
         f"[bold]evalkeeper listen[/]: OTLP/HTTP traces on http://{host}:{port}/v1/traces "
-        f"-> {where}; settle {settings.otlp.settle_s:g} s; "
+        f"(GenAI events on /v1/logs; /v1/metrics discarded) -> {where}; settle {settings.otlp.settle_s:g} s; "
         + ("bearer tokens required" if settings.otlp.tokens else "no token asked for"),
         highlight=False,
     )

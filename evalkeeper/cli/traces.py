@@ -29,6 +29,7 @@ from evalkeeper.cli.app import (
 from evalkeeper.report.output import emit_rows
 from evalkeeper.settings import Settings
 from evalkeeper.traces.batch import RedactionFailed
+from evalkeeper.traces.content import missing_content
 from evalkeeper.traces.ingest import IngestSummary, ingest
 from evalkeeper.traces.model import Trace, iso_utc, to_utc
 from evalkeeper.traces.sources import SourceError, open_source
@@ -85,6 +86,13 @@ def print_ingest_summary(s: IngestSummary) -> None:
             f"[yellow]  spooled {s.spooled:,}: the warehouse was locked by another process; "
             "they wait in the spool and are stored (duplicates dropped) by the next write[/]"
         )
+    if s.empty_traces:
+        console.print(
+            f"[yellow]  {s.empty_traces:,} trace(s) without inputs or outputs "
+            "(`traces list` marks them in its content column):[/]"
+        )
+        for w in s.warnings:
+            console.print(f"  warning: {w}", markup=False, highlight=False, soft_wrap=True)
     if s.bad_lines:
         console.print(f"[red]{s.bad_lines:,} bad line(s) skipped[/], the first:")
         for e in s.errors[:ERRORS_SHOWN]:
@@ -162,8 +170,11 @@ ROW_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "n_context": pl.Int64,
     "feedback": pl.Float64,
     "error": pl.String,
+    "content": pl.String,  # "ok", or what the trace was stored without (capture off?)
 }
-TABLE_COLUMNS = ("trace_id", "time", "service", "version", "latency_ms", "tools", "error")
+TABLE_COLUMNS = (
+    "trace_id", "time", "service", "version", "latency_ms", "tools", "error", "content",
+)  # fmt: skip
 
 
 def _row(t: Trace) -> dict[str, object]:
@@ -179,7 +190,14 @@ def _row(t: Trace) -> dict[str, object]:
         "n_context": len(t.context),
         "feedback": None if t.feedback is None else t.feedback.score,
         "error": t.error,
+        "content": _content(t),
     }
+
+
+def _content(t: Trace) -> str:
+    """`ok`, or `no inputs` / `no outputs` / `no inputs, outputs`: stored without them."""
+    missing = missing_content(t.inputs, t.outputs, t.error)
+    return f"no {', '.join(missing)}" if missing else "ok"
 
 
 @traces_app.command("list")

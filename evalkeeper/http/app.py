@@ -1,4 +1,6 @@
-"""The FastAPI app of `evalkeeper listen`: `POST /v1/traces` (OTLP/HTTP), the deploy
+"""The FastAPI app of `evalkeeper listen`: `POST /v1/traces`, `POST /v1/logs` (the GenAI
+events sent as log records, joined to their spans) and `POST /v1/metrics` (accepted and
+discarded) over OTLP/HTTP, the deploy
 webhooks `POST /hooks/deploy` and `POST /hooks/github` (`evalkeeper.http.webhooks`, the
 deploys they accept kept by `evalkeeper.monitor.intake`), and `GET /health`.
 
@@ -11,7 +13,9 @@ bearer tokens of `EVALKEEPER_OTLP_TOKENS` when set (`evalkeeper.http.security`),
 `google.rpc.Status`, in the request's encoding. Spans go to an `Assembler`; a background
 task hands each completed trace, mapped to the trace JSONL form, to the injected
 `trace_sink(traces)`, and at shutdown every open trace is flushed to it. A sink that fails
-is logged and counted (`GET /health`: `sink.failed_traces`), never passed over in silence.
+is logged and counted (`GET /health`: `sink.failed_traces`), never passed over in silence;
+so is a trace mapped without inputs or outputs (`GET /health`: `content`; one warning per
+service naming the instrumentation setting that turns content capture on).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Request, Response
 
@@ -33,15 +38,20 @@ from evalkeeper.models import utcnow
 from evalkeeper.monitor.intake import DeployIntake
 from evalkeeper.monitor.rollback import EventEmitter
 from evalkeeper.settings import Settings
+from evalkeeper.traces.content import EmptyTraces, mark_empty
 from evalkeeper.traces.otlp import (
     JSON,
     Assembler,
     BodyTooLarge,
     BufferFull,
+    DecodedExport,
+    DecodedLogs,
     ExportError,
     Span,
     UnsupportedMediaType,
     decode_export,
+    decode_logs,
+    encode_logs_response,
     encode_response,
     encode_status,
     map_trace,
@@ -55,6 +65,8 @@ TraceSink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 """Receives completed traces (trace JSONL form dicts), a batch at a time."""
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # google.rpc.Code values used in error answers
 _RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
@@ -83,6 +95,7 @@ def create_app(
         clock=clock,
     )
     delivery = _Delivery(trace_sink, assembler)
+    other = _OtherCounts()
     tick = tick_s if tick_s is not None else min(0.5, max(0.05, settings.otlp.settle_s / 4))
     max_bytes = settings.otlp.max_body_bytes
 
@@ -133,8 +146,14 @@ def create_app(
     app.state.webhooks = hooks
     otlp_auth = OtlpAuth(settings.otlp.tokens)
 
-    @app.post("/v1/traces")
-    async def export_traces(request: Request) -> Response:
+    async def receive_export(
+        request: Request,
+        decode: Callable[[bytes, str | None, str | None, int], _T],
+        take: Callable[[str, _T], Response],
+    ) -> Response:
+        """One OTLP/HTTP export, the same for every signal: bearer token, media type, the
+        body read within the byte limits (held in the trace buffer while it is read and
+        decoded), then `take(kind, decoded)`; an `ExportError` is answered as such."""
         intake.busy()
         if (refused := otlp_auth.refusal(request.headers)) is not None:
             return refused  # before the body is read: nothing of it is kept
@@ -147,7 +166,7 @@ def create_app(
         try:
             assembler.reserve(reserved)  # BufferFull (429) when the trace buffer is full
             try:
-                export = decode_export(
+                decoded = decode(
                     await read_body(
                         declared,
                         request.stream(),
@@ -156,13 +175,24 @@ def create_app(
                     ),
                     request.headers.get("content-type"),
                     request.headers.get("content-encoding"),
-                    max_bytes=max_bytes,
+                    max_bytes,
                 )
             finally:
                 assembler.unreserve(reserved)
-            added = assembler.add(export.spans)  # BufferFull: nothing of it taken
+            return take(kind, decoded)  # BufferFull: nothing of it taken
         except ExportError as exc:
             return _error(kind, exc)
+
+    @app.post("/v1/traces")
+    async def export_traces(request: Request) -> Response:
+        return await receive_export(
+            request,
+            lambda body, ctype, enc, limit: decode_export(body, ctype, enc, max_bytes=limit),
+            take_spans,
+        )
+
+    def take_spans(kind: str, export: DecodedExport) -> Response:
+        added = assembler.add(export.spans)
         rejected = export.rejected + added.rejected + added.late
         messages = []
         if export.rejected:
@@ -176,6 +206,44 @@ def create_app(
             encode_response(kind, rejected, "; ".join(messages)), media_type=kind, status_code=200
         )
 
+    @app.post("/v1/logs")
+    async def export_logs(request: Request) -> Response:
+        return await receive_export(
+            request,
+            lambda body, ctype, enc, limit: decode_logs(body, ctype, enc, max_bytes=limit),
+            take_records,
+        )
+
+    def take_records(kind: str, export: DecodedLogs) -> Response:
+        added = assembler.add_records(export.records)
+        other.ignored_log_records += export.ignored
+        other.rejected_log_records += export.rejected
+        rejected = export.rejected + added.rejected + added.late
+        messages = []
+        if export.rejected:
+            messages.append(
+                f"{export.rejected} GenAI log record(s) without a valid trace or span id were "
+                f"rejected: they cannot be joined to a span ({'; '.join(export.reasons)})"
+            )
+        if extra := added.message(assembler.max_records_per_trace, assembler.settle_s):
+            messages.append(extra)
+        return Response(
+            encode_logs_response(kind, rejected, "; ".join(messages)),
+            media_type=kind,
+            status_code=200,
+        )
+
+    @app.post("/v1/metrics")
+    async def export_metrics(request: Request) -> Response:
+        """Accepted and discarded (instrumentations export metrics by default; evalkeeper
+        keeps none): an empty `ExportMetricsServiceResponse` (no body in protobuf, `{}`)."""
+
+        def take(kind: str, _: None) -> Response:
+            other.metrics_exports_discarded += 1
+            return Response(b"" if kind != JSON else b"{}", media_type=kind, status_code=200)
+
+        return await receive_export(request, lambda *_: None, take)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         intake.busy()
@@ -185,7 +253,10 @@ def create_app(
             "open_spans": assembler.open_spans,
             "buffer": assembler.buffer_counts(),
             "assembler": assembler.stats.as_dict(),
+            "open_log_records": assembler.open_log_records,
+            "otlp_other": other.as_dict(),
             "sink": delivery.counts(),
+            "content": delivery.empty.counts(),
             # a sink that keeps its own counters (the trace store's: stored, invalid, …)
             **({"store": stats.model_dump()} if (stats := _sink_stats(trace_sink)) else {}),
             "webhooks": hooks.counts(),
@@ -236,6 +307,18 @@ def _error(kind: str, exc: ExportError) -> Response:
     )
 
 
+@dataclass(slots=True)
+class _OtherCounts:
+    """What the logs and metrics paths took in besides the assembler's counts."""
+
+    ignored_log_records: int = 0  # log records that are not GenAI events (application logs)
+    rejected_log_records: int = 0  # GenAI events without a valid trace or span id
+    metrics_exports_discarded: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
 class _Delivery:
     """Maps completed traces and hands them to the sink, a part of the trace buffer at a
     time (so the copies made on the way stay small), counting what could not be; the
@@ -249,6 +332,7 @@ class _Delivery:
         self.failed_traces = 0
         self.map_errors = 0
         self.last_error: str | None = None
+        self.empty = EmptyTraces()
 
     async def deliver(self, ready: list[list[Span]]) -> None:
         part: list[list[Span]] = []
@@ -272,7 +356,10 @@ class _Delivery:
         traces = []
         for spans in ready:
             try:
-                traces.append(map_trace(spans))
+                trace = map_trace(spans)
+                mark_empty(trace, spans)
+                self.empty.see(trace)
+                traces.append(trace)
             except Exception as exc:  # a mapping bug must not stop the receiver
                 self.map_errors += 1
                 self.last_error = f"trace {spans[0].trace_id if spans else '?'}: {exc!r}"

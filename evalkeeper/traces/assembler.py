@@ -16,6 +16,13 @@ The `Assembler` keeps the open traces' spans by trace id, in memory that stays b
   logged, and rejected; the ids of the last `completed_memory` traces are remembered for that.
 - a span sent again (same span id, e.g. an exporter retry) is counted (`duplicate_spans`)
   and kept once;
+- GenAI events sent as log records (`/v1/logs`) are kept with the spans of their trace,
+  whether they come before or after them, and joined at completion to their span as span
+  events (in time order), so the mapper reads them like events recorded on the span;
+  records for a trace that never gets a span are evicted like a trace without root (after
+  `root_wait_s`) and counted (`orphan_log_records`), as are those whose span id is not in
+  their trace (`unmatched_log_records`); late ones (trace completed) are counted and
+  rejected; at most `max_records_per_trace` per trace (10x `max_spans_per_trace`);
 - at most `max_buffer_bytes` of memory (estimated: `span_cost`) are held for the open
   traces, the completed ones not yet `release`d by their consumer (the store), and the
   request bodies `reserve`d while they are read: an export that does not fit raises
@@ -34,9 +41,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from evalkeeper.traces.otlp_decode import BodyTooLarge, ExportError, Span
+from evalkeeper.traces.otlp_decode import BodyTooLarge, ExportError, LogRecord, Span, SpanEvent
 
-__all__ = ["AddResult", "Assembler", "AssemblerStats", "BufferFull", "span_cost"]
+__all__ = [
+    "AddResult",
+    "Assembler",
+    "AssemblerStats",
+    "BufferFull",
+    "RecordsResult",
+    "record_cost",
+    "span_cost",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +63,16 @@ def span_cost(span: Span) -> int:
     """The memory one decoded span is estimated to hold: twice its encoded size (its texts
     as Python strings, then as the mapped trace's) and a fixed overhead."""
     return 2 * span.size + SPAN_OVERHEAD
+
+
+RECORD_OVERHEAD = 1024
+"""Bytes a decoded log record costs beyond its encoded size (even: half goes to its span)."""
+
+
+def record_cost(record: LogRecord) -> int:
+    """The memory one decoded log record is estimated to hold, as `span_cost` counts it
+    once the record is joined to its span."""
+    return 2 * record.size + RECORD_OVERHEAD
 
 
 class BufferFull(ExportError):
@@ -87,6 +112,32 @@ class AddResult:
 
 
 @dataclass(slots=True)
+class RecordsResult:
+    """What became of the log records of one `Assembler.add_records` call."""
+
+    accepted: int = 0
+    rejected: int = 0  # over the per-trace record limit
+    late: int = 0  # for a trace already completed
+    duplicates: int = 0  # sent again: kept once
+
+    def message(self, limit: int, settle_s: float) -> str:
+        """Why records were not taken, for the export's partial-success answer ("" if none)."""
+        parts = []
+        if self.rejected:
+            parts.append(
+                f"{self.rejected} log record(s) over the limit of {limit} per trace were "
+                "rejected (raise EVALKEEPER_OTLP_MAX_SPANS_PER_TRACE: the limit is 10x it)"
+            )
+        if self.late:
+            parts.append(
+                f"{self.late} log record(s) arrived after their trace was completed (no span "
+                f"for {settle_s:g} s after its root) and were not stored (raise "
+                "EVALKEEPER_OTLP_SETTLE_S, or export logs with a shorter batch delay)"
+            )
+        return "; ".join(parts)
+
+
+@dataclass(slots=True)
 class AssemblerStats:
     """Counters since start; nothing is dropped without being counted here."""
 
@@ -101,6 +152,14 @@ class AssemblerStats:
     dropped_traces: int = 0
     dropped_spans: int = 0
     throttled_requests: int = 0  # told to retry later: the buffer was full
+    log_records_received: int = 0  # GenAI events sent as log records (/v1/logs)
+    log_records_accepted: int = 0
+    duplicate_log_records: int = 0
+    rejected_log_records: int = 0  # over the per-trace record limit
+    late_log_records: int = 0
+    joined_log_records: int = 0  # handed out as span events of their span
+    orphan_log_records: int = 0  # their trace never got a span: evicted
+    unmatched_log_records: int = 0  # their trace came, their span id is not in it
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -114,6 +173,8 @@ class _Open:
     ids: set[str] = field(default_factory=set)
     has_root: bool = False
     cost: int = 0
+    records: list[LogRecord] = field(default_factory=list)
+    record_keys: set[tuple[str, str, int, int]] = field(default_factory=set)
 
 
 class Assembler:
@@ -128,6 +189,7 @@ class Assembler:
         max_spans_per_trace: int = 1_000,
         completed_memory: int = 100_000,
         max_buffer_bytes: int = 256 * 2**20,
+        max_records_per_trace: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if settle_s < 0 or root_wait_s < 0:
@@ -146,6 +208,9 @@ class Assembler:
         self.root_wait_s = root_wait_s
         self.max_open_traces = max_open_traces
         self.max_spans_per_trace = max_spans_per_trace
+        self.max_records_per_trace = (
+            max_records_per_trace if max_records_per_trace is not None else 10 * max_spans_per_trace
+        )
         self.completed_memory = completed_memory
         self.max_buffer_bytes = max_buffer_bytes
         self.clock = clock
@@ -154,6 +219,7 @@ class Assembler:
         self._completed: OrderedDict[str, None] = OrderedDict()
         self._ready: list[list[Span]] = []
         self._open_spans = 0
+        self._open_records = 0
         self._open_bytes = 0  # the open traces' spans
         self._handed_bytes = 0  # completed traces handed out, not yet released
         self._reserved_bytes = 0  # request bodies being read
@@ -165,6 +231,10 @@ class Assembler:
     @property
     def open_spans(self) -> int:
         return self._open_spans
+
+    @property
+    def open_log_records(self) -> int:
+        return self._open_records
 
     @property
     def held_bytes(self) -> int:
@@ -210,10 +280,10 @@ class Assembler:
                 self.retry_after_s(),
             )
 
-    def _check_slots(self, spans: list[Span]) -> None:
-        """`BufferFull` if the new traces of this export would evict an open trace whose
-        root has not come (it would be dropped): the exporter retries once some complete."""
-        ids = {s.trace_id for s in spans}
+    def _check_slots(self, ids: set[str]) -> None:
+        """`BufferFull` if the new traces of this export (their ids) would evict an open
+        trace whose root has not come (it would be dropped): the exporter retries once some
+        complete."""
         new = ids - self._open.keys() - self._completed.keys()
         if len(new) > self.max_open_traces:
             raise BodyTooLarge(
@@ -259,7 +329,7 @@ class Assembler:
         taken) if they do not fit in the buffer now."""
         spans = list(spans)
         self._check_room(sum(span_cost(s) for s in spans), "this export")
-        self._check_slots(spans)
+        self._check_slots({s.trace_id for s in spans})
         result = AddResult()
         now = self.clock()
         late_traces: dict[str, int] = {}
@@ -307,6 +377,59 @@ class Assembler:
             )
         return result
 
+    def add_records(self, records: Iterable[LogRecord]) -> RecordsResult:
+        """Take the GenAI log records of one export (any traces, any order, before or after
+        their spans); `BufferFull` (nothing taken) if they do not fit in the buffer now."""
+        records = list(records)
+        self._check_room(sum(record_cost(r) for r in records), "this export")
+        self._check_slots({r.trace_id for r in records})
+        result = RecordsResult()
+        now = self.clock()
+        late_traces: set[str] = set()
+        for record in records:
+            self.stats.log_records_received += 1
+            tid = record.trace_id
+            entry = self._open.get(tid)
+            if entry is None:
+                if tid in self._completed:
+                    result.late += 1
+                    late_traces.add(tid)
+                    continue
+                if len(self._open) >= self.max_open_traces:
+                    self._evict_oldest()
+                entry = self._open[tid] = _Open(first_seen=now, last_seen=now)
+            else:
+                self._open.move_to_end(tid)
+                entry.last_seen = now
+            key = (record.span_id, record.name, record.time_ns, record.size)
+            if key in entry.record_keys:
+                result.duplicates += 1
+                continue
+            if len(entry.records) >= self.max_records_per_trace:
+                result.rejected += 1
+                continue
+            entry.records.append(record)
+            entry.record_keys.add(key)
+            cost = record_cost(record)
+            entry.cost += cost
+            self._open_bytes += cost
+            self._open_records += 1
+            result.accepted += 1
+        self.stats.log_records_accepted += result.accepted
+        self.stats.duplicate_log_records += result.duplicates
+        self.stats.rejected_log_records += result.rejected
+        self.stats.late_log_records += result.late
+        if late_traces:
+            log.warning(
+                "OTLP: %d late log record(s) for %d trace(s) already completed (e.g. %s); not "
+                "stored; raise EVALKEEPER_OTLP_SETTLE_S (now %g s) if the exporters batch slowly",
+                result.late,
+                len(late_traces),
+                next(iter(late_traces)),
+                self.settle_s,
+            )
+        return result
+
     def due(self) -> list[list[Span]]:
         """The traces complete now (and those completed early by an eviction)."""
         now = self.clock()
@@ -317,20 +440,35 @@ class Assembler:
                 break  # ordered by last update: every later trace is newer still
             if entry.has_root or now - entry.first_seen >= self.root_wait_s:
                 done.append(tid)
-        out.extend(self._complete(tid) for tid in done)
+        out.extend(spans for tid in done if (spans := self._complete(tid)))
         return out
 
     def flush(self) -> list[list[Span]]:
         """Every open trace, complete or not (at shutdown)."""
         out, self._ready = self._ready, []
-        out.extend(self._complete(tid) for tid in list(self._open))
+        out.extend(spans for tid in list(self._open) if (spans := self._complete(tid)))
         return out
 
     def _complete(self, tid: str) -> list[Span]:
+        """The trace's spans, its log records joined to them ([] if it has no span: its
+        records are orphans, counted and dropped)."""
         entry = self._open.pop(tid)
         self._open_spans -= len(entry.spans)
+        self._open_records -= len(entry.records)
         self._open_bytes -= entry.cost
-        self._handed_bytes += entry.cost
+        if not entry.spans:
+            self.stats.orphan_log_records += len(entry.records)
+            log.warning(
+                "OTLP: %d log record(s) for trace %s dropped: no span of that trace came "
+                "within %g s (export the spans too, to /v1/traces)",
+                len(entry.records),
+                tid,
+                self.root_wait_s,
+            )
+            return []
+        if entry.records:
+            self._join(tid, entry)
+        self._handed_bytes += sum(span_cost(s) for s in entry.spans)
         self.stats.traces_completed += 1
         if not entry.has_root:
             self.stats.traces_without_root += 1
@@ -340,6 +478,28 @@ class Assembler:
                 self._completed.popitem(last=False)
         return entry.spans
 
+    def _join(self, tid: str, entry: _Open) -> None:
+        """Each log record becomes a span event of its span (its memory moves with it: the
+        span's `size` grows so that `span_cost` counts the record's `record_cost`)."""
+        by_id = {s.span_id: s for s in entry.spans}
+        unmatched = 0
+        for record in sorted(entry.records, key=lambda r: r.time_ns):
+            span = by_id.get(record.span_id)
+            if span is None:
+                unmatched += 1
+                continue
+            span.events.append(SpanEvent(record.name, record.time_ns, record.attributes))
+            span.size += record.size + RECORD_OVERHEAD // 2
+        self.stats.joined_log_records += len(entry.records) - unmatched
+        if unmatched:
+            self.stats.unmatched_log_records += unmatched
+            log.warning(
+                "OTLP: %d log record(s) of trace %s name a span that is not in it; not stored",
+                unmatched,
+                tid,
+            )
+        entry.records = []
+
     def _evict_oldest(self) -> None:
         tid, entry = next(iter(self._open.items()))
         if entry.has_root:
@@ -348,7 +508,9 @@ class Assembler:
             return
         del self._open[tid]
         self._open_spans -= len(entry.spans)
+        self._open_records -= len(entry.records)
         self._open_bytes -= entry.cost
+        self.stats.orphan_log_records += len(entry.records)
         self.stats.dropped_traces += 1
         self.stats.dropped_spans += len(entry.spans)
         log.warning(

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evalkeeper.settings import Settings
 from evalkeeper.traces.batch import Redact, batch_redaction
+from evalkeeper.traces.content import EmptyTraces
 from evalkeeper.traces.model import Trace, describe
 from evalkeeper.traces.sources import TraceSource
 from evalkeeper.traces.store import load_cursor, write_traces
@@ -58,6 +59,16 @@ class IngestSummary(BaseModel):
         description="Batches redacted in the ingesting process because a redaction worker "
         "process died (see EVALKEEPER_REDACTION_WORKERS).",
     )
+    empty_traces: int = Field(
+        0,
+        description="Traces taken in without inputs, or without outputs on a run that did "
+        "not fail (content capture off in the instrumentation?).",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="One per service with empty traces: the likely cause and the setting "
+        "that fixes it.",
+    )
 
 
 def default_sample(settings: Settings) -> Sample | None:
@@ -90,6 +101,7 @@ async def ingest(
     summary = IngestSummary(source=source.spec)
     redaction = batch_redaction(settings, redact)
     summary.redaction_key_generated = redaction.notice is not None
+    empty = EmptyTraces("ingest", log_warnings=False)
     try:
         sample = sample or default_sample(settings)
         wh = Warehouse.from_settings(settings)
@@ -108,6 +120,13 @@ async def ingest(
                 break
             kept = [t for t in traces if sample(t.trace_id)] if sample else traces
             summary.sampled_out += len(traces) - len(kept)
+            for t in kept:
+                empty.see(
+                    {"trace_id": t.trace_id, "service": t.service, "inputs": t.inputs,
+                     "outputs": t.outputs, "error": t.error, "metadata": t.metadata}
+                )  # fmt: skip
+            summary.empty_traces = empty.total
+            summary.warnings = list(empty.warnings.values())
             clean = await redaction.aredact(kept)
             summary.redaction_fallbacks = redaction.fallbacks
             written = await asyncio.to_thread(

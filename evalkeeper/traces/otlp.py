@@ -2,6 +2,7 @@
 
     export = decode_export(body, content_type, content_encoding)   # -> DecodedExport
     assembler.add(export.spans)                                     # spans by trace id
+    assembler.add_records(decode_logs(body, ...).records)           # GenAI log records
     for spans in assembler.due():                                   # whole traces
         trace = map_trace(spans)                                    # trace JSONL form
 
@@ -13,18 +14,30 @@ bounded), `otlp_map` (GenAI, OpenInference and Traceloop attributes to a trace d
 
 from __future__ import annotations
 
-from evalkeeper.traces.assembler import AddResult, Assembler, AssemblerStats, BufferFull, span_cost
+from evalkeeper.traces.assembler import (
+    AddResult,
+    Assembler,
+    AssemblerStats,
+    BufferFull,
+    RecordsResult,
+    record_cost,
+    span_cost,
+)
 from evalkeeper.traces.otlp_decode import (
     JSON,
     PROTOBUF,
     BodyTooLarge,
     DecodedExport,
+    DecodedLogs,
     ExportError,
+    LogRecord,
     MalformedBody,
     Span,
     SpanEvent,
     UnsupportedMediaType,
     decode_export,
+    decode_logs,
+    encode_logs_response,
     encode_response,
     encode_status,
     media_type,
@@ -40,16 +53,22 @@ __all__ = [
     "BodyTooLarge",
     "BufferFull",
     "DecodedExport",
+    "DecodedLogs",
     "ExportError",
+    "LogRecord",
     "MalformedBody",
+    "RecordsResult",
     "Span",
     "SpanEvent",
     "UnsupportedMediaType",
     "decode_export",
+    "decode_logs",
+    "encode_logs_response",
     "encode_response",
     "encode_status",
     "find_root",
     "map_trace",
     "media_type",
+    "record_cost",
     "span_cost",
 ]

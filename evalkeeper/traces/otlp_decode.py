@@ -8,6 +8,14 @@ read raises `MalformedBody` (HTTP 400; JSON nested too deeply to read is one), a
 (413). A span without a valid trace or span id is not a span of any trace: it is rejected,
 counted in `DecodedExport.rejected`, and named in `DecodedExport.reasons`.
 
+`decode_logs(body, content_type, content_encoding)` reads an `ExportLogsServiceRequest`
+the same way: its GenAI events (log records with an event name starting `gen_ai.`, e.g.
+`gen_ai.client.inference.operation.details`, `gen_ai.user.message`, `gen_ai.choice`) become
+`LogRecord`s, each with the trace and span id of the span it belongs to; a map body is
+merged into its attributes (the shape span events have). A GenAI event without a valid
+trace and span id is rejected (it cannot be joined to a span); other log records (plain
+application logs) are ignored and counted.
+
 OTLP JSON differs from protobuf's canonical JSON in its ids: `traceId`, `spanId`,
 `parentSpanId` (and those of links) are hex strings, where `json_format` expects base64.
 They are converted before `json_format.ParseDict`; int64 fields as strings, enums as
@@ -25,6 +33,10 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -38,12 +50,16 @@ __all__ = [
     "PROTOBUF",
     "BodyTooLarge",
     "DecodedExport",
+    "DecodedLogs",
     "ExportError",
+    "LogRecord",
     "MalformedBody",
     "Span",
     "SpanEvent",
     "UnsupportedMediaType",
     "decode_export",
+    "decode_logs",
+    "encode_logs_response",
     "encode_response",
     "encode_status",
     "media_type",
@@ -110,6 +126,35 @@ class DecodedExport:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class LogRecord:
+    """One GenAI event sent as an OTLP log record, to be joined to its span (trace and span
+    id, lowercase hex) as a span event: its event name, time (ns since the epoch) and
+    attributes (a map body's fields merged in)."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+    size: int = 0  # its encoded size (protobuf bytes): the assembler's memory estimate
+
+
+@dataclass(slots=True)
+class DecodedLogs:
+    """The GenAI events of one logs export; those rejected (no valid trace or span id, with
+    why, a few examples); the other log records, ignored."""
+
+    records: list[LogRecord]
+    rejected: int = 0
+    ignored: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+GENAI_EVENT_PREFIX = "gen_ai."
+"""Log records whose event name starts so are read (the GenAI events); others are ignored."""
+
+
 def media_type(content_type: str | None) -> str:
     """`application/x-protobuf` or `application/json` from a Content-Type header, else raise."""
     base = (content_type or "").split(";", 1)[0].strip().lower()
@@ -118,7 +163,7 @@ def media_type(content_type: str | None) -> str:
     if base == JSON:
         return JSON
     raise UnsupportedMediaType(
-        f"Content-Type {content_type or '(none)'!r} is not supported for OTLP traces; "
+        f"Content-Type {content_type or '(none)'!r} is not supported for OTLP; "
         f"send {PROTOBUF} or {JSON}"
     )
 
@@ -144,6 +189,40 @@ def decode_export(
     else:
         _parse_json(raw, request)
     return _flatten(request)
+
+
+def decode_logs(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None = None,
+    *,
+    max_bytes: int = 16 * 2**20,
+) -> DecodedLogs:
+    """The GenAI events of one OTLP/HTTP logs export body."""
+    kind = media_type(content_type)
+    raw = _decompress(body, content_encoding, max_bytes)
+    request = ExportLogsServiceRequest()
+    if kind == PROTOBUF:
+        try:
+            request.ParseFromString(raw)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise MalformedBody(
+                f"the body is not a protobuf ExportLogsServiceRequest: {exc}"
+            ) from exc
+    else:
+        _parse_json(raw, request, _LOGS_PATH)
+    return _flatten_logs(request)
+
+
+def encode_logs_response(kind: str, rejected: int = 0, message: str = "") -> bytes:
+    """An `ExportLogsServiceResponse` in the request's encoding (partial success if any)."""
+    response = ExportLogsServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_log_records = rejected
+        response.partial_success.error_message = message
+    if kind == PROTOBUF:
+        return response.SerializeToString()
+    return json.dumps(json_format.MessageToDict(response)).encode()
 
 
 def encode_response(kind: str, rejected: int = 0, message: str = "") -> bytes:
@@ -199,8 +278,24 @@ def _decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
+# the lists down to the objects that carry hex ids: (camelCase, snake_case) per level
+_TRACES_PATH = (
+    ("resourceSpans", "resource_spans"),
+    ("scopeSpans", "scope_spans"),
+    ("spans", "spans"),
+)
+_LOGS_PATH = (
+    ("resourceLogs", "resource_logs"),
+    ("scopeLogs", "scope_logs"),
+    ("logRecords", "log_records"),
+)
 
-def _parse_json(raw: bytes, request: ExportTraceServiceRequest) -> None:
+
+def _parse_json(
+    raw: bytes,
+    request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+    path: tuple[tuple[str, str], ...] = _TRACES_PATH,
+) -> None:
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -210,26 +305,25 @@ def _parse_json(raw: bytes, request: ExportTraceServiceRequest) -> None:
             "the body is JSON nested too deeply to read; an OTLP JSON export is a few levels "
             "deep (attribute values at most 100)"
         ) from None
+    name = type(request).__name__
+    (res_c, res_s), (scope_c, scope_s), (item_c, item_s) = path
     if not isinstance(doc, dict):
         raise MalformedBody(
-            "the body is not an OTLP JSON ExportTraceServiceRequest: expected an object with "
-            '"resourceSpans"'
+            f'the body is not an OTLP JSON {name}: expected an object with "{res_c}"'
         )
-    for i, rs in enumerate(_list(doc, "resourceSpans", "resource_spans", where="")):
-        for j, ss in enumerate(_list(rs, "scopeSpans", "scope_spans", where=f"resourceSpans[{i}]")):
-            where = f"resourceSpans[{i}].scopeSpans[{j}]"
-            for k, span in enumerate(_list(ss, "spans", "spans", where=where)):
-                _hex_ids_to_base64(span, f"{where}.spans[{k}]")
-                for n, link in enumerate(_list(span, "links", "links", where=where)):
-                    _hex_ids_to_base64(link, f"{where}.spans[{k}].links[{n}]")
+    for i, rs in enumerate(_list(doc, res_c, res_s, where="")):
+        for j, ss in enumerate(_list(rs, scope_c, scope_s, where=f"{res_c}[{i}]")):
+            where = f"{res_c}[{i}].{scope_c}[{j}]"
+            for k, item in enumerate(_list(ss, item_c, item_s, where=where)):
+                _hex_ids_to_base64(item, f"{where}.{item_c}[{k}]")
+                for n, link in enumerate(_list(item, "links", "links", where=where)):
+                    _hex_ids_to_base64(link, f"{where}.{item_c}[{k}].links[{n}]")
     try:  # ParseDict refuses values nested over 100 levels (its max_recursion_depth)
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except RecursionError:
         raise MalformedBody("the body is JSON nested too deeply to read") from None
     except json_format.ParseError as exc:
-        raise MalformedBody(
-            f"the body is not an OTLP JSON ExportTraceServiceRequest: {exc}"
-        ) from exc
+        raise MalformedBody(f"the body is not an OTLP JSON {name}: {exc}") from exc
 
 
 def _list(obj: Any, camel: str, snake: str, *, where: str) -> list[Any]:
@@ -297,6 +391,42 @@ def _flatten(request: ExportTraceServiceRequest) -> DecodedExport:
                         ],
                         scope=scope,
                         size=s.ByteSize(),
+                    )
+                )
+    return out
+
+
+def _flatten_logs(request: ExportLogsServiceRequest) -> DecodedLogs:
+    out = DecodedLogs(records=[])
+    for rl in request.resource_logs:
+        for sl in rl.scope_logs:
+            for r in sl.log_records:
+                attributes = _attributes(r.attributes)
+                name = r.event_name or str(attributes.get("event.name") or "")
+                if not name.startswith(GENAI_EVENT_PREFIX):
+                    out.ignored += 1
+                    continue
+                problem = _id_problem(r.trace_id, 16, "trace_id") or _id_problem(
+                    r.span_id, 8, "span_id"
+                )
+                if problem is not None:
+                    out.rejected += 1
+                    if len(out.reasons) < 3:
+                        out.reasons.append(f"log record {name!r}: {problem}")
+                    continue
+                body = _value(r.body) if r.HasField("body") else None
+                if isinstance(body, dict):
+                    attributes.update(body)
+                elif body is not None and body != "":
+                    attributes.setdefault("gen_ai.event.content", body)
+                out.records.append(
+                    LogRecord(
+                        trace_id=r.trace_id.hex(),
+                        span_id=r.span_id.hex(),
+                        name=name,
+                        time_ns=r.time_unix_nano or r.observed_time_unix_nano,
+                        attributes=attributes,
+                        size=r.ByteSize(),
                     )
                 )
     return out

@@ -236,6 +236,7 @@ def _outputs(s: Span) -> dict[str, Any] | None:
 def _tool_calls(ordered: Sequence[Span]) -> list[dict[str, Any]]:
     """From tool spans if there are any; else from the tool calls in the model's messages."""
     calls = []
+    without_args = []
     for s in ordered:
         if not _is_tool(s):
             continue
@@ -243,17 +244,40 @@ def _tool_calls(ordered: Sequence[Span]) -> list[dict[str, Any]]:
         name = (
             a.get("gen_ai.tool.name") or a.get("tool.name") or a.get("traceloop.entity.name")
         ) or s.name
-        call = tool_call(name, tool_args(s))
+        args = tool_args(s)
+        call = tool_call(name, args)
         if (error := span_error(s, "tool span")) is not None:  # the tool's own error
             call["error"] = error.text
+        if args is None:
+            without_args.append(call)
         calls.append(call)
     if calls:
+        _args_asked_for(without_args, ordered)
         return calls
     sources = [s for s in ordered if _is_llm(s)] or ordered[:1]
     for s in sources:
         for m in (output_messages(s) or {}).get("messages", []):
             calls.extend(m.get("tool_calls", []))
     return calls
+
+
+def _args_asked_for(calls: list[dict[str, Any]], ordered: Sequence[Span]) -> None:
+    """Tool spans without their arguments (OTel GenAI records them on a span only when
+    content goes on spans) get those the model asked the tool to run with, by name, in
+    order (the model's output messages, e.g. joined from `/v1/logs` records)."""
+    if not calls:
+        return
+    asked = [
+        c
+        for s in ordered
+        if _is_llm(s)
+        for m in (output_messages(s) or {}).get("messages", [])
+        for c in m.get("tool_calls", [])
+    ]
+    for call in calls:
+        i = next((i for i, c in enumerate(asked) if c["name"] == call["name"]), None)
+        if i is not None:
+            call["args"] = asked.pop(i)["args"]
 
 
 def _context(ordered: Sequence[Span]) -> list[dict[str, Any]]:

@@ -146,7 +146,9 @@ def _event_messages(s: Span, *, output: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for e in s.events:
         a = e.attributes
-        if output and e.name == "gen_ai.content.completion":
+        if e.name == "gen_ai.client.inference.operation.details":  # a log record, joined
+            out.extend(_genai_messages(a.get(f"gen_ai.{'output' if output else 'input'}.messages")))
+        elif output and e.name == "gen_ai.content.completion":
             out.extend(_legacy_messages(a, "gen_ai.completion", "assistant"))
         elif not output and e.name == "gen_ai.content.prompt":
             out.extend(_legacy_messages(a, "gen_ai.prompt", "user"))
@@ -158,6 +160,12 @@ def _event_messages(s: Span, *, output: bool) -> list[dict[str, Any]]:
                     body = {**body, "message": parse_json(body["message"])}
                 if isinstance(body.get("tool_calls"), str):
                     body = {**body, "tool_calls": parse_json(body["tool_calls"])}
+                if isinstance(body.get("message"), dict) and body.get("tool_calls"):
+                    # gen_ai.choice: the tool calls sit beside the message, not in it
+                    body = {
+                        **body,
+                        "message": {"tool_calls": body["tool_calls"], **body["message"]},
+                    }
                 if m := _message(body, role):
                     out.append(m)
     return out

@@ -13,20 +13,13 @@ from typer.testing import CliRunner
 
 from evalkeeper.cli import app
 from evalkeeper.datasets import load_dataset
-from evalkeeper.traces.model import Trace
-from evalkeeper.traces.otlp_spans import ERROR_MAX_CHARS
 from tests.instrumented.agent import (
-    EMAIL,
-    ENVIRONMENT,
-    PHONE,
-    SERVICE,
-    SESSION,
-    SYSTEM_PROMPT,
     TOOL_ERROR,
     VERSION,
 )
-from tests.instrumented.chat_server import DATED_MODEL, FINAL_ANSWER, TOOL, TOOL_ARGS, ChatServer
+from tests.instrumented.chat_server import DATED_MODEL, TOOL, TOOL_ARGS, ChatServer
 from tests.instrumented.conftest import INSTRUMENTATIONS, RECORDED
+from tests.instrumented.expect import REQUEST_TAIL, failed_run, normal_run
 from tests.instrumented.replay_target import LLM_URL_ENV
 from tests.instrumented.traffic import REDACTION_KEY, Traffic
 
@@ -34,51 +27,16 @@ pytestmark = pytest.mark.slow
 ALL = [*INSTRUMENTATIONS, *RECORDED]
 # the agent ran as `python -m tests.instrumented.agent`: its module is __main__
 ERROR_TYPE = "__main__.BookingUnavailable"
-REQUEST_TAIL = "Please move appointment A-1042 to 14 March at 3pm."
-
-
-def _text(trace: Trace) -> str:
-    return json.dumps(trace.model_dump(mode="json"), ensure_ascii=False)
-
-
-def _common(trace: Trace) -> None:
-    """What every run of every instrumentation must give."""
-    assert (trace.service, trace.version, trace.environment) == (SERVICE, VERSION, ENVIRONMENT)
-    assert trace.model == DATED_MODEL  # the name the provider answered with
-    assert trace.conversation_id == SESSION
-    inputs = json.dumps(trace.inputs, ensure_ascii=False)
-    assert REQUEST_TAIL in inputs  # the user's request...
-    assert SYSTEM_PROMPT not in inputs and "scheduling assistant" not in inputs  # ...alone
-    text = _text(trace)
-    assert EMAIL not in text and PHONE not in text and "415 555 0132" not in text
-    assert "<EMAIL:" in inputs and "<PHONE:" in inputs
-    assert trace.latency_ms is not None and trace.latency_ms > 0
 
 
 @pytest.mark.parametrize("instrumentation", ALL)
 def test_a_normal_run(traffic: Traffic, instrumentation: str) -> None:
-    trace = traffic.stored(instrumentation, "ok")
-    _common(trace)
-    assert trace.outputs is not None and trace.outputs["reply"] == FINAL_ANSWER
-    assert [c.model_dump(exclude_none=True) for c in trace.tool_calls] == [
-        {"name": TOOL, "args": TOOL_ARGS}  # what the tool ran with, not its JSON schema
-    ]
-    assert trace.error is None
-    assert not {"error_type", "error_detail", "error_spans"} & set(trace.metadata)
+    normal_run(traffic.stored(instrumentation, "ok"))
 
 
 @pytest.mark.parametrize("instrumentation", ALL)
 def test_a_run_whose_tool_raises(traffic: Traffic, instrumentation: str) -> None:
-    trace = traffic.stored(instrumentation, "tool_error")
-    _common(trace)
-    assert trace.outputs is None  # a failed run has no answer (not the tool-call message)
-    error = f"{ERROR_TYPE}: {TOOL_ERROR}"
-    assert [c.model_dump(exclude_none=True) for c in trace.tool_calls] == [
-        {"name": TOOL, "args": TOOL_ARGS, "error": error}  # the tool's own error
-    ]
-    assert trace.error == error and len(trace.error) <= ERROR_MAX_CHARS
-    assert trace.metadata["error_type"] == ERROR_TYPE
-    assert trace.metadata["error_spans"] == 1
+    failed_run(traffic.stored(instrumentation, "tool_error"), ERROR_TYPE)
 
 
 def test_a_traceback_in_the_status_is_kept_whole_in_metadata_only(traffic: Traffic) -> None:

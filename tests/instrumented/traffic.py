@@ -89,8 +89,22 @@ def listen_env(tmp_dir: Path) -> dict[str, str]:
     return env
 
 
+AGENT_MODULES = {
+    name: "tests.instrumented.agent_events"
+    for name in (
+        "otel-openai-v2-events",
+        "otel-openai-v2-true",
+        "traceloop-events",
+        "openinference-hidden",
+        "traceloop-no-content",
+    )
+}
+"""The agent module of the instrumentations not in `agent.py` (`tests.instrumented.agent`)."""
+
+
 def _agent(instrumentation: str, llm_url: str, otlp: str, env: dict[str, str]) -> AgentRun:
-    cmd = [sys.executable, "-m", "tests.instrumented.agent", "--instrumentation", instrumentation]
+    module = AGENT_MODULES.get(instrumentation, "tests.instrumented.agent")
+    cmd = [sys.executable, "-m", module, "--instrumentation", instrumentation]
     cmd += ["--wait-for-listen", str(LISTEN_START_S)]
     proc = subprocess.run(
         [*cmd, "--llm-url", llm_url, "--otlp", otlp],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -147,3 +149,40 @@ def test_the_installed_command_reads_the_store(stored: Settings) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["tool_calls"][0]["name"] == "book_slot"
+
+
+def test_traces_without_content_are_counted_warned_and_marked(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.jsonl"
+    append(
+        path,
+        line(1)
+        + line(2, inputs={}, outputs={})
+        + line(3, inputs={}, outputs={})
+        + line(4, outputs=None, error="the booking API timed out")  # failed: no outputs is right
+        + line(5, outputs={})
+        + line(6, service="billing", inputs={}),
+    )
+    code, out, err = cli(settings, "traces", "ingest", "--source", f"jsonl:{path}", "--json")
+    assert code == 0, out + err
+    summary = json.loads(out)
+    assert summary["empty_traces"] == 4
+    assert len(summary["warnings"]) == 2  # one per service
+    assert (
+        "service scheduler: trace t-00002 was stored without inputs or outputs"
+        in (summary["warnings"][0])
+    )
+    assert "TRACELOOP_TRACE_CONTENT=true" in summary["warnings"][0]
+    code, out, _ = cli(settings, "traces", "list", "--format", "csv")
+    content = {r["trace_id"]: r["content"] for r in csv.DictReader(io.StringIO(out))}
+    assert content == {
+        "t-00001": "ok",
+        "t-00002": "no inputs, outputs",
+        "t-00003": "no inputs, outputs",
+        "t-00004": "ok",
+        "t-00005": "no outputs",
+        "t-00006": "no inputs",
+    }
+    code, out, _ = cli(settings, "traces", "list")
+    assert code == 0 and "content" in out and "no inputs" in out
