@@ -242,6 +242,13 @@ _CURRENCY_RE = re.compile(_CURRENCY)
 _TOKEN_RE = re.compile(r"\S+")
 # A token holding a digit, from its start (the look-behind: no attempt inside a word).
 _DIGIT_TOKEN_RE = re.compile(r"(?<!\S)[^\s\d]*\d\S*")
+# Letters of scripts written without spaces between words (Thai, kana, Han, Hangul) and
+# CJK punctuation: token boundaries here, so that `予約は2026-11-30です` holds the date
+# `2026-11-30` (full-width digits and phone punctuation are not among them).
+_NO_SPACE_RE = re.compile(
+    "[\u0e01-\u0e4f\u3001-\u303f\u3040-\u30fb\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uff01\uff0c\uff1b\uff1f]"
+)
 _LEAD = "\"'([{«¿¡"
 _TRAIL = ".,;:!?)]}»\"'"
 
@@ -272,9 +279,10 @@ def _next_word(text: str, end: int) -> str:
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
     """Spans of dates, times, prices, ids, epoch timestamps and existing tokens: never
-    phone numbers. Judged token by token (whitespace-delimited, punctuation around a token
-    stripped), with a look at the neighbours for `49,90 €`, `USD 120`, `Nov 30, 2026`."""
+    phone numbers. Judged token by token (delimited by whitespace or by `_NO_SPACE_RE`,
+    punctuation around a token stripped), with a look at the neighbours for `49,90 €`, `USD 120`, `Nov 30, 2026`."""
     spans: list[tuple[int, int]] = []
+    text = _NO_SPACE_RE.sub(" ", text)  # one character for one: offsets unchanged
     for m in _DIGIT_TOKEN_RE.finditer(text):
         s, e, word = _word_at(text, m.start(), m.end())
         if not word:
