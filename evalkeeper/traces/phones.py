@@ -158,6 +158,7 @@ class _Found(NamedTuple):
 class _Screen(NamedTuple):
     """A region's numbering plan as public metadata gives it, for ordering regions."""
 
+    idd: re.Pattern[str] | None  # international prefix
     prefix: re.Pattern[str] | None  # national prefix for parsing
     transform: str | None
     valid: re.Pattern[str] | None  # any number type's pattern, any region of the code
@@ -190,6 +191,7 @@ def _screen_of(region: str) -> _Screen:
                 valid_lengths.update(desc.possible_length or general_lengths)
     npfp = md.national_prefix_for_parsing or md.national_prefix
     return _Screen(
+        re.compile(md.international_prefix) if md.international_prefix else None,
         re.compile(npfp) if npfp else None,
         md.national_prefix_transform_rule or None,
         re.compile("(?:" + ")|(?:".join(patterns) + ")") if patterns else None,
@@ -201,10 +203,15 @@ def _screen_of(region: str) -> _Screen:
 def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int]]:
     """Regions (indexes, configured order) where `digits` could be a valid national number
     (as written, national prefix stripped, or the prefix transformed; then the number
-    types' patterns), and those where its length is at least possible."""
+    types' patterns) or start with the international prefix, and those where its length is
+    at least possible."""
     likely: list[int] = []
     possible: list[int] = []
-    for i, (prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
+    for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
+        international = idd.match(digits) if idd is not None else None
+        if international and international.end() and digits[international.end() :][:1] != "0":
+            likely.append(i)  # read with its country code: found by the first such region
+            continue
         candidates = [digits]
         if prefix is not None:
             m = prefix.match(digits)
