@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sys
@@ -449,6 +450,9 @@ def throughput(
         "workers": workers,
         "traces_per_s": len(traces) / wall,
         "parent_cpu_share": cpu / wall,
+        # one process: traces per CPU second of it, what the wall clock would give on an
+        # idle core (a shared machine's other load slows the wall clock, not this)
+        "traces_per_cpu_s": len(traces) / cpu if workers == 1 and cpu else None,
         "start_s": start_s,
         "findings_per_trace": sum(redaction.stats.values()) / len(traces),
     }
@@ -544,12 +548,13 @@ def main() -> int:
     print(
         table(
             ["traces", "processes", "n", "mean bytes", "findings/trace", "traces/s (median)",
-             "min", "max", "vs 1 process", "workers start s"],
+             "min", "max", "vs 1 process", "workers start s", "traces/CPU-s"],
             [[name, "1 (this one)" if w == 1 else f"{w} workers", r["traces"], r["bytes"],
               r["findings_per_trace"], r["traces_per_s"], r["min_traces_per_s"],
               r["max_traces_per_s"],
               r["traces_per_s"] / runs[(name, 1)]["traces_per_s"],
-              r["start_s"] if w > 1 else "-"] for (name, w), r in runs.items()],
+              r["start_s"] if w > 1 else "-", r["traces_per_cpu_s"] or "-"]
+             for (name, w), r in runs.items()],
         )
     )  # fmt: skip
     one, two = runs[("dense", 1)]["traces_per_s"], runs[("dense", 2)]["traces_per_s"]
@@ -568,7 +573,8 @@ def main() -> int:
             ],
         )
     )
-    print(f"total {time.perf_counter() - t0:.1f} s ({cores} usable core(s))")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"total {time.perf_counter() - t0:.1f} s ({cores} usable core(s), load average {load})")
     line = {
         "recall": main_result["recall"],
         "phone_recall_by_locale": {
@@ -577,6 +583,8 @@ def main() -> int:
         "preserved": main_result["preserved"],
         "dense_traces_per_s": round(one, 1),
         "dense_traces_per_s_two_workers": round(two, 1),
+        "dense_traces_per_cpu_s": round(runs[("dense", 1)]["traces_per_cpu_s"] or 0, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "two_workers_speedup": round(two / one, 2),
         "goals_met": {k: v >= GOALS[k] for k, v in figures.items()},
         "usable_cores": cores,

@@ -12,8 +12,10 @@ the matcher runs and with which regions, and which of its matches to keep:
   between two numbers (`SEGMENT_RE`, `_LIST_COMMA_RE`); a window with fewer than
   `MIN_DIGITS` digits is skipped. The matcher over a window finds exactly what it finds over
   the whole text at that place, as `tests/traces/test_phone_oracle.py` checks text by text
-  and region by region against `PhoneNumberMatcher` over the whole text. Digits glued to
-  words in scripts without spaces (`電話番号は090-2867-8126です。`) are windows like any.
+  and region by region against `PhoneNumberMatcher` over the whole text. (The matcher
+  gives up on a text after 65,535 failed candidates; the windows, each a text of its own,
+  then find more, never less.) Digits glued to words in scripts without spaces
+  (`電話番号は090-2867-8126です。`) are windows like any.
 - Around each window, dates, times, prices, ids and timestamps are masked first
   (`detectors.protected_spans`), and the windows are cut again. A match touching a Latin
   letter (`2026-11-30T14`, `abc8005001234`) is dropped, as the library's own
