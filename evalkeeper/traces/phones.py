@@ -21,7 +21,9 @@ the matcher runs and with which regions, and which of its matches to keep:
   letter (`2026-11-30T14`, `abc8005001234`) is dropped, as the library's own
   `Leniency.VALID` drops it; letters of other scripts do not count.
 - *Regions*, per window:
-  1. a window holding `+` is tried once with no region (the country code says it all);
+  1. a window holding `+` is tried once with no region (the country code says it all),
+     one starting with a configured region's international prefix (`0049`) once with the
+     first such region (a valid number of the whole window ends the search);
   2. then the configured regions where its digits could be a *valid* number (a screen over
      the public numbering-plan metadata, `PhoneMetadata`: national prefix stripped, then the
      number types' patterns of every region sharing the country code), in the configured
@@ -29,7 +31,9 @@ the matcher runs and with which regions, and which of its matches to keep:
      more for one written in its region's own national layout);
   3. then, unless the window is covered, the regions where the digits have a *possible*
      length, then the rest, in order, until the matches cover every digit of the window.
-  The screen only orders and skips regions; it never decides what a number is.
+  Of regions sharing a country code (US, CA), only the first is tried: they read a
+  national number alike. The screen only orders and skips regions; it never decides what a
+  number is.
 
 Matches are merged, longest first, then valid before merely possible, then the one written
 in its region's own national layout, then the configured order: `(0191) 4960072` is one GB
@@ -202,17 +206,18 @@ def _screen_of(region: str) -> _Screen:
     )
 
 
-def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int]]:
-    """Regions (indexes, configured order) where `digits` could be a valid national number
-    (as written, national prefix stripped, or the prefix transformed; then the number
-    types' patterns) or start with the international prefix, and those where its length is
-    at least possible."""
+def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int], list[int]]:
+    """Regions (indexes, configured order) whose international prefix starts `digits`;
+    those where `digits` could be a valid national number (as written, national prefix
+    stripped, or the prefix transformed; then the number types' patterns); and those where
+    its length is at least possible."""
+    international: list[int] = []
     likely: list[int] = []
     possible: list[int] = []
     for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
-        international = idd.match(digits) if idd is not None else None
-        if international and international.end() and digits[international.end() :][:1] != "0":
-            likely.append(i)  # read with its country code: found by the first such region
+        m = idd.match(digits) if idd is not None else None
+        if m and m.end() and digits[m.end() :][:1] != "0":
+            international.append(i)  # read with its country code, the same in each of them
             continue
         candidates = [digits]
         if prefix is not None:
@@ -227,7 +232,7 @@ def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int
             likely.append(i)
         elif any(len(c) in possible_lengths for c in candidates):
             possible.append(i)
-    return likely, possible
+    return international, likely, possible
 
 
 class PhoneDetector:
@@ -247,6 +252,7 @@ class PhoneDetector:
         self.regions = [r.strip().upper() for r in regions]
         self.policy = policy
         self._screens = [_screen_of(r) for r in self.regions]
+        self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
         self.region_runs = 0  # (window, region) pairs given to the matcher
 
@@ -290,9 +296,19 @@ class PhoneDetector:
             found += self._run(text, "ZZ", -1)
             if self._covered(found, n_digits):
                 return found
-        likely, possible = screen(self._screens, _ascii_digits(_EXTENSION_RE.sub("", core)))
+        digits = _ascii_digits(_EXTENSION_RE.sub("", core))
+        international, likely, possible = screen(self._screens, digits)
+        if international:  # `0049 30 901820`: one region reads it as every such region does
+            found += self._run(text, self.regions[international[0]], -1)
+            if any(f.valid and f.n_digits == n_digits for f in found):
+                return found  # else national readings may do better (`0191`: SG's `019`)
+        # regions sharing a country code (US, CA) read a national number alike: one of them
+        codes: set[int] = set()
         extra = LAYOUT_TRIES
         for i in likely:
+            if self._codes[i] in codes:
+                continue
+            codes.add(self._codes[i])
             found += self._run(text, self.regions[i], i)
             best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
@@ -305,6 +321,9 @@ class PhoneDetector:
         rest = [i for i in possible if i not in tried]
         rest += [i for i in range(len(self.regions)) if i not in tried and i not in possible]
         for i in rest:
+            if self._codes[i] in codes:
+                continue
+            codes.add(self._codes[i])
             found += self._run(text, self.regions[i], i)
             if self._covered(found, n_digits):
                 break

@@ -103,16 +103,16 @@ CJK_PHONES = [
         "+81 90-2867-8126",
     ),
     ("「{}」までお電話ください。", "090-2867-8126", "+81 90-2867-8126"),
-    ("連絡先、{}、または", "03-1234-5678", "+81 3-1234-5678"),
+    ("連絡先、{}、または", "070-6360-8377", "+81 70-6360-8377"),
     ("お問い合わせ：{}（平日）", "090ー2867ー8126", "+81 90-2867-8126"),
-    ("我的电话是{}。", "13812345678", "+86 138 1234 5678"),
+    ("我的电话是{}。", "138 1234 5678", "+86 138 1234 5678"),
     (
         "请拨打{}，谢谢。",
-        "\uff11\uff13\uff18\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",
+        "\uff11\uff13\uff18 \uff11\uff12\uff13\uff14 \uff15\uff16\uff17\uff18",
         "+86 138 1234 5678",
     ),
     ("전화번호는 {}입니다.", "010-1234-5678", "+82 10-1234-5678"),
-    ("{}로 연락 주세요.", "02-312-3456", "+82 2-312-3456"),
+    ("{}로 연락 주세요.", "010-9876-5432", "+82 10-9876-5432"),
     ("โทร{}ได้เลยค่ะ", "+66 81 234 5678", "+66 81 234 5678"),
     ("เบอร์ติดต่อ{}นะคะ", "+66 2 123 4567", "+66 2 123 4567"),
 ]
@@ -125,6 +125,30 @@ def test_phone_numbers_glued_to_words_without_spaces_are_replaced(
     out = red(redactor, template.format(number))
     token = only_token(redactor, international, "PHONE")
     assert out == template.format(token), out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "連絡先、03-1234-5678、または",
+        "서울 02-312-3456로 연락 주세요.",
+        "我的电话是13812345678。",
+        "请拨打\uff11\uff13\uff18\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18，谢谢。",
+    ],
+)
+def test_a_national_number_valid_in_many_regions_glued_to_cjk_text_is_replaced(
+    redactor: BuiltinRedactor, text: str
+) -> None:
+    """`03-1234-5678` (Tokyo) is valid in nine of the default regions, and JP is not among
+    the first four (Seoul's `02-312-3456` alike); a bare `13812345678` is valid in the US, the first region: they are
+    replaced, read in an earlier region (their token is not that of their international
+    form; put JP or CN earlier in the regions for that)."""
+    out = red(redactor, text)
+    assert re.fullmatch(r"\D+<PHONE:[0-9a-f]{8}>\D+", out), out
+    japan_first = BuiltinRedactor(RedactionConfig(regions=("JP", "US", "FR")), KEY)
+    assert red(japan_first, "連絡先、03-1234-5678、または") == "連絡先、{}、または".format(
+        only_token(japan_first, "+81 3-1234-5678", "PHONE")
+    )
 
 
 def test_thai_national_numbers_with_thailand_configured() -> None:
