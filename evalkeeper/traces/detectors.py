@@ -239,9 +239,18 @@ _EPOCH_RE = re.compile(r"1[5-9]\d{8}(?:\d{3}){0,2}")
 _COUNTRY_CODE_RE = re.compile(r"\(?(?:\+|00)\d{1,3}\)?")
 _AMOUNT_RE = re.compile(_AMOUNT)
 _CURRENCY_RE = re.compile(_CURRENCY)
-_TOKEN_RE = re.compile(r"\S+")
+# A run of `_NO_SPACE_RE` characters (as NUL) is a word of its own.
+_TOKEN_RE = re.compile(r"\x00+|[^\s\x00]+")
 # A token holding a digit, from its start (the look-behind: no attempt inside a word).
-_DIGIT_TOKEN_RE = re.compile(r"(?<!\S)[^\s\d]*\d\S*")
+_DIGIT_TOKEN_RE = re.compile(r"(?<![^\s\x00])[^\s\d\x00]*\d[^\s\x00]*")
+# Letters of scripts written without spaces between words (Thai, kana, Han, Hangul) and
+# CJK punctuation: words of their own here, so that `予約は2026-11-30です` holds the date
+# `2026-11-30`, and `EUR. 请拨打16512673912` no price (full-width digits and phone
+# punctuation are not among them).
+_NO_SPACE_RE = re.compile(
+    "[\u0e01-\u0e4f\u3001-\u303f\u3040-\u30fb\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uff01\uff0c\uff1b\uff1f]"
+)
 _LEAD = "\"'([{«¿¡"
 _TRAIL = ".,;:!?)]}»\"'"
 
@@ -260,7 +269,11 @@ def _prev_word(text: str, start: int) -> tuple[int, str]:
     while j > 0 and text[j - 1].isspace():
         j -= 1
     i = j
-    while i > 0 and not text[i - 1].isspace():
+    if i > 0 and text[i - 1] == "\x00":  # a word in a script without spaces
+        while i > 0 and text[i - 1] == "\x00":
+            i -= 1
+        return i, text[i:j]
+    while i > 0 and not text[i - 1].isspace() and text[i - 1] != "\x00":
         i -= 1
     return i, text[i:j].strip(_LEAD + _TRAIL)
 
@@ -272,9 +285,10 @@ def _next_word(text: str, end: int) -> str:
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
     """Spans of dates, times, prices, ids, epoch timestamps and existing tokens: never
-    phone numbers. Judged token by token (whitespace-delimited, punctuation around a token
-    stripped), with a look at the neighbours for `49,90 €`, `USD 120`, `Nov 30, 2026`."""
+    phone numbers. Judged token by token (delimited by whitespace or by `_NO_SPACE_RE`,
+    punctuation around a token stripped), with a look at the neighbours for `49,90 €`, `USD 120`, `Nov 30, 2026`."""
     spans: list[tuple[int, int]] = []
+    text = _NO_SPACE_RE.sub("\x00", text)  # one character for one: offsets unchanged
     for m in _DIGIT_TOKEN_RE.finditer(text):
         s, e, word = _word_at(text, m.start(), m.end())
         if not word:

@@ -1,24 +1,46 @@
-"""Phone numbers with libphonenumber, in international and national formats.
+"""Phone numbers with libphonenumber's own `PhoneNumberMatcher`, as the library gives it.
 
-A cheap regular expression finds candidate windows (digits with phone separators, at least
-7 digits). Around each window, dates, times, prices, ids and timestamps are masked
-(`detectors.protected_spans`), and only what is left is read with libphonenumber (a window
-that is one clean number parsed directly, `phone_match.WindowParse`; any other through
-`phonenumbers.PhoneNumberMatcher`), region by region:
+What a match is, is the library's answer: `PhoneNumberMatcher(window, region,
+leniency=Leniency.POSSIBLE)` finds the numbers, `is_valid_number` says which are valid,
+`format_number` gives their E.164 form and national layout. The detector only decides where
+the matcher runs and with which regions, and which of its matches to keep:
 
-1. a window holding `+` is tried once with no region (the country code says it all);
-2. then the regions where the window's digits could be a *valid* number, judged from the
-   numbering-plan metadata (national prefix stripped, then the region's number-type
-   patterns), in the configured order, until one gives a valid match of the whole window;
-3. then, unless the window is covered, the regions where the digits have a *possible*
-   length, then the rest, in order, until one match covers every digit of the window.
+- *Windows*: the matcher's candidates are made of digits, its phone punctuation (spaces,
+  dashes, dots, slashes, brackets, `ー`, their full-width forms), `+`, and its extension
+  labels (`ext`, `x`, `#`, `anexo`, `доб`...). Any other character (a letter of a word, `。`,
+  `、`, `「`, a newline) ends every candidate, so the text is cut there, and again at a comma
+  between two numbers (`SEGMENT_RE`, `_LIST_COMMA_RE`); a window with fewer than
+  `MIN_DIGITS` digits is skipped. The matcher over a window finds exactly what it finds over
+  the whole text at that place, as `tests/traces/test_phone_oracle.py` checks text by text
+  and region by region against `PhoneNumberMatcher` over the whole text. (The matcher
+  gives up on a text after 65,535 failed candidates; the windows, each a text of its own,
+  then find more, never less.) Digits glued to words in scripts without spaces
+  (`電話番号は090-2867-8126です。`) are windows like any.
+- Around each window, dates, times, prices, ids and timestamps are masked first
+  (`detectors.protected_spans`), and the windows are cut again. A match touching a Latin
+  letter (`2026-11-30T14`, `abc8005001234`) is dropped, as the library's own
+  `Leniency.VALID` drops it; letters of other scripts do not count.
+- *Regions*, per window:
+  1. a window holding `+` is tried once with no region (the country code says it all),
+     one starting with a configured region's international prefix (`0049`) once with the
+     first such region (a valid number of the whole window ends the search);
+  2. then the configured regions where its digits could be a *valid* number (a screen over
+     the public numbering-plan metadata, `PhoneMetadata`: national prefix stripped, then the
+     number types' patterns of every region sharing the country code), in the configured
+     order, until one gives a valid match of the whole window (and up to `LAYOUT_TRIES`
+     more for one written in its region's own national layout);
+  3. then, unless the window is covered, the regions where the digits have a *possible*
+     length, then the rest, in order, until the matches cover every digit of the window.
+  Of regions sharing a country code (US, CA), only the first is tried: they read a
+  national number alike. The screen only orders and skips regions; it never decides what a
+  number is.
 
 Matches are merged, longest first, then valid before merely possible, then the one written
 in its region's own national layout, then the configured order: `(0191) 4960072` is one GB
 number (not the US local `4960072`), `090-3640-5259` is Japanese (JP writes it so; it is
 also a valid Italian and British number). The value behind a token is the number in E.164
-(extension dropped), so the same number written nationally or internationally gets the
-same token.
+(extension dropped), so the same number written nationally or internationally, in ASCII or
+full-width digits, gets the same token.
 
 Policies (what a match must be, by libphonenumber's judgement, to be redacted):
 - `possible`: a possible number (its length fits) in some configured region;
@@ -34,36 +56,99 @@ Policies (what a match must be, by libphonenumber's judgement, to be redacted):
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
+from functools import cache
 from typing import Literal, NamedTuple
 
 import phonenumbers as pn
-from phonenumbers import PhoneNumberFormat
+from phonenumbers import Leniency, PhoneMetadata, PhoneNumberFormat
 
 from evalkeeper.errors import ConfigError
 from evalkeeper.traces.detectors import mask, protected_spans
 from evalkeeper.traces.hits import Hit
-from evalkeeper.traces.phone_match import Match, WindowParse, matcher_matches, plain
-from evalkeeper.traces.phone_plan import is_valid, keep_compiled_patterns, layout, plan, screen
 
 PhonePolicy = Literal["possible", "valid", "hybrid"]
 MIN_DIGITS = 7
-MAX_WINDOW_DIGITS = 24
 CONTEXT = 16  # characters on each side of a window searched for dates, prices, ids
 _CACHE_SIZE = 8192
 # After a valid match of the whole window, how many more likely regions are tried for one
-# written in that region's own layout (a number valid in ten regions costs ten calls).
+# written in that region's own layout (a number valid in ten regions costs ten runs).
 LAYOUT_TRIES = 3
 
-WINDOW_RE = re.compile(
-    r"(?<![\w+])[+(]{0,2}\d(?:[\d \t\u00a0()\-/]|\.(?=\d))*\d\)?"
-    r"(?:[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6})?(?!\w)",
-    re.IGNORECASE,
+# The characters of a `PhoneNumberMatcher` candidate (phonenumbers 9): digits; its phone
+# punctuation; `+` and opening brackets; what its extension patterns hold (separators,
+# `;ext=`, `#`, `~`, the labels' letters, matched ignoring case as the library matches them).
+_PUNCTUATION = (
+    "-x\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\uff0e\uff0f \u00a0\u00ad"
+    "\u200b\u2060\u3000()\uff08\uff09\uff3b\uff3d.[]/~\u2053\u223c\uff5e"
 )
-_PIECE_RE = re.compile(r"\S+")
+_LEAD = "+\uff0b"
+_EXTENSION = "\t,:;=#\uff03\u0301aeinostx\u00f3\uff45\uff49\uff4e\uff54\uff58\u0434\u043e\u0431"
+CANDIDATE_CHARS = _PUNCTUATION + _LEAD + _EXTENSION
+SEGMENT_RE = re.compile(r"[\d" + re.escape(CANDIDATE_CHARS) + "]+", re.IGNORECASE)
+# A comma between two numbers (`030 901820, 030 901821`): no candidate spans it (an
+# extension after a comma needs a label first).
+_LIST_COMMA_RE = re.compile(r"(?<=\d)[ \t\u00a0]*,[ \t\u00a0,]*(?=[\d+\uff0b(\[\uff08\uff3b])")
 _EXTENSION_RE = re.compile(r"[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6}$", re.IGNORECASE)
 _CARD_LAYOUT_RE = re.compile(r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
-_FORMATTED = frozenset("+ -.()/\t\u00a0")
+_FORMATTED = frozenset("+ -.()/\t\u00a0\u3000\u30fc\u2010\u2011\u2012\u2013\u2014\u2015")
+_GROUP_RE = re.compile(r"\d+")
+_PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
+_TYPES = (
+    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
+    "voip", "pager", "uan", "voicemail",
+)  # fmt: skip
+
+
+class Match(NamedTuple):
+    """A number `PhoneNumberMatcher` found: `raw` is the text at `[start, end)`."""
+
+    start: int
+    end: int
+    raw: str
+    number: pn.PhoneNumber
+
+
+def windows(text: str) -> list[tuple[int, int]]:
+    """The spans of `text` the matcher runs on: runs of candidate characters, cut at commas
+    between numbers, with at least `MIN_DIGITS` digits."""
+    out: list[tuple[int, int]] = []
+    for seg in SEGMENT_RE.finditer(text):
+        piece = seg.group()
+        if _digits(piece) < MIN_DIGITS:
+            continue
+        start = pos = seg.start()
+        for cut in _LIST_COMMA_RE.finditer(piece):
+            if _digits(piece[pos - start : cut.start()]) >= MIN_DIGITS:
+                out.append((pos, start + cut.start()))
+            pos = start + cut.end()
+        if _digits(piece[pos - start :]) >= MIN_DIGITS:
+            out.append((pos, seg.end()))
+    return out
+
+
+def matches(window: str, region: str) -> list[Match]:
+    """`PhoneNumberMatcher(window, region, leniency=POSSIBLE)`'s matches holding at least
+    `MIN_DIGITS` digits (shorter candidates skipped unparsed: `min_candidate_length`)."""
+    return [
+        Match(m.start, m.end, m.raw_string, m.number)
+        for m in pn.PhoneNumberMatcher(
+            window, region, leniency=Leniency.POSSIBLE, min_candidate_length=MIN_DIGITS
+        )
+        if _digits(m.raw_string) >= MIN_DIGITS
+    ]
+
+
+def text_matches(text: str, region: str) -> list[Match]:
+    """What the detector's windows give for `region` over all of `text`: what
+    `PhoneNumberMatcher(text, region, leniency=POSSIBLE)` finds with `MIN_DIGITS` digits or
+    more (the oracle tests hold it to that)."""
+    return [
+        Match(a + m.start, a + m.end, m.raw, m.number)
+        for a, b in windows(text)
+        for m in matches(text[a:b], region)
+    ]
 
 
 class _Found(NamedTuple):
@@ -76,12 +161,84 @@ class _Found(NamedTuple):
     n_digits: int  # digits in the matched text, extension included
 
 
+class _Screen(NamedTuple):
+    """A region's numbering plan as public metadata gives it, for ordering regions."""
+
+    idd: re.Pattern[str] | None  # international prefix
+    prefix: re.Pattern[str] | None  # national prefix for parsing
+    transform: str | None
+    valid: re.Pattern[str] | None  # any number type's pattern, any region of the code
+    valid_lengths: frozenset[int]
+    possible_lengths: frozenset[int]
+
+
+@cache
+def _screen_of(region: str) -> _Screen:
+    md = PhoneMetadata.metadata_for_region(region)
+    if md is None:
+        raise ConfigError(
+            f"redaction_regions: {region!r} is not a region libphonenumber knows; use ISO "
+            "3166 alpha-2 codes such as US, GB, DE, JP (EVALKEEPER_REDACTION_REGIONS=US,DE,JP)"
+        )
+    patterns: list[str] = []
+    valid_lengths: set[int] = set()
+    possible: set[int] = set()
+    for other in pn.region_codes_for_country_code(md.country_code or 0) or (region,):
+        omd = PhoneMetadata.metadata_for_region(other)
+        general = omd.general_desc if omd is not None else None
+        if omd is None or general is None:
+            continue
+        general_lengths = tuple(general.possible_length or ())
+        possible.update(general_lengths, general.possible_length_local_only or ())
+        for name in _TYPES:
+            desc = getattr(omd, name, None)
+            if desc is not None and desc.national_number_pattern:
+                patterns.append(desc.national_number_pattern)
+                valid_lengths.update(desc.possible_length or general_lengths)
+    npfp = md.national_prefix_for_parsing or md.national_prefix
+    return _Screen(
+        re.compile(md.international_prefix) if md.international_prefix else None,
+        re.compile(npfp) if npfp else None,
+        md.national_prefix_transform_rule or None,
+        re.compile("(?:" + ")|(?:".join(patterns) + ")") if patterns else None,
+        frozenset(valid_lengths),
+        frozenset(possible),
+    )
+
+
+def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int], list[int]]:
+    """Regions (indexes, configured order) whose international prefix starts `digits`;
+    those where `digits` could be a valid national number (as written, national prefix
+    stripped, or the prefix transformed; then the number types' patterns); and those where
+    its length is at least possible."""
+    international: list[int] = []
+    likely: list[int] = []
+    possible: list[int] = []
+    for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
+        m = idd.match(digits) if idd is not None else None
+        if m and m.end() and digits[m.end() :][:1] != "0":
+            international.append(i)  # read with its country code, the same in each of them
+            continue
+        candidates = [digits]
+        if prefix is not None:
+            m = prefix.match(digits)
+            if m and m.end():
+                candidates.append(digits[m.end() :])
+                if transform and m.lastindex:
+                    candidates.append(prefix.sub(transform, digits, count=1))
+        if valid is not None and any(
+            len(c) in valid_lengths and valid.fullmatch(c) for c in candidates
+        ):
+            likely.append(i)
+        elif any(len(c) in possible_lengths for c in candidates):
+            possible.append(i)
+    return international, likely, possible
+
+
 class PhoneDetector:
     """Finds phone numbers for the configured `regions` under a `policy`."""
 
-    def __init__(
-        self, regions: Sequence[str], policy: PhonePolicy = "hybrid", *, fast: bool = True
-    ) -> None:
+    def __init__(self, regions: Sequence[str], policy: PhonePolicy = "hybrid") -> None:
         if not regions:
             raise ConfigError(
                 "redaction_regions is empty: national phone numbers would go unnoticed; "
@@ -89,66 +246,70 @@ class PhoneDetector:
             )
         if policy not in ("possible", "valid", "hybrid"):
             raise ValueError(f"phone policy {policy!r}: use possible, valid or hybrid")
-        keep_compiled_patterns()
+        # libphonenumber keeps its compiled metadata patterns (the metadata of 28 regions
+        # holds more than `re`'s cache of 512: without it, matches recompile some)
+        pn.enable_pattern_cache()
         self.regions = [r.strip().upper() for r in regions]
         self.policy = policy
-        self.fast = fast  # False: every region run goes through PhoneNumberMatcher
-        self._plans = [plan(r) for r in self.regions]
+        self._screens = [_screen_of(r) for r in self.regions]
+        self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
-        self.region_runs = 0  # (window, region) pairs judged
-        self.matcher_runs = 0  # of those, the ones that ran PhoneNumberMatcher
+        self.region_runs = 0  # (window, region) pairs given to the matcher
 
     def find(self, text: str) -> list[Hit]:
         """Phone numbers in `text` (earlier findings may be masked with `_`)."""
-        windows = [w for w in WINDOW_RE.finditer(text) if _digits(w.group()) >= MIN_DIGITS]
-        if not windows:
+        found = windows(text)
+        if not found:
             return []
         spans: list[tuple[int, int]] = []
-        for lo, hi in _neighbourhoods(text, windows):
+        for lo, hi in _neighbourhoods(text, found):
             spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
-        # nothing masked: the windows found already
-        candidates = list(WINDOW_RE.finditer(mask(text, spans))) if spans else windows
+        if spans:  # nothing masked: the windows found already
+            text = mask(text, spans)
+            found = windows(text)
         hits: list[Hit] = []
-        for w in candidates:
-            window = w.group()
-            n = _digits(window)
-            if n < MIN_DIGITS:
-                continue
-            if n <= MAX_WINDOW_DIGITS:
-                pieces = [(w.start(), window)]
-            else:  # a long run of numbers: each space-separated piece on its own
-                pieces = [(w.start() + p.start(), p.group()) for p in _PIECE_RE.finditer(window)]
-            for offset, piece in pieces:
-                hits.extend(
-                    Hit(offset + h.start, offset + h.end, h.kind, h.value)
-                    for h in self._window(piece)
-                )
+        for a, b in found:
+            hits.extend(
+                Hit(a + h.start, a + h.end, h.kind, h.value)
+                for h in self._window(text[a:b])
+                if not _glued(text, a + h.start, a + h.end)
+            )
         return hits
 
     def _window(self, text: str) -> tuple[Hit, ...]:
         cached = self._cache.get(text)
         if cached is None:
-            cached = tuple(_merge(self._detect(text))) if _digits(text) >= MIN_DIGITS else ()
+            cached = tuple(_merge(self._detect(text)))
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
             self._cache[text] = cached
         return cached
 
     def _detect(self, text: str) -> list[_Found]:
-        if _CARD_LAYOUT_RE.fullmatch(text):
+        core = _core(text)
+        if _CARD_LAYOUT_RE.fullmatch(core):
             return []  # 4111 1111 1111 1112: laid out as a card (a valid one is gone already)
         n_digits = _digits(text)
-        formatted = not _FORMATTED.isdisjoint(text)
-        parsed = WindowParse(text) if self.fast and plain(text) else None
+        formatted = not _FORMATTED.isdisjoint(_nfkc(core))
         found: list[_Found] = []
-        if "+" in text:
-            found += self._run(text, "ZZ", -1, parsed)
+        if "+" in text or "\uff0b" in text:
+            found += self._run(text, "ZZ", -1)
             if self._covered(found, n_digits):
                 return found
-        likely, possible = screen(self._plans, _digits_only(_EXTENSION_RE.sub("", text)))
+        digits = _ascii_digits(_EXTENSION_RE.sub("", core))
+        international, likely, possible = screen(self._screens, digits)
+        if international:  # `0049 30 901820`: one region reads it as every such region does
+            found += self._run(text, self.regions[international[0]], -1)
+            if any(f.valid and f.n_digits == n_digits for f in found):
+                return found  # else national readings may do better (`0191`: SG's `019`)
+        # regions sharing a country code (US, CA) read a national number alike: one of them
+        codes: set[int] = set()
         extra = LAYOUT_TRIES
         for i in likely:
-            found += self._run(text, self.regions[i], i, parsed)
+            if self._codes[i] in codes:
+                continue
+            codes.add(self._codes[i])
+            found += self._run(text, self.regions[i], i)
             best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
                 if not formatted or any(f.layout == 3 for f in best) or extra == 0:
@@ -160,37 +321,29 @@ class PhoneDetector:
         rest = [i for i in possible if i not in tried]
         rest += [i for i in range(len(self.regions)) if i not in tried and i not in possible]
         for i in rest:
-            found += self._run(text, self.regions[i], i, parsed)
+            if self._codes[i] in codes:
+                continue
+            codes.add(self._codes[i])
+            found += self._run(text, self.regions[i], i)
             if self._covered(found, n_digits):
                 break
         return found
 
-    def _run(self, text: str, region: str, rank: int, parsed: WindowParse | None) -> list[_Found]:
-        """The numbers found in `text` for `region` (`rank` -1: by their country code);
-        `parsed`: the window when it is plain (then a whole parse may answer)."""
+    def _run(self, text: str, region: str, rank: int) -> list[_Found]:
+        """The numbers the matcher finds in `text` for `region` (`rank` -1: by their
+        country code) that the policy takes."""
         self.region_runs += 1
-        whole = parsed.possible(region) if parsed is not None else None
-        if whole is not None:
-            found = [Match(0, len(text), text, whole)]
-        else:
-            self.matcher_runs += 1
-            found = matcher_matches(text, region)
         out = []
-        for m in found:
+        for m in matches(text, region):
             number = m.number
-            nsn = pn.national_significant_number(number)
-            if len(nsn) < MIN_DIGITS:
+            if len(pn.national_significant_number(number)) < MIN_DIGITS:
                 continue
-            raw = m.raw
-            valid = is_valid(number)
+            raw = _nfkc(m.raw)
+            valid = pn.is_valid_number(number)
             if not (valid or self._accepts_possible(raw)):
                 continue
-            fit = layout(raw, number) if valid and rank >= 0 else 0
-            e164 = (  # format_number's E164, which special-cases a zero national number
-                f"+{number.country_code}{nsn}"
-                if number.national_number
-                else pn.format_number(number, PhoneNumberFormat.E164)
-            )
+            fit = _layout(raw, number) if valid and rank >= 0 else 0
+            e164 = pn.format_number(number, PhoneNumberFormat.E164)
             out.append(_Found(m.start, m.end, valid, fit, rank, e164, _digits(raw)))
         return out
 
@@ -201,17 +354,74 @@ class PhoneDetector:
 
     @staticmethod
     def _covered(found: list[_Found], n_digits: int) -> bool:
-        return any(f.n_digits == n_digits for f in found)
+        """Whether the matches, merged, hold every digit of the window."""
+        if any(f.n_digits == n_digits for f in found):
+            return True
+        return sum(f.n_digits for f in _chosen(found)) == n_digits
 
 
-def _neighbourhoods(text: str, windows: list[re.Match[str]]) -> list[tuple[int, int]]:
+def _layout(raw: str, number: pn.PhoneNumber) -> int:
+    """How closely `raw` (NFKC) follows the national format `format_number` gives: 3
+    exactly, spaces around parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`),
+    2 the same digit groups, 1 the same first group (the area code: `(0191) 4960072`
+    against GB's `0191 496 0072`), 0 otherwise or for a bare run of digits."""
+    groups = _GROUP_RE.findall(raw)
+    if len(groups) < 2:
+        return 0
+    national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    national_groups = _GROUP_RE.findall(national)
+    if national_groups != groups:  # then not 3 either: spaces never join digit groups
+        return 1 if national_groups and national_groups[0] == groups[0] else 0
+    if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
+        return 3
+    return 2
+
+
+def _latin_letter(c: str) -> bool:
+    """A letter of the Latin script (the blocks libphonenumber's `Leniency.VALID` checks)."""
+    o = ord(c)
+    return c.isalpha() and (o < 0x250 or 0x1E00 <= o < 0x1F00)
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """Whether the match at `[start, end)` touches a Latin letter (`2026-11-30T14`,
+    `abc8005001234`), as libphonenumber's `Leniency.VALID` rejects it; letters of other
+    scripts do not count (`電話番号は090-2867-8126です` is a phone number)."""
+    before = start > 0 and text[start] not in "+(\uff0b\uff08" and _latin_letter(text[start - 1])
+    return before or (end < len(text) and _latin_letter(text[end]))
+
+
+def _core(window: str) -> str:
+    """The window from its first digit (or the `+` or bracket before it) to its last."""
+    first = next((i for i, c in enumerate(window) if c.isdecimal()), 0)
+    while first > 0 and window[first - 1] in "+(\uff0b\uff08":
+        first -= 1
+    last = max((i for i, c in enumerate(window) if c.isdecimal()), default=len(window) - 1)
+    return window[first : last + 1]
+
+
+_DASHES = str.maketrans(dict.fromkeys("\u30fc\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
+
+
+def _nfkc(text: str) -> str:
+    """Full-width digits and punctuation as ASCII, dashes as `-` (`０９０－２８６７` and
+    `090ー2867` are `090-2867`)."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_DASHES)
+
+
+def _ascii_digits(text: str) -> str:
+    """The decimal digits of `text` (any script), as ASCII."""
+    return "".join(str(unicodedata.decimal(c)) for c in text if c.isdecimal())
+
+
+def _neighbourhoods(text: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Spans of `text` around the windows, CONTEXT characters each side widened to the next
     whitespace (a cut word would look like an id), overlapping ones joined."""
     out: list[tuple[int, int]] = []
-    for w in windows:
-        lo = w.start() - CONTEXT
+    for start, end in found:
+        lo = start - CONTEXT
         lo = 0 if lo <= 0 else text.rfind(" ", 0, lo) + 1
-        hi = text.find(" ", w.end() + CONTEXT)
+        hi = text.find(" ", end + CONTEXT)
         hi = len(text) if hi < 0 else hi
         if out and lo <= out[-1][1]:
             out[-1] = (out[-1][0], max(hi, out[-1][1]))
@@ -220,15 +430,11 @@ def _neighbourhoods(text: str, windows: list[re.Match[str]]) -> list[tuple[int, 
     return out
 
 
-def _digits_only(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
-
-
 def _digits(text: str) -> int:
-    return sum(map(str.isdigit, text))
+    return sum(map(str.isdecimal, text))
 
 
-def _merge(found: list[_Found]) -> list[Hit]:
+def _chosen(found: list[_Found]) -> list[_Found]:
     """Non-overlapping matches: longest first, then valid before possible, then a match in
     the region's own layout, then region order."""
     chosen: list[_Found] = []
@@ -236,4 +442,8 @@ def _merge(found: list[_Found]) -> list[Hit]:
         if all(f.end <= c.start or f.start >= c.end for c in chosen):
             chosen.append(f)
     chosen.sort(key=lambda f: f.start)
-    return [Hit(f.start, f.end, "PHONE", f.e164) for f in chosen]
+    return chosen
+
+
+def _merge(found: list[_Found]) -> list[Hit]:
+    return [Hit(f.start, f.end, "PHONE", f.e164) for f in _chosen(found)]

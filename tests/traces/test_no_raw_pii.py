@@ -1,4 +1,5 @@
-"""No raw PII anywhere: the Faker corpus of benchmarks/redaction.py goes in through the
+"""No raw PII anywhere: the Faker corpus of benchmarks/redaction.py (13 locales, phone
+numbers glued to Japanese, Chinese, Korean and Thai words) goes in through the
 jsonl source (the CLI) and through OTLP (the SDK's exporter to the app on 127.0.0.1, the
 trace-store sink), and none of its raw values is then found in any column of any
 warehouse table, in the spool, in a log record or in the CLI's output.
@@ -74,7 +75,9 @@ def logs() -> Iterator[Records]:
 
 @pytest.fixture(scope="module")
 def corpus() -> Corpus:
-    return make_corpus(12, SEED)  # 120 messages, 10 locales
+    # 156 messages, 13 locales: in Japanese, Chinese and Thai the phone numbers are glued
+    # to the words (in Korean to the particles), some in full-width digits
+    return make_corpus(12, SEED)
 
 
 def raw_values(corpus: Corpus) -> list[str]:
@@ -183,6 +186,14 @@ def test_no_raw_pii_in_the_warehouse_spool_logs_or_output(
 ) -> None:
     values = raw_values(corpus)
     assert len(values) > 400
+    glued = [
+        v
+        for m in corpus.messages
+        if m.locale in ("ja_JP", "zh_CN", "ko_KR", "th_TH")
+        for k, v in m.pii
+        if k == "PHONE"
+    ]
+    assert len(glued) > 60 and any(not v.isascii() for v in glued)  # full-width digits too
     settings = Settings(
         warehouse=tmp_path / "w.duckdb",
         redaction_key=SecretStr("pii-test-key"),

@@ -88,6 +88,91 @@ def test_extension_is_redacted_with_the_number(redactor: BuiltinRedactor) -> Non
     )
 
 
+# Scripts without spaces between words, full-width digits, CJK punctuation: the number is
+# replaced, the words around it kept, and the token is the one of its international form.
+CJK_PHONES = [
+    ("電話番号は{}です。", "090-2867-8126", "+81 90-2867-8126"),
+    (
+        "電話番号は{}です。",
+        "\uff10\uff19\uff10-\uff12\uff18\uff16\uff17-\uff18\uff11\uff12\uff16",
+        "+81 90-2867-8126",
+    ),
+    (
+        "電話番号は{}です。",
+        "\uff10\uff19\uff10\uff0d\uff12\uff18\uff16\uff17\uff0d\uff18\uff11\uff12\uff16",
+        "+81 90-2867-8126",
+    ),
+    ("「{}」までお電話ください。", "090-2867-8126", "+81 90-2867-8126"),
+    ("連絡先、{}、または", "070-6360-8377", "+81 70-6360-8377"),
+    ("お問い合わせ：{}（平日）", "090ー2867ー8126", "+81 90-2867-8126"),
+    ("我的电话是{}。", "138 1234 5678", "+86 138 1234 5678"),
+    (
+        "请拨打{}，谢谢。",
+        "\uff11\uff13\uff18 \uff11\uff12\uff13\uff14 \uff15\uff16\uff17\uff18",
+        "+86 138 1234 5678",
+    ),
+    ("전화번호는 {}입니다.", "010-1234-5678", "+82 10-1234-5678"),
+    ("{}로 연락 주세요.", "010-9876-5432", "+82 10-9876-5432"),
+    ("โทร{}ได้เลยค่ะ", "+66 81 234 5678", "+66 81 234 5678"),
+    ("เบอร์ติดต่อ{}นะคะ", "+66 2 123 4567", "+66 2 123 4567"),
+]
+
+
+@pytest.mark.parametrize(("template", "number", "international"), CJK_PHONES)
+def test_phone_numbers_glued_to_words_without_spaces_are_replaced(
+    redactor: BuiltinRedactor, template: str, number: str, international: str
+) -> None:
+    out = red(redactor, template.format(number))
+    token = only_token(redactor, international, "PHONE")
+    assert out == template.format(token), out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "連絡先、03-1234-5678、または",
+        "서울 02-312-3456로 연락 주세요.",
+        "我的电话是13812345678。",
+        "请拨打\uff11\uff13\uff18\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18，谢谢。",
+    ],
+)
+def test_a_national_number_valid_in_many_regions_glued_to_cjk_text_is_replaced(
+    redactor: BuiltinRedactor, text: str
+) -> None:
+    """`03-1234-5678` (Tokyo) is valid in nine of the default regions, and JP is not among
+    the first four (Seoul's `02-312-3456` alike); a bare `13812345678` is valid in the US, the first region: they are
+    replaced, read in an earlier region (their token is not that of their international
+    form; put JP or CN earlier in the regions for that)."""
+    out = red(redactor, text)
+    assert re.fullmatch(r"\D+<PHONE:[0-9a-f]{8}>\D+", out), out
+    japan_first = BuiltinRedactor(RedactionConfig(regions=("JP", "US", "FR")), KEY)
+    assert red(japan_first, "連絡先、03-1234-5678、または") == "連絡先、{}、または".format(
+        only_token(japan_first, "+81 3-1234-5678", "PHONE")
+    )
+
+
+def test_thai_national_numbers_with_thailand_configured() -> None:
+    thai = BuiltinRedactor(RedactionConfig(regions=("TH", "US")), KEY)
+    out = red(thai, "โทร081-234-5678ได้เลยค่ะ")
+    assert out == "โทร" + only_token(thai, "+66 81 234 5678", "PHONE") + "ได้เลยค่ะ"
+
+
+CJK_PRESERVED = [
+    "予約は2026-11-30です。14:30にお越しください。",
+    "予約は２０２６-１１-３０です。",
+    "2026年11月30日、価格¥12,800、注文番号ORD-558812。",
+    "8.107,04 EUR. 请拨打客服，订单20261130已发货。",
+    "예약은 2026-11-30 14:30입니다.",
+]
+
+
+@pytest.mark.parametrize("text", CJK_PRESERVED)
+def test_dates_prices_and_ids_glued_to_cjk_text_survive(
+    redactor: BuiltinRedactor, text: str
+) -> None:
+    assert red(redactor, text) == text
+
+
 # -- what must survive ----------------------------------------------------------------
 
 PRESERVED = [
