@@ -273,13 +273,20 @@ def test_with_a_judge_secret_both_jobs_run_the_judges_against_the_endpoint(
     else:
         assert gate.codes == [0, 0] and "evalkeeper verdict: **PASS**" in summary, gate.output
     con = duckdb.connect(str(repository["pr"] / "data" / "warehouse.duckdb"), read_only=True)
+    # every smoke row judged by every judge on both sides; the groundedness judge skips
+    # only the rows without retrieved context, which leaves the run a valid baseline
     judged = con.execute(
-        "SELECT e.git_branch, s.evaluator, count(*) FILTER (WHERE NOT s.skipped) "
+        "SELECT e.git_branch, s.evaluator, count(*) FILTER (WHERE NOT s.skipped), "
+        "count(*) FILTER (WHERE s.skipped AND s.details->>'reason' = 'no_context'), "
+        "count(*) FILTER (WHERE s.skipped AND coalesce(s.details->>'reason', '') <> 'no_context') "
         "FROM scores s JOIN experiments e USING (experiment_id) "
         "WHERE s.evaluator IN ? GROUP BY ALL ORDER BY ALL",
         [list(JUDGES)],
     ).fetchall()
     con.close()
-    assert judged == sorted(
-        (branch, name, 28) for branch in ("change-the-agent", "main") for name in JUDGES
+    assert [(b, e) for b, e, *_ in judged] == sorted(
+        (branch, name) for branch in ("change-the-agent", "main") for name in JUDGES
     )
+    for _branch, name, scored, no_context, other_skips in judged:
+        assert scored + no_context == 28 and other_skips == 0, judged
+        assert no_context == 0 if name != "no_hallucination" else 0 < scored < 28, judged
