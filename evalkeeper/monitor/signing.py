@@ -83,7 +83,9 @@ def key_problem(secret: str, variable: str, *, standard: bool = True) -> str | N
             f"and the base64 key ({how})"
         )
     if not key:
-        return f"{variable} is set but empty: an empty key protects nothing; set a random key ({how})"
+        return (
+            f"{variable} is set but empty: an empty key protects nothing; set a random key ({how})"
+        )
     if len(key) < MIN_KEY_BYTES:
         return (
             f"{variable} is {len(key)} byte(s) long once decoded, under the {MIN_KEY_BYTES} a "
