@@ -524,7 +524,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="evalkeeper-redaction-") as tmp:
         settings = Settings(
             warehouse=Path(tmp) / "w.duckdb",
-            redaction_key=SecretStr("benchmark-key"),
+            redaction_key=SecretStr("benchmark-redaction-key"),
             redaction_names=corpus.names,
         )
         other = make_corpus(max(30, args.messages_per_locale // 5), args.seed + 1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect.states import State
 
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
-from flows.nightly import raise_if_failed, run_suite_tasks
+from flows.nightly import raise_if_failed, run_suite_tasks, verdict_state
 from tasks.analysis import gate_decision, publish_verdict
 
 
@@ -22,12 +23,16 @@ async def gate(
     experiment: str | None = None,
     warehouse: str | None = None,
     allow_skipped: list[str] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """`baseline` is a branch (its latest run that can be a baseline) or an experiment id.
 
     Returns {"verdict", "exit_code", "reasons", "markdown", "comparison"}: the same decision
-    as `evalkeeper gate` (no baseline is `inconclusive`, with the reason). A candidate run
-    with too many errors ends the flow run Failed, after the verdict is published."""
+    as `evalkeeper gate` (no baseline is `inconclusive`, with the reason). A pass ends the
+    run Completed; an inconclusive or regression verdict ends it in a Failed-type state
+    named Inconclusive or Regression, with its event (`flows.nightly.verdict_state`: a
+    caller gets `VerdictInconclusive` or `VerdictRegression` raised, with this result). A
+    candidate run with too many errors ends the flow run Failed, after the verdict is
+    published."""
     from evalkeeper.report.markdown import render_gate
 
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
@@ -44,7 +49,7 @@ async def gate(
     outcome = await gate_decision(settings, summary, baseline)
     await publish_verdict(outcome)
     raise_if_failed(summary, outcome.verdict)
-    return {
+    result = {
         "verdict": outcome.verdict,
         "exit_code": outcome.exit_code,
         "reasons": outcome.reasons,
@@ -53,3 +58,4 @@ async def gate(
         if outcome.comparison is None
         else outcome.comparison.model_dump(mode="json"),
     }
+    return verdict_state("gate", outcome.verdict, result, summary.experiment) or result

@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from evalkeeper.errors import EvalkeeperError
-from evalkeeper.monitor.tick import TickSummary
+from evalkeeper.monitor.tick import TickSummary, require_tick_keys
 from evalkeeper.monitor.windows import DeployEvent
 from evalkeeper.settings import Settings
 from tasks.monitor import open_monitor_window, publish_tick, run_tick
@@ -24,7 +24,11 @@ class RollbackUndelivered(EvalkeeperError, RuntimeError):
 
 
 def _settings(warehouse: str | None) -> Settings:
-    return Settings(warehouse=warehouse) if warehouse else Settings()
+    """The run's settings; a rollback secret or redaction key that cannot be a key fails
+    the run at once (`WeakSecret`, naming the variable), before any task (and its retries)."""
+    settings = Settings(warehouse=warehouse) if warehouse else Settings()
+    require_tick_keys(settings)
+    return settings
 
 
 def _finish(summary: TickSummary) -> dict[str, Any]:

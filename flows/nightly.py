@@ -2,16 +2,19 @@
 publish the summary and the verdict. A run whose error shares are above the limit ends in a
 Failed state (every row kept), so the Prefect UI shows it red and notifications fire.
 
-A run whose verdict is inconclusive ends in a Failed-type state named **Inconclusive**
-(`inconclusive_state`), not Completed: Prefect colours a run by its state's type, so a
-Completed state is green whatever its name, and nothing would alert. Of the types that are
-not green, Failed is the one whose meaning fits (the run could not vouch for the change);
-Crashed means the infrastructure broke, Cancelled that someone stopped it. Prefect's own
-state-change event is then `prefect.flow-run.Inconclusive`, and the flow also emits
-`evalkeeper.verdict.inconclusive` (resource `evalkeeper.experiment.<id>`, payload: the
-experiment, its baseline, suite, dataset and the reasons), which automations can act on.
-The state carries a `VerdictInconclusive` exception holding the flow's result, so a caller
-of the flow function gets it raised, with the result (`exc.result`)."""
+A run whose verdict is not pass ends in a Failed-type state named after the verdict,
+**Inconclusive** or **Regression** (`verdict_state`; the gate flow ends the same way), not
+Completed: Prefect colours a run by its state's type, so a Completed state is green whatever
+its name, and nothing would alert. Of the types that are not green, Failed is the one whose
+meaning fits (the run could not vouch for the change, or found it worse); Crashed means the
+infrastructure broke, Cancelled that someone stopped it. Prefect's own state-change event is
+then `prefect.flow-run.Inconclusive` or `prefect.flow-run.Regression`, and the flow also
+emits `evalkeeper.verdict.inconclusive` or `evalkeeper.verdict.regression`
+(`tasks.events.emit_verdict`: resource `evalkeeper.experiment.<id>`, payload: the flow, the
+verdict, the experiment, its baseline, suite, dataset and the reasons), which automations
+can act on. The state carries a `VerdictInconclusive` or `VerdictRegression` exception
+(both `VerdictNotPass`) holding the flow's result, so a caller of the flow function gets it
+raised, with the result (`exc.result`). A pass ends Completed."""
 
 from __future__ import annotations
 
@@ -19,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.events import emit_event
 from prefect.states import Failed, State
 
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 from tasks.analysis import baseline_exists, gate_decision, publish_verdict
+from tasks.events import emit_verdict
 from tasks.suite import (
     finish_experiment,
     prepare_experiment,
@@ -40,9 +43,9 @@ class RunFailed(EvalkeeperError, RuntimeError):
     where and why); raised at the end of a flow so that its run ends Failed."""
 
 
-class VerdictInconclusive(EvalkeeperError, RuntimeError):
-    """The nightly run's verdict is inconclusive: the data of its Failed-type state named
-    Inconclusive (raised to a caller of the flow function); `result` is the flow's result."""
+class VerdictNotPass(EvalkeeperError, RuntimeError):
+    """The run's verdict is not pass: the data of its Failed-type state named after the
+    verdict (raised to a caller of the flow function); `result` is the flow's result."""
 
     def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -52,33 +55,50 @@ class VerdictInconclusive(EvalkeeperError, RuntimeError):
         return (type(self), (str(self), self.result))
 
 
-INCONCLUSIVE_EVENT = "evalkeeper.verdict.inconclusive"
+class VerdictInconclusive(VerdictNotPass):
+    """The verdict is inconclusive: the run ends in a Failed-type state named Inconclusive."""
 
 
-def inconclusive_state(result: dict[str, Any]) -> State[Any]:
-    """Emit `INCONCLUSIVE_EVENT` for the run's verdict and return the state that ends it:
-    Failed-type, named Inconclusive, its message the first reason."""
-    comparison = result.get("comparison") or {}
-    experiment_id = str(result["experiment"]["experiment_id"])
+class VerdictRegression(VerdictNotPass):
+    """The verdict is regression: the run ends in a Failed-type state named Regression."""
+
+
+_NOT_PASS: dict[str, tuple[str, type[VerdictNotPass]]] = {
+    "inconclusive": ("Inconclusive", VerdictInconclusive),
+    "regression": ("Regression", VerdictRegression),
+}
+
+
+def verdict_state(
+    flow_name: str, verdict: str | None, result: dict[str, Any], experiment: Any
+) -> State[Any] | None:
+    """For a verdict that is not pass, emit its event (`INCONCLUSIVE_EVENT` or
+    `REGRESSION_EVENT`) and return the state that ends the run: Failed-type, named
+    Inconclusive or Regression, its message the first reason. None for pass (or no verdict):
+    the run ends Completed with `result`. `experiment` is the run's `Experiment`."""
+    if verdict not in _NOT_PASS:
+        return None
+    name, error = _NOT_PASS[verdict]
+    experiment_id = str(experiment.experiment_id)
     reasons = [str(r) for r in result.get("reasons") or []]
-    message = f"verdict inconclusive for experiment {experiment_id}" + (
+    comparison = result.get("comparison") or {}
+    message = f"verdict {verdict} for experiment {experiment_id}" + (
         f": {reasons[0]}" if reasons else ""
     )
-    emit_event(
-        event=INCONCLUSIVE_EVENT,
-        resource={
-            "prefect.resource.id": f"evalkeeper.experiment.{experiment_id}",
-            "prefect.resource.name": experiment_id,
-        },
-        payload={
+    emit_verdict(
+        verdict,
+        experiment_id,
+        {
+            "flow": flow_name,
+            "verdict": verdict,
             "experiment_id": experiment_id,
             "baseline_id": comparison.get("baseline_id"),
-            "suite": result["experiment"].get("suite"),
-            "dataset": result["experiment"].get("dataset"),
+            "suite": experiment.suite,
+            "dataset": experiment.dataset,
             "reasons": reasons,
         },
     )
-    return Failed(name="Inconclusive", message=message, data=VerdictInconclusive(message, result))
+    return Failed(name=name, message=message, data=error(message, result))
 
 
 async def run_suite_tasks(
@@ -141,8 +161,9 @@ async def nightly(
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
     Returns the summary and, when a baseline exists, the comparison (`verdict`); an
-    inconclusive verdict ends the run in a Failed-type state named Inconclusive instead
-    (`inconclusive_state`: a caller gets `VerdictInconclusive` raised, with the result).
+    inconclusive or regression verdict ends the run in a Failed-type state named
+    Inconclusive or Regression instead (`verdict_state`: a caller gets `VerdictInconclusive`
+    or `VerdictRegression` raised, with the result).
     `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
     `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
     LangSmith; a failed upload ends the run Failed after everything else is done.
@@ -184,6 +205,4 @@ async def nightly(
     raise_if_failed(summary, verdict)
     if upload_error is not None:
         raise upload_error
-    if verdict == "inconclusive":
-        return inconclusive_state(result)
-    return result
+    return verdict_state("nightly", verdict, result, summary.experiment) or result

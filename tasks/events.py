@@ -1,4 +1,5 @@
-"""Prefect events for the monitor: the Prefect side of the core's `EventEmitter`.
+"""Prefect events: the monitor's (the Prefect side of the core's `EventEmitter`) and the
+verdicts' (`emit_verdict`).
 
 It lives with the Prefect tasks, not in a face: the monitor tasks emit with it, and both
 faces (`evalkeeper listen`'s deploy webhooks, the CLI's `monitor` commands) import it
@@ -8,6 +9,11 @@ lazily, as they import the flows; the core never imports it (nor Prefect).
 event to the Prefect API named by `PREFECT_API_URL` (over Prefect's own events client, a
 websocket), or None when no API is configured. Event ids are given by the caller
 (deterministic per window), so an event sent twice is one event to Prefect.
+
+`emit_verdict(verdict, experiment_id, payload)` sends, from inside a flow run (Prefect's own
+`emit_event`, which relates it to the run), `evalkeeper.verdict.inconclusive` or
+`evalkeeper.verdict.regression` (resource `evalkeeper.experiment.<id>`): what an automation
+listens for when a nightly or gate run's verdict is not pass.
 """
 
 from __future__ import annotations
@@ -17,6 +23,24 @@ from typing import Any
 
 from evalkeeper.monitor.rollback import EventEmitter
 from evalkeeper.settings import Settings
+
+INCONCLUSIVE_EVENT = "evalkeeper.verdict.inconclusive"
+REGRESSION_EVENT = "evalkeeper.verdict.regression"
+VERDICT_EVENTS = {"inconclusive": INCONCLUSIVE_EVENT, "regression": REGRESSION_EVENT}
+
+
+def emit_verdict(verdict: str, experiment_id: str, payload: dict[str, Any]) -> None:
+    """Emit the event of a verdict that is not pass (`VERDICT_EVENTS`) for `experiment_id`."""
+    from prefect.events import emit_event
+
+    emit_event(
+        event=VERDICT_EVENTS[verdict],
+        resource={
+            "prefect.resource.id": f"evalkeeper.experiment.{experiment_id}",
+            "prefect.resource.name": experiment_id,
+        },
+        payload=payload,
+    )
 
 
 def prefect_emitter(settings: Settings) -> EventEmitter | None:

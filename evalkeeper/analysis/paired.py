@@ -169,6 +169,15 @@ def analyse_pair(
         for name, n, comment in frames.skipped
         if name not in optional and name not in retired
     ]
+    opted_out: dict[str, list[str]] = {}
+    for name, _n, comment in frames.skipped:
+        if name in optional and name not in retired:
+            opted_out.setdefault(comment or "no reason given", []).append(f"`{name}`")
+    for comment, names in opted_out.items():
+        warnings.append(
+            f"opted out (--allow-skipped or `optional = true`), so this verdict leaves them "
+            f"out: {', '.join(names)} — skipped on the candidate ({comment})"
+        )
     for name, n in frames.lost_context:
         if name in retired:
             continue

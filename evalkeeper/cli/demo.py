@@ -29,7 +29,7 @@ DEMO_TARGETS = ("evalkeeper.demo.agent:v1", "evalkeeper.demo.agent:v2")
 def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Comparison | None]:
     orchestration_env.configure()
     from evalkeeper.analysis import Comparison
-    from flows.nightly import VerdictInconclusive, nightly  # the faces import flows lazily
+    from flows.nightly import VerdictNotPass, nightly  # the faces import flows lazily
 
     try:
         result = asyncio.run(
@@ -37,7 +37,7 @@ def _run_nightly(settings: Settings, **params: Any) -> tuple[core.Summary, Compa
                 warehouse=str(settings.warehouse), datasets_dir=str(settings.datasets_dir), **params
             )
         )
-    except VerdictInconclusive as exc:  # the run ended Inconclusive: its result is shown
+    except VerdictNotPass as exc:  # the run ended Inconclusive or Regression: its result is shown
         result = dict(exc.result)
     comparison = result.pop("comparison", None)
     return (

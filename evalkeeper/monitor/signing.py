@@ -8,7 +8,9 @@ now is refused, so a captured request cannot be replayed later. A secret written
 `whsec_<base64>` is the base64-decoded key (the spec's form); any other text is used as its
 UTF-8 bytes. Signing goes through the `standardwebhooks` package itself. `key_problem` says
 why a secret cannot be a key (empty, bad base64 after `whsec_`, under 16 bytes once
-decoded): `evalkeeper listen` refuses to start with one, and the webhooks refuse to verify.
+decoded): `evalkeeper listen` refuses to start with one, and the webhooks refuse to verify;
+`require_key` raises it as a `WeakSecret` (an `InputError`: one line, exit 2) wherever a
+configured key is about to be used (a rollback signed by a tick, a redaction).
 
 GitHub signs the raw body with the webhook secret's text: `X-Hub-Signature-256:
 sha256=<hex HMAC-SHA256>`.
@@ -25,13 +27,16 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-from evalkeeper.errors import InputError
+from evalkeeper.errors import ConfigError, InputError
 
 PREFIX = "whsec_"
 TOLERANCE_S = 300.0
 MIN_KEY_BYTES = 16
+MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+"""A command that prints a random key (32 bytes, URL-safe base64: 43 characters)."""
 
 
 class SignatureError(InputError, ValueError):
@@ -40,6 +45,11 @@ class SignatureError(InputError, ValueError):
 
 class MalformedHeaders(InputError, ValueError):
     """Signature headers that cannot be read (a timestamp that is not a number)."""
+
+
+class WeakSecret(ConfigError):
+    """A configured secret that cannot be a key (`key_problem`); the message names the
+    variable and how to make a key, never the secret."""
 
 
 def standard_key(secret: str) -> bytes:
@@ -64,7 +74,7 @@ def key_problem(secret: str, variable: str, *, standard: bool = True) -> str | N
         f'e.g. {variable}="whsec_$(openssl rand -base64 32)"'
         if standard
         else f'e.g. {variable}="$(openssl rand -hex 32)"'
-    )
+    ) + f', or {variable}="$({MAKE_KEY})"'
     try:
         key = standard_key(secret) if standard else secret.encode()
     except ValueError:
@@ -73,13 +83,24 @@ def key_problem(secret: str, variable: str, *, standard: bool = True) -> str | N
             f"and the base64 key ({how})"
         )
     if not key:
-        return f"{variable} is set but empty: an empty key signs anything; set a random key ({how})"
+        return (
+            f"{variable} is set but empty: an empty key protects nothing; set a random key ({how})"
+        )
     if len(key) < MIN_KEY_BYTES:
         return (
             f"{variable} is {len(key)} byte(s) long once decoded, under the {MIN_KEY_BYTES} a "
             f"key needs; set a random key ({how})"
         )
     return None
+
+
+def require_key(secret: SecretStr | None, variable: str, *, standard: bool = True) -> None:
+    """Raise `WeakSecret` when `secret` (read from `variable`) is configured but cannot be
+    a key (`key_problem`); an unset one is the caller's to handle."""
+    if secret is not None:
+        problem = key_problem(secret.get_secret_value(), variable, standard=standard)
+        if problem is not None:
+            raise WeakSecret(problem)
 
 
 def sign_standard(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:

@@ -54,9 +54,11 @@ from evalkeeper.monitor.rollback import (
     rollback_frame,
 )
 from evalkeeper.monitor.scoring import classify, score_traces
+from evalkeeper.monitor.signing import require_key
 from evalkeeper.monitor.windows import Window, list_windows, load_window, window_frame
 from evalkeeper.settings import Settings
 from evalkeeper.traces.ingest import IngestSummary, ingest
+from evalkeeper.traces.keys import REDACTION_KEY_VARIABLE
 from evalkeeper.traces.model import Trace, iso_utc
 from evalkeeper.traces.sources import open_source
 from evalkeeper.traces.store import TRACE_FIELDS, trace_from_row
@@ -108,6 +110,15 @@ class TickSummary(BaseModel):
     problems: list[str] = Field(default_factory=list, description="What needs a human.")
 
 
+def require_tick_keys(settings: Settings) -> None:
+    """Raise `WeakSecret` when the rollback signing secret, or the redaction key of a tick
+    that ingests (`EVALKEEPER_TRACES`), is configured but empty or under 16 bytes: a tick
+    may sign a rollback and redact traces, and must do neither with such a key."""
+    require_key(settings.monitor.rollback_secret, "EVALKEEPER_ROLLBACK_SECRET")
+    if settings.monitor.traces:
+        require_key(settings.redaction.key, REDACTION_KEY_VARIABLE, standard=False)
+
+
 async def tick(
     settings: Settings,
     *,
@@ -117,7 +128,9 @@ async def tick(
     after_decision: AfterDecision | None = None,
     deliver: bool = True,
 ) -> TickSummary:
-    """Advance every open window (or only `window_id`) as of `now` (default: the clock)."""
+    """Advance every open window (or only `window_id`) as of `now` (default: the clock).
+    Refuses to start (`WeakSecret`) when a key it may use is configured but cannot be one."""
+    require_tick_keys(settings)
     when = now or utcnow()
     summary = TickSummary(now=when)
     if journal_dir(settings).is_dir():  # deploys accepted by an app, maybe not yet stored

@@ -92,11 +92,22 @@ def summarize(
         ).fetchall()[0]
         groups = error_groups(con, eid)
         shares = error_counts(con, [eid])[eid]
+        # skipped for want of something to judge (no retrieved context) is not a gap
+        unjudged = {
+            name
+            for (name,) in con.execute(
+                "SELECT DISTINCT evaluator FROM scores WHERE experiment_id = ? AND skipped "
+                "AND coalesce(json_extract_string(details, '$.reason'), '') <> 'no_context'",
+                [eid],
+            ).fetchall()
+        }
     evs = [
         EvaluatorSummary(**r, optional=r["evaluator"] in optional)
         for r in frame.iter_rows(named=True)
     ]
     for s in summaries or []:
+        if s.skipped:
+            unjudged.add(s.name)
         evs.append(
             EvaluatorSummary(
                 evaluator=s.name,
@@ -119,7 +130,9 @@ def summarize(
         evaluators=evs,
         error_groups=groups,
         problems=problems_of(shares, settings.analysis.max_error_rate),
-        skipped_required=[e.evaluator for e in evs if e.skipped and not e.optional],
+        skipped_required=[
+            e.evaluator for e in evs if e.skipped and not e.optional and e.evaluator in unjudged
+        ],
     )
 
 

@@ -5,7 +5,10 @@ sampling. When `settings.redaction.key` is unset, 32 random bytes are generated 
 use and written as hex to `<warehouse dir>/.evalkeeper-redaction.key` (owner-only, 0o600,
 created atomically so two processes starting together agree on one key). The key bytes
 are the file's text, so `EVALKEEPER_REDACTION_KEY=$(cat data/.evalkeeper-redaction.key)`
-gives the same tokens. The key is never logged, printed or part of any repr.
+gives the same tokens. The key is never logged, printed or part of any repr. A configured
+key that is empty or under 16 bytes is refused (`evalkeeper.monitor.signing.WeakSecret`,
+naming `EVALKEEPER_REDACTION_KEY` and how to make a key): every redaction asks for the key
+here, so `traces ingest`, `listen`, `promote`, a tick's ingest and a backtest all refuse it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkeeper.errors import ConfigError
+from evalkeeper.monitor.signing import require_key
 from evalkeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
 KEY_FILE_NAME = ".evalkeeper-redaction.key"
+REDACTION_KEY_VARIABLE = "EVALKEEPER_REDACTION_KEY"
 
 
 @dataclass(frozen=True)
@@ -48,14 +53,9 @@ def key_path(settings: Settings) -> Path:
 def resolve_key(settings: Settings) -> RedactionKey:
     """The redaction key of `settings`; generate and store one if none is configured."""
     if settings.redaction.key is not None:
-        secret = settings.redaction.key.get_secret_value().encode()
-        if not secret:
-            raise ConfigError(
-                "EVALKEEPER_REDACTION_KEY is set but empty; set it to a long random string "
-                "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) or unset it "
-                "to have a key generated beside the warehouse"
-            )
-        return RedactionKey(secret=secret)
+        # empty or under 16 bytes: refused (`WeakSecret`, naming the variable), never used
+        require_key(settings.redaction.key, REDACTION_KEY_VARIABLE, standard=False)
+        return RedactionKey(secret=settings.redaction.key.get_secret_value().encode())
     return load_or_create(key_path(settings))
 
 

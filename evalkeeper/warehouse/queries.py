@@ -56,8 +56,10 @@ def error_groups(con: duckdb.DuckDBPyConnection, experiment_id: str) -> list[Err
 
 # Error counts that decide whether a run failed and whether it can be a baseline, per
 # experiment: the target's over all its runs; each evaluator's errors over its non-skipped
-# scores of runs whose target call succeeded, and its skipped scores (over all its rows);
-# a summary evaluator counts as one row.
+# scores of runs whose target call succeeded, and its skipped scores (over all its rows)
+# but those of a row that gave it nothing to judge (`details.reason = 'no_context'`: the
+# groundedness judge on a reply without retrieved context, which `compare` weighs on its
+# own, `evalkeeper.warehouse.pairs`); a summary evaluator counts as one row.
 _ERROR_COUNTS_SQL = """
     WITH ids AS (SELECT unnest($ids) AS experiment_id)
     SELECT experiment_id, 'target' AS "where", count(*) AS n, count(error) AS errors,
@@ -67,7 +69,8 @@ _ERROR_COUNTS_SQL = """
     SELECT s.experiment_id, s.evaluator,
            count(*) FILTER (WHERE NOT s.skipped AND r.error IS NULL),
            count(s.error) FILTER (WHERE NOT s.skipped AND r.error IS NULL),
-           count(*) FILTER (WHERE s.skipped)
+           count(*) FILTER (WHERE s.skipped AND coalesce(
+               json_extract_string(s.details, '$.reason'), '') <> 'no_context')
     FROM scores s JOIN ids USING (experiment_id)
     JOIN runs r USING (experiment_id, example_id, repetition)
     GROUP BY ALL

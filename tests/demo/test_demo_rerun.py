@@ -59,7 +59,7 @@ def test_demo_runs_again_after_a_promote_into_the_bundled_dataset(tmp_path: Path
     settings = Settings(
         warehouse=tmp_path / "w.duckdb",
         datasets_dir=data / "datasets",
-        redaction_key=SecretStr("test-key"),
+        redaction_key=SecretStr("promote-test-key-0123"),
     )
     code, first = demo(settings)
     assert code == 0, first
@@ -79,7 +79,7 @@ def test_demo_runs_again_after_a_promote_into_the_bundled_dataset(tmp_path: Path
         ],
         env={
             "EVALKEEPER_DATASETS_DIR": str(settings.datasets_dir),
-            "EVALKEEPER_REDACTION_KEY": "test-key",
+            "EVALKEEPER_REDACTION_KEY": "promote-test-key-0123",
         },
     )  # fmt: skip
     assert promoted.exit_code == 0, promoted.stdout + promoted.stderr

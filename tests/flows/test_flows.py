@@ -16,12 +16,13 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def run_flow_result(flow: Any, **params: Any) -> Any:
-    """The flow's result, also when its run ended Inconclusive (`VerdictInconclusive`)."""
-    from flows.nightly import VerdictInconclusive
+    """The flow's result, also when its run ended Inconclusive or Regression
+    (`VerdictInconclusive`, `VerdictRegression`: both `VerdictNotPass`)."""
+    from flows.nightly import VerdictNotPass
 
     try:
         return run_flow(flow, **params)
-    except VerdictInconclusive as exc:
+    except VerdictNotPass as exc:
         return exc.result
 
 
@@ -127,7 +128,7 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
     con.close()
     assert stored == [(second["comparison"]["verdict"],)]
 
-    result = run_flow(
+    result = run_flow_result(
         gate,
         target="evalkeeper.demo.agent:v2",
         suite="smoke",
@@ -138,7 +139,7 @@ def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> No
     assert result["verdict"] == "regression" and result["exit_code"] == 1
     assert "INC-2041" in result["markdown"]
     # the same gate with its judges off and not allowed: never a pass
-    result = run_flow(gate, target="evalkeeper.demo.agent:v1", suite="smoke", warehouse=wh)
+    result = run_flow_result(gate, target="evalkeeper.demo.agent:v1", suite="smoke", warehouse=wh)
     assert result["verdict"] == "inconclusive" and result["exit_code"] == 2
     assert "--allow-skipped factual_match" in result["markdown"]
 
@@ -152,7 +153,8 @@ def test_an_inconclusive_nightly_run_is_not_green_and_emits_an_event(settings: S
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter
 
-    from flows.nightly import INCONCLUSIVE_EVENT, VerdictInconclusive, nightly
+    from flows.nightly import VerdictInconclusive, nightly
+    from tasks.events import INCONCLUSIVE_EVENT
 
     wh = str(settings.warehouse)
     judges = ["factual_match", "tone_appropriate", "no_hallucination"]  # no endpoint here
@@ -181,10 +183,122 @@ def test_an_inconclusive_nightly_run_is_not_green_and_emits_an_event(settings: S
                     filter=EventFilter(event=EventNameFilter(name=[INCONCLUSIVE_EVENT])), limit=50
                 ).events
             )
-            if events:
-                break
+            if any(e.resource.id == f"evalkeeper.experiment.{experiment_id}" for e in events):  # type: ignore[attr-defined]
+                break  # earlier tests' runs emit inconclusive events too: wait for this one
             time.sleep(0.2)
     assert events, f"no {INCONCLUSIVE_EVENT} event"
     (event,) = [e for e in events if e.resource.id == f"evalkeeper.experiment.{experiment_id}"]  # type: ignore[attr-defined]
     assert event.payload["baseline_id"] == first["experiment"]["experiment_id"]  # type: ignore[attr-defined]
     assert any("skipped" in r for r in event.payload["reasons"])  # type: ignore[attr-defined]
+
+
+def verdict_events(experiment_ids: set[str], until: str) -> dict[str, list[Any]]:
+    """experiment id -> the verdict events about it, once the one about `until` arrived
+    (the events worker sends in order, so the earlier runs' have arrived by then)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from tasks.events import VERDICT_EVENTS
+
+    found: dict[str, list[Any]] = {}
+    wanted = EventFilter(
+        event=EventNameFilter(name=list(VERDICT_EVENTS.values())),
+        resource=EventResourceFilter(id=[f"evalkeeper.experiment.{e}" for e in experiment_ids]),
+    )
+    with get_client(sync_client=True) as client:
+        for _ in range(100):
+            events = client.read_events(filter=wanted, limit=50).events
+            found = {
+                eid: [e for e in events if e.resource.id == f"evalkeeper.experiment.{eid}"]
+                for eid in experiment_ids
+            }
+            if found[until]:
+                break
+            time.sleep(0.2)
+    return found
+
+
+@pytest.mark.parametrize("flow_name", ["nightly", "gate"])
+def test_a_verdict_that_is_not_pass_ends_the_run_in_a_state_named_after_it(
+    settings: Settings, flow_name: str
+) -> None:
+    """Seen: a nightly run whose verdict was inconclusive ended plain Completed (green), and
+    so did a regression; the gate flow too. Pass ends Completed; regression and inconclusive
+    end in Failed-type states named Regression and Inconclusive, each with its event."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.gate import gate
+    from flows.nightly import VerdictInconclusive, VerdictRegression, nightly
+    from tasks.events import INCONCLUSIVE_EVENT, REGRESSION_EVENT
+
+    wh = str(settings.warehouse)
+    # deterministic evaluators only, so that the same agent twice is a pass on any machine
+    evaluators = ["tool_call_correct", "contains"]
+    common = {"suite": "smoke", "dataset": "appointments", "warehouse": wh}
+    first = run_flow(nightly, **common, target="evalkeeper.demo.agent:v1", evaluators=evaluators)
+    assert "comparison" not in first  # the baseline
+    flow: Any = nightly if flow_name == "nightly" else gate
+    extra = {"baseline": "auto"} if flow_name == "nightly" else {"baseline": "main"}
+
+    def run(target: str, evs: list[str]) -> Any:
+        return asyncio.run(
+            flow(**common, **extra, target=target, evaluators=evs, return_state=True)
+        )
+
+    passed = run("evalkeeper.demo.agent:v1", evaluators)
+    regressed = run("evalkeeper.demo.agent:v2", evaluators)
+    # a judge with no endpoint, not allowed to be skipped: inconclusive
+    unsure = run("evalkeeper.demo.agent:v1", [*evaluators, "factual_match"])
+
+    assert (passed.type.value, passed.name) == ("COMPLETED", "Completed"), passed
+    result = passed.result()
+    verdict = result["verdict"] if flow_name == "gate" else result["comparison"]["verdict"]
+    assert verdict == "pass"
+    assert (regressed.type.value, regressed.name) == ("FAILED", "Regression"), regressed
+    assert "INC-2041" in (regressed.message or "")
+    with pytest.raises(VerdictRegression) as raised:
+        regressed.result()
+    assert raised.value.result["verdict"] == "regression"
+    assert (unsure.type.value, unsure.name) == ("FAILED", "Inconclusive"), unsure
+    with pytest.raises(VerdictInconclusive) as inconclusive:
+        unsure.result()
+    assert inconclusive.value.result["verdict"] == "inconclusive"
+    assert "factual_match" in (unsure.message or "")
+
+    with get_client(sync_client=True) as client:
+        stored = {
+            name: client.read_flow_run(state.state_details.flow_run_id).state
+            for name, state in (("pass", passed), ("regression", regressed), ("inc", unsure))
+        }
+    assert {k: (s.type.value, s.name) for k, s in stored.items() if s} == {
+        "pass": ("COMPLETED", "Completed"),
+        "regression": ("FAILED", "Regression"),
+        "inc": ("FAILED", "Inconclusive"),
+    }
+
+    def experiment_of(result: dict[str, Any]) -> str:
+        return str(
+            result["comparison"]["experiment_id"]
+            if flow_name == "gate"
+            else result["experiment"]["experiment_id"]
+        )
+
+    ids = {
+        "pass": experiment_of(result),
+        "regression": experiment_of(raised.value.result),
+        "inconclusive": experiment_of(inconclusive.value.result),
+    }
+    events = verdict_events(set(ids.values()), until=ids["inconclusive"])
+    assert events[ids["pass"]] == []
+    (reg,) = events[ids["regression"]]
+    (inc,) = events[ids["inconclusive"]]
+    assert (reg.event, inc.event) == (REGRESSION_EVENT, INCONCLUSIVE_EVENT)
+    for event, verdict in ((reg, "regression"), (inc, "inconclusive")):
+        assert event.payload["flow"] == flow_name and event.payload["verdict"] == verdict
+        # the pass is the latest healthy run on main (the regression cannot be a baseline)
+        assert event.payload["baseline_id"] == ids["pass"]
+        assert event.payload["suite"] == "smoke" and event.payload["reasons"]

@@ -159,6 +159,8 @@ def _windows(settings: Settings) -> list[tuple[Any, ...]]:
         ("EVALKEEPER_WEBHOOK_SECRET", "whsec_a", "not base64"),
         ("EVALKEEPER_WEBHOOK_SECRET", "whsec_" + base64.b64encode(b"short").decode(), "5 byte"),
         ("EVALKEEPER_ROLLBACK_SECRET", "", "empty"),
+        ("EVALKEEPER_ROLLBACK_SECRET", "short-key-12", "12 byte"),
+        ("EVALKEEPER_REDACTION_KEY", "", "empty"),
         ("EVALKEEPER_REDACTION_KEY", "k", "1 byte"),
         ("EVALKEEPER_OTLP_TOKENS", " , ", "no token"),
     ],

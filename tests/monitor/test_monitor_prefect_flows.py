@@ -35,6 +35,51 @@ def env(monkeypatch: pytest.MonkeyPatch, mon_settings: Settings) -> Settings:
     return mon_settings
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EVALKEEPER_ROLLBACK_SECRET", ""),
+        ("EVALKEEPER_ROLLBACK_SECRET", "short-key-12"),
+        ("EVALKEEPER_REDACTION_KEY", ""),
+        ("EVALKEEPER_REDACTION_KEY", "short-key-12"),
+    ],
+)
+def test_the_monitor_flows_refuse_a_secret_that_cannot_be_a_key(
+    prefect_harness: None,
+    env: Settings,
+    traces_file: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+) -> None:
+    """Issue 17, item 2: a run that may sign a rollback or redact traces with a key that
+    cannot be one fails at once, naming the variable (never the value), and does nothing."""
+    import asyncio
+
+    from evalkeeper.monitor.signing import WeakSecret
+    from flows.monitor import monitor_tick, post_deploy_monitor
+
+    traffic(traces_file, version="v2", start=DEPLOY, hours=3, per_hour=100, slow_rate=0.6, seed=2)
+    monkeypatch.setenv(variable, value)
+    now = DEPLOY + timedelta(hours=3)
+    opened = asyncio.run(
+        post_deploy_monitor(  # type: ignore[call-overload]
+            service=SERVICE, version="v2", deploy_id="d-weak", time=DEPLOY, now=now,
+            return_state=True,
+        )
+    )  # fmt: skip
+    ticked = asyncio.run(monitor_tick(now=now, return_state=True))  # type: ignore[call-overload]
+    for state in (opened, ticked):
+        assert state.is_failed(), state
+        with pytest.raises(WeakSecret) as raised:
+            state.result()
+        assert variable in str(raised.value) and "token_urlsafe" in str(raised.value)
+        if value:
+            assert value not in str(raised.value) and value not in (state.message or "")
+    assert window_status(env) == [] and receiver.calls == []  # no window, nothing sent
+
+
 def test_post_deploy_monitor_then_monitor_tick_roll_back_once(
     prefect_harness: None, env: Settings, traces_file: Path, receiver: Receiver
 ) -> None:

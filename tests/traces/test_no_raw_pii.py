@@ -196,7 +196,7 @@ def test_no_raw_pii_in_the_warehouse_spool_logs_or_output(
     assert len(glued) > 60 and any(not v.isascii() for v in glued)  # full-width digits too
     settings = Settings(
         warehouse=tmp_path / "w.duckdb",
-        redaction_key=SecretStr("pii-test-key"),
+        redaction_key=SecretStr("pii-test-key-0123456789"),
         redaction_names=corpus.names,
         otlp_settle_s=0.2,
         lock_wait_s=0.3,
@@ -245,7 +245,7 @@ def test_no_raw_pii_in_the_warehouse_spool_logs_or_output(
         app,
         ["traces", "ingest", "--source", f"jsonl:{path}", "--warehouse", str(settings.warehouse)],
         env={
-            "EVALKEEPER_REDACTION_KEY": "pii-test-key",
+            "EVALKEEPER_REDACTION_KEY": "pii-test-key-0123456789",
             "EVALKEEPER_REDACTION_NAMES": json.dumps(corpus.names),
         },
     )

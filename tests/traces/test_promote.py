@@ -78,7 +78,7 @@ def psettings(tmp_path: Path) -> Settings:
     return Settings(
         warehouse=tmp_path / "w.duckdb",
         datasets_dir=datasets,
-        redaction_key=SecretStr("test-key"),
+        redaction_key=SecretStr("promote-test-key-0123"),
         lock_wait_s=2.0,
     )
 
@@ -105,7 +105,7 @@ def cli(settings: Settings, *args: str) -> tuple[int, str, str]:
         [*args, "--warehouse", str(settings.warehouse)],
         env={
             "EVALKEEPER_DATASETS_DIR": str(settings.datasets_dir),
-            "EVALKEEPER_REDACTION_KEY": "test-key",
+            "EVALKEEPER_REDACTION_KEY": "promote-test-key-0123",
         },
     )
     return out.exit_code, out.stdout, out.stderr
@@ -286,7 +286,7 @@ def test_a_process_killed_mid_promotion_leaves_a_valid_dataset(stored: Settings)
 
         s = Settings(warehouse=Path({str(stored.warehouse)!r}),
                      datasets_dir=Path({str(stored.datasets_dir)!r}),
-                     redaction_key=SecretStr("test-key"))
+                     redaction_key=SecretStr("promote-test-key-0123"))
         trace = get_trace(s, {TRACE_ID!r})
         def die(tmp):
             print("written", tmp.stat().st_size, flush=True)

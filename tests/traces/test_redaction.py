@@ -321,7 +321,11 @@ def test_json_walk_redacts_strings_and_keys(tmp_path: Path) -> None:
         "metadata": {"ada@example.com": 1, "n": 3, "ok": True, "none": None, "p": 0.5},
         "tuple": ("DE89 3704 0044 0532 0130 00", 7),
     }
-    r = build_redactor(Settings(warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("k")))
+    r = build_redactor(
+        Settings(
+            warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("redaction-test-key-0001")
+        )
+    )
     out = r.redact_json(trace)
     assert out["inputs"]["messages"][0]["role"] == "user"
     assert TOKEN.fullmatch(out["inputs"]["messages"][0]["content"][5:])
@@ -357,7 +361,9 @@ def test_a_custom_redactor_plugs_in(tmp_path: Path) -> None:
     assert isinstance(Shouting(), Redactor)
     value, counts = redact_json({"a": ["a Secret", 1]}, Shouting())
     assert value == {"a": ["a <PATTERN:00000000>", 1]} and counts == {"PATTERN": 1}
-    settings = Settings(warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("k"))
+    settings = Settings(
+        warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("redaction-test-key-0001")
+    )
     r = build_redactor(settings, redactor=Shouting())
     assert r.redact_text("SECRET and ada@example.com") == "<PATTERN:00000000> and ada@example.com"
     assert r.stats == {"PATTERN": 1}

@@ -55,7 +55,7 @@ def pool_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "redaction": settings.redaction.model_copy(
-                update={"key": SecretStr("pool-test-key"), "workers": 2}
+                update={"key": SecretStr("pool-test-key-0123"), "workers": 2}
             )
         }
     )

@@ -77,10 +77,12 @@ def test_sampling_key_is_derived_not_the_redaction_key() -> None:
 
 def test_trace_redactor_samples_at_the_settings_rate(tmp_path: Path) -> None:
     settings = Settings(
-        warehouse=tmp_path / "w.duckdb", redaction_key=SecretStr("k"), trace_sample_rate=0.25
+        warehouse=tmp_path / "w.duckdb",
+        redaction_key=SecretStr("sampling-rate-test-key"),
+        trace_sample_rate=0.25,
     )
     r = build_redactor(settings)
     ids = IDS[:4000]
-    assert [r.sampled(t) for t in ids] == [sampled(t, 0.25, b"k") for t in ids]
+    assert [r.sampled(t) for t in ids] == [sampled(t, 0.25, b"sampling-rate-test-key") for t in ids]
     lo, hi = binom.interval(0.999, len(ids), 0.25)
     assert lo <= sum(r.sampled(t) for t in ids) <= hi
