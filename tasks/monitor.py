@@ -11,6 +11,7 @@ from prefect import task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from evalkeeper.errors import InputError
 from evalkeeper.monitor.tick import TickSummary, tick
 from evalkeeper.monitor.windows import DeployEvent, Opened, open_window
 from evalkeeper.settings import Settings
@@ -24,7 +25,19 @@ async def open_monitor_window(settings: Settings, event: DeployEvent) -> Opened:
     return await asyncio.to_thread(open_window, settings, event, "flow")
 
 
-@task(name="monitor-tick", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+def retry_unless_input_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed tick unless it failed on the user's input (a key that cannot be one,
+    a bad config): the same input fails the same way 30 s later."""
+    return not isinstance(getattr(state, "data", None), InputError)
+
+
+@task(
+    name="monitor-tick",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=30,
+    retry_condition_fn=retry_unless_input_error,
+)
 async def run_tick(
     settings: Settings, now: datetime | None = None, window_id: str | None = None
 ) -> TickSummary:

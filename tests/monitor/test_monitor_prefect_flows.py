@@ -113,3 +113,40 @@ def test_prefect_yaml_schedules_the_tick_and_triggers_the_monitor_on_deploys() -
     (trigger,) = deployments["post-deploy-monitor"]["triggers"]
     assert trigger["expect"] == ["evalkeeper.deploy.completed"]
     assert set(trigger["parameters"]) >= {"service", "version", "deploy_id", "time"}
+
+
+def test_a_tick_that_fails_on_the_users_input_is_not_retried(
+    prefect_harness: None, env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tick task retries twice, 30 s apart, on a crash; a key that cannot be one is the
+    user's input and fails the same way every time: one attempt, then the run fails."""
+    import asyncio
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from evalkeeper.monitor.signing import WeakSecret
+    from tasks.monitor import run_tick
+
+    monkeypatch.setenv("EVALKEEPER_ROLLBACK_SECRET", "short-key-12")
+
+    @flow
+    async def tick_task_alone() -> None:
+        await run_tick(Settings())
+
+    state = asyncio.run(tick_task_alone(return_state=True))  # type: ignore[call-overload]
+    assert state.is_failed()
+    with pytest.raises(WeakSecret):
+        state.result()
+
+    async def run_counts() -> list[int]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        return [r.run_count for r in runs]
+
+    assert asyncio.run(run_counts()) == [1]  # one attempt (three before)
