@@ -86,10 +86,12 @@ def print_summary(summary: core.Summary) -> None:
         console.print(error_table(summary))
     for problem in summary.problems:
         console.print(f"[bold red]run failed:[/] {problem}", soft_wrap=True, highlight=False)
-    if summary.source != "warehouse":
+    if summary.spool_note:
+        console.print(f"[yellow]{summary.spool_note}[/]", soft_wrap=True, highlight=False)
+    if summary.source == "this process":
         console.print(
-            "[yellow]the warehouse was locked by another process: rows are in the spool and "
-            "will be ingested by the next write; the summary covers this process only[/]"
+            "[yellow]another process was writing the warehouse: the summary covers this "
+            "process's rows only[/]"
         )
     reasons: dict[str, list[str]] = {}
     for e in summary.evaluators:
