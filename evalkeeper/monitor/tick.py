@@ -30,7 +30,6 @@ wall clock, so a test or an operator can replay a window without waiting for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -262,18 +261,24 @@ def _commit(
     goes to the spool, ingested in order by the next writer (its rows are keyed: a
     concurrent tick's overlap is stored once, and the counts are recomputed from the
     scores)."""
-    held = contextlib.ExitStack()
+    args = (window, tick_at, final, new, names, channels)
     try:
-        con = held.enter_context(wh.connect(wait_s=wh.write_wait_s))
+        with wh.connect(wait_s=wh.write_wait_s) as con:
+            done, batch = _count(con, *args)
+            wh.write(batch)  # in the same hold of the file
+            return done
     except WarehouseLocked:
         wh.spooling = True  # the next windows of this tick do not wait again
-        con = held.enter_context(wh.reading())
-    with held:
-        return _count_and_write(wh, con, window, tick_at, final, new, names, channels)
+    with wh.reading() as con:
+        done, batch = _count(con, *args)
+    wh.write(batch)  # to the spool (the snapshot closed first: one handle per file)
+    return done
 
 
-def _count_and_write(
-    wh: Warehouse,
+TickDone = tuple[Window, list[EvaluatorDecision], pl.DataFrame]
+
+
+def _count(
     con: duckdb.DuckDBPyConnection,
     window: Window,
     tick_at: datetime,
@@ -281,13 +286,14 @@ def _count_and_write(
     new: pl.DataFrame,
     names: list[str],
     channels: list[str],
-) -> tuple[Window, list[EvaluatorDecision], pl.DataFrame]:
+) -> tuple[TickDone, dict[str, pl.DataFrame]]:
+    """The tick's recount and decision on `con`, and the batch that stores it."""
     cfg = window.config
     now_stored = con.sql(
         "SELECT * FROM monitoring_windows WHERE window_id = ?", params=[window.window_id]
     ).pl()
     if now_stored.height and now_stored["state"][0] != "open":  # stopped or decided meanwhile
-        return Window.from_row(now_stored.row(0, named=True)), [], new.clear()
+        return (Window.from_row(now_stored.row(0, named=True)), [], new.clear()), {}
     if new.height:  # scores a concurrent tick stored meanwhile are not counted twice
         stored = con.execute(
             "SELECT trace_id FROM monitoring_scores WHERE window_id = ? "
@@ -354,8 +360,7 @@ def _count_and_write(
             channels,
             rollback_payload(updated, tick_at, ev_ticks),
         )
-    wh.write(batch)
-    return updated, ev_ticks, new
+    return (updated, ev_ticks, new), batch
 
 
 def _new_traces(new: pl.DataFrame) -> tuple[int, int]:

@@ -145,7 +145,12 @@ FIX_PATH = "point --warehouse or EVALKEEPER_WAREHOUSE at a DuckDB file (created 
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
-    return "Could not set lock" in text or "Conflicting lock" in text
+    # the last: this process has the file open read-only (a snapshot of `reading`) in
+    # the same thread; a write there waits, then spools, as for another process's lock
+    return any(
+        marker in text
+        for marker in ("Could not set lock", "Conflicting lock", "Unique file handle conflict")
+    )
 
 
 class Warehouse:
@@ -356,14 +361,16 @@ class Warehouse:
         out: then this waits like `connect` (`lock_wait_s`) and raises `WarehouseLocked`."""
         deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
         delay = 0.01
+        # one DuckDB handle per file and process: a snapshot and a read-write attach (or
+        # two snapshots) of other threads take turns on the file's slot
+        slot = _slot(str(self.path.resolve()))
         while True:
-            with contextlib.ExitStack() as stack:
+            with slot.lock, contextlib.ExitStack() as stack:
                 try:
                     con = stack.enter_context(self.connect(wait_s=0))
                 except WarehouseLocked as exc:
                     locked: WarehouseLocked = exc
                 else:
-                    slot = _slot(str(self.path.resolve()))
                     if slot.depth == 1 and self.spooled_batches():
                         self._ingest_spool(con)
                     yield con
