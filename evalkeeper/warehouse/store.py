@@ -396,7 +396,7 @@ class Warehouse:
         try:
             con.execute(f"ATTACH '{_quote(str(self.path))}' AS stored (READ_ONLY)")
             con.execute("USE stored")
-            if not _up_to_date(con):  # a file behind the migrations: wait for a writer
+            if not _migrated(con):  # a file behind the migrations: wait for a writer
                 raise duckdb.IOException("Could not set lock: the file is not migrated yet")
             con.execute("USE memory")
             # listed after the attach: no writer can ingest (and remove) a batch meanwhile
@@ -566,6 +566,15 @@ def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
     return all(version in applied for version, _ in MIGRATIONS) and all(
         known.get(name) == _view_hash(body) for name, body in VIEWS.items()
     )
+
+
+def _migrated(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every migration is applied (the views a snapshot makes itself)."""
+    try:
+        applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
+    except duckdb.CatalogException:
+        return False
+    return all(version in applied for version, _ in MIGRATIONS)
 
 
 def _view_hash(body: str) -> str:
