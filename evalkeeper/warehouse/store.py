@@ -486,7 +486,10 @@ def _overlay_sql(name: str, present: set[str], spooled_columns: set[str]) -> str
     table = TABLES[name]
     cols = ", ".join(f'"{c}"' for c in table.column_names)
     key = table.key or (*RUN_KEY, "evaluator")
-    match = lambda a, b: " AND ".join(f'{a}."{k}" = {b}."{k}"' for k in key)  # noqa: E731
+
+    def match(a: str, b: str) -> str:
+        return " AND ".join(f'{a}."{k}" = {b}."{k}"' for k in key)
+
     deleted = []
     for entry, targets in SUPERSEDE.items():
         if f"_spooled_{entry}" not in present:
