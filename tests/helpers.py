@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +60,28 @@ def run_suite(settings: Any, **options: Any) -> Any:
 def run_flow(flow: Any, **params: Any) -> Any:
     """Call an async Prefect flow from synchronous test code."""
     return asyncio.run(flow(**params))
+
+
+_HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)  # an analyst's notebook
+con.execute("SELECT count(*) FROM schema_version").fetchall()
+print("holding", flush=True)
+time.sleep(3600)
+"""
+
+
+@contextlib.contextmanager
+def analyst_holding(path: Path | str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the warehouse open read-only (which keeps writers out)
+    until the block ends (or the test kills it sooner): `proc.poll() is None` while it
+    holds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

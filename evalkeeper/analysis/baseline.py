@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import duckdb
+import polars as pl
 
 from evalkeeper.analysis.models import CompareError
 from evalkeeper.settings import Settings
@@ -131,9 +132,16 @@ def auto_baseline(
 
 
 def spooled_experiments(warehouse: Warehouse) -> set[str]:
-    """Experiments with rows still waiting in the spool."""
-    frame = warehouse.spooled_frame("runs")
-    return set() if frame is None else set(frame.get_column("experiment_id").unique())
+    """Experiments with rows still waiting in the spool: its experiment row (a start or a
+    finish), runs, scores, summary scores or judge votes."""
+    out: set[str] = set()
+    for batch in warehouse.spooled_batches():
+        for table in ("experiments", "runs", "scores", "summary_scores", "judge_votes"):
+            file = batch / f"{table}.parquet"
+            if file.exists():
+                ids = pl.scan_parquet(file).select("experiment_id").unique().collect()
+                out |= set(ids.get_column("experiment_id"))
+    return out
 
 
 def baseline_ref(warehouse: Warehouse, baseline: str, settings: Settings) -> tuple[str, Settings]:
@@ -154,8 +162,8 @@ def find_baseline(
 ) -> str | None:
     """The ``auto`` baseline of `experiment_id` on `branch`, or None (see `eligibility`)."""
     settings = settings or Settings()
-    spooled = spooled_experiments(warehouse)
-    with warehouse.connect() as con:
+    with warehouse.reading() as con:
+        spooled = spooled_experiments(warehouse)
         cand = experiment_row(con, experiment_id)
         if cand is None:
             raise unknown_experiment(experiment_id, warehouse, "candidate")

@@ -56,9 +56,9 @@ def compare(
     settings = settings or Settings()
     if max_mde is None:
         max_mde = settings.analysis.max_mde
-    if warehouse.spooled_batches():
-        warehouse.ingest_spool()  # rows waiting in the spool belong to these experiments
-    with warehouse.connect() as con:
+    # the spool is ingested first when the file is free; while an analyst holds it, the
+    # rows waiting in the spool are read with the stored ones (`Warehouse.reading`)
+    with warehouse.reading() as con:
         choice = choose_baseline(con, warehouse, experiment_id, baseline, settings)
         cand, base, baseline_id = choice.candidate, choice.baseline, choice.baseline_id
         frames = load_pair(con, cand, base)

@@ -165,8 +165,7 @@ def record(
             "judge_status_history": table_frame("judge_status_history", history),
             "judges": table_frame("judges", list(judges.values())),
         },
-        spool_ok=False,
-    )
+    )  # while an analyst holds the warehouse, spooled (and read back from the spool)
     return out
 
 

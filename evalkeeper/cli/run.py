@@ -86,10 +86,12 @@ def print_summary(summary: core.Summary) -> None:
         console.print(error_table(summary))
     for problem in summary.problems:
         console.print(f"[bold red]run failed:[/] {problem}", soft_wrap=True, highlight=False)
-    if summary.source != "warehouse":
+    if summary.spool_note:
+        console.print(f"[yellow]{summary.spool_note}[/]", soft_wrap=True, highlight=False)
+    if summary.source == "this process":
         console.print(
-            "[yellow]the warehouse was locked by another process: rows are in the spool and "
-            "will be ingested by the next write; the summary covers this process only[/]"
+            "[yellow]another process was writing the warehouse: the summary covers this "
+            "process's rows only[/]"
         )
     reasons: dict[str, list[str]] = {}
     for e in summary.evaluators:
@@ -263,35 +265,53 @@ def experiments(
     format: FormatOpt = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """List recent experiments, and whether each can serve as a baseline (and if not, why)."""
+    """List recent experiments, and whether each can serve as a baseline (and if not, why).
+
+    An experiment with rows (or its finish) still waiting in the spool, because another
+    process held the warehouse, shows status "waiting in the spool" until a writer ingests
+    them."""
     fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
     wh = Warehouse.from_settings(settings)
-    frame = wh.query(
-        """
-        SELECT e.experiment_id, e.started_at, e.suite, e.dataset, e.agent_version AS agent,
-               e.git_branch AS branch, e.status,
-               (SELECT count(*) FROM runs r WHERE r.experiment_id = e.experiment_id) AS rows
-        FROM experiments e ORDER BY e.started_at DESC LIMIT ?
-        """,
-        [limit],
-    )
+    from evalkeeper.analysis.baseline import eligibility, spooled_experiments
+
+    with wh.reading() as con:  # the file, or (held read-only elsewhere) the file and spool
+        spooled = spooled_experiments(wh)
+        frame = con.sql(
+            """
+            SELECT e.experiment_id, e.started_at, e.suite, e.dataset, e.agent_version AS agent,
+                   e.git_branch AS branch, e.status,
+                   (SELECT count(*) FROM runs r WHERE r.experiment_id = e.experiment_id) AS rows
+            FROM experiments e ORDER BY e.started_at DESC LIMIT ?
+            """,
+            params=[limit],
+        ).pl()
+        ids = frame.get_column("experiment_id").to_list()
+        why = eligibility(con, ids, settings, spooled)
     if not frame.height and fmt == "table":
         console.print(f"no experiments in {settings.warehouse}: run `evalkeeper run` or `demo`")
         return
-    from evalkeeper.analysis.baseline import eligibility, spooled_experiments
-
-    ids = frame.get_column("experiment_id").to_list()
-    spooled = spooled_experiments(wh)
-    with wh.connect() as con:
-        why = eligibility(con, ids, settings, spooled)
     frame = frame.with_columns(
+        pl.when(pl.col("experiment_id").is_in(list(spooled)))
+        .then(pl.lit(WAITING))
+        .otherwise(pl.col("status"))
+        .alias("status"),
         pl.Series(
             "baseline",
             ["yes" if not why.get(i) else "no: " + "; ".join(why[i]) for i in ids],
-        )
+        ),
     )
     emit_rows(frame, fmt, title=f"experiments in {settings.warehouse}", console=console)
+    if spooled and fmt == "table":
+        err_console.print(
+            f"[yellow]{len(wh.spooled_batches())} batch(es) wait in the spool {wh.spool_dir} "
+            "(another process holds the warehouse); the next writer ingests them[/]",
+            soft_wrap=True,
+        )
+
+
+WAITING = "waiting in the spool"
+"""The status `experiments` shows while an experiment's rows or finish are spooled."""
 
 
 @app.command()

@@ -37,6 +37,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 import polars as pl
 from pydantic import BaseModel, Field
 
@@ -249,7 +250,7 @@ def _retired(wh: Warehouse) -> dict[str, str]:
     """Judges retired by calibration (name -> the note to show)."""
     from evalkeeper.warehouse.queries import retired_judges
 
-    with wh.connect() as con:
+    with wh.reading() as con:
         return {
             name: note.replace("not used in this verdict", "not used by this window")
             for name, note in retired_judges(con).items()
@@ -266,82 +267,113 @@ def _commit(
     channels: list[str],
 ) -> tuple[Window, list[EvaluatorDecision], pl.DataFrame]:
     """Recount, decide and write the tick, holding the warehouse: no other process can
-    store scores for the window between the count and the write."""
+    store scores for the window between the count and the write.
+
+    While another process holds the file read-only past the lock wait (an analyst), the
+    recount reads the stored and spooled rows (`Warehouse.reading`) and the tick's batch
+    goes to the spool, ingested in order by the next writer (its rows are keyed: a
+    concurrent tick's overlap is stored once, and the counts are recomputed from the
+    scores)."""
+    args = (window, tick_at, final, new, names, channels)
+    try:
+        with wh.connect(wait_s=wh.write_wait_s) as con:
+            done, batch = _count(con, *args)
+            wh.write(batch)  # in the same hold of the file
+            return done
+    except WarehouseLocked:
+        wh.spooling = True  # the next windows of this tick do not wait again
+    with wh.reading() as con:
+        done, batch = _count(con, *args)
+    wh.write(batch)  # to the spool (the snapshot closed first: one handle per file)
+    return done
+
+
+TickDone = tuple[Window, list[EvaluatorDecision], pl.DataFrame]
+
+
+def _count(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    tick_at: datetime,
+    final: bool,
+    new: pl.DataFrame,
+    names: list[str],
+    channels: list[str],
+) -> tuple[TickDone, dict[str, pl.DataFrame]]:
+    """The tick's recount and decision on `con`, and the batch that stores it."""
     cfg = window.config
-    with wh.connect() as con:
-        now_stored = con.sql(
-            "SELECT * FROM monitoring_windows WHERE window_id = ?", params=[window.window_id]
-        ).pl()
-        if now_stored.height and now_stored["state"][0] != "open":  # stopped or decided meanwhile
-            return Window.from_row(now_stored.row(0, named=True)), [], new.clear()
-        if new.height:  # scores a concurrent tick stored meanwhile are not counted twice
-            stored = con.execute(
-                "SELECT trace_id FROM monitoring_scores WHERE window_id = ? "
-                "AND trace_id IN (SELECT unnest(?))",
-                [window.window_id, new["trace_id"].unique().to_list()],
-            ).fetchall()
-            if stored:
-                new = new.filter(~pl.col("trace_id").is_in([r[0] for r in stored]))
-        counts = _counts(con, window, tick_at, new, names)
-        policy = MonitorPolicy(
-            alpha=cfg.alpha,
-            tolerance=cfg.tolerance,
-            min_baseline=cfg.min_baseline,
-            min_window=cfg.min_window,
-            max_error_rate=cfg.max_error_rate,
-        )
-        decided = decide(counts, policy, final=final)
-        decision = decided.decision
-        if final and decision == "continue":  # the end of the window always settles it
-            decision = "inconclusive"
-        closed = decision == "rollback" or final
-        reasons = list(decided.reasons)
-        updated = window.model_copy(
-            update={
-                "decision": decision,
-                "reasons": reasons,
-                "state": "closed" if closed else "open",
-                "closed_at": tick_at if closed else None,
-                "last_tick_at": tick_at,
-                "updated_at": utcnow(),
-            }
-        )
-        ev_ticks = decided.evaluators
-        n_window, n_baseline = _new_traces(new)
-        tick_row = {
-            "window_id": window.window_id,
-            "tick_at": tick_at,
+    now_stored = con.sql(
+        "SELECT * FROM monitoring_windows WHERE window_id = ?", params=[window.window_id]
+    ).pl()
+    if now_stored.height and now_stored["state"][0] != "open":  # stopped or decided meanwhile
+        return (Window.from_row(now_stored.row(0, named=True)), [], new.clear()), {}
+    if new.height:  # scores a concurrent tick stored meanwhile are not counted twice
+        stored = con.execute(
+            "SELECT trace_id FROM monitoring_scores WHERE window_id = ? "
+            "AND trace_id IN (SELECT unnest(?))",
+            [window.window_id, new["trace_id"].unique().to_list()],
+        ).fetchall()
+        if stored:
+            new = new.filter(~pl.col("trace_id").is_in([r[0] for r in stored]))
+    counts = _counts(con, window, tick_at, new, names)
+    policy = MonitorPolicy(
+        alpha=cfg.alpha,
+        tolerance=cfg.tolerance,
+        min_baseline=cfg.min_baseline,
+        min_window=cfg.min_window,
+        max_error_rate=cfg.max_error_rate,
+    )
+    decided = decide(counts, policy, final=final)
+    decision = decided.decision
+    if final and decision == "continue":  # the end of the window always settles it
+        decision = "inconclusive"
+    closed = decision == "rollback" or final
+    reasons = list(decided.reasons)
+    updated = window.model_copy(
+        update={
             "decision": decision,
-            "final": final,
-            "reasons": canonical_json(reasons),
-            "new_window_traces": n_window,
-            "new_baseline_traces": n_baseline,
-            "ticked_at": utcnow(),
+            "reasons": reasons,
+            "state": "closed" if closed else "open",
+            "closed_at": tick_at if closed else None,
+            "last_tick_at": tick_at,
+            "updated_at": utcnow(),
         }
-        batch: dict[str, pl.DataFrame] = {
-            "monitoring_scores": new,
-            "monitoring_ticks": table_frame("monitoring_ticks", [tick_row], orient="row"),
-            "monitoring_counts": table_frame(
-                "monitoring_counts",
-                [
-                    {"window_id": window.window_id, "tick_at": tick_at, **_count_row(t)}
-                    for t in ev_ticks
-                ],
-                orient="row",
-            ),
-            "monitoring_windows": window_frame([updated]),
-        }
-        if decision == "rollback":
-            trigger = next((t for t in ev_ticks if t.decision == "rollback"), None)
-            batch["monitoring_rollbacks"] = rollback_frame(
-                window.window_id,
-                tick_at,
-                trigger.evaluator if trigger else "",
-                channels,
-                rollback_payload(updated, tick_at, ev_ticks),
-            )
-        wh.write(batch, spool_ok=False)
-    return updated, ev_ticks, new
+    )
+    ev_ticks = decided.evaluators
+    n_window, n_baseline = _new_traces(new)
+    tick_row = {
+        "window_id": window.window_id,
+        "tick_at": tick_at,
+        "decision": decision,
+        "final": final,
+        "reasons": canonical_json(reasons),
+        "new_window_traces": n_window,
+        "new_baseline_traces": n_baseline,
+        "ticked_at": utcnow(),
+    }
+    batch: dict[str, pl.DataFrame] = {
+        "monitoring_scores": new,
+        "monitoring_ticks": table_frame("monitoring_ticks", [tick_row], orient="row"),
+        "monitoring_counts": table_frame(
+            "monitoring_counts",
+            [
+                {"window_id": window.window_id, "tick_at": tick_at, **_count_row(t)}
+                for t in ev_ticks
+            ],
+            orient="row",
+        ),
+        "monitoring_windows": window_frame([updated]),
+    }
+    if decision == "rollback":
+        trigger = next((t for t in ev_ticks if t.decision == "rollback"), None)
+        batch["monitoring_rollbacks"] = rollback_frame(
+            window.window_id,
+            tick_at,
+            trigger.evaluator if trigger else "",
+            channels,
+            rollback_payload(updated, tick_at, ev_ticks),
+        )
+    return (updated, ev_ticks, new), batch
 
 
 def _new_traces(new: pl.DataFrame) -> tuple[int, int]:

@@ -503,10 +503,15 @@ async def finish(
     settings: Settings, exp: Experiment, tallies: dict[str, Tally] | None = None
 ) -> Summary:
     """Summary evaluators, status `completed` (every row recorded) or `failed`, and the
-    experiment's summary, errors grouped by cause."""
+    experiment's summary, errors grouped by cause.
+
+    While another process holds the warehouse read-only (an analyst), the reads see the
+    rows waiting in the spool (`Warehouse.reading`) and the finish (status, summary scores)
+    is spooled after them; the summary says how many of the experiment's batches wait
+    there. Only a writer holding the file past the lock wait leaves the reads impossible:
+    the summary then covers this process's rows (`tallies`)."""
     wh = Warehouse.from_settings(settings)
     try:
-        await asyncio.to_thread(wh.ingest_spool)
         items, _ = await asyncio.to_thread(pending_items, settings, exp, retry_failed=False)
         missing = len(items)
         summaries = await _summary_scores(settings, exp, wh)
@@ -532,16 +537,54 @@ async def finish(
         batch = {"experiments": table_frame("experiments", [_experiment_row(exp)])}
         if rows:
             batch["summary_scores"] = table_frame("summary_scores", rows)
-        # the experiment's last write folds the write-ahead log into the file
-        await asyncio.to_thread(wh.write, batch, spool_ok=False, checkpoint=True)
-        return await asyncio.to_thread(summarize, settings, wh, exp, summaries)
+        # the experiment's last write folds the write-ahead log into the file (or, while
+        # the file is held, waits in the spool after the experiment's rows)
+        await asyncio.to_thread(wh.write, batch, checkpoint=True)
+        summary = await asyncio.to_thread(summarize, settings, wh, exp, summaries)
     except WarehouseLocked:
         exp.status = "completed"
         exp.finished_at = utcnow()
         await asyncio.to_thread(
             wh.write, {"experiments": table_frame("experiments", [_experiment_row(exp)])}
         )
-        return summary_from_tallies(settings, exp, tallies)
+        summary = summary_from_tallies(settings, exp, tallies)
+    return await asyncio.to_thread(_with_spool, wh, exp, summary)
+
+
+def _with_spool(wh: Warehouse, exp: Experiment, summary: Summary) -> Summary:
+    """The summary with the experiment's batches that wait in the spool, counted and said."""
+    batches = spooled_batches_of(wh, exp)
+    summary.spooled_batches = len(batches)
+    if batches:
+        if summary.source == "warehouse":
+            summary.source = "warehouse and spool"
+        waiting = len(wh.spooled_batches())
+        others = f" ({waiting} in all)" if waiting != len(batches) else ""
+        summary.spool_note = (
+            f"{len(batches)} batch{'es' if len(batches) != 1 else ''} of this experiment "
+            f"wait{'s' if len(batches) == 1 else ''} in the spool {wh.spool_dir}{others}: "
+            "another process holds the warehouse; the next writer ingests them, in order"
+        )
+    return summary
+
+
+def spooled_batches_of(wh: Warehouse, exp: Experiment) -> list[Path]:
+    """The spooled batches that hold rows of `exp` (its experiment row, runs, scores,
+    summary scores, judge votes) or examples of its dataset version."""
+    out = []
+    for batch in wh.spooled_batches():
+        for file in sorted(batch.glob("*.parquet")):
+            columns = pl.read_parquet_schema(file)
+            if "experiment_id" in columns:
+                mine = pl.col("experiment_id") == exp.experiment_id
+            elif file.stem == "examples":
+                mine = pl.col("dataset_version") == exp.dataset_version
+            else:
+                continue
+            if pl.scan_parquet(file).filter(mine).select(pl.len()).collect().item():
+                out.append(batch)
+                break
+    return out
 
 
 async def run_suite(

@@ -163,7 +163,7 @@ def rescore_plan(
     if not per_example:
         return []
     judges_on = bool(settings.judge.base_url and settings.judge.model)
-    with warehouse.connect() as con:
+    with warehouse.reading() as con:
         runs = con.execute(
             "SELECT example_id, repetition, outputs, latency_ms, attempts, started_at "
             "FROM runs WHERE experiment_id = ? AND error IS NULL ORDER BY example_id, repetition",

@@ -36,7 +36,14 @@ class Summary(BaseModel):
     target_errors: int
     evaluators: list[EvaluatorSummary]
     spooled_batches: int = 0
-    source: str = Field("warehouse", description='"this process" when the file was locked.')
+    source: str = Field(
+        "warehouse",
+        description='"warehouse and spool" when some of its rows wait in the spool (another '
+        'process holds the file); "this process" when a writer held it past the lock wait.',
+    )
+    spool_note: str | None = Field(
+        None, description="How many of its batches wait in the spool, where, and what next."
+    )
     error_groups: list[ErrorGroup] = Field(
         default_factory=list, description="Errors grouped by cause, the most frequent first."
     )
@@ -71,7 +78,7 @@ def summarize(
 ) -> Summary:
     eid = exp.experiment_id
     optional = {r.name for r in exp.evaluators if r.optional}
-    with wh.connect() as con:
+    with wh.reading() as con:  # the rows waiting in the spool count too
         frame = con.sql(
             """
             SELECT evaluator, any_value(evaluator_version) AS version, count(*) AS n,

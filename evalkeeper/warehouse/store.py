@@ -5,7 +5,11 @@ read-only keeps writers out. A write here opens the file, commits one batch and 
 it again, so the lock is held for milliseconds. When the lock stays taken longer than
 `lock_wait_s` (an analyst's session, a second flow), the batch is written to the spool
 as Parquet instead — atomically, one directory per batch — and ingested, in order, by the
-next write that gets the lock. Ingesting a batch twice (a crash between commit and
+next write (or read) that gets the lock. A process pays the lock wait once: after a batch
+went to the spool, its next writes try the lock only briefly (`SPOOLING_RETRY_S`) until one
+gets it. Reads meanwhile see the spooled rows too (`Warehouse.reading`: the file opened
+read-only, which an analyst's connection allows, with the spool laid over it). Ingesting a
+batch twice (a crash between commit and
 clean-up) changes nothing: every table but `scores` has a primary key and is written with
 `INSERT OR IGNORE` or `OR REPLACE` (its policy in `evalkeeper.warehouse.tables`), and a
 score is inserted only with a run that the same batch inserted (policy `with_run`; see
@@ -36,6 +40,7 @@ from evalkeeper.warehouse.tables import (
     SCHEMA_VERSION,
     SCHEMA_VIEWS,
     SUPERSEDE,
+    TABLES,
     WRITE_POLICY,
 )
 from evalkeeper.warehouse.views import VIEWS
@@ -62,6 +67,15 @@ class _Slot:
 
 
 _SLOTS: dict[str, _Slot] = {}
+# Files whose lock this process last found held past the lock wait (a batch was spooled):
+# (pid, resolved path). Its next spoolable writes try the lock for `SPOOLING_RETRY_S` only,
+# so a run pays the lock wait once, not once per batch; the first write that gets the lock
+# ends it. The pid keeps a forked child from inheriting it.
+_SPOOLING: set[tuple[int, str]] = set()
+
+SPOOLING_RETRY_S = 0.1
+"""How long a write waits for the lock while this process is spooling (see `_SPOOLING`):
+long enough for another writer's commit (milliseconds), short beside the lock wait."""
 _HOST: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _HOST_LOCK = threading.Lock()
 
@@ -131,7 +145,12 @@ FIX_PATH = "point --warehouse or EVALKEEPER_WAREHOUSE at a DuckDB file (created 
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
-    return "Could not set lock" in text or "Conflicting lock" in text
+    # the last: this process has the file open read-only (a snapshot of `reading`) in
+    # the same thread; a write there waits, then spools, as for another process's lock
+    return any(
+        marker in text
+        for marker in ("Could not set lock", "Conflicting lock", "Unique file handle conflict")
+    )
 
 
 class Warehouse:
@@ -210,6 +229,7 @@ class Warehouse:
 
     def _attach(self, slot: _Slot, key: str, wait_s: float | None) -> None:
         self._open_waiting(lambda: _run(f"ATTACH ? AS {slot.alias}", [key]), wait_s)
+        self.spooling = False  # the lock is ours: the spool is ingested by this write
 
     def _open_waiting(self, open_: Callable[[], T], wait_s: float | None = None) -> T:
         """`open_()`, retried with backoff while another process holds the file's lock:
@@ -240,6 +260,10 @@ class Warehouse:
     ) -> str:
         """Write frames to their tables in one transaction; spool them if the lock is held.
 
+        The first spooled batch waits `lock_wait_s` for the lock; after it, while this
+        process is spooling, a write waits `SPOOLING_RETRY_S` only (`spool_ok=False`
+        writes always wait `lock_wait_s`, then raise `WarehouseLocked`).
+
         `checkpoint` folds the write-ahead log into the file afterwards (the end of an
         experiment: the .duckdb file alone then holds everything). Returns "written" or
         "spooled".
@@ -248,15 +272,40 @@ class Warehouse:
         if not batch:
             return "written"
         try:
-            with self.connect(checkpoint=checkpoint) as con:
+            wait = self.write_wait_s if spool_ok else self.lock_wait_s
+            with self.connect(checkpoint=checkpoint, wait_s=wait) as con:
                 self._ingest_spool(con)
                 _insert_batch(con, batch)
             return "written"
         except WarehouseLocked:
             if not spool_ok:
                 raise
+            self.spooling = True
             self._spool(batch)
             return "spooled"
+
+    @property
+    def _spool_key(self) -> tuple[int, str]:
+        return (os.getpid(), str(self.path.resolve()))
+
+    @property
+    def spooling(self) -> bool:
+        """This process found the lock held past the wait and spooled, and no write of
+        it has got the lock since."""
+        return self._spool_key in _SPOOLING
+
+    @spooling.setter
+    def spooling(self, on: bool) -> None:
+        if on:
+            _SPOOLING.add(self._spool_key)
+        else:
+            _SPOOLING.discard(self._spool_key)
+
+    @property
+    def write_wait_s(self) -> float:
+        """How long a spoolable write waits for the lock: `lock_wait_s`, or
+        `SPOOLING_RETRY_S` while this process is spooling."""
+        return min(self.lock_wait_s, SPOOLING_RETRY_S) if self.spooling else self.lock_wait_s
 
     def _spool(self, batch: Mapping[str, Frame]) -> Path:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -298,12 +347,91 @@ class Warehouse:
 
     # -- reads -------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def reading(self, *, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to read the warehouse as it stands, spooled rows included.
+
+        When the file is free, the read-write connection of `connect` (the spool ingested
+        first, when this is the outermost connection of the thread). When another process
+        holds it read-only (an analyst's session), a snapshot: the file attached read-only
+        in an in-memory instance of its own, every table a view of the stored rows with
+        the spooled ones laid over them by the table's write policy (`_overlay_sql`), so a
+        run under an analyst's connection reads its own rows (resume, summary evaluators,
+        its summary, a verdict) without waiting. Only a process writing the file keeps both
+        out: then this waits like `connect` (`lock_wait_s`) and raises `WarehouseLocked`."""
+        deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
+        delay = 0.01
+        # one DuckDB handle per file and process: a snapshot and a read-write attach (or
+        # two snapshots) of other threads take turns on the file's slot
+        slot = _slot(str(self.path.resolve()))
+        while True:
+            with slot.lock, contextlib.ExitStack() as stack:
+                try:
+                    con = stack.enter_context(self.connect(wait_s=0))
+                except WarehouseLocked as exc:
+                    locked: WarehouseLocked = exc
+                else:
+                    if slot.depth == 1 and self.spooled_batches():
+                        self._ingest_spool(con)
+                    yield con
+                    return
+                try:
+                    con = stack.enter_context(self._snapshot())
+                except duckdb.IOException as exc:
+                    if not _is_lock_error(exc):
+                        raise
+                else:
+                    yield con
+                    return
+            if time.monotonic() >= deadline:
+                raise locked
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file read-only with the spool laid over it (see `reading`). Raises
+        `duckdb.IOException` (a lock error) when a writer holds the file."""
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"ATTACH '{_quote(str(self.path))}' AS stored (READ_ONLY)")
+            con.execute("USE stored")
+            if not _migrated(con):  # a file behind the migrations: wait for a writer
+                raise duckdb.IOException("Could not set lock: the file is not migrated yet")
+            con.execute("USE memory")
+            # listed after the attach: no writer can ingest (and remove) a batch meanwhile
+            batches = self.spooled_batches()
+            for name, table in TABLES.items():
+                if table.policy is None:
+                    continue
+                files = [str(b / f"{name}.parquet") for b in batches]
+                files = [f for f in files if Path(f).exists()]
+                if not files:
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM stored.main.{name}")
+                    continue
+                con.execute(f"CREATE TABLE _spooled_{name} AS {_spooled_sql(files)}")
+            for name in SUPERSEDE:
+                files = [str(b / f"{name}.parquet") for b in batches]
+                files = [f for f in files if Path(f).exists()]
+                if files:
+                    con.execute(f"CREATE TABLE _spooled_{name} AS {_spooled_sql(files)}")
+            present = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+            for name, table in TABLES.items():
+                if table.policy is not None and f"_spooled_{name}" in present:
+                    columns = {r[0] for r in con.execute(f"DESCRIBE _spooled_{name}").fetchall()}
+                    con.execute(f"CREATE VIEW {name} AS {_overlay_sql(name, present, columns)}")
+            for name, body in VIEWS.items():
+                con.execute(f"CREATE VIEW {name} AS {body}")
+            yield con
+        finally:
+            con.close()
+
     def query(self, sql: str, params: list[Any] | None = None) -> Frame:
-        with self.connect() as con:
+        with self.reading() as con:
             return con.sql(sql, params=params or None).pl()
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.connect() as con:
+        with self.reading() as con:
             return con.execute(sql, params or []).fetchall()
 
     def query_read_only(self, sql: str) -> Frame:
@@ -331,6 +459,67 @@ class Warehouse:
             return use(con)
         finally:
             con.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _spooled_sql(files: list[str]) -> str:
+    """The rows of spooled Parquet files, with each row's batch (its directory, in
+    ingestion order) and its position in the file."""
+    listed = ", ".join(f"'{_quote(f)}'" for f in files)
+    return (
+        f"SELECT * FROM read_parquet([{listed}], union_by_name = true, filename = true, "
+        "file_row_number = true)"
+    )
+
+
+def _overlay_sql(name: str, present: set[str], spooled_columns: set[str]) -> str:
+    """The view of table `name` in a snapshot: its stored rows and its spooled rows
+    (`_spooled_<name>`), as ingesting the spool in order would leave them.
+
+    Stored rows that a spooled supersede entry deletes are left out. Among spooled rows of
+    one key the last wins. A `replace` table then takes the spooled row over the stored
+    one; `ignore` tables (and `scores`, keyed here by run and evaluator) keep the stored
+    row, as the keyed insert (or the `with_run` policy) would."""
+    table = TABLES[name]
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    key = table.key or (*RUN_KEY, "evaluator")
+
+    def match(a: str, b: str) -> str:
+        return " AND ".join(f'{a}."{k}" = {b}."{k}"' for k in key)
+
+    deleted = []
+    for entry, targets in SUPERSEDE.items():
+        if f"_spooled_{entry}" not in present:
+            continue
+        for target, pairs in targets:
+            if target == name:
+                on = " AND ".join(f'f."{a}" = d."{b}"' for a, b in pairs)
+                deleted.append(f"NOT EXISTS (SELECT 1 FROM _spooled_{entry} d WHERE {on})")
+
+    def source(column: str) -> str:  # a column no spooled file has is null
+        return f'"{column}"' if column in spooled_columns else "NULL"
+
+    typed = ", ".join(f'CAST({source(c.name)} AS {c.type}) AS "{c.name}"' for c in table.columns)
+    order = ", ".join(f'"{k}"' for k in key)
+    spooled = (
+        f"SELECT {typed} FROM _spooled_{name} QUALIFY row_number() OVER "
+        f"(PARTITION BY {order} ORDER BY filename DESC, file_row_number DESC) = 1"
+    )
+    stored_where = list(deleted)
+    if table.policy == "replace":
+        stored_where.append(f"NOT EXISTS (SELECT 1 FROM sp WHERE {match('f', 'sp')})")
+    stored = f"SELECT {cols} FROM stored.main.{name} f"
+    if stored_where:
+        stored += " WHERE " + " AND ".join(stored_where)
+    if table.policy == "replace":
+        return f"WITH sp AS ({spooled}) {stored} UNION ALL SELECT {cols} FROM sp"
+    return (
+        f"WITH sp AS ({spooled}), st AS ({stored}) SELECT {cols} FROM st UNION ALL "
+        f"SELECT {cols} FROM sp WHERE NOT EXISTS (SELECT 1 FROM st WHERE {match('st', 'sp')})"
+    )
 
 
 READ_ONLY_CONFIG: Mapping[str, bool] = {
@@ -380,6 +569,15 @@ def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
     return all(version in applied for version, _ in MIGRATIONS) and all(
         known.get(name) == _view_hash(body) for name, body in VIEWS.items()
     )
+
+
+def _migrated(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every migration is applied (the views a snapshot makes itself)."""
+    try:
+        applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
+    except duckdb.CatalogException:
+        return False
+    return all(version in applied for version, _ in MIGRATIONS)
 
 
 def _view_hash(body: str) -> str:

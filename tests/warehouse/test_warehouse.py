@@ -16,7 +16,7 @@ import pytest
 from evalkeeper.models import utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import MIGRATIONS, Warehouse, WarehouseLocked, schema_version
-from tests.helpers import run_suite, write_dataset
+from tests.helpers import analyst_holding, run_suite, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,10 +218,13 @@ def test_suite_completes_while_an_analyst_holds_the_file(
         )  # fmt: skip
     finally:
         analyst.wait()
-    assert summary.source == "this process"
+    # the summary reads the stored rows and the spooled ones (it said "this process" and
+    # counted this process's rows when the spool could not be read)
+    assert summary.source == "warehouse and spool"
     assert {e.evaluator: e.n for e in summary.evaluators}["exact_match"] == 200
     wh = Warehouse.from_settings(s)
     assert len(wh.spooled_batches()) >= 2
+    assert summary.spooled_batches == len(wh.spooled_batches())
     wh.ingest_spool()
     assert wh.rows("SELECT count(*), count(DISTINCT example_id) FROM runs") == [(200, 200)]
     assert wh.rows("SELECT count(*) FROM scores") == [(400,)]
@@ -310,3 +313,60 @@ def test_views_are_recreated_only_when_their_definition_changes(tmp_path: Path) 
     with Warehouse(path).connect() as c:
         names = {r[0] for r in c.execute("SELECT view_name FROM duckdb_views()").fetchall()}
         assert "score_history" in names
+
+
+def test_reads_under_an_analyst_see_what_ingesting_the_spool_leaves(tmp_path: Path) -> None:
+    """While an analyst holds the file, `reading` lays the spool over the stored rows by
+    each table's key and policy: a `replace` row (an experiment's finish) wins, an
+    `ignore` row already stored stays, a supersede entry deletes the stored run and its
+    scores, a score follows its run. What it shows is what the ingestion leaves."""
+    wh = Warehouse(tmp_path / "w.duckdb", lock_wait_s=0.3)
+
+    def experiment(status: str) -> dict[str, Any]:
+        return {
+            "experiments": pl.DataFrame(
+                {
+                    "experiment_id": ["e"],
+                    "suite": ["smoke"],
+                    "dataset": ["d"],
+                    "dataset_version": ["dv"],
+                    "target_spec": ["t:t"],
+                    "target_kind": ["python"],
+                    "repetitions": [1],
+                    "n_examples": [3],
+                    "status": [status],
+                    "started_at": [utcnow()],
+                }
+            )
+        }
+
+    wh.write(experiment("running"))
+    wh.write(_run_batch("e", ["x1", "x2"]))
+    queries = {
+        "experiments": "SELECT experiment_id, status FROM experiments",
+        "runs": "SELECT example_id, attempts FROM runs ORDER BY ALL",
+        "scores": "SELECT example_id, evaluator, count(*) FROM scores GROUP BY ALL ORDER BY ALL",
+    }
+
+    def everything() -> dict[str, list[tuple[Any, ...]]]:
+        with wh.reading() as con:
+            return {t: con.execute(sql).fetchall() for t, sql in queries.items()}
+
+    with analyst_holding(wh.path):
+        redo = _run_batch("e", ["x2"], evaluators=("a", "b"))
+        redo["runs"] = redo["runs"].with_columns(pl.lit(2).alias("attempts"))
+        redo["supersede_runs"] = pl.DataFrame(
+            {"experiment_id": ["e"], "example_id": ["x2"], "repetition": [0]}
+        )
+        assert wh.write(redo) == "spooled"  # x2 re-attempted: its run and scores replaced
+        assert wh.spooling
+        assert wh.write(_run_batch("e", ["x1", "x3"])) == "spooled"  # x1 stored: ignored
+        assert wh.write(experiment("completed")) == "spooled"  # the finish: replaces
+        seen = everything()
+        assert len(wh.spooled_batches()) == 3
+    assert seen["experiments"] == [("e", "completed")]
+    assert seen["runs"] == [("x1", 1), ("x2", 2), ("x3", 1)]
+    assert seen["scores"] == [(x, e, 1) for x in ("x1", "x2", "x3") for e in ("a", "b")]
+    assert wh.ingest_spool() == 3
+    assert not wh.spooling  # the lock was had: writes wait the whole lock wait again
+    assert everything() == seen
