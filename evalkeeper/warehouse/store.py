@@ -36,6 +36,7 @@ from evalkeeper.warehouse.tables import (
     SCHEMA_VERSION,
     SCHEMA_VIEWS,
     SUPERSEDE,
+    TABLES,
     WRITE_POLICY,
 )
 from evalkeeper.warehouse.views import VIEWS
@@ -236,15 +237,16 @@ class Warehouse:
     # -- writes ------------------------------------------------------------------------
 
     def write(
-        self, batch: Mapping[str, Frame], *, spool_ok: bool = True, checkpoint: bool = False
+        self, batch: Mapping[str, Frame | Path], *, spool_ok: bool = True, checkpoint: bool = False
     ) -> str:
         """Write frames to their tables in one transaction; spool them if the lock is held.
+        A table's rows may also be a Parquet file of them (a large import, staged on disk).
 
         `checkpoint` folds the write-ahead log into the file afterwards (the end of an
         experiment: the .duckdb file alone then holds everything). Returns "written" or
         "spooled".
         """
-        batch = {t: f for t, f in batch.items() if f.height}
+        batch = {t: f for t, f in batch.items() if _height(f)}
         if not batch:
             return "written"
         try:
@@ -258,13 +260,16 @@ class Warehouse:
             self._spool(batch)
             return "spooled"
 
-    def _spool(self, batch: Mapping[str, Frame]) -> Path:
+    def _spool(self, batch: Mapping[str, Frame | Path]) -> Path:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp = self.spool_dir / f".tmp-{name}"
         tmp.mkdir()
         for table, frame in batch.items():
-            frame.write_parquet(tmp / f"{table}.parquet")
+            if isinstance(frame, Path):
+                shutil.copyfile(frame, tmp / f"{table}.parquet")
+            else:
+                frame.write_parquet(tmp / f"{table}.parquet")
         final = self.spool_dir / name
         tmp.rename(final)  # atomic: a batch is in the spool whole or not at all
         return final
@@ -476,6 +481,12 @@ def _transaction(
             verb = "INSERT OR REPLACE" if policy == "replace" else "INSERT OR IGNORE"
             if policy == "with_run" or (optimistic and table == "runs"):
                 verb = "INSERT"
+            if policy == "replace" and _height(batch[table]) > LARGE_REPLACE_ROWS:
+                match = " AND ".join(f"{table}.{k} = k.{k}" for k in TABLES[table].key)
+                con.execute(
+                    f"DELETE FROM {table} USING read_parquet(?) k WHERE {match}", [str(source)]
+                )
+                verb = "INSERT"
             if policy == "with_run" and kept_runs is not None:
                 source = _only_runs(batch[table], kept_runs, staged / f"{table}-new.parquet")
             sql = f"{verb} INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)"
@@ -490,6 +501,12 @@ def _transaction(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+LARGE_REPLACE_ROWS = 10_000
+"""Past this many rows, a `replace` is a DELETE of the rows' keys, then a plain INSERT (the
+same result, keys being unique in a batch): DuckDB's INSERT OR REPLACE held about 1.5x the
+memory (1 M human labels: 364 MiB against 245, `benchmarks/labels_import.py`)."""
 
 
 def _stage(frame: Frame, path: Path) -> tuple[Path, list[str]]:
