@@ -406,7 +406,7 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, batch: Mapping[str, Frame | Pa
     """
     # deletions of superseded rows first, then runs, then the rest
     tables = sorted(batch, key=lambda t: (WRITE_POLICY[t] != "supersede", t != "runs"))
-    _remove_stale_staging()
+    remove_stale_staging()
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-") as tmp:
         staged = Path(tmp)
         sources: dict[str, tuple[Path, str]] = {}
@@ -432,7 +432,7 @@ _staging_swept = False
 _staging_lock = threading.Lock()
 
 
-def _remove_stale_staging() -> None:
+def remove_stale_staging() -> None:
     """Once per process: remove the staging folders of writers that are dead (killed
     before they could remove their own)."""
     global _staging_swept
