@@ -12,7 +12,7 @@ twice keeps the latest (by `time`, then by file order, and over what is stored),
 result says which labels were replaced.
 
 The file is streamed, so that memory does not grow with it: each row is checked on its own
-(fields, judge, label, time) as it is read and appended to a staging CSV in a temporary
+(fields, judge, label, time) as it is read and appended to a staging file in a temporary
 folder. Then, on one connection holding the warehouse, what the checks need (the judged
 runs, the drawn items and the stored labels of the file's judges) is exported to Parquet,
 and a DuckDB instance of the import's own, with a memory limit (it spills to the folder),
@@ -139,19 +139,19 @@ def _parse_time(text: str) -> datetime | str:
 
 
 class _Stage:
-    """Checked rows, appended to a CSV file (no row is kept in memory)."""
+    """Checked rows, appended to a JSON-lines file (no row is kept in memory; JSON keeps
+    any text, new lines and quotes included, exactly)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows = 0
         self.judges: set[str] = set()
-        self._fh = path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._fh)
+        self._fh = path.open("w", encoding="utf-8")
 
     def add(self, row: tuple[Any, ...]) -> None:
-        """A row of the `_STAGED` columns, in order (None for NULL: no staged text is empty)."""
+        """A row of the `_STAGED` columns, in order (None for NULL)."""
         self.judges.add(row[3])
-        self._writer.writerow(row)
+        self._fh.write(json.dumps(dict(zip(_STAGED, row, strict=True))) + "\n")
         self.rows += 1
 
     def close(self) -> None:
@@ -222,7 +222,7 @@ def _check_rows(
             (
                 line,
                 iid or item_id(exp or "", ex or "", rep or 0),
-                "true" if iid else "false",
+                bool(iid),
                 judge,
                 annotator,
                 exp,
@@ -230,7 +230,7 @@ def _check_rows(
                 rep,
                 label,
                 when,
-                "true" if time_text else "false",
+                bool(time_text),
                 _text(row, "note") or None,
             )
         )
@@ -325,7 +325,7 @@ def import_labels(
     remove_stale_staging()  # what a killed import left
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-labels-") as tmp:
         staged = Path(tmp)
-        stage = _Stage(staged / "staged.csv")
+        stage = _Stage(staged / "staged.jsonl")
         read, unlabelled = _check_rows(path, stage, problems, judges, choices, now)
         counts: dict[str, int] = {}
         notes: list[str] = []
@@ -370,9 +370,8 @@ def _work_db(staged: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         columns = ", ".join(f"'{c}': '{t}'" for c, t in _STAGED.items())
         con.execute(
-            f"CREATE VIEW staged AS SELECT * FROM read_csv({_quoted(staged / 'staged.csv')}, "
-            f"columns = {{{columns}}}, header = false, auto_detect = false, quote = '\"', "
-            "escape = '\"', nullstr = '')"
+            f"CREATE VIEW staged AS SELECT * FROM read_json({_quoted(staged / 'staged.jsonl')}, "
+            f"columns = {{{columns}}}, format = 'newline_delimited')"
         )
         for name in _EXPORTS:
             _view(con, name, staged / f"{name}.parquet")

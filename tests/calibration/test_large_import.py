@@ -136,7 +136,7 @@ def _wait_for(tmpdir: Path, name: str, proc: subprocess.Popen[bytes]) -> Path:
     raise AssertionError(f"{name} never appeared")
 
 
-@pytest.mark.parametrize("kill_at", ["staged.csv", "human_labels.parquet"])
+@pytest.mark.parametrize("kill_at", ["staged.jsonl", "human_labels.parquet"])
 def test_a_killed_import_stores_nothing_or_everything_and_the_next_stores_it_once(
     warehouse: Warehouse, tmp_path: Path, kill_at: str
 ) -> None:
@@ -149,7 +149,7 @@ def test_a_killed_import_stores_nothing_or_everything_and_the_next_stores_it_onc
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     stored = _stored(warehouse)
-    if kill_at == "staged.csv":
+    if kill_at == "staged.jsonl":
         assert stored == 0
     else:
         assert stored in (0, N)
@@ -163,3 +163,27 @@ def test_a_killed_import_stores_nothing_or_everything_and_the_next_stores_it_onc
         "SELECT count(*) FROM (SELECT DISTINCT item_id, judge, annotator FROM human_labels)"
     ) == [(N,)]
     assert not list(tmpdir.glob(f"evalkeeper-batch-{proc.pid}-*"))  # removed by the next
+
+
+def test_staged_text_comes_back_exactly(warehouse: Warehouse, tmp_path: Path) -> None:
+    """Notes with commas, quotes, new lines and non-ASCII text, and times with an offset,
+    survive the staging file; rows given by item_id take the run's ids from the draw."""
+    import json
+
+    note = 'said "maybe", then\nchanged her mind; ünïcode, trailing space '
+    path = tmp_path / "odd.jsonl"
+    rows = [
+        {"experiment_id": "exp-big", "example_id": "ex-000001", "judge": JUDGE,
+         "annotator": "a,b", "label": "fail", "time": "2026-11-30T14:03:00+02:00", "note": note},
+        {"experiment_id": "exp-big", "example_id": "ex-000002", "repetition": "0",
+         "judge": JUDGE, "annotator": '"q"', "label": "pass"},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert import_labels(warehouse, path).inserted == 2
+    stored = warehouse.rows(
+        "SELECT example_id, annotator, label, note, epoch(labelled_at) FROM human_labels "
+        "ORDER BY example_id"
+    )
+    assert stored[0][:4] == ("ex-000001", "a,b", "fail", note.strip())
+    assert stored[0][4] == 1796040180  # 2026-11-30T12:03:00Z
+    assert stored[1][:4] == ("ex-000002", '"q"', "pass", None)
