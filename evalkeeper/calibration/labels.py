@@ -11,7 +11,7 @@ Labels are nominal: one of the judge's choices. The same annotator labelling the
 twice keeps the latest (by `time`, then by file order, and over what is stored), and the
 result says which labels were replaced.
 
-The file is streamed, so that memory does not grow with it: each row is checked on its own
+The file is streamed, no row of it held in Python: each row is checked on its own
 (fields, judge, label, time) as it is read and appended to a staging file in a temporary
 folder. Then, on one connection holding the warehouse, what the checks need (the judged
 runs, the drawn items and the stored labels of the file's judges) is exported to Parquet,
@@ -21,8 +21,9 @@ compares it with the stored one. The new and changed labels are written in one t
 (`Warehouse.write` of a Parquet file) before the connection is let go. A killed import has
 written nothing; the next import removes the staging folder it left
 (`evalkeeper-batch-<pid>-…`, like the warehouse's own). What still grows with the file is
-DuckDB's insert of the new rows and their key: 1 M new labels peaked at 424 MiB in all,
-against 2.6 GiB when every row was held in Python (`benchmarks/labels_import.py`).
+DuckDB's insert of the new rows and their key: 1 M new labels peaked at 438 MiB in all,
+against 2.6 GiB when every row was held in Python, and replacing 1 M stored labels at once
+at 594 MiB (`benchmarks/labels_import.py`).
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ def _check_rows(
 
 
 # What the checks read from the warehouse, for the judges of the file, exported to Parquet
-# (a filtered scan: no memory to speak of) for the import's own DuckDB instance.
+# for the import's own DuckDB instance (a filtered scan; the warehouse's instance keeps what
+# it read cached until the connection ends: about 50 MiB for 1 M judged runs).
 _EXPORTS = {
     "judged": "SELECT evaluator, experiment_id, example_id, repetition FROM scores "
     "WHERE judge_model IS NOT NULL AND NOT skipped AND list_contains($judges, evaluator)",

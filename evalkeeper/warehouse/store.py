@@ -506,7 +506,7 @@ def _transaction(
 LARGE_REPLACE_ROWS = 10_000
 """Past this many rows, a `replace` is a DELETE of the rows' keys, then a plain INSERT (the
 same result, keys being unique in a batch): DuckDB's INSERT OR REPLACE held about 1.5x the
-memory (1 M human labels: 364 MiB against 245, `benchmarks/labels_import.py`)."""
+memory (1 M human labels inserted alone: 364 MiB against 245)."""
 
 
 def _stage(frame: Frame, path: Path) -> tuple[Path, list[str]]:
