@@ -120,7 +120,10 @@ def _to_langsmith(settings: Any, result: Any) -> dict[str, Any]:
 
     example = Example.model_validate(result.example)
     try:
-        done = asyncio.run(add_example_to_langsmith(settings, result.dataset, example))
+        # its place in LangSmith is its line in the file: promote appends it
+        done = asyncio.run(
+            add_example_to_langsmith(settings, result.dataset, example, result.examples - 1)
+        )
     except Exception as exc:  # reported, never lost: the local example is written
         return {"error": f"{type(exc).__name__}: {exc}"}
     return done.model_dump(mode="json")
@@ -171,3 +174,11 @@ def _print(
                 highlight=False,
                 soft_wrap=True,
             )
+            if not remote.get("in_sync", True):
+                err_console.print(
+                    f"[yellow]LangSmith dataset {result.dataset} holds edits not pulled (or could "
+                    "not be read back), so the sync state was left as it was: the next `datasets "
+                    f"push {result.dataset}` may be refused; pull it first[/]",
+                    highlight=False,
+                    soft_wrap=True,
+                )

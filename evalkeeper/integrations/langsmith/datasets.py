@@ -6,6 +6,8 @@ what it added, changed and removed on the side it wrote.
 
 A sync remembers what both sides held after it in `NAME.langsmith.json` beside the file
 (the remote dataset id, the version, and each example's id and content hash in order).
+`promote --to-langsmith` moves it too (`follow_remote`): the example it adds in LangSmith
+is then no remote edit, and the next push sends only what is new.
 A pull refuses to overwrite a local file that changed since the last sync (edits not
 pushed), and a push refuses to overwrite a remote dataset that changed since the last
 sync (edits not pulled), unless `force`. Without a state, a side that already holds
@@ -107,6 +109,29 @@ def save_state(settings: Settings, path: Path, remote_id: str, examples: list[Ex
         examples=fingerprint(examples),
     )
     state_path(path).write_text(state.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def follow_remote(
+    settings: Settings, name: str, remote_id: str, before: list[Any], after: list[Any]
+) -> bool:
+    """After a write of our own to LangSmith dataset `name` outside a sync (`promote
+    --to-langsmith` adding an example): move the sync state to what LangSmith holds now
+    (`after`), as a push does, so that the next push sends only what is new and is not
+    refused as a remote edit. Only when LangSmith held, before the write (`before`), what
+    the state says or nothing, or holds now what the local file holds: an edit made in
+    LangSmith and not pulled still blocks the next push. Returns whether the state moved."""
+    path = dataset_path(settings, name)
+    state = load_state(path)
+    now = _remote_as_local(after)
+    known = not before or (
+        state is not None
+        and state.remote_id == remote_id
+        and fingerprint(_remote_as_local(before)) == state.examples
+    )
+    if not known and fingerprint(now) != fingerprint(_read_local(path) or []):
+        return False
+    save_state(settings, path, remote_id, now)
+    return True
 
 
 # -- the remote side -----------------------------------------------------------------------

@@ -5,6 +5,10 @@ redacted and written locally by `promote`) to the LangSmith dataset of that name
 the dataset when it is missing, with the same id mapping as `datasets push` and the
 metadata `incident_id`, `promoted_from_run`, `category` (and the example's other keys).
 Promoting the same example again updates it instead of adding a second one.
+
+Then the sync state beside the local file (`NAME.langsmith.json`) follows what LangSmith
+holds, as after a push (`follow_remote`), so the next `datasets push` sends only what is
+new; an edit made in LangSmith and not pulled still blocks it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from evalkeeper.integrations.langsmith.client import LangSmithError, connect
+from evalkeeper.integrations.langsmith.datasets import follow_remote
 from evalkeeper.integrations.langsmith.examples import to_remote
 from evalkeeper.models import Example
 from evalkeeper.settings import Settings
@@ -26,6 +31,11 @@ class PromotedExample(BaseModel):
     example_id: str = Field(description="The LangSmith example id (uuid).")
     created: bool = Field(description="False when it existed and was updated.")
     dataset_created: bool = Field(False, description="The dataset did not exist before.")
+    in_sync: bool = Field(
+        True,
+        description="The local sync state follows LangSmith (false: LangSmith holds edits not "
+        "pulled, or reading it back failed; the next push may be refused).",
+    )
 
 
 def add_example_to_langsmith_sync(
@@ -76,11 +86,17 @@ def add_example_to_langsmith_sync(
             f"{type(exc).__name__}: {exc}; the local example is kept, run "
             f"`evalkeeper datasets push {dataset_name}` to send it later"
         ) from None
+    try:
+        after = list(client.list_examples(dataset_id=ds.id))
+        in_sync = follow_remote(settings, dataset_name, str(ds.id), held, after)
+    except Exception:  # the example is added; only the sync state stays behind
+        in_sync = False
     return PromotedExample(
         dataset_id=str(ds.id),
         example_id=payload["id"],
         created=existing is None,
         dataset_created=dataset_created,
+        in_sync=in_sync,
     )
 
 
