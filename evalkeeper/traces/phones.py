@@ -457,9 +457,7 @@ def _written_chars(core: str) -> frozenset[str]:
     last (NFKC, dashes as `-`): every match of all its digits holds them."""
     first = next(i for i, c in enumerate(core) if c.isdecimal())
     last = max(i for i, c in enumerate(core) if c.isdecimal())
-    return frozenset(
-        c for c in _nfkc(core[first : last + 1]) if not (c.isdecimal() or c.isspace())
-    )
+    return frozenset(c for c in _nfkc(core[first : last + 1]) if not (c.isdecimal() or c.isspace()))
 
 
 def _ascii_digits(text: str) -> str:
