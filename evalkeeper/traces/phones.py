@@ -219,23 +219,34 @@ def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int
     international: list[int] = []
     likely: list[int] = []
     possible: list[int] = []
+    n = len(digits)
     for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
         m = idd.match(digits) if idd is not None else None
         if m and m.end() and digits[m.end() :][:1] != "0":
             international.append(i)  # read with its country code, the same in each of them
             continue
-        candidates = [digits]
-        if prefix is not None:
-            m = prefix.match(digits)
-            if m and m.end():
-                candidates.append(digits[m.end() :])
-                if transform and m.lastindex:
-                    candidates.append(prefix.sub(transform, digits, count=1))
-        if valid is not None and any(
-            len(c) in valid_lengths and valid.fullmatch(c) for c in candidates
-        ):
+        # the digits as written first (nearly always the answer), then the national prefix
+        # stripped or transformed: likely when one could be valid, else possible by length
+        if valid is not None and n in valid_lengths and valid.fullmatch(digits):
             likely.append(i)
-        elif any(len(c) in possible_lengths for c in candidates):
+            continue
+        can_be = n in possible_lengths
+        m = prefix.match(digits) if prefix is not None else None
+        if m and m.end():
+            stripped = digits[m.end() :]
+            candidates = [stripped]
+            if transform and m.lastindex:
+                candidates.append(prefix.sub(transform, digits, count=1))  # type: ignore[union-attr]
+            for c in candidates:
+                if valid is not None and len(c) in valid_lengths and valid.fullmatch(c):
+                    likely.append(i)
+                    break
+                can_be = can_be or len(c) in possible_lengths
+            else:
+                if can_be:
+                    possible.append(i)
+            continue
+        if can_be:
             possible.append(i)
     return international, likely, possible
 
@@ -436,11 +447,17 @@ def _glued(text: str, start: int, end: int) -> bool:
 
 def _core(window: str) -> str:
     """The window from its first digit (or the `+` or bracket before it) to its last."""
-    first = next((i for i, c in enumerate(window) if c.isdecimal()), 0)
+    m = _DIGIT_SPAN_RE.search(window)
+    if m is None:
+        return window
+    first = m.start()
     while first > 0 and window[first - 1] in "+(\uff0b\uff08":
         first -= 1
-    last = max((i for i, c in enumerate(window) if c.isdecimal()), default=len(window) - 1)
-    return window[first : last + 1]
+    return window[first : m.end()]
+
+
+# From the first decimal digit (any script, as `str.isdecimal`) to the last.
+_DIGIT_SPAN_RE = re.compile(r"\d(?:.*\d)?", re.DOTALL)
 
 
 _DASHES = str.maketrans(dict.fromkeys("\u30fc\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
@@ -455,9 +472,9 @@ def _nfkc(text: str) -> str:
 def _written_chars(core: str) -> frozenset[str]:
     """The characters, digits and whitespace aside, from the first digit of `core` to its
     last (NFKC, dashes as `-`): every match of all its digits holds them."""
-    first = next(i for i, c in enumerate(core) if c.isdecimal())
-    last = max(i for i, c in enumerate(core) if c.isdecimal())
-    return frozenset(c for c in _nfkc(core[first : last + 1]) if not (c.isdecimal() or c.isspace()))
+    m = _DIGIT_SPAN_RE.search(core)
+    span = _nfkc(m.group()) if m else ""
+    return frozenset(c for c in span if not (c.isdecimal() or c.isspace()))
 
 
 def _ascii_digits(text: str) -> str:
