@@ -479,7 +479,12 @@ def _written_chars(core: str) -> frozenset[str]:
 
 def _ascii_digits(text: str) -> str:
     """The decimal digits of `text` (any script), as ASCII."""
+    if text.isascii():
+        return _NOT_DIGIT_RE.sub("", text)
     return "".join(str(unicodedata.decimal(c)) for c in text if c.isdecimal())
+
+
+_NOT_DIGIT_RE = re.compile(r"[^0-9]")
 
 
 def _neighbourhoods(text: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
