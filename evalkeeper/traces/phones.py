@@ -87,6 +87,11 @@ _LEAD = "+\uff0b"
 _EXTENSION = "\t,:;=#\uff03\u0301aeinostx\u00f3\uff45\uff49\uff4e\uff54\uff58\u0434\u043e\u0431"
 CANDIDATE_CHARS = _PUNCTUATION + _LEAD + _EXTENSION
 SEGMENT_RE = re.compile(r"[\d" + re.escape(CANDIDATE_CHARS) + "]+", re.IGNORECASE)
+# The segments that can hold `MIN_DIGITS` digits: the same runs, of that length or more
+# (most runs are a space or a short word: not given to Python at all).
+_LONG_SEGMENT_RE = re.compile(
+    r"[\d" + re.escape(CANDIDATE_CHARS) + "]{" + str(MIN_DIGITS) + ",}", re.IGNORECASE
+)
 # A comma between two numbers (`030 901820, 030 901821`): no candidate spans it (an
 # extension after a comma needs a label first).
 _LIST_COMMA_RE = re.compile(r"(?<=\d)[ \t\u00a0]*,[ \t\u00a0,]*(?=[\d+\uff0b(\[\uff08\uff3b])")
@@ -114,7 +119,7 @@ def windows(text: str) -> list[tuple[int, int]]:
     """The spans of `text` the matcher runs on: runs of candidate characters, cut at commas
     between numbers, with at least `MIN_DIGITS` digits."""
     out: list[tuple[int, int]] = []
-    for seg in SEGMENT_RE.finditer(text):
+    for seg in _LONG_SEGMENT_RE.finditer(text):
         piece = seg.group()
         if _digits(piece) < MIN_DIGITS:
             continue
@@ -214,31 +219,64 @@ def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int
     international: list[int] = []
     likely: list[int] = []
     possible: list[int] = []
+    n = len(digits)
     for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
         m = idd.match(digits) if idd is not None else None
         if m and m.end() and digits[m.end() :][:1] != "0":
             international.append(i)  # read with its country code, the same in each of them
             continue
-        candidates = [digits]
-        if prefix is not None:
-            m = prefix.match(digits)
-            if m and m.end():
-                candidates.append(digits[m.end() :])
-                if transform and m.lastindex:
-                    candidates.append(prefix.sub(transform, digits, count=1))
-        if valid is not None and any(
-            len(c) in valid_lengths and valid.fullmatch(c) for c in candidates
-        ):
+        # the digits as written first (nearly always the answer), then the national prefix
+        # stripped or transformed: likely when one could be valid, else possible by length
+        if valid is not None and n in valid_lengths and valid.fullmatch(digits):
             likely.append(i)
-        elif any(len(c) in possible_lengths for c in candidates):
+            continue
+        can_be = n in possible_lengths
+        m = prefix.match(digits) if prefix is not None else None
+        if m and m.end():
+            stripped = digits[m.end() :]
+            candidates = [stripped]
+            if transform and m.lastindex:
+                candidates.append(prefix.sub(transform, digits, count=1))  # type: ignore[union-attr]
+            for c in candidates:
+                if valid is not None and len(c) in valid_lengths and valid.fullmatch(c):
+                    likely.append(i)
+                    break
+                can_be = can_be or len(c) in possible_lengths
+            else:
+                if can_be:
+                    possible.append(i)
+            continue
+        if can_be:
             possible.append(i)
     return international, likely, possible
+
+
+@cache
+def layout_chars(code: int) -> frozenset[str]:
+    """Every character other than a digit or whitespace that `format_number(number,
+    NATIONAL)` can write for a number of country code `code`: those of the national and
+    international formats and national-prefix formatting rules of every region sharing the
+    code (public `PhoneMetadata`), and of the extension prefixes (the library's `" ext. "`,
+    a region's preferred one). A window holding another character is in no layout of
+    that code (`_layout` 3 compares every character but whitespace)."""
+    chars = set(" ext. ")
+    for region in pn.region_codes_for_country_code(code) or ():
+        md = PhoneMetadata.metadata_for_region(region)
+        if md is None:
+            continue
+        chars.update(md.preferred_extn_prefix or "")
+        for f in (*(md.number_format or ()), *(md.intl_number_format or ())):
+            chars.update(f.format or "")
+            chars.update(f.national_prefix_formatting_rule or "")
+    return frozenset(c for c in chars if not (c.isdecimal() or c.isspace()))
 
 
 class PhoneDetector:
     """Finds phone numbers for the configured `regions` under a `policy`."""
 
-    def __init__(self, regions: Sequence[str], policy: PhonePolicy = "hybrid") -> None:
+    def __init__(
+        self, regions: Sequence[str], policy: PhonePolicy = "hybrid", *, layout_screen: bool = True
+    ) -> None:
         if not regions:
             raise ConfigError(
                 "redaction_regions is empty: national phone numbers would go unnoticed; "
@@ -255,6 +293,9 @@ class PhoneDetector:
         self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
         self.region_runs = 0  # (window, region) pairs given to the matcher
+        # skip the layout tries that cannot change the answer (`_detect`); False: try them
+        # all (the oracle test compares both)
+        self.layout_screen = layout_screen
 
     def find(self, text: str) -> list[Hit]:
         """Phone numbers in `text` (earlier findings may be masked with `_`)."""
@@ -305,10 +346,23 @@ class PhoneDetector:
         # regions sharing a country code (US, CA) read a national number alike: one of them
         codes: set[int] = set()
         extra = LAYOUT_TRIES
+        best: list[_Found] = []
+        written: frozenset[str] | None = None
         for i in likely:
             if self._codes[i] in codes:
                 continue
             codes.add(self._codes[i])
+            if best and self.layout_screen and max(f.layout for f in best) == 2:
+                # a layout try can only win in the region's exact layout (3): a match of
+                # the whole window spans what the best spans, valid, a later region; one
+                # whose formats cannot write the window's characters is skipped as tried
+                if written is None:
+                    written = _written_chars(core)
+                if not written <= layout_chars(self._codes[i]):
+                    if extra == 0:
+                        return found
+                    extra -= 1
+                    continue
             found += self._run(text, self.regions[i], i)
             best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
@@ -393,11 +447,17 @@ def _glued(text: str, start: int, end: int) -> bool:
 
 def _core(window: str) -> str:
     """The window from its first digit (or the `+` or bracket before it) to its last."""
-    first = next((i for i, c in enumerate(window) if c.isdecimal()), 0)
+    m = _DIGIT_SPAN_RE.search(window)
+    if m is None:
+        return window
+    first = m.start()
     while first > 0 and window[first - 1] in "+(\uff0b\uff08":
         first -= 1
-    last = max((i for i, c in enumerate(window) if c.isdecimal()), default=len(window) - 1)
-    return window[first : last + 1]
+    return window[first : m.end()]
+
+
+# From the first decimal digit (any script, as `str.isdecimal`) to the last.
+_DIGIT_SPAN_RE = re.compile(r"\d(?:.*\d)?", re.DOTALL)
 
 
 _DASHES = str.maketrans(dict.fromkeys("\u30fc\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
@@ -409,9 +469,22 @@ def _nfkc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_DASHES)
 
 
+def _written_chars(core: str) -> frozenset[str]:
+    """The characters, digits and whitespace aside, from the first digit of `core` to its
+    last (NFKC, dashes as `-`): every match of all its digits holds them."""
+    m = _DIGIT_SPAN_RE.search(core)
+    span = _nfkc(m.group()) if m else ""
+    return frozenset(c for c in span if not (c.isdecimal() or c.isspace()))
+
+
 def _ascii_digits(text: str) -> str:
     """The decimal digits of `text` (any script), as ASCII."""
+    if text.isascii():
+        return _NOT_DIGIT_RE.sub("", text)
     return "".join(str(unicodedata.decimal(c)) for c in text if c.isdecimal())
+
+
+_NOT_DIGIT_RE = re.compile(r"[^0-9]")
 
 
 def _neighbourhoods(text: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:

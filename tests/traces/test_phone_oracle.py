@@ -12,7 +12,10 @@ orders regions by a screen over the public metadata. The oracles:
 - the screen never leaves out a region where libphonenumber reads the digits as a valid
   number (nationally, or after the region's international prefix);
 - every number the detector reports is one the matcher found, valid or possible as the
-  policy asks.
+  policy asks;
+- a window in a region's exact national layout holds no character that region's formats
+  cannot write (`layout_chars`), and skipping the layout tries that screen rules out
+  changes no finding.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from evalkeeper.traces.phones import (
     MIN_DIGITS,
     SEGMENT_RE,
     PhoneDetector,
+    _layout,
+    _nfkc,
     _screen_of,
+    _written_chars,
+    layout_chars,
     screen,
     text_matches,
     windows,
@@ -231,3 +238,32 @@ def test_every_number_reported_is_one_the_matcher_found(texts: list[str], policy
             if policy == "valid":
                 assert any(pn.is_valid_number(n) for n in numbers), (text, h)
     assert reported > 300
+
+
+def test_a_number_in_its_regions_layout_holds_only_characters_its_formats_write(
+    texts: list[str],
+) -> None:
+    exact = 0
+    for region in [r for r in REGIONS if r != "ZZ"]:
+        code = pn.country_code_for_region(region)
+        for text in texts:
+            for a, b in windows(text):
+                for m in pn.PhoneNumberMatcher(text[a:b], region, leniency=Leniency.POSSIBLE):
+                    raw = _nfkc(m.raw_string)
+                    if m.number.country_code != code or _layout(raw, m.number) != 3:
+                        continue
+                    exact += 1
+                    assert _written_chars(raw) <= layout_chars(code), (text, region, raw)
+    assert exact > 100
+
+
+def test_the_layout_screen_changes_no_finding(corpus: Corpus, texts: list[str]) -> None:
+    screened = PhoneDetector(DEFAULT_REDACTION_REGIONS)
+    every = PhoneDetector(DEFAULT_REDACTION_REGIONS, layout_screen=False)
+    dense = make_corpus(40, SEED + 7)  # another sample: US, FR, BR layouts with extensions
+    rng = random.Random(SEED)
+    more = [m.text for m in dense.messages]
+    more += [_variants(t, rng) for t in more]
+    for text in texts + more:
+        assert screened.find(text) == every.find(text), text
+    assert screened.region_runs < every.region_runs  # it skipped some
