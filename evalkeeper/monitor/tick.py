@@ -257,6 +257,9 @@ def _retired(wh: Warehouse) -> dict[str, str]:
         }
 
 
+TickDone = tuple[Window, list[EvaluatorDecision], pl.DataFrame]
+
+
 def _commit(
     wh: Warehouse,
     window: Window,
@@ -265,7 +268,7 @@ def _commit(
     new: pl.DataFrame,
     names: list[str],
     channels: list[str],
-) -> tuple[Window, list[EvaluatorDecision], pl.DataFrame]:
+) -> TickDone:
     """Recount, decide and write the tick, holding the warehouse: no other process can
     store scores for the window between the count and the write.
 
@@ -286,9 +289,6 @@ def _commit(
         done, batch = _count(con, *args)
     wh.write(batch)  # to the spool (the snapshot closed first: one handle per file)
     return done
-
-
-TickDone = tuple[Window, list[EvaluatorDecision], pl.DataFrame]
 
 
 def _count(

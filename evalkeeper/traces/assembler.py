@@ -332,22 +332,14 @@ class Assembler:
         self._check_slots({s.trace_id for s in spans})
         result = AddResult()
         now = self.clock()
-        late_traces: dict[str, int] = {}
+        late_traces: dict[str, None] = {}  # in arrival order
         for span in spans:
             self.stats.spans_received += 1
-            tid = span.trace_id
-            entry = self._open.get(tid)
+            entry = self._entry(span.trace_id, now)
             if entry is None:
-                if tid in self._completed:
-                    result.late += 1
-                    late_traces[tid] = late_traces.get(tid, 0) + 1
-                    continue
-                if len(self._open) >= self.max_open_traces:
-                    self._evict_oldest()
-                entry = self._open[tid] = _Open(first_seen=now, last_seen=now)
-            else:
-                self._open.move_to_end(tid)
-                entry.last_seen = now
+                result.late += 1
+                late_traces[span.trace_id] = None
+                continue
             if span.span_id in entry.ids:
                 self.stats.duplicate_spans += 1
                 continue
@@ -366,15 +358,7 @@ class Assembler:
         self.stats.spans_accepted += result.accepted
         self.stats.rejected_spans += result.rejected
         self.stats.late_spans += result.late
-        if late_traces:
-            log.warning(
-                "OTLP: %d late span(s) for %d trace(s) already completed (e.g. %s); not stored; "
-                "raise EVALKEEPER_OTLP_SETTLE_S (now %g s) if the exporters batch slowly",
-                result.late,
-                len(late_traces),
-                next(iter(late_traces)),
-                self.settle_s,
-            )
+        self._warn_late("span(s)", result.late, late_traces)
         return result
 
     def add_records(self, records: Iterable[LogRecord]) -> RecordsResult:
@@ -385,22 +369,14 @@ class Assembler:
         self._check_slots({r.trace_id for r in records})
         result = RecordsResult()
         now = self.clock()
-        late_traces: set[str] = set()
+        late_traces: dict[str, None] = {}  # in arrival order
         for record in records:
             self.stats.log_records_received += 1
-            tid = record.trace_id
-            entry = self._open.get(tid)
+            entry = self._entry(record.trace_id, now)
             if entry is None:
-                if tid in self._completed:
-                    result.late += 1
-                    late_traces.add(tid)
-                    continue
-                if len(self._open) >= self.max_open_traces:
-                    self._evict_oldest()
-                entry = self._open[tid] = _Open(first_seen=now, last_seen=now)
-            else:
-                self._open.move_to_end(tid)
-                entry.last_seen = now
+                result.late += 1
+                late_traces[record.trace_id] = None
+                continue
             key = (record.span_id, record.name, record.time_ns, record.size)
             if key in entry.record_keys:
                 result.duplicates += 1
@@ -419,16 +395,35 @@ class Assembler:
         self.stats.duplicate_log_records += result.duplicates
         self.stats.rejected_log_records += result.rejected
         self.stats.late_log_records += result.late
-        if late_traces:
+        self._warn_late("log record(s)", result.late, late_traces)
+        return result
+
+    def _entry(self, tid: str, now: float) -> _Open | None:
+        """The open entry of trace `tid`, opened (evicting the oldest when full) or touched;
+        None when the trace has already completed (what arrives for it is late)."""
+        entry = self._open.get(tid)
+        if entry is None:
+            if tid in self._completed:
+                return None
+            if len(self._open) >= self.max_open_traces:
+                self._evict_oldest()
+            entry = self._open[tid] = _Open(first_seen=now, last_seen=now)
+        else:
+            self._open.move_to_end(tid)
+            entry.last_seen = now
+        return entry
+
+    def _warn_late(self, what: str, late: int, traces: dict[str, None]) -> None:
+        if traces:
             log.warning(
-                "OTLP: %d late log record(s) for %d trace(s) already completed (e.g. %s); not "
-                "stored; raise EVALKEEPER_OTLP_SETTLE_S (now %g s) if the exporters batch slowly",
-                result.late,
-                len(late_traces),
-                next(iter(late_traces)),
+                "OTLP: %d late %s for %d trace(s) already completed (e.g. %s); not stored; "
+                "raise EVALKEEPER_OTLP_SETTLE_S (now %g s) if the exporters batch slowly",
+                late,
+                what,
+                len(traces),
+                next(iter(traces)),
                 self.settle_s,
             )
-        return result
 
     def due(self) -> list[list[Span]]:
         """The traces complete now (and those completed early by an eviction)."""

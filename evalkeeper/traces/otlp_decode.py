@@ -176,18 +176,8 @@ def decode_export(
     max_bytes: int = 16 * 2**20,
 ) -> DecodedExport:
     """The spans of one OTLP/HTTP trace export body."""
-    kind = media_type(content_type)
-    raw = _decompress(body, content_encoding, max_bytes)
     request = ExportTraceServiceRequest()
-    if kind == PROTOBUF:
-        try:
-            request.ParseFromString(raw)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise MalformedBody(
-                f"the body is not a protobuf ExportTraceServiceRequest: {exc}"
-            ) from exc
-    else:
-        _parse_json(raw, request)
+    _parse(body, content_type, content_encoding, max_bytes, request, _TRACES_PATH)
     return _flatten(request)
 
 
@@ -199,19 +189,31 @@ def decode_logs(
     max_bytes: int = 16 * 2**20,
 ) -> DecodedLogs:
     """The GenAI events of one OTLP/HTTP logs export body."""
+    request = ExportLogsServiceRequest()
+    _parse(body, content_type, content_encoding, max_bytes, request, _LOGS_PATH)
+    return _flatten_logs(request)
+
+
+def _parse(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    max_bytes: int,
+    request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+    json_path: tuple[tuple[str, str], ...],
+) -> None:
+    """Fill `request` from an export body: its media type checked, decompressed within
+    `max_bytes`, then parsed as protobuf or OTLP JSON."""
     kind = media_type(content_type)
     raw = _decompress(body, content_encoding, max_bytes)
-    request = ExportLogsServiceRequest()
-    if kind == PROTOBUF:
-        try:
-            request.ParseFromString(raw)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise MalformedBody(
-                f"the body is not a protobuf ExportLogsServiceRequest: {exc}"
-            ) from exc
-    else:
-        _parse_json(raw, request, _LOGS_PATH)
-    return _flatten_logs(request)
+    if kind != PROTOBUF:
+        _parse_json(raw, request, json_path)
+        return
+    try:
+        request.ParseFromString(raw)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        name = type(request).__name__
+        raise MalformedBody(f"the body is not a protobuf {name}: {exc}") from exc
 
 
 def encode_logs_response(kind: str, rejected: int = 0, message: str = "") -> bytes:
