@@ -7,6 +7,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,20 @@ def analyst_holding(path: Path | str) -> Iterator[subprocess.Popen[str]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+def wait_for_listen(proc: subprocess.Popen[str], base_url: str, timeout_s: float = 60) -> None:
+    """Wait until the `evalkeeper listen` process `proc` answers GET /health at `base_url`;
+    fail with its output if it exits first, or when `timeout_s` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{base_url}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "evalkeeper listen did not start"
+        time.sleep(0.1)

@@ -10,15 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.conftest import ROOT
+from tests.helpers import wait_for_listen
 from tests.otlp_helpers import tracer
 
 
@@ -49,16 +48,7 @@ def test_listen_writes_the_traces_to_jsonl_on_shutdown(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "evalkeeper listen did not start"
-            time.sleep(0.1)
+        wait_for_listen(proc, f"http://127.0.0.1:{port}")
         provider, memory = tracer()
         with provider.get_tracer("t").start_as_current_span("agent") as root:
             root.set_attribute("gen_ai.conversation.id", "c-1")

@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from evalkeeper.monitor.signing import github_signature
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
 from tests.conftest import ROOT
+from tests.helpers import wait_for_listen
 from tests.otlp_helpers import Collected, serve, tracer
 
 KEY = "whsec_" + base64.b64encode(b"deploy-webhook-key-for-tests-0001").decode()
@@ -84,16 +84,7 @@ def _listen(tmp_path: Path, port: int, *args: str, **env: str) -> subprocess.Pop
 
 
 def _wait_up(proc: subprocess.Popen[str], port: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert time.monotonic() < deadline, "evalkeeper listen did not start"
-        time.sleep(0.1)
+    wait_for_listen(proc, f"http://127.0.0.1:{port}")
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:

@@ -257,7 +257,8 @@ def otel_openai_v2(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None]]
     return run, provider.shutdown
 
 
-def traceloop(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None]]:
+def traceloop(llm_url: str, otlp: str, **init: Any) -> tuple[Runner, Callable[[], None]]:
+    """traceloop-sdk in attributes mode (`init` adds `Traceloop.init` options)."""
     from traceloop.sdk import Traceloop
     from traceloop.sdk.decorators import tool, workflow
     from traceloop.sdk.instruments import Instruments
@@ -270,6 +271,7 @@ def traceloop(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None]]:
         telemetry_enabled=False,
         resource_attributes=attrs,
         instruments={Instruments.OPENAI},
+        **init,
     )
     client = openai_client(llm_url)
 

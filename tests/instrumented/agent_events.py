@@ -39,7 +39,6 @@ from tests.instrumented.agent import (
     USER_REQUEST,
     Runner,
     chat_loop,
-    note_trace_id,
     openai_client,
     reschedule,
     resource_attributes,
@@ -103,9 +102,6 @@ def traceloop_events(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
-    from traceloop.sdk import Traceloop
-    from traceloop.sdk.decorators import tool, workflow
-    from traceloop.sdk.instruments import Instruments
 
     attrs = resource_attributes()
     logs = LoggerProvider(resource=Resource.create(attrs))
@@ -116,35 +112,12 @@ def traceloop_events(llm_url: str, otlp: str) -> tuple[Runner, Callable[[], None
         )
     )
     set_logger_provider(logs)
-    Traceloop.init(
-        app_name=attrs.pop("service.name"),
-        api_endpoint=otlp,
-        disable_batch=True,
-        telemetry_enabled=False,
-        resource_attributes=attrs,
-        instruments={Instruments.OPENAI},
-        use_attributes=False,
-    )
-    client = openai_client(llm_url)
-
-    def run(fail: bool) -> None:
-        @tool(name=TOOL_NAME)
-        def reschedule_appointment(appointment_id: str, new_time: str) -> dict[str, str]:
-            return reschedule(appointment_id, new_time, fail=fail)
-
-        @workflow(name="scheduler")
-        def scheduler(request: str) -> str:
-            note_trace_id()
-            return chat_loop(client, request, reschedule_appointment)
-
-        Traceloop.set_association_properties({"session_id": SESSION})
-        scheduler(USER_REQUEST)
+    run, flush_spans = agent.traceloop(llm_url, otlp, use_attributes=False)
 
     def shutdown() -> None:
-        from opentelemetry import metrics, trace
+        from opentelemetry import metrics
 
-        provider: Any = trace.get_tracer_provider()
-        provider.force_flush()
+        flush_spans()
         logs.shutdown()  # the batched records, after the spans
         meters: Any = metrics.get_meter_provider()
         meters.shutdown()  # traceloop's default metrics exporter: to --otlp/v1/metrics

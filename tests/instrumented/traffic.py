@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
 from evalkeeper.traces.store import get_trace
 from tests.conftest import ROOT
+from tests.helpers import wait_for_listen
 from tests.instrumented.chat_server import ChatServer
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -137,19 +137,6 @@ def post_payload(otlp: str, name: str) -> dict[str, Any]:
     return runs
 
 
-def _wait_for_listen(proc: subprocess.Popen[str], otlp: str) -> None:
-    deadline = time.monotonic() + LISTEN_START_S
-    while True:
-        try:
-            if httpx.get(f"{otlp}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert time.monotonic() < deadline, "evalkeeper listen did not start"
-        time.sleep(0.1)
-
-
 def run_traffic(
     tmp_dir: Path,
     instrumentations: list[str],
@@ -188,7 +175,7 @@ def run_traffic(
         # the agents import and instrument while listen starts; each waits for its /health
         with ThreadPoolExecutor(max_workers=parallel or max(1, len(instrumentations))) as pool:
             done = pool.map(lambda i: _agent(i, llm_url, otlp, env), instrumentations)
-            _wait_for_listen(proc, otlp)
+            wait_for_listen(proc, otlp, LISTEN_START_S)
             agents = {a.instrumentation: a for a in done}
         for name in recorded:
             runs = post_payload(otlp, name)
