@@ -9,7 +9,7 @@ from evalkeeper.models import ErrorGroup, Experiment, Score
 from evalkeeper.run.runner import Tally
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
-from evalkeeper.warehouse.queries import Counts, error_counts, error_groups
+from evalkeeper.warehouse.queries import Counts, error_counts, error_groups, lost_context
 
 
 class EvaluatorSummary(BaseModel):
@@ -104,7 +104,7 @@ def summarize(
             name
             for (name,) in con.execute(
                 "SELECT DISTINCT evaluator FROM scores WHERE experiment_id = ? AND skipped "
-                "AND coalesce(json_extract_string(details, '$.reason'), '') <> 'no_context'",
+                f"AND NOT {lost_context()}",
                 [eid],
             ).fetchall()
         }

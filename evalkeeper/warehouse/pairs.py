@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from evalkeeper.models import ErrorGroup
-from evalkeeper.warehouse.queries import error_groups
+from evalkeeper.warehouse.queries import error_groups, lost_context
 
 # Per (evaluator, example) with rows on both sides: scored rows, sums, sums of squares and
 # errors of the candidate ($1) and the baseline ($2), side by side. The metric is the pass
@@ -32,13 +32,11 @@ from evalkeeper.warehouse.queries import error_groups
 # A candidate row skipped for lack of retrieved context (`details.reason = 'no_context'`,
 # the groundedness judge) where the baseline's run of the same example was scored counts
 # as a failure: retrieval broke, and a quiet skip would hide it.
-_PAIRED_SQL = """
+_PAIRED_SQL = f"""
     WITH raw AS (
         SELECT experiment_id = $1 AS cand, evaluator, example_id, category, passed, value,
                error IS NOT NULL AS has_error, skipped,
-               skipped AND CASE WHEN skipped
-                   THEN json_extract_string(details, '$.reason') = 'no_context' END
-                   AS lost_context
+               skipped AND CASE WHEN skipped THEN {lost_context()} END AS lost_context
         FROM scores
         WHERE experiment_id IN ($1, $2)
     ), based AS (
@@ -78,18 +76,18 @@ _PAIRED_SQL = """
 
 # The candidate's evaluators that skipped rows for another reason than a missing context
 # (a judge with no endpoint), with the first reason given.
-_SKIPPED_SQL = """
+_SKIPPED_SQL = f"""
     SELECT evaluator, count(*) AS n, any_value(comment) AS comment FROM scores
     WHERE experiment_id = $1 AND skipped
-      AND coalesce(json_extract_string(details, '$.reason'), '') <> 'no_context'
+      AND NOT {lost_context()}
     GROUP BY evaluator ORDER BY evaluator
 """
 
 # Candidate rows that lost their context where the baseline had it (counted as failures).
-_LOST_CONTEXT_SQL = """
+_LOST_CONTEXT_SQL = f"""
     SELECT c.evaluator, count(*) FROM scores c
     WHERE c.experiment_id = $1 AND c.skipped
-      AND json_extract_string(c.details, '$.reason') = 'no_context'
+      AND {lost_context("c.")}
       AND EXISTS (SELECT 1 FROM scores b WHERE b.experiment_id = $2 AND NOT b.skipped
                   AND b.evaluator = c.evaluator AND b.example_id = c.example_id)
     GROUP BY c.evaluator ORDER BY c.evaluator

@@ -54,13 +54,21 @@ def error_groups(con: duckdb.DuckDBPyConnection, experiment_id: str) -> list[Err
     return [ErrorGroup(where=w, error=e, count=n, example_id=x) for w, e, n, x in rows]
 
 
+def lost_context(alias: str = "") -> str:
+    """SQL: a score skipped because its row gave it nothing to judge (`details.reason =
+    'no_context'`: the groundedness judge on a reply without retrieved context). Such a
+    skip is not a gap in an evaluator's coverage; `compare` weighs it on its own
+    (`evalkeeper.warehouse.pairs`). `alias` qualifies the column: "s." reads `s.details`."""
+    return f"(coalesce(json_extract_string({alias}details, '$.reason'), '') = 'no_context')"
+
+
 # Error counts that decide whether a run failed and whether it can be a baseline, per
 # experiment: the target's over all its runs; each evaluator's errors over its non-skipped
 # scores of runs whose target call succeeded, and its skipped scores (over all its rows)
 # but those of a row that gave it nothing to judge (`details.reason = 'no_context'`: the
 # groundedness judge on a reply without retrieved context, which `compare` weighs on its
 # own, `evalkeeper.warehouse.pairs`); a summary evaluator counts as one row.
-_ERROR_COUNTS_SQL = """
+_ERROR_COUNTS_SQL = f"""
     WITH ids AS (SELECT unnest($ids) AS experiment_id)
     SELECT experiment_id, 'target' AS "where", count(*) AS n, count(error) AS errors,
            0 AS skipped
@@ -69,8 +77,7 @@ _ERROR_COUNTS_SQL = """
     SELECT s.experiment_id, s.evaluator,
            count(*) FILTER (WHERE NOT s.skipped AND r.error IS NULL),
            count(s.error) FILTER (WHERE NOT s.skipped AND r.error IS NULL),
-           count(*) FILTER (WHERE s.skipped AND coalesce(
-               json_extract_string(s.details, '$.reason'), '') <> 'no_context')
+           count(*) FILTER (WHERE s.skipped AND NOT {lost_context("s.")})
     FROM scores s JOIN ids USING (experiment_id)
     JOIN runs r USING (experiment_id, example_id, repetition)
     GROUP BY ALL
