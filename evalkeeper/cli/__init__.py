@@ -12,6 +12,7 @@ import evalkeeper.cli.monitor_backtest
 import evalkeeper.cli.monitor_windows
 import evalkeeper.cli.promote
 import evalkeeper.cli.replay
+import evalkeeper.cli.report
 
 # Command modules register themselves on import.
 import evalkeeper.cli.run
