@@ -79,27 +79,36 @@ def pass_rates(
 
 # An (example, evaluator) passes in a run when every scored repetition passed; errored and
 # skipped rows are not scored. A flip is a change between two consecutive runs (in
-# `started_at` order) that both scored it.
+# `started_at` order) that both scored it. The rows that never both passed and failed are
+# set aside first (one aggregate over 50,000 groups, not 1,000,000): 4x faster at 10,000
+# examples x 5 evaluators x 20 runs (benchmarks/report.py).
 _FLIPS_SQL = """
     WITH h AS (
         SELECT experiment_id,
                CAST(row_number() OVER (ORDER BY started_at, experiment_id) AS INTEGER) AS i
         FROM experiments WHERE experiment_id IN (SELECT unnest($ids))
-    ), per AS (
-        SELECT s.example_id, s.evaluator, h.i, bool_and(s.passed) AS passed
+    ), scored AS (
+        SELECT s.example_id, s.evaluator, h.i, s.passed
         FROM scores s JOIN h USING (experiment_id)
         WHERE s.evaluator IN (SELECT unnest($evs)) AND NOT s.skipped AND s.error IS NULL
           AND s.passed IS NOT NULL
+    ), mixed AS (  -- only a row that both passed and failed somewhere can flip
+        SELECT example_id, evaluator FROM scored
+        GROUP BY ALL HAVING bool_or(passed) AND NOT bool_and(passed)
+    ), per AS (
+        SELECT example_id, evaluator, i, bool_and(passed) AS passed
+        FROM scored SEMI JOIN mixed USING (example_id, evaluator)
         GROUP BY ALL
-    ), steps AS (
-        SELECT *, lag(passed) OVER (PARTITION BY example_id, evaluator ORDER BY i) AS prev
-        FROM per
+    ), seqs AS (
+        SELECT example_id, evaluator, list(i ORDER BY i) AS positions,
+               list(passed ORDER BY i) AS passes
+        FROM per GROUP BY ALL
     ), agg AS (
         SELECT example_id, evaluator,
-               count(*) FILTER (WHERE prev <> passed) AS flips,
-               count(*) AS runs, arg_max(passed, i) AS last_passed,
-               list(i ORDER BY i) AS positions, list(passed ORDER BY i) AS passes
-        FROM steps GROUP BY ALL
+               CAST(list_sum(list_transform(range(1, len(passes)),
+                    lambda x: CAST(passes[x] <> passes[x + 1] AS INTEGER))) AS INTEGER) AS flips,
+               len(passes) AS runs, passes[-1] AS last_passed, positions, passes
+        FROM seqs
     )
     SELECT *, count(*) OVER () AS total_rows, sum(flips) OVER () AS total_flips
     FROM agg WHERE flips > 0
