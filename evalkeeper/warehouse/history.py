@@ -16,14 +16,15 @@ import polars as pl
 
 # The runs of the candidate's suite and dataset that a history shows: the latest `limit`
 # completed ones started no later than the candidate (the candidate itself whatever its
-# status), and the baseline even when it is older than those. Oldest first.
+# status), and the baseline even when it is older than those (or of another suite, named
+# by hand). Oldest first.
 _RUNS_SQL = """
     WITH cand AS (SELECT suite, dataset, started_at FROM experiments WHERE experiment_id = $id)
     SELECT e.experiment_id, e.started_at, e.git_branch, e.git_commit, e.status
     FROM experiments e, cand c
-    WHERE e.suite = c.suite AND e.dataset = c.dataset
-      AND ((e.status = 'completed' AND e.started_at <= c.started_at)
-           OR e.experiment_id IN ($id, $baseline))
+    WHERE (e.suite = c.suite AND e.dataset = c.dataset AND e.status = 'completed'
+           AND e.started_at <= c.started_at)
+       OR e.experiment_id IN ($id, $baseline)
     QUALIFY e.experiment_id IN ($id, $baseline)
          OR row_number() OVER (
                 ORDER BY e.experiment_id = $id DESC, e.started_at DESC, e.experiment_id DESC

@@ -201,3 +201,14 @@ def test_cost_is_unknown_never_zero() -> None:
     assert usd(0.012, 4, 1) == "≥ $0.0120 (1 calls without a price)"
     assert usd(0.012, 4, 0) == "$0.0120"
     assert usd(0.0, 0, 0) == "$0.0000"  # every vote cached: nothing spent now
+
+
+def test_the_history_is_the_last_runs_and_always_the_baseline(warehouse: Path) -> None:
+    wh = Warehouse(warehouse.parent / "w.duckdb")
+    with wh.reading() as con:
+        last_two = wh_history.history_runs(con, "h4", "h3", limit=2)
+        old_base = wh_history.history_runs(con, "h4", "h1", limit=2)
+        of_h2 = wh_history.history_runs(con, "h2", "h1", limit=20)
+    assert last_two["experiment_id"].to_list() == ["h3", "h4"]
+    assert old_base["experiment_id"].to_list() == ["h1", "h3", "h4"]  # the baseline, older
+    assert of_h2["experiment_id"].to_list() == ["h1", "h2"]  # nothing after the run itself

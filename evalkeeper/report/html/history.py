@@ -110,7 +110,8 @@ def _pass_rate_section(
         f"Pass rate per evaluator over the last {min(len(hist), runs)} completed runs of "
         f"{where}{extra}, oldest first; the band is the 95% Wilson score interval (rows "
         "taken as independent; errored and skipped rows left out, as in the pass_rate_trend "
-        "view). Dashed rules: the baseline and this run."
+        "view). Dashed rules: the baseline and this run. Each evaluator has its own "
+        "vertical scale."
     )
     body: list[Html] = []
     if points:
@@ -140,7 +141,7 @@ def _pass_rate_section(
             cells.append(
                 "—"
                 if x is None or x["pass_rate"] is None
-                else f"{pct(x['pass_rate'])} [{pct(x['ci_low'])}, {pct(x['ci_high'])}] "
+                else f"{pct(x['pass_rate'])} [{100 * x['ci_low']:.1f}, {100 * x['ci_high']:.1f}] "
                 f"n={x['n']}" + _errors(x["n_errors"])
             )
         rows.append(cells)
@@ -170,7 +171,7 @@ def _pass_rate_chart(points: list[Mapping[str, Any]], order: Sequence[str]) -> A
     base = alt.Chart(charts.records(points))
     band = base.mark_area(opacity=0.22, color="#2f6fdb").encode(
         x=x,
-        y=alt.Y("lo:Q", title="pass rate", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("lo:Q", title="pass rate", scale=alt.Scale(zero=False, clamp=True)),
         y2="hi:Q",
     )
     line = base.mark_line(point=True, color="#2f6fdb").encode(x=x, y="rate:Q")
@@ -190,6 +191,7 @@ def _pass_rate_chart(points: list[Mapping[str, Any]], order: Sequence[str]) -> A
         alt.layer(band, line, marked)
         .properties(width=620, height=110)
         .facet(row=alt.Row("evaluator:N", title=None, header=alt.Header(labelOrient="top")))
+        .resolve_scale(y="independent")  # each evaluator's own range: a 2-point drop shows
     )
 
 
@@ -403,7 +405,7 @@ def _usage_row(side: str, judge: str, models: str, r: dict[str, Any]) -> list[An
         r["fresh"],
         r["cached"],
         r["errors"],
-        r["prompt_tokens"],
-        r["completion_tokens"],
+        f"{r['prompt_tokens']:,}",
+        f"{r['completion_tokens']:,}",
         usd(float(r["cost_usd"]), int(r["fresh"]), int(r["unpriced"])),
     ]
