@@ -233,8 +233,10 @@ _JUDGE_USAGE_SQL = """
            count(*) FILTER (WHERE NOT cached) AS fresh,
            count(*) FILTER (WHERE cached) AS cached,
            count(error) AS errors,
-           coalesce(sum(prompt_tokens) FILTER (WHERE NOT cached), 0) AS prompt_tokens,
-           coalesce(sum(completion_tokens) FILTER (WHERE NOT cached), 0) AS completion_tokens,
+           CAST(coalesce(sum(prompt_tokens) FILTER (WHERE NOT cached), 0) AS BIGINT)
+             AS prompt_tokens,
+           CAST(coalesce(sum(completion_tokens) FILTER (WHERE NOT cached), 0) AS BIGINT)
+             AS completion_tokens,
            coalesce(sum(cost_usd) FILTER (WHERE NOT cached), 0) AS cost_usd,
            count(*) FILTER (WHERE NOT cached AND cost_usd IS NULL) AS unpriced
     FROM judge_votes

@@ -50,6 +50,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 "EVALKEEPER_GIT_BRANCH": "main",
                 "EVALKEEPER_GIT_COMMIT": "0123456789abcdef",
                 "EVALKEEPER_RETRIES": "0",
+                "EVALKEEPER_JUDGE_MAX_RETRIES": "0",
                 "EVALKEEPER_FLUSH_S": "0.2",
                 "EVALKEEPER_JUDGE_BASE_URL": llm.base_url,
                 "EVALKEEPER_JUDGE_API_KEY": "test-key",
@@ -61,6 +62,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 mp.setenv("HISTORY_BROKEN", broken)
                 mp.setenv("HISTORY_SLOW_MS", slow)
                 mp.setenv("EVALKEEPER_JUDGE_MODEL", model)
+                if eid == "h4":  # two judge calls fail: errored votes, no usage, no price
+                    with llm.lock:
+                        llm.policy.server_errors = 2
                 forget_clients()
                 out = runner.invoke(
                     app, ["run", "--dataset", str(ds), "--suite", "full", "--experiment", eid,
@@ -179,8 +183,10 @@ def test_history_sections_show_the_warehouse_in_a_browser(warehouse: Path) -> No
             ]  # fmt: skip
             assert row[9] == usd(float(str(cost or 0)), int(str(fresh)), int(str(unpriced)))
         assert usage[("baseline", "factual_match")][9].startswith("unknown")
-        assert usage[("candidate", "factual_match")][9].startswith("$")
-        assert usage[("candidate", "factual_match")][5] == "0"  # a new model: all fresh
+        candidate = usage[("candidate", "factual_match")]
+        assert candidate[5] == "0"  # a new model: all fresh
+        assert candidate[6] == "2"  # the two failed calls: counted, not dropped
+        assert candidate[9].startswith("≥ $") and "(2 calls without a price)" in candidate[9]
 
 
 def test_flips_are_capped_and_the_rest_counted(warehouse: Path) -> None:
