@@ -164,22 +164,48 @@ def cli(path: Path, experiment: str, out: Path) -> float:
     return elapsed
 
 
-def phases(path: Path, experiment: str, out: Path) -> dict[str, float]:
-    """The same report in this process, timed by phase (imports already paid)."""
+def phases(path: Path, experiment: str, out: Path) -> dict[str, tuple[float, float]]:
+    """The same report in this process (imports already paid), timed by phase: name ->
+    (wall s, CPU s of the process, DuckDB's threads included). The history module's queries
+    and the chart renders are timed one by one (`Phases` wraps them for the call)."""
+    from benchmarks._common import Phases
     from evalkeeper.analysis import compare
+    from evalkeeper.report.html import charts
     from evalkeeper.report.html.experiment import build_experiment_report
+    from evalkeeper.warehouse import history as wh_history
 
     settings = Settings(warehouse=path, _env_file=None)  # type: ignore[call-arg]
-    t = time.perf_counter()
-    comparison = compare(Warehouse(path), experiment, "auto", settings)
-    t1 = time.perf_counter()
-    page = build_experiment_report(
-        Warehouse(path), experiment, settings=settings, comparison=comparison
-    )
-    t2 = time.perf_counter()
-    page.write(out)
-    t3 = time.perf_counter()
-    return {"compare": t1 - t, "sections (SQL + charts)": t2 - t1, "render + write": t3 - t2}
+    timed: dict[str, tuple[float, float]] = {}
+
+    def clock(name: str, fn: Any) -> Any:
+        t, c = time.perf_counter(), time.process_time()
+        result = fn()
+        timed[name] = (time.perf_counter() - t, time.process_time() - c)
+        return result
+
+    comparison = clock("compare", lambda: compare(Warehouse(path), experiment, "auto", settings))
+    inner = Phases()
+    names = ("history_runs", "pass_rates", "flips", "latency_bins", "judge_usage")
+    originals = {n: getattr(wh_history, n) for n in names}
+    original_svg = charts.to_svg
+    for n in names:
+        setattr(wh_history, n, inner.wrap(f"  SQL: {n}", originals[n]))
+    charts.to_svg = inner.wrap("  charts: vl-convert to SVG", original_svg)
+    try:
+        page = clock(
+            "sections",
+            lambda: build_experiment_report(
+                Warehouse(path), experiment, settings=settings, comparison=comparison
+            ),
+        )
+    finally:
+        for n in names:
+            setattr(wh_history, n, originals[n])
+        charts.to_svg = original_svg
+    for name, secs in inner.seconds.items():
+        timed[name] = (secs, float("nan"))
+    clock("render + write", lambda: page.write(out))
+    return timed
 
 
 def render(report: Path, repeat: int) -> list[float]:
@@ -268,8 +294,15 @@ def main() -> None:
             f"{max(cli_times):.2f} s",
             "",
         )
-        for name, secs in by_phase.items():
-            table.add_row(f"  in process: {name}", "", f"{secs:.3f} s", "", "", "")
+        for name, (secs, cpu) in by_phase.items():
+            table.add_row(
+                f"  in process: {name}",
+                "" if cpu != cpu else f"CPU {cpu:.2f} s",
+                f"{secs:.3f} s",
+                "",
+                "",
+                "",
+            )
         table.add_row(
             "render in headless Chromium (load event)",
             "",
@@ -292,7 +325,10 @@ def main() -> None:
             json.dumps(
                 {
                     "report_s": round(report_s, 3),
-                    "build_s": round(sum(by_phase.values()), 3),
+                    "build_s": round(
+                        sum(by_phase[k][0] for k in ("compare", "sections", "render + write")), 3
+                    ),
+                    "sections_s": round(by_phase["sections"][0], 3),
                     "render_ms": round(render_med, 1),
                     "size_kib": round(size / 1024, 1),
                     "score_rows": int(scores),
