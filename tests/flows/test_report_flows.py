@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -17,7 +18,7 @@ from tests.helpers import write_dataset
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def latest_artifact(key: str) -> object:
+def latest_artifact(key: str) -> Any:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
@@ -32,10 +33,10 @@ def latest_artifact(key: str) -> object:
     return found[0]
 
 
-def linked_file(artifact: object) -> Path:
+def linked_file(artifact: Any) -> Path:
     """The file a link artifact points at (its data is the markdown `[text](file://…)`)."""
-    assert getattr(artifact, "type", None) == "markdown"  # Prefect stores a link as markdown
-    data = str(getattr(artifact, "data", ""))
+    assert artifact.type == "markdown"  # Prefect stores a link as markdown
+    data = str(artifact.data)
     match = re.search(r"\((file://[^)]+)\)", data)
     assert match, data
     return Path(unquote(urlparse(match.group(1)).path))
@@ -64,7 +65,7 @@ def test_nightly_links_the_report_of_each_run(settings: Settings, tmp_path: Path
     assert linked_file(latest_artifact(key)) == path and path.exists()
     text = path.read_text()
     assert 'data-verdict="pass"' in text and 'data-chart="forest"' in text
-    assert f"HTML report: `{path}`" in str(getattr(latest_artifact("reported-full-verdict"), "data"))
+    assert f"HTML report: `{path}`" in str(latest_artifact("reported-full-verdict").data)
 
 
 def test_a_report_that_cannot_be_written_keeps_the_verdict_and_says_so(
@@ -84,5 +85,5 @@ def test_a_report_that_cannot_be_written_keeps_the_verdict_and_says_so(
     assert result["report"]["path"] is None
     assert "was not written" in result["report"]["error"]
     assert "**Warning:** the HTML report" in result["markdown"]
-    verdict = str(getattr(latest_artifact("blocked-ds-full-verdict"), "data"))
+    verdict = str(latest_artifact("blocked-ds-full-verdict").data)
     assert "INCONCLUSIVE" in verdict and "**Warning:** the HTML report" in verdict
