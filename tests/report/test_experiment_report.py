@@ -123,6 +123,9 @@ def test_the_report_of_a_regression_shows_the_comparison(
         assert o.console_errors == [] and o.page_errors == []
         assert o.requests_out == []
     assert o.screenshot is not None and o.screenshot.stat().st_size > 10_000
+    with open_report(path, width=390, height=844) as phone:  # a phone: the page does not overflow
+        overflow = phone.page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        assert overflow is False
 
 
 def test_an_experiment_without_a_baseline_gets_an_inconclusive_report(
@@ -140,6 +143,10 @@ def test_an_experiment_without_a_baseline_gets_an_inconclusive_report(
         assert o.console_errors == [] and o.requests_out == []
     out = runner.invoke(app, ["report", "ghost", "--out", str(tmp_path / "g.html")])
     assert out.exit_code == 2 and "experiment 'ghost'" in out.output
+    out = runner.invoke(
+        app, ["report", "lonely", "--baseline", "ghost", "--out", str(tmp_path / "g.html")]
+    )
+    assert out.exit_code == 2 and "'ghost'" in out.output  # a named baseline: the user's typo
     assert not (tmp_path / "g.html").exists()
 
 

@@ -68,14 +68,17 @@ def build_experiment_report(
 ) -> Page:
     """The page for `experiment_id`: `comparison` when the caller has one (a flow that just
     compared), else `compare(warehouse, experiment_id, baseline)`. An experiment that
-    cannot be compared gets the `build_unjudged_report` page (inconclusive, the cause);
-    one that is not in the warehouse raises `UnknownExperiment`."""
+    cannot be compared with an `auto` baseline gets the `build_unjudged_report` page
+    (inconclusive, the cause); one that is not in the warehouse raises
+    `UnknownExperiment`, and a named baseline that cannot serve raises `CompareError`."""
     if comparison is None:
         from evalkeeper.analysis import compare
 
         try:
             comparison = compare(warehouse, experiment_id, baseline, settings)
         except CompareError as exc:
+            if baseline != "auto":  # the baseline asked for cannot serve: the user's to fix
+                raise
             return build_unjudged_report(
                 warehouse, experiment_id, settings=settings, reasons=[str(exc)]
             )
@@ -88,7 +91,7 @@ def build_experiment_report(
             summary=c.reasons,
             facts=_facts(row, settings, c),
         )
-        page.sections.append(_verdict_section(con, c))
+        page.sections.append(_verdict_section(con, c, row))
         page.sections.append(_differences_section(c))
         page.sections.append(_incidents_section(c.row_regressions))
         page.sections += history_sections(con, c, settings, runs=history_runs)
@@ -218,7 +221,7 @@ _SKIPPED_SQL = """
 """
 
 
-def _verdict_section(con: duckdb.DuckDBPyConnection, c: Comparison) -> Section:
+def _verdict_section(con: duckdb.DuckDBPyConnection, c: Comparison, row: dict[str, Any]) -> Section:
     from evalkeeper.warehouse.queries import retired_judges
 
     rule = (
@@ -226,7 +229,6 @@ def _verdict_section(con: duckdb.DuckDBPyConnection, c: Comparison) -> Section:
         f"beyond the tolerance {c.tolerance:g}; inconclusive above an error rate of "
         f"{c.max_error_rate:.0%} or a minimum detectable effect of {c.max_mde * 100:.0f} pt."
     )
-    row = _experiment(con, c.experiment_id)
     optional = {e["name"] for e in json.loads(row["evaluators"] or "[]") if e.get("optional")}
     retired = retired_judges(con, c.experiment_id)
     not_allowed = set(c.skipped_evaluators)
