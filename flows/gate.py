@@ -10,7 +10,7 @@ from prefect.states import State
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
 from flows.nightly import raise_if_failed, run_suite_tasks, verdict_state
-from tasks.analysis import gate_decision, publish_verdict
+from tasks.analysis import gate_decision, publish_experiment_report, publish_verdict, report_line
 
 
 @flow(name="gate", log_prints=True)
@@ -26,8 +26,11 @@ async def gate(
 ) -> dict[str, Any] | State[Any]:
     """`baseline` is a branch (its latest run that can be a baseline) or an experiment id.
 
-    Returns {"verdict", "exit_code", "reasons", "markdown", "comparison"}: the same decision
-    as `evalkeeper gate` (no baseline is `inconclusive`, with the reason). A pass ends the
+    Returns {"verdict", "exit_code", "reasons", "markdown", "comparison", "report"}: the same
+    decision as `evalkeeper gate` (no baseline is `inconclusive`, with the reason); `report`
+    is {"path", "error"}, the HTML report written beside the warehouse and linked as an
+    artifact (a report that cannot be written is a warning in the markdown, never a change
+    of verdict or state). A pass ends the
     run Completed; an inconclusive or regression verdict ends it in a Failed-type state
     named Inconclusive or Regression, with its event (`flows.nightly.verdict_state`: a
     caller gets `VerdictInconclusive` or `VerdictRegression` raised, with this result). A
@@ -47,13 +50,15 @@ async def gate(
         allow_skipped=allow_skipped,
     )
     outcome = await gate_decision(settings, summary, baseline)
-    await publish_verdict(outcome)
+    report = await publish_experiment_report(settings, summary.experiment, outcome)
+    await publish_verdict(outcome, report)
     raise_if_failed(summary, outcome.verdict)
     result = {
         "verdict": outcome.verdict,
         "exit_code": outcome.exit_code,
         "reasons": outcome.reasons,
-        "markdown": render_gate(outcome),
+        "markdown": render_gate(outcome) + report_line(report),
+        "report": report,
         "comparison": None
         if outcome.comparison is None
         else outcome.comparison.model_dump(mode="json"),

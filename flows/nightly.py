@@ -1,5 +1,7 @@
 """The nightly flow: run the full or smoke suite, record it, judge it against its baseline,
-publish the summary and the verdict. A run whose error shares are above the limit ends in a
+publish the summary, the verdict and its HTML report (a link artifact to the file beside
+the warehouse; a report that cannot be written is a warning, never a change of verdict or
+state). A run whose error shares are above the limit ends in a
 Failed state (every row kept), so the Prefect UI shows it red and notifications fire.
 
 A run whose verdict is not pass ends in a Failed-type state named after the verdict,
@@ -27,7 +29,12 @@ from prefect.states import Failed, State
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
-from tasks.analysis import baseline_exists, gate_decision, publish_verdict
+from tasks.analysis import (
+    baseline_exists,
+    gate_decision,
+    publish_experiment_report,
+    publish_verdict,
+)
 from tasks.events import emit_verdict
 from tasks.suite import (
     finish_experiment,
@@ -160,7 +167,9 @@ async def nightly(
 ) -> dict[str, Any] | State[Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
-    Returns the summary and, when a baseline exists, the comparison (`verdict`); an
+    Returns the summary, `report` ({"path", "error"}: the HTML report written beside the
+    warehouse and linked as an artifact, or why it could not be) and, when a baseline
+    exists, the comparison (`verdict`); an
     inconclusive or regression verdict ends the run in a Failed-type state named
     Inconclusive or Regression instead (`verdict_state`: a caller gets `VerdictInconclusive`
     or `VerdictRegression` raised, with the result).
@@ -183,9 +192,9 @@ async def nightly(
     )
     result: dict[str, Any] = summary.model_dump(mode="json")
     verdict = None
+    outcome = None
     if await baseline_exists(settings, summary.experiment.experiment_id, baseline):
         outcome = await gate_decision(settings, summary, baseline)
-        await publish_verdict(outcome)
         verdict = outcome.verdict
         if outcome.comparison is not None:
             result["comparison"] = outcome.comparison.model_dump(mode="json")
@@ -202,6 +211,16 @@ async def nightly(
         except LangSmithError as exc:
             get_run_logger().error("%s", exc)
             upload_error = exc
+    # after the upload, so that the report links the LangSmith experiment
+    result["report"] = await publish_experiment_report(
+        settings,
+        summary.experiment,
+        outcome,
+        [f"not judged: no baseline for {summary.experiment.experiment_id} yet ({baseline}); "
+         "this run may become the baseline"],
+    )  # fmt: skip
+    if outcome is not None:
+        await publish_verdict(outcome, result["report"])
     raise_if_failed(summary, verdict)
     if upload_error is not None:
         raise upload_error

@@ -1,4 +1,5 @@
-"""Tasks that judge an experiment against its baseline and publish the verdict."""
+"""Tasks that judge an experiment against its baseline and publish the verdict and its
+HTML report."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import asyncio
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+    acreate_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import analysis as cmp
@@ -52,14 +57,72 @@ async def gate_decision(settings: Settings, summary: Any, baseline: str) -> Gate
     )
 
 
+@task(name="experiment-report", cache_policy=NO_CACHE)
+async def publish_experiment_report(
+    settings: Settings,
+    experiment: Any,
+    outcome: GateOutcome | None,
+    reasons: list[str] | None = None,
+) -> dict[str, str | None]:
+    """Write the experiment's HTML report beside the warehouse (`default_report_path`) and
+    publish a link artifact to it. `outcome` is the gate's decision (None: the run was not
+    judged, for `reasons`). Returns {"path", "error"}: a report that cannot be written or
+    published is logged and returned as the error, never raised, so the flow keeps its
+    verdict and its state."""
+    from evalkeeper.report.html import default_report_path
+    from evalkeeper.report.html.experiment import build_gate_report, build_unjudged_report
+
+    experiment_id = str(experiment.experiment_id)
+    path = default_report_path(settings, "experiment", experiment_id)
+    wh = Warehouse.from_settings(settings)
+
+    def build_and_write() -> Any:
+        if outcome is None:
+            page = build_unjudged_report(
+                wh, experiment_id, settings=settings, reasons=reasons or [], verdict=None
+            )
+        else:
+            page = build_gate_report(wh, outcome, settings=settings)
+        return page.write(path)
+
+    try:
+        written = (await asyncio.to_thread(build_and_write)).resolve()
+        await acreate_link_artifact(
+            link=written.as_uri(),
+            link_text=f"experiment {experiment_id} report",
+            key=artifact_key(f"{experiment.dataset}-{experiment.suite}-report"),
+            description=f"HTML report of {experiment_id}"
+            + (f": {outcome.verdict}" if outcome is not None else ""),
+        )
+    except Exception as exc:  # the report must never cost the flow its verdict
+        error = f"the HTML report of {experiment_id} was not written to {path}: {type(exc).__name__}: {exc}"
+        get_run_logger().error("%s", error)
+        return {"path": None, "error": error}
+    get_run_logger().info("report written: %s", written)
+    return {"path": str(written), "error": None}
+
+
+def report_line(report: dict[str, str | None] | None) -> str:
+    """The markdown line naming the HTML report, or saying why there is none."""
+    if not report:
+        return ""
+    if report.get("error"):
+        return f"\n> **Warning:** {report['error']}\n"
+    return f"\nHTML report: `{report['path']}`\n"
+
+
 @task(name="publish-verdict", cache_policy=NO_CACHE)
-async def publish_verdict(outcome: GateOutcome) -> None:
+async def publish_verdict(
+    outcome: GateOutcome, report: dict[str, str | None] | None = None
+) -> None:
+    """The verdict as a markdown artifact (with the line naming its HTML report, or the
+    warning that it could not be written) and the cells as a table artifact."""
     c = outcome.comparison
     key = artifact_key(
         f"{c.dataset}-{c.suite}" if c is not None else outcome.experiment_id.rsplit("-", 1)[0]
     )
     await acreate_markdown_artifact(
-        markdown=render_gate(outcome),
+        markdown=render_gate(outcome) + report_line(report),
         key=f"{key}-verdict",
         description=f"{outcome.verdict}: {outcome.experiment_id}"
         + (f" vs {c.baseline_id}" if c is not None else ""),

@@ -38,6 +38,14 @@ def test_the_gate_job_checks_out_history_restores_main_and_names_the_branch() ->
     gate = next(s for s in steps if "evalkeeper gate" in str(s.get("run", "")))
     assert gate["env"]["EVALKEEPER_GIT_BRANCH"] == "${{ github.head_ref }}"
     assert "--markdown gate.md" in gate["run"] and "--baseline main" in gate["run"]
+    assert "--report gate.html" in gate["run"]
+    uploads = {
+        s["with"]["path"]: s
+        for s in steps
+        if str(s.get("uses", "")).startswith("actions/upload-artifact")
+    }
+    assert set(uploads) == {"gate.md", "gate.html"}
+    assert all(s["if"] == "always()" for s in uploads.values())  # a failed gate keeps both
 
 
 # -- the workflow's commands, run as a script ----------------------------------------------
@@ -224,7 +232,8 @@ def test_without_a_judge_secret_the_gate_decides_on_the_evaluators_that_ran(
     assert "no baseline" not in summary
     opted = next(line for line in summary.splitlines() if line.startswith("- opted out"))
     assert all(f"`{name}`" in opted for name in JUDGES) and "judge not configured" in opted
-    assert gate.uploaded == [repository["pr"] / "gate.md"]
+    assert gate.uploaded == [repository["pr"] / "gate.md", repository["pr"] / "gate.html"]
+    assert 'data-verdict="pass"' in (repository["pr"] / "gate.html").read_text()
     assert "**PASS**" in (repository["pr"].parent / "gate-summary.md").read_text()
 
     # a real regression is still one: the v2 agent breaks critical rows on `contains`
@@ -239,6 +248,8 @@ def test_without_a_judge_secret_the_gate_decides_on_the_evaluators_that_ran(
     )
     assert worse.codes == [0, 1], worse.output
     assert "evalkeeper verdict: **REGRESSION**" in (repository["pr"] / "gate.md").read_text()
+    report = (repository["pr"] / "gate.html").read_text()
+    assert 'data-verdict="regression"' in report and "INC-2041" in report
 
 
 @pytest.mark.slow

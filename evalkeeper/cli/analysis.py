@@ -14,6 +14,7 @@ from evalkeeper.cli.app import (
     WarehouseOpt,
     app,
     console,
+    err_console,
     fail,
     load_settings,
     output_format,
@@ -25,6 +26,7 @@ from evalkeeper.cli.run import (
     run_suite_or_exit,
     upload_after,
 )
+from evalkeeper.errors import EvalkeeperError
 from evalkeeper.exitcodes import EXIT_OK, EXIT_UPLOAD_FAILED
 from evalkeeper.models import Suite
 from evalkeeper.report.output import SummaryWriteError, print_gate_result, write_markdown_summary
@@ -33,6 +35,7 @@ from evalkeeper.warehouse import Warehouse, WarehouseLocked, save_comparison
 
 if TYPE_CHECKING:
     from evalkeeper import analysis as cmp
+    from evalkeeper.analysis.gate import GateOutcome
 
 FORMATS = ("table", "markdown", "json")
 
@@ -84,6 +87,23 @@ def compare(
     raise typer.Exit(exit_code(c.verdict, settings))
 
 
+def write_gate_report(settings: Settings, outcome: GateOutcome, path: Path) -> None:
+    """Write the gate's HTML report to `path`; a report that cannot be written never turns
+    the verdict into a pass: it is said on stderr, and a pass exits 2."""
+    from evalkeeper.report.html.experiment import build_gate_report
+
+    try:
+        page = build_gate_report(Warehouse.from_settings(settings), outcome, settings=settings)
+        written = page.write(path)
+    except (OSError, EvalkeeperError) as exc:
+        message = f"report not written to {path}: {exc}"
+        if outcome.exit_code == EXIT_OK:
+            fail(message)
+        err_console.print(f"error: {message}", markup=False, highlight=False)
+        return
+    err_console.print(f"report written: {written}", markup=False, highlight=False)
+
+
 @app.command()
 def gate(
     target: Annotated[str, typer.Option(help="module:function, http(s)://URL, replay:PATH.")],
@@ -96,6 +116,9 @@ def gate(
     experiment: Annotated[str | None, typer.Option(help="Experiment id (resumes).")] = None,
     markdown: Annotated[
         Path | None, typer.Option(help="Also write the markdown summary to this file.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the HTML report to this file.")
     ] = None,
     format: Annotated[
         str, typer.Option("--format", help="table, markdown (only the summary) or json.")
@@ -115,7 +138,9 @@ def gate(
 
     Exit 0 pass, 1 regression, 2 inconclusive (no baseline, judges skipped, too many
     errors: the summary says which; --inconclusive-passes makes it 0) or bad input;
-    4 when the verdict is pass but `--upload` to LangSmith failed."""
+    4 when the verdict is pass but `--upload` to LangSmith failed. `--report FILE` also
+    writes the HTML report of the gated experiment; when it cannot be written, a pass
+    exits 2 and any other verdict keeps its exit code."""
     from evalkeeper.analysis.gate import decide_gate
     from evalkeeper.report.markdown import render_gate
 
@@ -148,6 +173,8 @@ def gate(
         write_markdown_summary(text, markdown, settings)
     except SummaryWriteError as exc:
         fail(str(exc))
+    if report is not None:
+        write_gate_report(settings, outcome, report)
     if outcome.exit_code == EXIT_OK and not uploaded:
         raise typer.Exit(EXIT_UPLOAD_FAILED)
     raise typer.Exit(outcome.exit_code)

@@ -107,3 +107,25 @@ def test_run_upload_exit_code_says_the_upload_failed(
     ok = runner.invoke(app, ["upload", "exp-cli-1", "--warehouse", str(ls_settings.warehouse)])
     assert ok.exit_code == 0, ok.output
     assert len(ls_server.runs_of("exp-cli-1")) == 4
+
+
+def test_the_report_links_the_uploaded_experiment(
+    ls_server: LangSmithServer, ls_settings: Settings, experiment: str
+) -> None:
+    from evalkeeper.integrations.langsmith.uploads import recorded_upload
+    from evalkeeper.report.html.experiment import build_experiment_report
+    from evalkeeper.warehouse import Warehouse
+
+    wh = Warehouse.from_settings(ls_settings)
+    before = build_experiment_report(wh, experiment, settings=ls_settings).render()
+    assert "LangSmith" not in before  # not uploaded yet: no link
+    assert recorded_upload(ls_settings, experiment) is None
+
+    done = asyncio.run(upload(ls_settings, experiment))
+    (session_id,) = ls_server.sessions
+    assert done.url is not None and str(session_id) in done.url
+    recorded = recorded_upload(ls_settings, experiment)
+    assert recorded is not None
+    assert (recorded["url"], recorded["project_id"]) == (done.url, str(session_id))
+    html = build_experiment_report(wh, experiment, settings=ls_settings).render()
+    assert "<dt>LangSmith</dt>" in html and f'href="{done.url}"' in html

@@ -13,6 +13,9 @@ What is sent, from the warehouse (the local experiment is only read, never chang
   is feedback with `error=True` and the message as comment, never a score; skipped scores
   are counted, not sent.
 
+A completed upload is recorded beside the warehouse (`uploads.record_upload`: the session,
+its web address), so the experiment's report can link it.
+
 Ids are uuid5 of evalkeeper's ids (`stable_uuid`), and what the session already holds is
 read first, so a resumed or repeated upload sends only what is missing: never a duplicate.
 A failure raises `LangSmithError` naming what failed; what was sent before it stays, and
@@ -38,6 +41,7 @@ from evalkeeper.integrations.langsmith.client import (
     stable_uuid,
 )
 from evalkeeper.integrations.langsmith.examples import to_remote
+from evalkeeper.integrations.langsmith.uploads import record_upload
 from evalkeeper.models import Example, ExampleMetadata
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
@@ -60,6 +64,7 @@ class UploadSummary(BaseModel):
     feedback_existing: int = Field(0, description="Feedback entries already held.")
     errors_as_feedback: int = Field(0, description="Evaluator errors sent as error feedback.")
     skipped_scores: int = Field(0, description="Skipped scores (not sent).")
+    url: str | None = Field(None, description="The LangSmith experiment's web address.")
 
 
 def run_uuid(experiment_id: str, example_id: str, repetition: int) -> str:
@@ -266,6 +271,7 @@ def upload_sync(settings: Settings, experiment_id: str) -> UploadSummary:
             runs_existing=len(runs) - len(todo),
         )
         _send_feedback(conn, row, scores, pid, summary)
+        summary.url = getattr(project, "url", None)
     except LangSmithError:
         raise
     except Exception as exc:
@@ -274,6 +280,17 @@ def upload_sync(settings: Settings, experiment_id: str) -> UploadSummary:
             f"{type(exc).__name__}: {exc}; the local experiment is unchanged, upload again "
             f"(`evalkeeper upload {experiment_id}`) to send the rest"
         ) from None
+    record_upload(
+        settings,
+        experiment_id,
+        {
+            "project": summary.project,
+            "project_id": summary.project_id,
+            "dataset_id": summary.dataset_id,
+            "url": summary.url,
+            "uploaded_at": datetime.now(UTC).isoformat(),
+        },
+    )
     return summary
 
 
