@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from evalkeeper.report.html import charts
@@ -60,6 +62,15 @@ def test_a_page_with_a_chart_opens_from_disk_offline(tmp_path: Path) -> None:
     with open_report(out, width=390, height=844) as phone:  # a phone: the page does not overflow
         overflow = phone.page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
         assert overflow is False
+
+
+def test_a_report_is_readable_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        out = Page(title="t").write(tmp_path / "r.html")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
 def test_escaping_and_an_empty_table() -> None:

@@ -143,11 +143,18 @@ class Page:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(self.render())
+            os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file: mkstemp makes it 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 STYLE = """
