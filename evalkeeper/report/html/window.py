@@ -66,6 +66,12 @@ def _hours(tl: Timeline, when: datetime | None) -> float | None:
     return (when - tl.window.deployed_at) / timedelta(hours=1)
 
 
+def _x(tl: Timeline, alt: Any) -> Any:
+    """Hours since the deploy, from the deploy to the latest tick (both charts alike)."""
+    last = max((float(r["hours_since_deploy"]) for r in tl.ticks), default=0.0)
+    return alt.X("hours:Q", title="hours since deploy", scale=alt.Scale(domain=[0, last or 1]))
+
+
 def _pct(x: float | None) -> str | None:
     return None if x is None else f"{x:.2%}"
 
@@ -158,7 +164,7 @@ def flag_rate_chart(tl: Timeline) -> Html:
             if bound is not None:
                 bounds.append({"from": previous, "hours": hours, "bound": bound})
             previous = hours
-        x = alt.X("hours:Q", title="hours since deploy")
+        x = _x(tl, alt)
         y = alt.Y("rate:Q", title="flag rate", axis=alt.Axis(format="%"))
         layers = [
             alt.Chart(charts.records(bounds))
@@ -209,7 +215,7 @@ def evalue_chart(tl: Timeline) -> Html:
         if rows:
             rules.append({"evaluator": name, "threshold": math.exp(rows[-1]["threshold"])})
     color = alt.Color("evaluator:N", title="evaluator")
-    x = alt.X("hours:Q", title="hours since deploy")
+    x = _x(tl, alt)
     y = alt.Y("evalue:Q", title="e-value M (log scale)", scale=alt.Scale(type="log"))
     layers = [
         alt.Chart(charts.records(rules))
