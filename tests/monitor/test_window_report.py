@@ -163,3 +163,13 @@ def test_an_unknown_window_is_one_line_naming_how_to_list_them(mon_settings: Set
     said = (result.stdout + result.stderr).strip()
     assert "unknown window 'win-nope'" in said and "evalkeeper monitor status" in said
     assert len(said.splitlines()) == 1 and "Traceback" not in said
+
+
+def test_a_window_not_ticked_yet_says_so(mon_settings: Settings, tmp_path: Path) -> None:
+    event = DeployEvent(service=SERVICE, version="v2", deploy_id="d-fresh", time=DEPLOY)
+    window_id = open_window(mon_settings, event, "cli").window.window_id
+    out = tmp_path / "fresh.html"
+    write_report(mon_settings, window_id, out)
+    page = out.read_text()
+    assert 'data-verdict="continue"' in page and "no verdict yet" in page
+    assert "no tick yet" in page and "<figure" not in page

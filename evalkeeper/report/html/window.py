@@ -45,10 +45,11 @@ def build_window_report(warehouse: Warehouse, window_id: str, *, settings: Setti
         summary=[delivery_line(tl), *w.reasons],
         facts=_facts(tl),
     )
+    none = Html('<p class="empty">no tick yet: nothing to draw</p>')
     page.sections += [
         Section(
             "Flag rate",
-            [flag_rate_chart(tl)],
+            [flag_rate_chart(tl) if tl.ticks else none],
             name="flag-rate",
             note="The share of scored window traces each evaluator flagged, cumulative at each "
             "tick, against the rate the window is tested against: the baseline's upper bound U "
@@ -56,7 +57,7 @@ def build_window_report(warehouse: Warehouse, window_id: str, *, settings: Setti
         ),
         Section(
             "E-value",
-            [evalue_chart(tl)],
+            [evalue_chart(tl) if tl.ticks else none],
             name="e-value",
             note="The sequential test's likelihood ratio M (an e-value; log LR = ln M) against "
             "its threshold 1/alpha: rollback once M reaches it. M is a test martingale under "
