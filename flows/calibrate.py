@@ -1,5 +1,6 @@
 """The quarterly calibration flow: draw items for human labels, measure whatever labels
-have arrived, decide each judge's status (a retired judge stops gating), publish the table."""
+have arrived, decide each judge's status (a retired judge stops gating), publish the table
+and the HTML report (a link artifact to the file beside the warehouse)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tasks.calibration import (
     judges_to_calibrate,
     measure_and_decide,
     publish_calibration,
+    publish_calibration_report,
 )
 
 
@@ -32,7 +34,8 @@ async def judge_calibration(
     into annotation files, then measure labels of `quarter` (default: each judge version's
     latest quarter with labels), decide, record and publish.
 
-    Returns {"samples": [...], "judges": [...]} (the JSON shape of `calibrate report`)."""
+    Returns {"samples": [...], "judges": [...]} (the JSON shape of `calibrate report`), with
+    the HTML report written beside the warehouse (`reports`) and `report_failures`."""
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
     start = (
         datetime.fromisoformat(since.replace("Z", "+00:00"))
@@ -43,10 +46,12 @@ async def judge_calibration(
     samples = [await draw_sample(settings, judge, n, start, out_dir) for judge in names]
     cals = await measure_and_decide(settings, names, quarter)
     await publish_calibration(cals)
+    reports = await publish_calibration_report(settings, cals, quarter)
     logger = get_run_logger()
     for c in cals:
         logger.info("%s: %s (%s)", c.judge, c.status, c.reason)
     return {
         "samples": [s.model_dump(mode="json") for s in samples if s is not None],
         "judges": [c.model_dump(mode="json") for c in cals],
+        **reports.as_result(),
     }

@@ -3,7 +3,9 @@
 short run: no flow sleeps through a 24-hour window. A rollback whose delivery failed on a
 configured channel ends the tick's run Failed (it is retried by the next tick, never
 dropped); one decided with no channel configured does not (it is recorded, said once, and
-delivered by the first tick that has a channel)."""
+delivered by the first tick that has a channel). Each tick also writes the HTML report of
+every window it advanced beside the warehouse and links it as an artifact; a report that
+fails is warned and counted (`report_failures`), never a failed run or a changed decision."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from evalkeeper.errors import EvalkeeperError
 from evalkeeper.monitor.tick import TickSummary, require_tick_keys
 from evalkeeper.monitor.windows import DeployEvent
 from evalkeeper.settings import Settings
-from tasks.monitor import open_monitor_window, publish_tick, run_tick
+from tasks.monitor import open_monitor_window, publish_tick, publish_window_reports, run_tick
 
 
 class RollbackUndelivered(EvalkeeperError, RuntimeError):
@@ -72,7 +74,13 @@ async def post_deploy_monitor(
     opened = await open_monitor_window(settings, event)
     summary = await run_tick(settings, now, opened.window.window_id)
     await publish_tick(summary)
-    return {"window_id": opened.window.window_id, "created": opened.created, **_finish(summary)}
+    reports = await publish_window_reports(settings, summary)
+    return {
+        "window_id": opened.window.window_id,
+        "created": opened.created,
+        **_finish(summary),
+        **reports.as_result(),
+    }
 
 
 @flow(name="monitor-tick", log_prints=True)
@@ -83,4 +91,5 @@ async def monitor_tick(
     settings = _settings(warehouse)
     summary = await run_tick(settings, now, window)
     await publish_tick(summary)
-    return _finish(summary)
+    reports = await publish_window_reports(settings, summary)
+    return {**_finish(summary), **reports.as_result()}

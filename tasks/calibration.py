@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import calibration as cal
 from evalkeeper.report.calibration import calibration_markdown, summary_rows
+from evalkeeper.report.html import default_report_path
+from evalkeeper.report.html.calibration import build_calibration_report
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from tasks.report_links import Reports, write_and_link
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
@@ -86,3 +90,29 @@ async def publish_calibration(cals: list[cal.JudgeCalibration]) -> None:
         await acreate_table_artifact(
             table=table, key="judge-calibration-table", description="one row per judge version"
         )
+
+
+@task(name="calibration-report", cache_policy=NO_CACHE)
+async def publish_calibration_report(
+    settings: Settings, cals: list[cal.JudgeCalibration], quarter: str | None
+) -> Reports:
+    """The HTML calibration report of these measurements beside the warehouse
+    (`reports/calibration-QUARTER.html`, `-latest` without a quarter), linked as an
+    artifact next to the markdown table. A report that fails is warned and counted."""
+    reports = Reports()
+    ident = quarter or "latest"
+    await write_and_link(
+        reports,
+        f"calibration-{ident}",
+        partial(
+            build_calibration_report,
+            Warehouse.from_settings(settings),
+            settings=settings,
+            quarter=quarter,
+            calibrations=cals,
+        ),
+        default_report_path(settings, "calibration", ident),
+        key="judge-calibration-report",
+        description="; ".join(f"{c.judge}: {c.status}" for c in cals) or "nothing measured",
+    )
+    return reports

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from prefect import task
@@ -14,8 +15,12 @@ from prefect.cache_policies import NO_CACHE
 from evalkeeper.errors import InputError
 from evalkeeper.monitor.tick import TickSummary, tick
 from evalkeeper.monitor.windows import DeployEvent, Opened, open_window
+from evalkeeper.report.html import default_report_path
+from evalkeeper.report.html.window import build_window_report
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse import Warehouse
 from tasks.events import prefect_emitter
+from tasks.report_links import Reports, write_and_link
 from tasks.suite import artifact_key
 
 
@@ -84,3 +89,28 @@ async def publish_tick(summary: TickSummary) -> None:
                 key=artifact_key(f"monitor-rollback-{d.window_id}"),
                 description=f"rollback {d.status}",
             )
+
+
+@task(name="window-reports", cache_policy=NO_CACHE)
+async def publish_window_reports(settings: Settings, summary: TickSummary) -> Reports:
+    """The HTML report of every window this tick advanced or delivered a rollback for,
+    beside the warehouse (`reports/window-WIN.html`), each linked as an artifact next to
+    the window's table. Written at every tick, not only at the decision: the on-call sees
+    the e-value near its threshold before it is crossed, for about a second per window
+    (docs/reports-window-calibration.md). A report that fails is warned and counted."""
+    reports = Reports()
+    wh = Warehouse.from_settings(settings)
+    ticked_now = {w.window_id: w for w in summary.windows}
+    ids = [w.window_id for w in summary.windows] + [d.window_id for d in summary.deliveries]
+    for window_id in dict.fromkeys(ids):
+        ticked = ticked_now.get(window_id)
+        about = f"{ticked.service} {ticked.version}: {ticked.decision}" if ticked else "rollback"
+        await write_and_link(
+            reports,
+            window_id,
+            partial(build_window_report, wh, window_id, settings=settings),
+            default_report_path(settings, "window", window_id),
+            key=artifact_key(f"monitor-report-{window_id}"),
+            description=f"window report: {about}",
+        )
+    return reports

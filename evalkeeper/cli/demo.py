@@ -116,15 +116,17 @@ def demo(
         from evalkeeper.report import render_markdown
 
         console.print(render_markdown(comparison), markup=False, highlight=False)
+    window = None
     if monitoring:
         from evalkeeper.demo.monitor import monitoring_act
 
-        asyncio.run(monitoring_act(settings, console))
+        window = asyncio.run(monitoring_act(settings, console))
+    act = None
     if calibration:
         from evalkeeper.demo.calibration import calibration_act
 
         console.rule("calibration: two judges against human labels")
-        asyncio.run(calibration_act(settings, console))
+        act = asyncio.run(calibration_act(settings, console))
     console.print(
         f"\nBoth experiments are in {settings.warehouse}. Try:\n"
         "  uv run evalkeeper experiments\n"
@@ -137,3 +139,25 @@ def demo(
             else ""
         )
     )
+    _name_reports(settings, ids, comparison, window, act)
+
+
+def _name_reports(
+    settings: Settings, ids: list[str], comparison: Comparison | None, window: Any, act: Any
+) -> None:
+    """Write the acts' HTML reports beside the warehouse and name them, last."""
+    from evalkeeper.demo.reports import write_reports
+
+    console.rule("reports")
+    written = write_reports(
+        settings,
+        experiment=ids[-1] if ids else None,
+        baseline=ids[0] if len(ids) > 1 else None,
+        comparison=comparison,
+        window_id=None if window is None else window.window_id,
+        calibrations=None if act is None else act.calibrations,
+    )
+    console.print("The reports (one HTML file each; open from disk, no server):", highlight=False)
+    for w in written:
+        where = str(w.path) if w.path else f"not written: {w.problem}"
+        console.print(f"  {w.about}: {where}", markup=False, highlight=False, soft_wrap=True)

@@ -51,9 +51,12 @@ def report(
             page = build_window_report(wh, window, settings=settings)
             path = out or default_report_path(settings, "window", window)
         elif calibration:
+            from evalkeeper.cli.calibrate import _choices
             from evalkeeper.report.html.calibration import build_calibration_report
 
-            page = build_calibration_report(wh, settings=settings, quarter=quarter)
+            page = build_calibration_report(
+                wh, settings=settings, quarter=quarter, choices=_choices()
+            )
             path = out or default_report_path(settings, "calibration", quarter or "latest")
         else:
             from evalkeeper.report.html.experiment import build_experiment_report

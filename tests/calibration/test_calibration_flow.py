@@ -14,6 +14,7 @@ from evalkeeper.settings import Settings
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
 from tests.calibration.scenario import judge_settings, judged_run, write_labels, write_scenario
 from tests.helpers import run_flow
+from tests.report.artifacts import linked_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +60,12 @@ def test_flow_samples_measures_decides_and_publishes(labelled: Settings, tmp_pat
         )
     assert arts and "| factual_match |" in str(arts[0].data)
     assert "healthy" in str(arts[0].data)
+    # the HTML report beside the warehouse, linked next to the markdown table
+    report = labelled.warehouse.parent / "reports" / "calibration-latest.html"
+    assert result["reports"] == {"calibration-latest": str(report)}
+    assert result["report_failures"] == 0
+    assert linked_file("judge-calibration-report") == report.resolve()
+    assert 'data-verdict="healthy"' in report.read_text()
 
 
 def test_prefect_yaml_declares_the_quarterly_deployment() -> None:

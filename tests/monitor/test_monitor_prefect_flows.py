@@ -10,10 +10,12 @@ import yaml
 
 from evalkeeper.monitor.windows import window_status
 from evalkeeper.settings import Settings
+from tasks.suite import artifact_key
 from tests.conftest import ROOT
 from tests.helpers import run_flow
 from tests.monitor.conftest import DEPLOY, Receiver
 from tests.monitor.monitor_traffic import SERVICE, traffic
+from tests.report.artifacts import linked_file
 
 
 @pytest.fixture
@@ -150,3 +152,43 @@ def test_a_tick_that_fails_on_the_users_input_is_not_retried(
         return [r.run_count for r in runs]
 
     assert asyncio.run(run_counts()) == [1]  # one attempt (three before)
+
+
+def test_each_tick_writes_the_windows_report_beside_the_warehouse_and_links_it(
+    prefect_harness: None, env: Settings, traces_file: Path, receiver: Receiver
+) -> None:
+    from evalkeeper.report.html import default_report_path
+    from flows.monitor import monitor_tick, post_deploy_monitor
+
+    traffic(traces_file, version="v2", start=DEPLOY, hours=3, per_hour=100, slow_rate=0.6, seed=2)
+    params = dict(service=SERVICE, version="v2", deploy_id="d-report", time=DEPLOY)
+    first = run_flow(post_deploy_monitor, now=DEPLOY + timedelta(minutes=20), **params)
+    window_id = first["window_id"]
+    path = default_report_path(env, "window", window_id)
+    assert first["reports"] == {window_id: str(path)} and first["report_failures"] == 0
+    assert path.parent == Path(env.warehouse).parent / "reports"
+    assert linked_file(artifact_key(f"monitor-report-{window_id}")) == path.resolve()
+    assert 'data-verdict="continue"' in path.read_text()
+
+    decided = run_flow(monitor_tick, now=DEPLOY + timedelta(hours=3))
+    assert decided["windows"][0]["decision"] == "rollback" and decided["report_failures"] == 0
+    assert linked_file(artifact_key(f"monitor-report-{window_id}")) == path.resolve()
+    page = path.read_text()
+    assert 'data-verdict="rollback"' in page and 'data-delivery="delivered"' in page
+
+
+def test_a_report_that_cannot_be_written_is_counted_and_changes_no_decision(
+    prefect_harness: None, env: Settings, traces_file: Path, receiver: Receiver
+) -> None:
+    from flows.monitor import post_deploy_monitor
+
+    (Path(env.warehouse).parent / "reports").write_text("a file where the folder would go")
+    traffic(traces_file, version="v2", start=DEPLOY, hours=3, per_hour=100, slow_rate=0.6, seed=2)
+    result = run_flow(
+        post_deploy_monitor, service=SERVICE, version="v2", deploy_id="d-noreport", time=DEPLOY,
+        now=DEPLOY + timedelta(hours=3),
+    )  # fmt: skip
+    assert result["report_failures"] == 1 and result["reports"] == {}
+    assert result["windows"][0]["decision"] == "rollback" and len(receiver.delivered) == 1
+    (row,) = window_status(env)
+    assert row["rollback_delivered"] is True

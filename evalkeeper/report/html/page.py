@@ -85,9 +85,10 @@ def bullets(items: Iterable[Any], *, name: str) -> Html:
 
 def badge(verdict: str) -> Html:
     """The verdict (pass, regression, inconclusive, rollback, …) as a coloured label."""
-    kind = {"pass": "ok", "passed": "ok", "regression": "bad", "rollback": "bad"}.get(
-        verdict.lower(), "warn"
-    )
+    kind = {
+        "pass": "ok", "passed": "ok", "stable": "ok", "healthy": "ok",
+        "regression": "bad", "rollback": "bad", "retired": "bad",
+    }.get(verdict.lower(), "warn")  # fmt: skip
     return Html(f'<span class="badge {kind}" data-verdict="{esc(verdict)}">{esc(verdict)}</span>')
 
 
