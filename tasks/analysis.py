@@ -8,7 +8,6 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
-    acreate_link_artifact,
     acreate_markdown_artifact,
     acreate_table_artifact,
 )
@@ -19,6 +18,7 @@ from evalkeeper.analysis.gate import GateOutcome, decide_gate
 from evalkeeper.report.markdown import render_gate
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from tasks.report_links import Reports, write_and_link
 from tasks.suite import artifact_key
 
 
@@ -76,30 +76,32 @@ async def publish_experiment_report(
     path = default_report_path(settings, "experiment", experiment_id)
     wh = Warehouse.from_settings(settings)
 
-    def build_and_write() -> Any:
+    def build() -> Any:
         if outcome is None:
-            page = build_unjudged_report(
+            return build_unjudged_report(
                 wh, experiment_id, settings=settings, reasons=reasons or [], verdict=None
             )
-        else:
-            page = build_gate_report(wh, outcome, settings=settings)
-        return page.write(path)
+        return build_gate_report(wh, outcome, settings=settings)
 
-    try:
-        written = (await asyncio.to_thread(build_and_write)).resolve()
-        await acreate_link_artifact(
-            link=written.as_uri(),
-            link_text=f"experiment {experiment_id} report",
-            key=artifact_key(f"{experiment.dataset}-{experiment.suite}-report"),
-            description=f"HTML report of {experiment_id}"
-            + (f": {outcome.verdict}" if outcome is not None else ""),
-        )
-    except Exception as exc:  # the report must never cost the flow its verdict
-        error = f"the HTML report of {experiment_id} was not written to {path}: {type(exc).__name__}: {exc}"
-        get_run_logger().error("%s", error)
-        return {"path": None, "error": error}
-    get_run_logger().info("report written: %s", written)
-    return {"path": str(written), "error": None}
+    reports = Reports()
+    await write_and_link(
+        reports,
+        experiment_id,
+        build,
+        path,
+        key=artifact_key(f"{experiment.dataset}-{experiment.suite}-report"),
+        description=f"HTML report of {experiment_id}"
+        + (f": {outcome.verdict}" if outcome is not None else ""),
+    )
+    written = reports.written.get(experiment_id)
+    if reports.failed:  # the report must never cost the flow its verdict
+        where = f"written to {written}" if written else f"was not written to {path}"
+        return {
+            "path": written,
+            "error": f"the HTML report of {experiment_id} {where}: "
+            + reports.failed[0].split(": ", 1)[1],
+        }
+    return {"path": written, "error": None}
 
 
 def report_line(report: dict[str, str | None] | None) -> str:

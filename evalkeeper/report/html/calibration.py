@@ -8,7 +8,7 @@ judge and the humans differ."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from evalkeeper.errors import InputError
@@ -29,14 +29,6 @@ STATUS_ORDER = ("retired", "at_risk", "uncalibrated", "healthy")
 
 class BadQuarter(InputError, ValueError):
     """`--quarter` is not a quarter such as 2026Q4."""
-
-
-def svg(chart: Any, *, name: str, description: str) -> Html:
-    return Html(charts.to_svg(chart, name=name, description=description))
-
-
-def _records(rows: Sequence[Mapping[str, Any]]) -> Any:
-    return charts.records(list(rows))
 
 
 def normal_quarter(quarter: str | None) -> str | None:
@@ -160,20 +152,20 @@ def agreement_chart(cals: list[JudgeCalibration]) -> Html:
     measured = [r for r in rows if r["agreement"] is not None]
     ceilings = [r for r in rows if r["ceiling"] is not None]
     chart = alt.layer(
-        alt.Chart(_records(rows))
+        alt.Chart(charts.records(rows))
         .mark_tick(color="#cf222e", thickness=3, size=22)
         .encode(x=alt.X("bar:Q", scale=x_scale), y=y),
-        alt.Chart(_records(ceilings))
+        alt.Chart(charts.records(ceilings))
         .mark_point(shape="diamond", size=110, color="#8250df", filled=True)
         .encode(x=alt.X("ceiling:Q", scale=x_scale), y=y),
-        alt.Chart(_records(measured))
+        alt.Chart(charts.records(measured))
         .mark_rule(strokeWidth=2, color="#1f6feb")
         .encode(x=alt.X("lo:Q", scale=x_scale, title="agreement"), x2="hi:Q", y=y),
-        alt.Chart(_records(measured))
+        alt.Chart(charts.records(measured))
         .mark_point(filled=True, size=70, color="#1f6feb")
         .encode(x=alt.X("agreement:Q", scale=x_scale, title="agreement"), y=y),
     ).properties(width=560, height=max(60, 34 * len(rows)))
-    return svg(
+    return charts.to_svg(
         chart,
         name="agreement",
         description="Agreement with the majority human label (blue, with its 95% interval) "
@@ -218,7 +210,7 @@ def coefficients_chart(cals: list[JudgeCalibration]) -> Html:
     color = alt.Color("coefficient:N", title=None, sort=["kappa", "AC1", "ceiling kappa"])
     x_scale = alt.Scale(domain=[-1, 1])
     chart = alt.layer(
-        alt.Chart(_records(rows))
+        alt.Chart(charts.records(rows))
         .mark_rule(strokeWidth=2)
         .encode(
             x=alt.X("lo:Q", scale=x_scale, title="coefficient"),
@@ -227,11 +219,11 @@ def coefficients_chart(cals: list[JudgeCalibration]) -> Html:
             yOffset=offset,
             color=color,
         ),
-        alt.Chart(_records(rows))
+        alt.Chart(charts.records(rows))
         .mark_point(filled=True, size=60)
         .encode(x=alt.X("value:Q", scale=x_scale), y=y, yOffset=offset, color=color),
     ).properties(width=560, height=max(80, 48 * len(cals)))
-    return svg(
+    return charts.to_svg(
         chart,
         name="kappa-ac1",
         description="Cohen's kappa (95% BCa interval), Gwet's AC1 (± 1.96 SE) and the human "
@@ -250,7 +242,7 @@ def confusion_chart(cals: list[JudgeCalibration]) -> Html:
             for a, j in enumerate(c.labels)
             for b, h in enumerate(c.labels)
         ]
-        base = alt.Chart(_records(cells)).encode(
+        base = alt.Chart(charts.records(cells)).encode(
             x=alt.X("humans say:N", sort=list(c.labels)),
             y=alt.Y("judge says:N", sort=list(c.labels)),
         )
@@ -262,7 +254,7 @@ def confusion_chart(cals: list[JudgeCalibration]) -> Html:
                 base.mark_text(fontSize=13).encode(text="items:Q"),
             ).properties(width=44 * len(c.labels), height=40 * len(c.labels), title=_label(c))
         )
-    return svg(
+    return charts.to_svg(
         alt.hconcat(*panels),
         name="confusion",
         description="Items by the judge's label (rows) and the majority human label (columns).",

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from evalkeeper.report.html.page import Html
 
 _PROLOGUE = re.compile(r"^\s*(<\?xml[^>]*>\s*)?(<!DOCTYPE[^>]*>\s*)?")
 _SVG_OPEN = re.compile(r"<svg\b([^>]*)>")
 
 
-def to_svg(chart: Any, *, name: str, description: str = "") -> str:
+def to_svg(chart: Any, *, name: str, description: str = "") -> Html:
     """`chart` (an Altair chart, or a Vega-Lite spec as a dict) as an inline `<figure>`.
 
     The SVG keeps its viewBox and trades its fixed width for a maximum, so it shrinks to
@@ -41,10 +43,12 @@ def to_svg(chart: Any, *, name: str, description: str = "") -> str:
 
     svg = _SVG_OPEN.sub(responsive, svg, count=1)
     caption = f"<figcaption>{html.escape(description)}</figcaption>" if description else ""
-    return f'<figure class="chart" data-chart="{html.escape(name, quote=True)}">{svg}{caption}</figure>'
+    return Html(
+        f'<figure class="chart" data-chart="{html.escape(name, quote=True)}">{svg}{caption}</figure>'
+    )
 
 
-def records(rows: list[Mapping[str, Any]]) -> Any:
+def records(rows: Sequence[Mapping[str, Any]]) -> Any:
     """Rows (dicts of plain values) as Altair inline data."""
     import altair as alt
 

@@ -9,7 +9,6 @@ reached the deploy system (where and when, or NOT DELIVERED with the cause)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +24,6 @@ if TYPE_CHECKING:
 E_FLOOR = 1e-6
 """E-values below this are drawn at it (said in the caption): a log axis cannot reach 0,
 and a path far below 1 says only "no rise"."""
-
-
-def svg(chart: Any, *, name: str, description: str) -> Html:
-    return Html(charts.to_svg(chart, name=name, description=description))
-
-
-def _records(rows: Sequence[Mapping[str, Any]]) -> Any:
-    return charts.records(list(rows))
 
 
 def build_window_report(warehouse: Warehouse, window_id: str, *, settings: Settings) -> Page:
@@ -140,7 +131,7 @@ def _decision_layer(tl: Timeline, alt: Any) -> Any | None:
     hours = _hours(tl, tl.decided_at)
     if hours is None:
         return None
-    data = _records([{"hours": hours, "label": f"{tl.window.decision} ({hours:.2f} h)"}])
+    data = charts.records([{"hours": hours, "label": f"{tl.window.decision} ({hours:.2f} h)"}])
     rule = alt.Chart(data).mark_rule(color="#cf222e", strokeWidth=2).encode(x="hours:Q")
     label = (
         alt.Chart(data)
@@ -177,11 +168,11 @@ def flag_rate_chart(tl: Timeline) -> Html:
         x = _x(tl, alt)
         y = alt.Y("rate:Q", title="flag rate", axis=alt.Axis(format="%"))
         layers = [
-            alt.Chart(_records(bounds))
+            alt.Chart(charts.records(bounds))
             .mark_rule(color="#9a6700", strokeDash=[5, 3], strokeWidth=2)
             .encode(x="from:Q", x2="hours:Q", y=alt.Y("bound:Q", axis=alt.Axis(format="%"))),
-            alt.Chart(_records(points)).mark_line(color="#1f6feb").encode(x=x, y=y),
-            alt.Chart(_records(points))
+            alt.Chart(charts.records(points)).mark_line(color="#1f6feb").encode(x=x, y=y),
+            alt.Chart(charts.records(points))
             .mark_point(filled=True, size=45, color="#1f6feb")
             .encode(x=x, y=y),
         ]
@@ -193,8 +184,8 @@ def flag_rate_chart(tl: Timeline) -> Html:
                 width=620, height=160, title=f"{name}: flag rate vs U + tolerance (dashed)"
             )
         )
-    chart = alt.vconcat(*panels) if panels else alt.Chart(_records([])).mark_point()
-    return svg(
+    chart = alt.vconcat(*panels) if panels else alt.Chart(charts.records([])).mark_point()
+    return charts.to_svg(
         chart,
         name="flag-rate",
         description="Flag rate per tick (points) against the baseline's upper bound plus the "
@@ -228,11 +219,11 @@ def evalue_chart(tl: Timeline) -> Html:
     x = _x(tl, alt)
     y = alt.Y("evalue:Q", title="e-value M (log scale)", scale=alt.Scale(type="log"))
     layers = [
-        alt.Chart(_records(rules))
+        alt.Chart(charts.records(rules))
         .mark_rule(strokeDash=[5, 3], strokeWidth=2)
         .encode(y=alt.Y("threshold:Q", scale=alt.Scale(type="log")), color=color),
-        alt.Chart(_records(points)).mark_line().encode(x=x, y=y, color=color),
-        alt.Chart(_records(points))
+        alt.Chart(charts.records(points)).mark_line().encode(x=x, y=y, color=color),
+        alt.Chart(charts.records(points))
         .mark_point(filled=True, size=45)
         .encode(x=x, y=y, color=color, shape=alt.Shape("evaluator:N", legend=None)),
     ]
@@ -241,7 +232,7 @@ def evalue_chart(tl: Timeline) -> Html:
         layers.append(decision)
     chart = alt.layer(*layers).properties(width=620, height=240)
     note = f"; {floored} value(s) below {E_FLOOR:g} drawn at it" if floored else ""
-    return svg(
+    return charts.to_svg(
         chart,
         name="e-value",
         description="E-value per tick (log scale) against its threshold 1/alpha (dashed); "
