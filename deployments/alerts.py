@@ -56,6 +56,7 @@ _TAIL = (
     "{% if event.payload.report_path %}report: {{ event.payload.report_path }}\n{% endif %}"
     "event: {{ event.event }} {{ event.id }}"
 )
+_ENV = "{% if event.payload.environment %} ({{ event.payload.environment }}){% endif %}\n"
 _REASONS = "{% for r in event.payload.reasons %}- {{ r }}\n{% endfor %}"
 
 ALERTS: dict[str, Alert] = {
@@ -93,9 +94,9 @@ ALERTS: dict[str, Alert] = {
             subject="evalkeeper: ROLLBACK decided for {{ event.payload.service }} "
             "{{ event.payload.version }}",
             body="{{ event.payload.summary }}\n"
-            "window: {{ event.payload.window_id }}, deploy: {{ event.payload.deploy_id }} "
-            "({{ event.payload.environment }})\n"
-            "roll back {{ event.payload.version }} to {{ event.payload.rollback_to }}, "
+            "window: {{ event.payload.window_id }}, deploy: {{ event.payload.deploy_id }}"
+            + _ENV
+            + "roll back {{ event.payload.version }} to {{ event.payload.rollback_to }}, "
             "decided at {{ event.payload.decided_at }}\n"
             "reasons:\n" + _REASONS + _TAIL,
         ),
@@ -106,9 +107,9 @@ ALERTS: dict[str, Alert] = {
             subject="evalkeeper: rollback of {{ event.payload.service }} "
             "{{ event.payload.version }} NOT DELIVERED",
             body="{{ event.payload.summary }}\n"
-            "window: {{ event.payload.window_id }}, deploy: {{ event.payload.deploy_id }} "
-            "({{ event.payload.environment }})\n"
-            "not delivered on: {{ event.payload.missing | join(', ') }}; delivered on: "
+            "window: {{ event.payload.window_id }}, deploy: {{ event.payload.deploy_id }}"
+            + _ENV
+            + "not delivered on: {{ event.payload.missing | join(', ') }}; delivered on: "
             "{{ event.payload.delivered | join(', ') or 'nothing' }}\n"
             "every tick retries it; `evalkeeper monitor status` shows where it stands\n"
             "reasons for the rollback:\n" + _REASONS + _TAIL,
