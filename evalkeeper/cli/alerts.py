@@ -97,17 +97,19 @@ def setup_command(
         ),
     ] = "all",
 ) -> None:
-    """Create or update the alert automations of one channel (idempotent: running it again
-    updates them in place; events left out of --events lose their automation)."""
+    """Create or update the alert automations of a channel, or of both (idempotent: running
+    it again updates them in place; events left out of --events lose their automation on
+    the channels given)."""
     from deployments.alerts import Channel, parse_keys, setup
 
-    if (slack_webhook is None) == (webhook is None):
-        raise InputError("give one of --slack-webhook URL or --webhook URL (run once for each)")
+    asked: list[tuple[Channel, str | None]] = [("slack", slack_webhook), ("webhook", webhook)]
+    given = [(channel, url) for channel, url in asked if url is not None]
+    if not given:
+        raise InputError("give --slack-webhook URL, --webhook URL or both")
     keys = parse_keys(events)
-    channel: Channel = "slack" if slack_webhook is not None else "webhook"
-    url = SecretStr(slack_webhook or webhook or "")
     _api_url()
-    _print_changes(_run(setup(channel, url, keys)))
+    for channel, url in given:
+        _print_changes(_run(setup(channel, SecretStr(url), keys)))
 
 
 @alerts_app.command("list")
