@@ -63,4 +63,4 @@ async def gate(
         if outcome.comparison is None
         else outcome.comparison.model_dump(mode="json"),
     }
-    return verdict_state("gate", outcome.verdict, result, summary.experiment) or result
+    return verdict_state("gate", outcome.verdict, result, summary.experiment, settings) or result

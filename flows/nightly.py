@@ -77,12 +77,17 @@ _NOT_PASS: dict[str, tuple[str, type[VerdictNotPass]]] = {
 
 
 def verdict_state(
-    flow_name: str, verdict: str | None, result: dict[str, Any], experiment: Any
+    flow_name: str,
+    verdict: str | None,
+    result: dict[str, Any],
+    experiment: Any,
+    settings: Settings | None = None,
 ) -> State[Any] | None:
     """For a verdict that is not pass, emit its event (`INCONCLUSIVE_EVENT` or
     `REGRESSION_EVENT`) and return the state that ends the run: Failed-type, named
     Inconclusive or Regression, its message the first reason. None for pass (or no verdict):
-    the run ends Completed with `result`. `experiment` is the run's `Experiment`."""
+    the run ends Completed with `result`. `experiment` is the run's `Experiment`; with
+    `settings`, the event names the experiment's report path."""
     if verdict not in _NOT_PASS:
         return None
     name, error = _NOT_PASS[verdict]
@@ -104,6 +109,7 @@ def verdict_state(
             "dataset": experiment.dataset,
             "reasons": reasons,
         },
+        settings,
     )
     return Failed(name=name, message=message, data=error(message, result))
 
@@ -224,4 +230,4 @@ async def nightly(
     raise_if_failed(summary, verdict)
     if upload_error is not None:
         raise upload_error
-    return verdict_state("nightly", verdict, result, summary.experiment) or result
+    return verdict_state("nightly", verdict, result, summary.experiment, settings) or result

@@ -13,11 +13,13 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalkeeper import calibration as cal
+from evalkeeper.models import utcnow
 from evalkeeper.report.calibration import calibration_markdown, summary_rows
 from evalkeeper.report.html import default_report_path
 from evalkeeper.report.html.calibration import build_calibration_report
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from tasks.events import emit_judge_retired
 from tasks.report_links import Reports, write_and_link
 
 
@@ -64,18 +66,27 @@ async def draw_sample(
 async def measure_and_decide(
     settings: Settings, judges: list[str], quarter: str | None
 ) -> list[cal.JudgeCalibration]:
-    """Measure every judge version with labels, decide and record the statuses."""
+    """Measure every judge version with labels, decide and record the statuses; emit
+    `evalkeeper.judge.retired` for each version this calibration retired."""
 
-    def run() -> list[cal.JudgeCalibration]:
+    def run() -> tuple[list[cal.JudgeCalibration], list[cal.StatusChange]]:
         wh = Warehouse.from_settings(settings)
         measured = [
             c
             for judge in judges
             for c in cal.measure(wh, settings, judge=judge, quarter=quarter, choices=_choices())
         ]
-        return cal.record(wh, measured)
+        started = utcnow()
+        recorded = cal.record(wh, measured, now=started)
+        return recorded, cal.retired_since(wh, started) if recorded else []
 
-    return await asyncio.to_thread(run)
+    recorded, retired = await asyncio.to_thread(run)
+    measured = {(c.judge, c.version, c.model): c.quarter for c in recorded}
+    for change in retired:
+        get_run_logger().warning("judge %s RETIRED: %s", change.judge, change.reason)
+        key = (change.judge, change.prompt_version, change.judge_model)
+        emit_judge_retired(change, settings, quarter, measured.get(key))
+    return recorded
 
 
 @task(name="publish-calibration", cache_policy=NO_CACHE)

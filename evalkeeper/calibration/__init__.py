@@ -14,6 +14,8 @@ Public API:
   the status history and each judge's current status (what gates read).
 * ``judges_with_runs(warehouse) -> list[str]`` — the judges that scored something.
 * ``status_history(warehouse, judge=None) -> list[StatusChange]``.
+* ``retired_since(warehouse, since) -> list[StatusChange]`` — the versions retired since
+  then (what the calibration flow alerts on).
 
 The statistics themselves are in `evalkeeper.analysis.agreement`. Which judges are retired
 now is a question to the warehouse: `evalkeeper.warehouse.queries.retired_judges`.
@@ -41,6 +43,7 @@ from evalkeeper.calibration.status import (
     current_statuses,
     decide,
     record,
+    retired_since,
     status_history,
 )
 
@@ -66,6 +69,7 @@ __all__ = [
     "quarter_bounds",
     "quarter_of",
     "record",
+    "retired_since",
     "sample_items",
     "status_history",
 ]

@@ -94,6 +94,19 @@ def status_history(warehouse: Warehouse, judge: str | None = None) -> list[Statu
     return [StatusChange.model_validate(r) for r in frame.iter_rows(named=True)]
 
 
+def retired_since(warehouse: Warehouse, since: datetime) -> list[StatusChange]:
+    """The judge versions whose status changed to retired at or after `since` (what a
+    calibration that started then has just retired; a retired version measured again
+    changes nothing, so it is not among them)."""
+    frame = warehouse.query(
+        "SELECT judge, prompt_version, judge_model, status, reason, calibration_id, changed_at "
+        "FROM judge_status_history WHERE status = 'retired' AND changed_at >= $1 "
+        "ORDER BY judge, changed_at",
+        [since],
+    )
+    return [StatusChange.model_validate(r) for r in frame.iter_rows(named=True)]
+
+
 def _version_status(warehouse: Warehouse) -> dict[tuple[str, str, str], str]:
     rows = warehouse.rows(
         "SELECT judge, prompt_version, judge_model, status FROM judge_status_history "

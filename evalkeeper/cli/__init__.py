@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import evalkeeper.cli.alerts
 import evalkeeper.cli.analysis
 import evalkeeper.cli.calibrate
 import evalkeeper.cli.judges

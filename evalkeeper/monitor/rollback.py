@@ -27,13 +27,21 @@ decision was already delivered on; they are stored on the decision when claimed:
   the JSON on stdin and `EVALKEEPER_ROLLBACK_WINDOW` in its environment; exit 0 delivers.
 - `event`: the Prefect event `evalkeeper.rollback.triggered`, through an `EventEmitter` the
   caller provides (the core never imports Prefect), with an event id derived from the
-  window id.
+  window id. Sent by the first delivery pass, right after the decision: it is also what
+  an alert on "rollback decided" listens for (docs/alerts.md).
 
 A failed attempt is logged as an error, shown by `monitor status` (`rollback_delivered:
 false`, the last error) and retried at every tick; it is never dropped. A decision with no
 channel configured is recorded once (a `monitoring_deliveries` row of channel `none`,
 which `monitor status` shows), said once (`Delivery.first_notice`), fails no tick, and is
 delivered by the first tick that has a channel.
+
+A pass that leaves a decision undelivered on a channel (its attempts failed) also emits
+`evalkeeper.rollback.undelivered` through the emitter, when there is one: the alert that
+the rollback did not happen. Its id is derived from the window id, so it is one event per
+window however many ticks retry (`monitor status` shows where it stands). A decision with
+no channel at all has no emitter to say it with (a process with Prefect's API always has
+the `event` channel): the tick's problems and `monitor status` say it.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ from evalkeeper.warehouse.tables import table_frame
 log = logging.getLogger(__name__)
 
 ROLLBACK_EVENT = "evalkeeper.rollback.triggered"
+UNDELIVERED_EVENT = "evalkeeper.rollback.undelivered"
 DEPLOY_EVENT = "evalkeeper.deploy.completed"
 EVENT_NAMESPACE = uuid.UUID("5b1f3c2e-8d47-4a7e-9a55-0e3c1d2f6a10")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -79,7 +88,7 @@ class EventEmitter(Protocol):
 
 
 def event_id(kind: str, window_id: str) -> uuid.UUID:
-    """The deterministic id of a window's event (`deploy` or `rollback`)."""
+    """The deterministic id of a window's event (`deploy`, `rollback` or `undelivered`)."""
     return uuid.uuid5(EVENT_NAMESPACE, f"{kind}:{window_id}")
 
 
@@ -336,10 +345,52 @@ async def deliver_pending(
     )
     for held in claims:
         try:
-            results.append(await _deliver(settings, wh, held, emitter, sleep))
+            done = await _deliver(settings, wh, held, emitter, sleep)
+            results.append(done)
         finally:
             await asyncio.to_thread(release, wh, held)
+        if done.status == "failed" and emitter is not None:
+            await _say_undelivered(emitter, done, held.row["payload"])
     return results
+
+
+def undelivered_payload(delivery: Delivery, decision: dict[str, Any]) -> dict[str, Any]:
+    """The `evalkeeper.rollback.undelivered` payload: the window, the deploy to roll back,
+    the channels and what failed, and a one-line summary."""
+    missing = [c for c in delivery.channels if c not in delivery.delivered]
+    service, version = decision.get("service"), decision.get("version")
+    return {
+        "window_id": delivery.window_id,
+        "deploy_id": decision.get("deploy_id"),
+        "service": service,
+        "environment": decision.get("environment"),
+        "version": version,
+        "rollback_to": decision.get("rollback_to"),
+        "decided_at": decision.get("decided_at"),
+        "reasons": decision.get("reasons") or [],
+        "channels": delivery.channels,
+        "delivered": delivery.delivered,
+        "missing": missing,
+        "problem": delivery.problem,
+        "summary": f"rollback of {service} {version} (window {delivery.window_id}) NOT "
+        f"DELIVERED on {', '.join(missing)}: {delivery.problem}",
+    }
+
+
+async def _say_undelivered(
+    emitter: EventEmitter, delivery: Delivery, decision: dict[str, Any]
+) -> None:
+    """Emit `UNDELIVERED_EVENT` (once per window: its id is the window's); a failure to
+    emit is logged, the delivery's own failure is already recorded and retried."""
+    try:
+        await emitter(
+            UNDELIVERED_EVENT,
+            f"evalkeeper.window.{delivery.window_id}",
+            undelivered_payload(delivery, decision),
+            event_id("undelivered", delivery.window_id),
+        )
+    except Exception as exc:
+        log.warning("could not emit %s for %s: %r", UNDELIVERED_EVENT, delivery.window_id, exc)
 
 
 async def _deliver(
