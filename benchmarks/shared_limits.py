@@ -53,6 +53,7 @@ def _free_port() -> int:
 def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
+    home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

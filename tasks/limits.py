@@ -5,20 +5,25 @@ Each worker process has its own `EndpointLimiter` (evalkeeper/llm.py): four work
 every judge request also takes its turn from two global concurrency limits on the Prefect
 server, named after the endpoint (`limit_names`):
 
-- `evalkeeper-judge-rpm-<host>`: the rate. A limit with slot decay, taken with
-  `prefect.concurrency.asyncio.rate_limit`: `SLOTS_PER_REQUEST` slots per request, a limit
-  of `burst × SLOTS_PER_REQUEST` and a decay of `rpm / 60 × SLOTS_PER_REQUEST` slots a
-  second. The server decays whole slots only (`floor(decay × seconds)` at each update,
-  and an update restarts the clock), so with one slot per request a busy limit loses up to
-  a request per update: measured 380-440 requests/minute for a 600 one. Ten slots per
-  request make that loss a tenth of a request (575-590 measured).
+- `evalkeeper-judge-rpm-<host>`: the rate. A limit with slot decay, taken in
+  `rate_limit` mode (what `prefect.concurrency.asyncio.rate_limit` does):
+  `SLOTS_PER_REQUEST` slots per request, a limit of `burst × SLOTS_PER_REQUEST` and a
+  decay of `rpm / 60 × SLOTS_PER_REQUEST` slots a second. The server decays whole slots
+  only (`floor(decay × seconds)` at each update, and an update restarts the clock), so
+  with one slot per request a busy limit loses up to a request per update: measured
+  380-440 requests/minute for a 600 one. Ten slots per request make that loss a tenth of
+  a request (575-590 measured).
 - `evalkeeper-judge-inflight-<host>`: the calls in flight, a limit of `concurrency`
-  without decay, held with a lease for as long as the request runs (the same lease calls
+  without decay, held with a lease for as long as the request runs (the lease calls
   `prefect.concurrency.asyncio.concurrency` makes: increment-with-lease, renew,
-  decrement-with-lease), on one API client per event loop. `concurrency()` itself opens two
-  new API clients per use (each builds an SSL context, ~200 ms of CPU) and a renewal
-  thread: 300-400 ms per judge call here, against a few ms this way. A worker killed while
-  it holds a slot frees it when its lease expires (`LEASE_S`).
+  decrement-with-lease). A worker killed while it holds a slot frees it when its lease
+  expires (`LEASE_S`).
+
+Both go through the Prefect client's own calls, on one API client per event loop, one
+write at a time per process, rather than through Prefect's helpers: `concurrency()` opens
+two new API clients per use (each builds an SSL context, ~200 ms of CPU) and a renewal
+thread, and the helpers' writes, concurrent with the releases, collide on a SQLite
+server (503, retried by the client after ~2 s). See docs/scale.md for the figures.
 
 The limits are created, or updated to the configured values, on a process's first judge
 request (`ensure_limits`; idempotent, so every worker may do it), or ahead with
@@ -170,28 +175,40 @@ class PrefectLimits:
                 self._ensured = True
             return state.client
 
-    async def _acquire(self, state: _LoopState, client: PrefectClient) -> UUID:
-        """A lease on one in-flight slot; waits (polling) while the limit is full."""
-        async with state.acquiring:  # one poller per process, as Prefect's own service
+    async def _take(
+        self, state: _LoopState, client: PrefectClient, name: str, slots: int, mode: str
+    ) -> dict[str, Any]:
+        """Slots of one limit; waits while it is full. The server refuses a full limit with
+        423 and a Retry-After: the rate limit's (its decay) is followed, the in-flight
+        limit's is capped at `POLL_MAX_S`. One request at a time per process and limit
+        (as Prefect's own acquisition service), and one write at a time per process."""
+        waiting = state.waiting.setdefault(name, asyncio.Lock())
+        async with waiting:
             while True:
                 try:
-                    response = await client.increment_concurrency_slots_with_lease(
-                        names=[self.spec.inflight_name],
-                        slots=1,
-                        mode="concurrency",
-                        lease_duration=LEASE_S,
-                    )
+                    async with state.writing:
+                        if mode == "rate_limit":
+                            response = await client.increment_concurrency_slots(
+                                names=[name], slots=slots, mode="rate_limit"
+                            )
+                        else:
+                            response = await client.increment_concurrency_slots_with_lease(
+                                names=[name], slots=slots, mode="concurrency",
+                                lease_duration=LEASE_S,
+                            )  # fmt: skip
                 except httpx.HTTPStatusError as exc:
                     if exc.response.status_code != 423:
                         raise
                     after = float(exc.response.headers.get("Retry-After") or POLL_MAX_S)
-                    await asyncio.sleep(min(after, POLL_MAX_S) * (0.5 + random.random() / 2))
+                    if mode != "rate_limit":
+                        after = min(after, POLL_MAX_S) * (0.5 + random.random() / 2)
+                    await asyncio.sleep(after)
                     continue
-                body: dict[str, Any] = response.json()
-                if not body.get("limits"):  # deleted since `ensure_limits`: never unlimited
-                    raise RuntimeError(f"global concurrency limit {self.spec.inflight_name!r} "
-                                       "does not exist")  # fmt: skip
-                return UUID(str(body["lease_id"]))
+                body: Any = response.json()
+                granted = body.get("limits") if isinstance(body, dict) else body
+                if not granted:  # deleted since `ensure_limits`: never unlimited
+                    raise RuntimeError(f"global concurrency limit {name!r} does not exist")
+                return body if isinstance(body, dict) else {"limits": body}
 
     async def _renew(self, client: PrefectClient, lease: UUID) -> None:
         while True:
@@ -201,32 +218,33 @@ class PrefectLimits:
             except Exception as exc:  # the call goes on; the slot may be given away
                 log.warning("renewing the lease of a judge in-flight slot failed: %s", exc)
 
-    async def _release(self, client: PrefectClient, lease: UUID) -> None:
+    async def _release(self, state: _LoopState, client: PrefectClient, lease: UUID) -> None:
         try:
-            await client.release_concurrency_slots_with_lease(lease_id=lease)
+            async with state.writing:
+                await client.release_concurrency_slots_with_lease(lease_id=lease)
         except Exception as exc:  # the lease expires on its own within LEASE_S
             log.warning("releasing a judge in-flight slot failed (it expires): %s", exc)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, rate_limit
-
+        spec = self.spec
         state = self._state()
         try:
             client = await self._client(state)
-            lease = await self._acquire(state, client)
-        except (httpx.HTTPError, RuntimeError, ValueError) as exc:
-            raise self._fail("not available", exc) from exc
+            held = await self._take(state, client, spec.inflight_name, 1, "concurrency")
+            lease = UUID(str(held["lease_id"]))
+        except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as exc:
+            raise self._fail(f"{spec.inflight_name!r} not available", exc) from exc
         renew = asyncio.ensure_future(self._renew(client, lease))
         try:
             try:
-                await rate_limit(self.spec.rate_name, occupy=SLOTS_PER_REQUEST, strict=True)
-            except ConcurrencySlotAcquisitionError as exc:
-                raise self._fail(f"{self.spec.rate_name!r} not available", exc) from exc
+                await self._take(state, client, spec.rate_name, SLOTS_PER_REQUEST, "rate_limit")
+            except (httpx.HTTPError, RuntimeError) as exc:
+                raise self._fail(f"{spec.rate_name!r} not available", exc) from exc
             yield
         finally:
             renew.cancel()
-            await asyncio.shield(self._release(client, lease))
+            await asyncio.shield(self._release(state, client, lease))
 
     def pause(self, seconds: float) -> None:
         """Nothing shared: the worker that got the 429 pauses (its local limiter)."""
@@ -240,7 +258,8 @@ class _LoopState:
 
     def __post_init__(self) -> None:
         self.setup = asyncio.Lock()
-        self.acquiring = asyncio.Lock()
+        self.writing = asyncio.Lock()
+        self.waiting: dict[str, asyncio.Lock] = {}
 
 
 _SHARED: dict[tuple[str, int, float], PrefectLimits] = {}

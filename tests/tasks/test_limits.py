@@ -70,9 +70,7 @@ def test_auto_without_a_server_keeps_the_process_limits(monkeypatch: pytest.Monk
 
 def test_required_shared_limits_fail_the_client_early(no_source: None) -> None:
     with pytest.raises(SharedLimitsUnavailable, match="EVALKEEPER_JUDGE_SHARED_LIMITS"):
-        JudgeClient(
-            base_url="http://127.0.0.1:5/v1", model="m-2024-08-06", shared_limits=True
-        )
+        JudgeClient(base_url="http://127.0.0.1:5/v1", model="m-2024-08-06", shared_limits=True)
     client = JudgeClient(base_url="http://127.0.0.1:5/v1", model="m-2024-08-06")
     assert isinstance(client.limiter, EndpointLimiter)
 
