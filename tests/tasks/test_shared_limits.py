@@ -29,7 +29,7 @@ import pytest
 
 from evalkeeper.testing.llm_server import Policy, ScriptedLLMServer
 from tasks.limits import limit_spec
-from tests.prefect_server import Server, prefect_server, start, stop, wait
+from tests.prefect_server import Server, cli, prefect_server, start, stop, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -118,6 +118,19 @@ def test_four_workers_stay_within_one_judge_limit(
     shared_dir.mkdir()
     local_dir.mkdir()
 
+    # created ahead by the command (the workers' own creation is then a no-op)
+    env = {
+        "EVALKEEPER_JUDGE_BASE_URL": judge.base_url,
+        "EVALKEEPER_JUDGE_RPM": f"{RPM:g}",
+        "EVALKEEPER_JUDGE_CONCURRENCY": str(CONCURRENCY),
+    }
+    spec = limit_spec(judge.base_url, CONCURRENCY, RPM)
+    done = cli(server, "tasks.limits", ["-m", "tasks.limits"], env)
+    assert done.stdout.splitlines() == [
+        f"{spec.rate_name}: limit {spec.rate_limit}, slot decay {spec.rate_decay:g}/s",
+        f"{spec.inflight_name}: limit {CONCURRENCY}",
+    ]
+
     times, in_flight = run_workers(server, judge, shared_dir, "true")
     counts = {w: most_in_window(times, w) for w in (2.0, 5.0, 10.0)}
     assert {w: c for w, c in counts.items() if c > bound(w)} == {}, counts
@@ -126,7 +139,6 @@ def test_four_workers_stay_within_one_judge_limit(
     assert in_flight <= CONCURRENCY
 
     # the limits on the Prefect server are the endpoint's, with the configured values
-    spec = limit_spec(judge.base_url, CONCURRENCY, RPM)
     with server.client() as client:
         rate = client.read_global_concurrency_limit_by_name(spec.rate_name)
         inflight = client.read_global_concurrency_limit_by_name(spec.inflight_name)
