@@ -9,6 +9,11 @@ client owns what makes judge calls trustworthy and cheap:
   `EndpointLimiter`: a concurrency bound (`judge_concurrency`) and a requests-per-minute
   token bucket (`judge_rpm`). A 429 with `Retry-After` pauses the whole endpoint, not just
   the one request.
+- **Limits shared across processes.** With a source of shared limits installed
+  (`use_shared_limits`; the flows install Prefect's global concurrency limits, see
+  `tasks/limits.py`), each request also takes its turn from that `Limiter`, after the
+  process's own: every worker of a suite then stays within one `judge_rpm` and one
+  `judge_concurrency` together (`EVALKEEPER_JUDGE_SHARED_LIMITS`).
 - **Our own retries.** The SDK's retries are off (`max_retries=0`); 429, 5xx and connection
   errors/timeouts are retried here with exponential backoff and jitter, honouring
   `Retry-After`/`retry-after-ms`, at most `judge_max_retries` times; then `JudgeCallError`.
@@ -32,9 +37,9 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import jsonschema
 
@@ -187,6 +192,21 @@ def cost_of(
 # -- endpoint limits ----------------------------------------------------------------------
 
 
+class Limiter(Protocol):
+    """What a judge request goes through before it is sent: `slot()` is one request's turn
+    (entered before the request, left when its answer is in), `pause(seconds)` holds new
+    requests after a 429. `EndpointLimiter` (this process) and the shared limits of
+    `tasks/limits.py` (every worker, through Prefect) are both one."""
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
+class SharedLimitsUnavailable(JudgeError, InputError):
+    """`EVALKEEPER_JUDGE_SHARED_LIMITS=true` but nothing in this process can share limits."""
+
+
 class EndpointLimiter:
     """Concurrency bound + requests-per-minute token bucket for one endpoint.
 
@@ -244,18 +264,78 @@ class EndpointLimiter:
             yield
 
 
+class LayeredLimiter:
+    """The process's own limiter, then a shared one: a request holds both while it runs.
+
+    The local limiter stays in front, so one process never sends more than its own limits
+    however the shared ones behave, and a shared slot is only asked for by a request that
+    is ready to go. A 429 pauses both."""
+
+    def __init__(self, local: Limiter, shared: Limiter) -> None:
+        self.local = local
+        self.shared = shared
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self.local.slot(), self.shared.slot():
+            yield
+
+    def pause(self, seconds: float) -> None:
+        self.local.pause(seconds)
+        self.shared.pause(seconds)
+
+
+SharedLimits = Callable[[str, int, float, bool], Limiter | None]
+"""`(base_url, concurrency, rpm, required)` -> the limiter shared by every process for
+that endpoint, or None when there is none to share (`required` False: the setting is auto)."""
+
 _LIMITERS: dict[tuple[str, int, float], EndpointLimiter] = {}
+_LAYERED: dict[tuple[str, int, float, SharedLimits], Limiter] = {}
 _LIMITERS_LOCK = threading.Lock()
+_SHARED: list[SharedLimits] = []
 
 
-def limiter_for(base_url: str, concurrency: int, rpm: float) -> EndpointLimiter:
-    """The process-wide limiter of an endpoint (keyed by base URL and its limits)."""
+def use_shared_limits(source: SharedLimits | None) -> None:
+    """Install the process's source of shared limits (None removes it). The flows install
+    Prefect's (`tasks.limits.install`); the core alone has none."""
+    with _LIMITERS_LOCK:
+        _SHARED[:] = [] if source is None else [source]
+        _LAYERED.clear()
+
+
+def limiter_for(
+    base_url: str, concurrency: int, rpm: float, *, shared: bool | None = False
+) -> Limiter:
+    """The process-wide limiter of an endpoint (keyed by base URL and its limits).
+
+    `shared` False: this process's `EndpointLimiter` alone. True: layered with the shared
+    limits of the installed source (`SharedLimitsUnavailable` when none is installed, or it
+    has none). None (auto): layered when the source has shared limits to offer."""
     key = (base_url.rstrip("/"), concurrency, rpm)
     with _LIMITERS_LOCK:
-        limiter = _LIMITERS.get(key)
-        if limiter is None:
-            limiter = _LIMITERS[key] = EndpointLimiter(concurrency, rpm)
-        return limiter
+        local = _LIMITERS.get(key)
+        if local is None:
+            local = _LIMITERS[key] = EndpointLimiter(concurrency, rpm)
+        source = _SHARED[0] if _SHARED else None
+        if shared is False:
+            return local
+        if source is not None:
+            layered = _LAYERED.get((*key, source))
+            if layered is not None:
+                return layered
+    other = source(key[0], concurrency, rpm, shared is True) if source is not None else None
+    if other is None:
+        if shared is True:
+            raise SharedLimitsUnavailable(
+                f"judge endpoint {base_url}: EVALKEEPER_JUDGE_SHARED_LIMITS=true, but this "
+                "process has no shared limits: they live on a Prefect server, so run the "
+                "suite through the flows with PREFECT_API_URL set, or unset "
+                "EVALKEEPER_JUDGE_SHARED_LIMITS (auto) to use this process's limits alone"
+            )
+        return local
+    with _LIMITERS_LOCK:
+        assert source is not None
+        return _LAYERED.setdefault((*key, source), LayeredLimiter(local, other))
 
 
 # -- the client ---------------------------------------------------------------------------
@@ -354,6 +434,7 @@ class JudgeClient:
         prices: Mapping[str, tuple[float, float]] | None = None,
         breaker_failures: int = 8,
         breaker_cooldown_s: float = 30.0,
+        shared_limits: bool | None = False,
     ) -> None:
         check_pin(model, allow_unpinned=allow_unpinned)
         self.base_url = base_url
@@ -364,7 +445,10 @@ class JudgeClient:
         self.timeout_s = timeout_s
         self.backoff_s = backoff_s
         self.prices: Mapping[str, tuple[float, float]] = PRICES if prices is None else prices
-        self.limiter = limiter_for(base_url, concurrency, rpm)
+        self.concurrency = concurrency
+        self.rpm = rpm
+        self.shared_limits = shared_limits
+        limiter_for(base_url, concurrency, rpm, shared=shared_limits)  # fails early if unmet
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
         self._clients = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -375,6 +459,12 @@ class JudgeClient:
         self._failures = 0
         self._open_until = 0.0
         self._last_failure = ""
+
+    @property
+    def limiter(self) -> Limiter:
+        """This endpoint's limiter, looked up per request: a source of shared limits
+        installed after the client was made still applies."""
+        return limiter_for(self.base_url, self.concurrency, self.rpm, shared=self.shared_limits)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JudgeClient:
@@ -393,6 +483,7 @@ class JudgeClient:
             max_retries=settings.judge.max_retries,
             timeout_s=settings.judge.timeout_s,
             backoff_s=settings.runner.backoff_s,
+            shared_limits=settings.judge.shared_limits,
         )
 
     def _client(self) -> openai.AsyncOpenAI:
@@ -459,7 +550,8 @@ class JudgeClient:
         status: int | None = None
         for attempt in range(self.max_retries + 1):
             delay: float | None = None
-            async with self.limiter.slot():
+            limiter = self.limiter
+            async with limiter.slot():
                 started = time.perf_counter()
                 try:
                     raw = await self._client().chat.completions.with_raw_response.create(
@@ -496,7 +588,7 @@ class JudgeClient:
                             requests=attempt + 1,
                         ) from exc
                     if status == 429 and delay is not None:
-                        self.limiter.pause(delay)
+                        limiter.pause(delay)
                 except openai.APIConnectionError as exc:  # includes timeouts
                     status = None
                     last = f"{type(exc).__name__}: {exc.message}"
@@ -633,6 +725,7 @@ def client_for(settings: Settings) -> JudgeClient:
         settings.judge.max_retries,
         settings.judge.timeout_s,
         settings.runner.backoff_s,
+        settings.judge.shared_limits,
     )
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)

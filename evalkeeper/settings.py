@@ -120,6 +120,13 @@ class JudgeSettings(SettingsGroup):
     rpm: float = Field(600.0, gt=0, description="Judge requests per minute per endpoint.")
     max_retries: int = Field(4, ge=0, description="Retries on 429/5xx.")
     timeout_s: float = Field(60.0, gt=0, description="Timeout of one judge call.")
+    shared_limits: bool | None = Field(
+        None,
+        description="Share `rpm` and `concurrency` with every worker through Prefect's global "
+        "concurrency limits (docs/scale.md). Unset: shared when the flows run against a "
+        "Prefect server (PREFECT_API_URL set); true: required (a judge call fails without "
+        "one); false: each process keeps its own limits.",
+    )
 
 
 class LangSmithSettings(SettingsGroup):

@@ -61,6 +61,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_JUDGE_RPM": ("judge.rpm", "120", 120.0),
     "EVALKEEPER_JUDGE_MAX_RETRIES": ("judge.max_retries", "1", 1),
     "EVALKEEPER_JUDGE_TIMEOUT_S": ("judge.timeout_s", "9", 9.0),
+    "EVALKEEPER_JUDGE_SHARED_LIMITS": ("judge.shared_limits", "true", True),
     "EVALKEEPER_LANGSMITH_API_KEY": ("langsmith.api_key", "ls-key", SecretStr("ls-key")),
     "EVALKEEPER_LANGSMITH_ENDPOINT": ("langsmith.endpoint", "http://127.0.0.1:9", "http://127.0.0.1:9"),
     "EVALKEEPER_LANGSMITH_UPLOAD": ("langsmith.upload", "true", True),
