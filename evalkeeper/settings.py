@@ -16,6 +16,7 @@ only its slice):
 | `settings.otlp` | `EVALKEEPER_OTLP_*` | `.settle_s` |
 | `settings.monitor` | `EVALKEEPER_TRACES`, `_MONITORS_DIR`, `_WEBHOOK_*`, `_ROLLBACK_*` | `.webhook_secret` |
 | `settings.calibration` | `EVALKEEPER_CALIBRATION_*` | `.bar` |
+| `settings.results` | `EVALKEEPER_RESULTS_*` | `.url` |
 
 Every setting also has a flat name, its variable without the prefix (`judge_model`,
 `concurrency`): `Settings(judge_model=…, warehouse=…)` and the command line's overrides use
@@ -330,6 +331,29 @@ class CalibrationSettings(SettingsGroup):
     )
 
 
+class ResultsSettings(SettingsGroup):
+    """Where shards write their rows when they must not open the warehouse file (shards on
+    other machines): a directory or an object-storage URL (`EVALKEEPER_RESULTS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX + "RESULTS_")
+
+    url: str | None = Field(
+        None,
+        description="Results location of sharded suites: a local or shared directory, or "
+        "`s3://bucket/prefix`. Unset: shards write to the warehouse themselves.",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint of the results location (MinIO, moto, another "
+        "S3-compatible store); unset: AWS. Credentials come from the usual AWS variables.",
+    )
+    storage_options: SecretStr | None = Field(
+        None,
+        description="fsspec storage options of the results location, a JSON object (e.g. "
+        '`{"anon": false}`); may hold keys, so it is never printed.',
+    )
+
+
 class Settings(BaseSettings):
     """Everything evalkeeper can be configured with. Passed in, never read ad hoc.
 
@@ -376,6 +400,7 @@ class Settings(BaseSettings):
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:

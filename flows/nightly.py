@@ -31,7 +31,9 @@ from tasks.analysis import baseline_exists, gate_decision, publish_verdict
 from tasks.events import emit_verdict
 from tasks.suite import (
     finish_experiment,
+    ingest_results,
     prepare_experiment,
+    publish_results_state,
     publish_summary,
     run_shard,
     shard_count,
@@ -118,9 +120,13 @@ async def run_suite_tasks(
         settings, dataset, suite, target, evaluators, experiment, repetitions, allow_skipped
     )
     shards = shard_count(exp.n_examples * exp.repetitions)
+    await publish_results_state(settings, exp)  # with EVALKEEPER_RESULTS_URL only
     for shard in range(shards):  # sequential: each shard already runs examples concurrently
         stats = await run_shard(settings, exp, shard, shards)
         logger.info("shard %d/%d: %s", shard + 1, shards, stats)
+    ingested = await ingest_results(settings, exp)
+    if ingested is not None:
+        logger.info("results ingested: %s", ingested)
     summary = await finish_experiment(settings, exp)
     await publish_summary(summary)
     for group in summary.error_groups[:10]:

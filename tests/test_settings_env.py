@@ -99,6 +99,9 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_CALIBRATION_EXPECTED_AGREEMENT": ("calibration.expected_agreement", "0.9", 0.9),
     "EVALKEEPER_CALIBRATION_BOOTSTRAP_RESAMPLES": ("calibration.bootstrap_resamples", "500", 500),
     "EVALKEEPER_CALIBRATION_DIR": ("calibration.dir", "/tmp/ek/annotations", Path("/tmp/ek/annotations")),
+    "EVALKEEPER_RESULTS_URL": ("results.url", "s3://bucket/evals", "s3://bucket/evals"),
+    "EVALKEEPER_RESULTS_ENDPOINT_URL": ("results.endpoint_url", "http://127.0.0.1:9", "http://127.0.0.1:9"),
+    "EVALKEEPER_RESULTS_STORAGE_OPTIONS": ("results.storage_options", '{"anon": false}', SecretStr('{"anon": false}')),
 }  # fmt: skip
 
 # a name ending in `_` is a family (`EVALKEEPER_JUDGE_*`), not a variable
