@@ -72,6 +72,23 @@ class RunnerSettings(SettingsGroup):
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
     flush_rows: int = Field(1000, ge=1, description="Rows buffered before a warehouse write.")
     flush_s: float = Field(2.0, gt=0, description="Seconds between warehouse writes at most.")
+    shards: int = Field(
+        0, ge=0, description="Shards of a suite in the flows; 0: one per 2,000 rows, at most 8."
+    )
+    shard_deployment: str | None = Field(
+        None,
+        description="The deployment the flows run each shard as (`suite-shard/suite-shard`, "
+        "on its work pool); unset: the shards run in the flow's own process.",
+    )
+    shard_attempts: int = Field(
+        3, ge=1, description="Flow runs of one shard at most (a failed or lost one is resubmitted)."
+    )
+    shard_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the flow waits for one shard's flow run before it counts it as "
+        "lost (its worker died), marks it crashed and submits it again.",
+    )
 
 
 class SmokeSettings(SettingsGroup):

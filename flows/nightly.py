@@ -113,17 +113,28 @@ async def run_suite_tasks(
     experiment: str | None,
     repetitions: int | None,
     allow_skipped: list[str] | None = None,
+    shards: int | None = None,
 ) -> Any:
-    """prepare -> a few shards -> finish -> publish; returns the summary."""
+    """prepare -> a few shards -> finish -> publish; returns the summary.
+
+    `shards` None: EVALKEEPER_SHARDS, or one per 2,000 rows (at most 8). With
+    EVALKEEPER_SHARD_DEPLOYMENT each shard is a child flow run of that deployment, on its
+    work pool (`flows.shard`); otherwise they run here, one after another."""
     logger = get_run_logger()
     exp = await prepare_experiment(
         settings, dataset, suite, target, evaluators, experiment, repetitions, allow_skipped
     )
-    shards = shard_count(exp.n_examples * exp.repetitions)
+    count = shards or settings.runner.shards or shard_count(exp.n_examples * exp.repetitions)
     await publish_results_state(settings, exp)  # with EVALKEEPER_RESULTS_URL only
-    for shard in range(shards):  # sequential: each shard already runs examples concurrently
-        stats = await run_shard(settings, exp, shard, shards)
-        logger.info("shard %d/%d: %s", shard + 1, shards, stats)
+    if settings.runner.shard_deployment:
+        from flows.shard import run_shard_flow_runs
+
+        for stats in await run_shard_flow_runs(settings, exp, count):
+            logger.info("shard %d/%d: %s", stats["shard"] + 1, count, stats)
+    for shard in range(0 if settings.runner.shard_deployment else count):
+        # sequential: each shard already runs examples concurrently
+        stats = await run_shard(settings, exp, shard, count)
+        logger.info("shard %d/%d: %s", shard + 1, count, stats)
     ingested = await ingest_results(settings, exp)
     if ingested is not None:
         logger.info("results ingested: %s", ingested)
@@ -163,6 +174,7 @@ async def nightly(
     allow_skipped: list[str] | None = None,
     upload: bool | None = None,
     datasets_dir: str | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any] | State[Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
@@ -173,7 +185,9 @@ async def nightly(
     `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
     `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
     LangSmith; a failed upload ends the run Failed after everything else is done.
-    `datasets_dir` (default EVALKEEPER_DATASETS_DIR) is where `dataset` is read from."""
+    `datasets_dir` (default EVALKEEPER_DATASETS_DIR) is where `dataset` is read from.
+    `shards` (default EVALKEEPER_SHARDS; 0 or unset: one per 2,000 rows, at most 8) splits
+    the suite; with EVALKEEPER_SHARD_DEPLOYMENT each shard is a flow run on a work pool."""
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
     if datasets_dir:
         settings = settings.model_copy(update={"datasets_dir": Path(datasets_dir)})
@@ -186,6 +200,7 @@ async def nightly(
         experiment=experiment,
         repetitions=repetitions,
         allow_skipped=allow_skipped,
+        shards=shards,
     )
     result: dict[str, Any] = summary.model_dump(mode="json")
     verdict = None

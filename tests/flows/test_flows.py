@@ -102,29 +102,30 @@ def test_nightly_flow_shards_through_a_results_location(
 
     results = tmp_path / "results"
     monkeypatch.setenv("EVALKEEPER_RESULTS_URL", str(results))
-    ds = write_dataset(tmp_path / "big.jsonl", 4100)  # three shards
+    ds = write_dataset(tmp_path / "d.jsonl", 410)
     params = {
         "suite": "full",
         "dataset": str(ds),
         "target": "tests.fake_targets:instant",
         "experiment": "via-results",
         "warehouse": str(settings.warehouse),
+        "shards": 3,  # the flow's parameter (EVALKEEPER_SHARDS by default)
     }
     result = run_flow(nightly, **params)
-    assert result["rows"] == 4100 and result["experiment"]["status"] == "completed"
+    assert result["rows"] == 410 and result["experiment"]["status"] == "completed"
     assert sorted(p.name for p in (results / "via-results").iterdir()) == [
         "_stored",  # what the shards were told is stored; their batches were ingested
         *[f"shard-{k}" for k in range(3)],
     ]
     assert not list(results.glob("via-results/shard-*/*"))
     again = run_flow(nightly, **params)
-    assert again["rows"] == 4100
+    assert again["rows"] == 410
     con = duckdb.connect(str(settings.warehouse))
     assert con.execute("SELECT count(*), count(DISTINCT example_id) FROM runs").fetchone() == (
-        4100,
-        4100,
+        410,
+        410,
     )
-    assert con.execute("SELECT count(*) FROM scores").fetchone() == (8200,)
+    assert con.execute("SELECT count(*) FROM scores").fetchone() == (820,)
 
 
 def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> None:
