@@ -10,6 +10,7 @@ crashed and submits it again, and the experiment completes with every row once."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SHARDS = 4
 PER_SHARD = 60
 SUBMITTED = re.compile(r"submitting flow run '([0-9a-f-]{36})'")
+ABORTED = re.compile(r"Aborted submission of flow run '([0-9a-f-]{36})'")
 
 PARENT = """
 import asyncio, json, sys
@@ -50,7 +52,27 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def _submitted(log: Path) -> set[str]:
-    return set(SUBMITTED.findall(log.read_text(errors="replace"))) if log.exists() else set()
+    """The flow runs a worker started: those it submitted, less those whose submission the
+    server aborted (two workers polling the pool may both try one run; one gets it)."""
+    if not log.exists():
+        return set()
+    text = log.read_text(errors="replace")
+    return set(SUBMITTED.findall(text)) - set(ABORTED.findall(text))
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under `pid` (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def test_shards_run_as_child_flow_runs_on_both_workers_and_survive_a_killed_worker(
@@ -87,23 +109,23 @@ def test_shards_run_as_child_flow_runs_on_both_workers_and_survive_a_killed_work
         )
         parent = procs[-1]
 
-        def w1_mid_shard() -> str | None:
-            """A shard run of w1 that is running and has committed a batch."""
+        def w1_mid_shard() -> set[str] | None:
+            """w1's shard runs that are running, once one of them has committed a batch."""
+            running, writing = set(), False
             with server.client() as client:
                 for run_id in _submitted(logs["w1"]):
                     fr = client.read_flow_run(run_id)
-                    shard = fr.parameters.get("shard")
-                    if (
-                        fr.state is not None
-                        and fr.state.is_running()
-                        and list(results.glob(f"spread/shard-{shard}/*/{MANIFEST}"))
-                    ):
-                        return run_id
-            return None
+                    if fr.state is not None and fr.state.is_running():
+                        running.add(run_id)
+                        shard = fr.parameters.get("shard")
+                        writing |= bool(list(results.glob(f"spread/shard-{shard}/*/{MANIFEST}")))
+            return running if writing else None
 
-        killed = wait(server, "a running shard run on w1", w1_mid_shard, 300)
+        victims = wait(server, "a running shard run on w1", w1_mid_shard, 300)
         w1 = procs[0]
-        os.killpg(w1.pid, signal.SIGKILL)  # the worker and the shard run it started
+        for pid in [w1.pid, *_descendants(w1.pid)]:  # the worker and the shard runs it started
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         w1.wait(timeout=30)
 
         def parent_done() -> int | None:
@@ -137,9 +159,23 @@ def test_shards_run_as_child_flow_runs_on_both_workers_and_survive_a_killed_work
             by_shard.setdefault(int(fr.parameters["shard"]), []).append(fr)
     assert sorted(by_shard) == list(range(SHARDS))
     assert all(any(fr.state.is_completed() for fr in runs) for runs in by_shard.values())
-    killed_run = next(fr for runs in by_shard.values() for fr in runs if str(fr.id) == killed)
-    assert killed_run.state.is_crashed()  # counted lost by the parent, then resubmitted
-    assert len(by_shard[int(killed_run.parameters["shard"])]) == 2
+    states = {str(fr.id): fr.state for runs in by_shard.values() for fr in runs}
+    lost = [
+        fr
+        for runs in by_shard.values()
+        for fr in runs
+        if str(fr.id) in victims and fr.state.is_crashed()
+    ]
+    assert lost, {v: states.get(v) for v in victims}
+    for fr in lost:  # each killed shard run was submitted again, and that run completed
+        again = by_shard[int(fr.parameters["shard"])]
+        assert len(again) >= 2 and any(r.state.is_completed() for r in again)
+    for fr in (fr for runs in by_shard.values() for fr in runs if fr.state.is_completed()):
+        # what a shard flow run costs, for docs/scale.md (printed, never asserted)
+        print(
+            f"shard-run {fr.name}: started {(fr.start_time - fr.created).total_seconds():.1f} s "
+            f"after its creation, ran {fr.total_run_time.total_seconds():.1f} s"
+        )
     ids = {str(fr.id) for fr in shard_runs}
     assert _submitted(logs["w1"]) & ids and _submitted(logs["w2"]) & ids  # both workers ran shards
 
