@@ -45,7 +45,7 @@ from evalkeeper.run.summary import Summary, summarize, summary_from_tallies
 from evalkeeper.run.targets import Target, load_target
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
-from evalkeeper.warehouse.results import IngestReport, ResultsLocation, ShardWriter
+from evalkeeper.warehouse.results import IngestReport, ResultsLocation, ShardView, ShardWriter
 from evalkeeper.warehouse.tables import table_frame
 
 EXAMPLES_CHUNK = 10_000
@@ -383,21 +383,22 @@ async def run_shard(
     The LLM judges then start without the warehouse's answer cache.
 
     `no_cache` makes the LLM judges call their endpoint even for cached answers."""
-    wh = Warehouse.from_settings(settings) if results is None else None
-    view = None
 
-    def plan() -> tuple[list[Example], list[Item]]:
-        nonlocal view
+    def plan() -> tuple[list[Example], list[Item], Warehouse | ShardView]:
         selected = _select(settings, _dataset_of(settings, exp), exp.suite)[shard::shards]
-        if results is not None:
-            view = results.shard_view(exp.experiment_id, shard)
-        stored = stored_runs(wh or view, exp.experiment_id)  # type: ignore[arg-type]
-        return selected, items_to_run(selected, exp.repetitions, stored)
+        reader = (
+            Warehouse.from_settings(settings)
+            if results is None
+            else results.shard_view(exp.experiment_id, shard)
+        )
+        stored = stored_runs(reader, exp.experiment_id)
+        return selected, items_to_run(selected, exp.repetitions, stored), reader
 
-    selected, items = await asyncio.to_thread(plan)
-    reader = wh or view
+    selected, items, reader = await asyncio.to_thread(plan)
+    wh = reader if isinstance(reader, Warehouse) else None
+    view = reader if isinstance(reader, ShardView) else None
     sink = wh if results is None else results.writer(exp.experiment_id, shard)
-    assert reader is not None and sink is not None
+    assert sink is not None
     total = len(selected) * exp.repetitions
     # the pin (git commit and branch included) was recorded by `prepare`
     target = load_target(exp.target.spec, timeout_s=settings.runner.timeout_s, pin_git=False)

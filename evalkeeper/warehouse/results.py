@@ -124,12 +124,12 @@ class ResultsLocation:
         conf = settings.results
         if not conf.url:
             return None
-        options: dict[str, Any] = {}
+        options: Any = {}
         if conf.storage_options is not None:
             try:
                 options = json.loads(conf.storage_options.get_secret_value())
-            except json.JSONDecodeError as exc:
-                options = exc  # type: ignore[assignment]
+            except json.JSONDecodeError:
+                options = None
             if not isinstance(options, dict):
                 raise ResultsLocationError(
                     "EVALKEEPER_RESULTS_STORAGE_OPTIONS is not a JSON object (its value is "
