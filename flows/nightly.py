@@ -27,6 +27,7 @@ from prefect.states import Failed, State
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
+from flows.shard import check_shard_runs, run_shard_flow_runs
 from tasks.analysis import baseline_exists, gate_decision, publish_verdict
 from tasks.events import emit_verdict
 from tasks.suite import (
@@ -120,6 +121,7 @@ async def run_suite_tasks(
     `shards` None: EVALKEEPER_SHARDS, or one per 2,000 rows (at most 8). With
     EVALKEEPER_SHARD_DEPLOYMENT each shard is a child flow run of that deployment, on its
     work pool (`flows.shard`); otherwise they run here, one after another."""
+    check_shard_runs(settings)
     logger = get_run_logger()
     exp = await prepare_experiment(
         settings, dataset, suite, target, evaluators, experiment, repetitions, allow_skipped
@@ -127,8 +129,6 @@ async def run_suite_tasks(
     count = shards or settings.runner.shards or shard_count(exp.n_examples * exp.repetitions)
     await publish_results_state(settings, exp)  # with EVALKEEPER_RESULTS_URL only
     if settings.runner.shard_deployment:
-        from flows.shard import run_shard_flow_runs
-
         for stats in await run_shard_flow_runs(settings, exp, count):
             logger.info("shard %d/%d: %s", stats["shard"] + 1, count, stats)
     for shard in range(0 if settings.runner.shard_deployment else count):

@@ -55,18 +55,24 @@ async def suite_shard(
     return await run_shard(settings, exp, shard, shards)
 
 
+def check_shard_runs(settings: Settings) -> None:
+    """Shard flow runs need a results location: refuse them without one, before anything
+    is recorded."""
+    if settings.runner.shard_deployment and not settings.results.url:
+        raise ShardRunsNeedResults(
+            f"EVALKEEPER_SHARD_DEPLOYMENT={settings.runner.shard_deployment}: shards on other "
+            "workers need a results location for their rows; set EVALKEEPER_RESULTS_URL to a "
+            "shared directory or s3://bucket/prefix (docs/scale.md)"
+        )
+
+
 async def run_shard_flow_runs(
     settings: Settings, exp: Experiment, shards: int
 ) -> list[dict[str, Any]]:
     """Each shard as a child flow run of `settings.runner.shard_deployment`, all at once;
     a run that fails, crashes or does not end within `shard_timeout_s` (its worker was
     killed) is marked crashed and submitted again, `shard_attempts` runs at most."""
-    if not settings.results.url:
-        raise ShardRunsNeedResults(
-            f"EVALKEEPER_SHARD_DEPLOYMENT={settings.runner.shard_deployment}: shards on other "
-            "workers need a results location for their rows; set EVALKEEPER_RESULTS_URL to a "
-            "shared directory or s3://bucket/prefix (docs/scale.md)"
-        )
+    check_shard_runs(settings)
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.states import Crashed

@@ -128,6 +128,25 @@ def test_nightly_flow_shards_through_a_results_location(
     assert con.execute("SELECT count(*) FROM scores").fetchone() == (820,)
 
 
+def test_shard_flow_runs_without_a_results_location_are_refused_before_anything_runs(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.nightly import nightly
+    from flows.shard import ShardRunsNeedResults
+
+    monkeypatch.setenv("EVALKEEPER_SHARD_DEPLOYMENT", "suite-shard/suite-shard")
+    monkeypatch.delenv("EVALKEEPER_RESULTS_URL", raising=False)
+    ds = write_dataset(tmp_path / "d.jsonl", 10)
+    with pytest.raises(ShardRunsNeedResults, match="EVALKEEPER_RESULTS_URL"):
+        run_flow(
+            nightly,
+            dataset=str(ds),
+            target="tests.fake_targets:instant",
+            warehouse=str(settings.warehouse),
+        )
+    assert not settings.warehouse.exists()  # refused before the experiment was recorded
+
+
 def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> None:
     """The second nightly run is judged against the first; the gate flow catches v2."""
     from flows.gate import gate
