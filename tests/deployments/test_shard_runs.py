@@ -81,9 +81,8 @@ def test_shards_run_as_child_flow_runs_on_both_workers_and_survive_a_killed_work
     ds = write_dataset(tmp_path / "d.jsonl", SHARDS * PER_SHARD)
     warehouse = tmp_path / "warehouse.duckdb"
     results = tmp_path / "results"
-    shard_env = {  # the shards: 60 rows of 0.2 s, two at a time: ~6 s each
+    shard_env = {  # the shards: 60 rows of 0.2 s, 8 at a time (the experiment's concurrency)
         "FAKE_TARGET_SLEEP_S": "0.2",
-        "EVALKEEPER_CONCURRENCY": "2",
         "EVALKEEPER_FLUSH_ROWS": "4",
         "EVALKEEPER_FLUSH_S": "0.2",
     }
