@@ -16,6 +16,7 @@ only its slice):
 | `settings.otlp` | `EVALKEEPER_OTLP_*` | `.settle_s` |
 | `settings.monitor` | `EVALKEEPER_TRACES`, `_MONITORS_DIR`, `_WEBHOOK_*`, `_ROLLBACK_*` | `.webhook_secret` |
 | `settings.calibration` | `EVALKEEPER_CALIBRATION_*` | `.bar` |
+| `settings.results` | `EVALKEEPER_RESULTS_*` | `.url` |
 
 Every setting also has a flat name, its variable without the prefix (`judge_model`,
 `concurrency`): `Settings(judge_model=…, warehouse=…)` and the command line's overrides use
@@ -71,6 +72,23 @@ class RunnerSettings(SettingsGroup):
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
     flush_rows: int = Field(1000, ge=1, description="Rows buffered before a warehouse write.")
     flush_s: float = Field(2.0, gt=0, description="Seconds between warehouse writes at most.")
+    shards: int = Field(
+        0, ge=0, description="Shards of a suite in the flows; 0: one per 2,000 rows, at most 8."
+    )
+    shard_deployment: str | None = Field(
+        None,
+        description="The deployment the flows run each shard as (`suite-shard/suite-shard`, "
+        "on its work pool); unset: the shards run in the flow's own process.",
+    )
+    shard_attempts: int = Field(
+        3, ge=1, description="Flow runs of one shard at most (a failed or lost one is resubmitted)."
+    )
+    shard_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the flow waits for one shard's flow run before it counts it as "
+        "lost (its worker died), marks it crashed and submits it again.",
+    )
 
 
 class SmokeSettings(SettingsGroup):
@@ -337,6 +355,29 @@ class CalibrationSettings(SettingsGroup):
     )
 
 
+class ResultsSettings(SettingsGroup):
+    """Where shards write their rows when they must not open the warehouse file (shards on
+    other machines): a directory or an object-storage URL (`EVALKEEPER_RESULTS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX + "RESULTS_")
+
+    url: str | None = Field(
+        None,
+        description="Results location of sharded suites: a local or shared directory, or "
+        "`s3://bucket/prefix`. Unset: shards write to the warehouse themselves.",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint of the results location (MinIO, moto, another "
+        "S3-compatible store); unset: AWS. Credentials come from the usual AWS variables.",
+    )
+    storage_options: SecretStr | None = Field(
+        None,
+        description="fsspec storage options of the results location, a JSON object (e.g. "
+        '`{"anon": false}`); may hold keys, so it is never printed.',
+    )
+
+
 class Settings(BaseSettings):
     """Everything evalkeeper can be configured with. Passed in, never read ad hoc.
 
@@ -383,6 +424,7 @@ class Settings(BaseSettings):
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:

@@ -23,6 +23,7 @@ async def gate(
     experiment: str | None = None,
     warehouse: str | None = None,
     allow_skipped: list[str] | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any] | State[Any]:
     """`baseline` is a branch (its latest run that can be a baseline) or an experiment id.
 
@@ -35,7 +36,7 @@ async def gate(
     named Inconclusive or Regression, with its event (`flows.nightly.verdict_state`: a
     caller gets `VerdictInconclusive` or `VerdictRegression` raised, with this result). A
     candidate run with too many errors ends the flow run Failed, after the verdict is
-    published."""
+    published. `shards` as for `nightly` (default EVALKEEPER_SHARDS)."""
     from evalkeeper.report.markdown import render_gate
 
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
@@ -48,6 +49,7 @@ async def gate(
         experiment=experiment,
         repetitions=None,
         allow_skipped=allow_skipped,
+        shards=shards,
     )
     outcome = await gate_decision(settings, summary, baseline)
     report = await publish_experiment_report(settings, summary.experiment, outcome)

@@ -29,6 +29,7 @@ from prefect.states import Failed, State
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.models import Suite
 from evalkeeper.settings import Settings
+from flows.shard import check_shard_runs, run_shard_flow_runs
 from tasks.analysis import (
     baseline_exists,
     gate_decision,
@@ -38,7 +39,9 @@ from tasks.analysis import (
 from tasks.events import emit_verdict
 from tasks.suite import (
     finish_experiment,
+    ingest_results,
     prepare_experiment,
+    publish_results_state,
     publish_summary,
     run_shard,
     shard_count,
@@ -124,16 +127,30 @@ async def run_suite_tasks(
     experiment: str | None,
     repetitions: int | None,
     allow_skipped: list[str] | None = None,
+    shards: int | None = None,
 ) -> Any:
-    """prepare -> a few shards -> finish -> publish; returns the summary."""
+    """prepare -> a few shards -> finish -> publish; returns the summary.
+
+    `shards` None: EVALKEEPER_SHARDS, or one per 2,000 rows (at most 8). With
+    EVALKEEPER_SHARD_DEPLOYMENT each shard is a child flow run of that deployment, on its
+    work pool (`flows.shard`); otherwise they run here, one after another."""
+    check_shard_runs(settings)
     logger = get_run_logger()
     exp = await prepare_experiment(
         settings, dataset, suite, target, evaluators, experiment, repetitions, allow_skipped
     )
-    shards = shard_count(exp.n_examples * exp.repetitions)
-    for shard in range(shards):  # sequential: each shard already runs examples concurrently
-        stats = await run_shard(settings, exp, shard, shards)
-        logger.info("shard %d/%d: %s", shard + 1, shards, stats)
+    count = shards or settings.runner.shards or shard_count(exp.n_examples * exp.repetitions)
+    await publish_results_state(settings, exp)  # with EVALKEEPER_RESULTS_URL only
+    if settings.runner.shard_deployment:
+        for stats in await run_shard_flow_runs(settings, exp, count):
+            logger.info("shard %d/%d: %s", stats["shard"] + 1, count, stats)
+    for shard in range(0 if settings.runner.shard_deployment else count):
+        # sequential: each shard already runs examples concurrently
+        stats = await run_shard(settings, exp, shard, count)
+        logger.info("shard %d/%d: %s", shard + 1, count, stats)
+    ingested = await ingest_results(settings, exp)
+    if ingested is not None:
+        logger.info("results ingested: %s", ingested)
     summary = await finish_experiment(settings, exp)
     await publish_summary(summary)
     for group in summary.error_groups[:10]:
@@ -170,6 +187,7 @@ async def nightly(
     allow_skipped: list[str] | None = None,
     upload: bool | None = None,
     datasets_dir: str | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any] | State[Any]:
     """Run `suite` of `dataset` against `target`, then compare with `baseline`.
 
@@ -182,7 +200,9 @@ async def nightly(
     `allow_skipped` names evaluators that may be skipped (judges without an endpoint).
     `upload` (default EVALKEEPER_LANGSMITH_UPLOAD) also records the experiment in
     LangSmith; a failed upload ends the run Failed after everything else is done.
-    `datasets_dir` (default EVALKEEPER_DATASETS_DIR) is where `dataset` is read from."""
+    `datasets_dir` (default EVALKEEPER_DATASETS_DIR) is where `dataset` is read from.
+    `shards` (default EVALKEEPER_SHARDS; 0 or unset: one per 2,000 rows, at most 8) splits
+    the suite; with EVALKEEPER_SHARD_DEPLOYMENT each shard is a flow run on a work pool."""
     settings = Settings(warehouse=warehouse) if warehouse else Settings()
     if datasets_dir:
         settings = settings.model_copy(update={"datasets_dir": Path(datasets_dir)})
@@ -195,6 +215,7 @@ async def nightly(
         experiment=experiment,
         repetitions=repetitions,
         allow_skipped=allow_skipped,
+        shards=shards,
     )
     result: dict[str, Any] = summary.model_dump(mode="json")
     verdict = None

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from evalkeeper import run as core
 from evalkeeper.models import Experiment, Suite
 from evalkeeper.settings import Settings
+from evalkeeper.warehouse.results import ResultsLocation
 
 MAX_SHARDS = 8
 EXAMPLES_PER_SHARD = 2000
@@ -53,8 +54,16 @@ async def prepare_experiment(
 async def run_shard(
     settings: Settings, experiment: Experiment, shard: int, shards: int
 ) -> dict[str, Any]:
-    """Run the missing rows of one shard; a retry resumes where the failed attempt stopped."""
-    result = await core.run_shard(settings, experiment, shard=shard, shards=shards)
+    """Run the missing rows of one shard; a retry resumes where the failed attempt stopped.
+    With a results location (EVALKEEPER_RESULTS_URL) the shard writes its rows there and
+    never opens the warehouse (`publish_results_state` before, `ingest_results` after)."""
+    result = await core.run_shard(
+        settings,
+        experiment,
+        shard=shard,
+        shards=shards,
+        results=ResultsLocation.from_settings(settings),
+    )
     return {
         "shard": shard,
         "rows": result.rows,
@@ -64,6 +73,34 @@ async def run_shard(
         "already_done": result.skipped_existing,
         "spooled_batches": result.spooled_batches,
         "wall_s": round(result.wall_s, 3),
+    }
+
+
+@task(name="publish-results-state", cache_policy=NO_CACHE)
+async def publish_results_state(settings: Settings, experiment: Experiment) -> int | None:
+    """Before shards that write to a results location: ingest what earlier shards of the
+    experiment left there, and publish its stored rows for their resume (None without a
+    results location)."""
+    results = ResultsLocation.from_settings(settings)
+    if results is None:
+        return None
+    return await core.publish_stored(settings, experiment, results)
+
+
+@task(name="ingest-results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+async def ingest_results(settings: Settings, experiment: Experiment) -> dict[str, Any] | None:
+    """After the shards: their batches from the results location into the warehouse (the
+    flow is its one writer); None without a results location."""
+    results = ResultsLocation.from_settings(settings)
+    if results is None:
+        return None
+    report = await core.ingest_results(settings, experiment, results)
+    return {
+        "batches": report.batches,
+        "incomplete_batches": report.incomplete,
+        "spooled": report.spooled,
+        "rows": report.rows,
+        "seconds": round(report.seconds, 3),
     }
 
 

@@ -103,3 +103,10 @@ async def down_when_flagged(inputs: dict[str, Any]) -> dict[str, Any]:
     if os.environ.get("FAKE_TARGET_DOWN") == "1":
         raise TargetError("service unavailable: maintenance")
     return _answer(inputs)
+
+
+async def wrong_on_sevens(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Answers every seventh example wrongly (a regression, not an error)."""
+    if inputs["n"] % 7 == 0:
+        return {"reply": f"no answer for {inputs['n']}", "tool_calls": []}
+    return _answer(inputs)

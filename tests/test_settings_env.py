@@ -43,6 +43,10 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_BACKOFF_S": ("runner.backoff_s", "0.25", 0.25),
     "EVALKEEPER_FLUSH_ROWS": ("runner.flush_rows", "50", 50),
     "EVALKEEPER_FLUSH_S": ("runner.flush_s", "0.5", 0.5),
+    "EVALKEEPER_SHARDS": ("runner.shards", "4", 4),
+    "EVALKEEPER_SHARD_DEPLOYMENT": ("runner.shard_deployment", "suite-shard/suite-shard", "suite-shard/suite-shard"),
+    "EVALKEEPER_SHARD_ATTEMPTS": ("runner.shard_attempts", "2", 2),
+    "EVALKEEPER_SHARD_TIMEOUT_S": ("runner.shard_timeout_s", "90", 90.0),
     "EVALKEEPER_SMOKE_SHARE": ("smoke.share", "0.5", 0.5),
     "EVALKEEPER_SMOKE_MIN_PER_CATEGORY": ("smoke.min_per_category", "4", 4),
     "EVALKEEPER_BASELINE_BRANCH": ("analysis.baseline_branch", "release", "release"),
@@ -100,6 +104,9 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_CALIBRATION_EXPECTED_AGREEMENT": ("calibration.expected_agreement", "0.9", 0.9),
     "EVALKEEPER_CALIBRATION_BOOTSTRAP_RESAMPLES": ("calibration.bootstrap_resamples", "500", 500),
     "EVALKEEPER_CALIBRATION_DIR": ("calibration.dir", "/tmp/ek/annotations", Path("/tmp/ek/annotations")),
+    "EVALKEEPER_RESULTS_URL": ("results.url", "s3://bucket/evals", "s3://bucket/evals"),
+    "EVALKEEPER_RESULTS_ENDPOINT_URL": ("results.endpoint_url", "http://127.0.0.1:9", "http://127.0.0.1:9"),
+    "EVALKEEPER_RESULTS_STORAGE_OPTIONS": ("results.storage_options", '{"anon": false}', SecretStr('{"anon": false}')),
 }  # fmt: skip
 
 # a name ending in `_` is a family (`EVALKEEPER_JUDGE_*`), not a variable

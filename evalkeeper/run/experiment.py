@@ -45,6 +45,7 @@ from evalkeeper.run.summary import Summary, summarize, summary_from_tallies
 from evalkeeper.run.targets import Target, load_target
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
+from evalkeeper.warehouse.results import IngestReport, ResultsLocation, ShardView, ShardWriter
 from evalkeeper.warehouse.tables import table_frame
 
 EXAMPLES_CHUNK = 10_000
@@ -326,7 +327,11 @@ def pending_items(
 
 
 def _runtime(
-    settings: Settings, wh: Warehouse, exp: Experiment, buffer: RowBuffer | None, no_cache: bool
+    settings: Settings,
+    wh: Warehouse | None,
+    exp: Experiment,
+    buffer: RowBuffer | None,
+    no_cache: bool,
 ) -> registry.Runtime:
     return registry.Runtime(
         settings=settings,
@@ -340,7 +345,7 @@ def _runtime(
 def _runner(
     settings: Settings,
     exp: Experiment,
-    wh: Warehouse,
+    wh: Warehouse | ShardWriter,
     target: Target | None,
     evaluators: list[registry.BuiltEvaluator],
     buffer: RowBuffer,
@@ -366,46 +371,91 @@ async def run_shard(
     shards: int = 1,
     progress: bool = False,
     no_cache: bool = False,
+    results: ResultsLocation | None = None,
 ) -> ShardResult:
     """Run the missing rows of one shard (examples i with i % shards == shard), try the
     rows whose target call failed again, and score what the other stored rows lack
     (errored scores, evaluators added on a resume).
 
+    With `results` the shard never opens the warehouse: what is stored comes from the
+    snapshot the parent published (`publish_stored`) and the shard's own earlier batches,
+    its rows go to the results location, and the parent ingests them (`ingest_results`).
+    The LLM judges then start without the warehouse's answer cache.
+
     `no_cache` makes the LLM judges call their endpoint even for cached answers."""
-    wh = Warehouse.from_settings(settings)
 
-    def plan() -> tuple[list[Example], list[Item]]:
+    def plan() -> tuple[list[Example], list[Item], Warehouse | ShardView]:
         selected = _select(settings, _dataset_of(settings, exp), exp.suite)[shard::shards]
-        stored = stored_runs(wh, exp.experiment_id)
-        return selected, items_to_run(selected, exp.repetitions, stored)
+        reader = (
+            Warehouse.from_settings(settings)
+            if results is None
+            else results.shard_view(exp.experiment_id, shard)
+        )
+        stored = stored_runs(reader, exp.experiment_id)
+        return selected, items_to_run(selected, exp.repetitions, stored), reader
 
-    selected, items = await asyncio.to_thread(plan)
+    selected, items, reader = await asyncio.to_thread(plan)
+    wh = reader if isinstance(reader, Warehouse) else None
+    view = reader if isinstance(reader, ShardView) else None
+    sink = wh if results is None else results.writer(exp.experiment_id, shard)
+    assert sink is not None
     total = len(selected) * exp.repetitions
     # the pin (git commit and branch included) was recorded by `prepare`
     target = load_target(exp.target.spec, timeout_s=settings.runner.timeout_s, pin_git=False)
-    buffer = RowBuffer(wh, settings.runner.flush_rows, settings.runner.flush_s)
+    buffer = RowBuffer(sink, settings.runner.flush_rows, settings.runner.flush_s)
     runtime = _runtime(settings, wh, exp, buffer, no_cache)
     evaluators = [registry.build(r, runtime) for r in exp.evaluators]
-    runner = _runner(settings, exp, wh, target, evaluators, buffer, progress)
-    result = await runner.run(items)
-    result.skipped_existing = total - len(items)
-    if result.skipped_existing:  # rows stored before this call: score what they lack
-        just_run = {(i.example.id, i.repetition) for i in items}
-        try:
-            jobs = await asyncio.to_thread(
-                rescore_plan,
-                settings,
-                wh,
-                exp,
-                {e.id: e for e in selected},
-                evaluators,
-                exclude=just_run,
-            )
-        except WarehouseLocked:  # the stored scores cannot be read now: the next resume will
-            jobs = []
-        if jobs:
-            await runner.rescore(jobs)
+    runner = _runner(settings, exp, sink, target, evaluators, buffer, progress)
+    try:
+        result = await runner.run(items)
+        result.skipped_existing = total - len(items)
+        if result.skipped_existing:  # rows stored before this call: score what they lack
+            just_run = {(i.example.id, i.repetition) for i in items}
+            try:
+                jobs = await asyncio.to_thread(
+                    rescore_plan,
+                    settings,
+                    reader,
+                    exp,
+                    {e.id: e for e in selected},
+                    evaluators,
+                    exclude=just_run,
+                )
+            except WarehouseLocked:  # the stored scores cannot be read now: the next resume
+                jobs = []
+            if jobs:
+                await runner.rescore(jobs)
+    finally:
+        if view is not None:
+            view.close()
     return result
+
+
+async def publish_stored(settings: Settings, exp: Experiment, results: ResultsLocation) -> int:
+    """The parent's step before remote shards: ingest what earlier shards of the experiment
+    left in the results location, then publish the experiment's stored runs and scores
+    there for the shards' resume. Returns the runs published."""
+    wh = Warehouse.from_settings(settings)
+    await asyncio.to_thread(results.ingest, wh, exp.experiment_id)
+
+    def snapshot() -> int:
+        frames = {
+            table: wh.query(f"SELECT * FROM {table} WHERE experiment_id = ?", [exp.experiment_id])
+            for table in ("runs", "scores")
+        }
+        results.publish_stored(exp.experiment_id, frames)
+        return frames["runs"].height
+
+    return await asyncio.to_thread(snapshot)
+
+
+async def ingest_results(
+    settings: Settings, exp: Experiment, results: ResultsLocation
+) -> IngestReport:
+    """The parent's step after its shards: every committed batch of the experiment into
+    the warehouse (the single writer), then removed from the results location."""
+    wh = Warehouse.from_settings(settings)
+    return await asyncio.to_thread(results.ingest, wh, exp.experiment_id)
 
 
 async def rescore(
@@ -600,7 +650,12 @@ async def run_suite(
     progress: bool = False,
     no_cache: bool = False,
     allow_skipped: list[str] | None = None,
+    shards: int = 1,
+    results: ResultsLocation | None = None,
 ) -> Summary:
+    """prepare, the shards one after another, finish. With `results` the shards write
+    there and the warehouse ingests their rows before the finish (as the flows' remote
+    shards do); without, each shard writes to the warehouse."""
     exp = await prepare(
         settings,
         dataset=dataset,
@@ -612,5 +667,20 @@ async def run_suite(
         concurrency=concurrency,
         allow_skipped=allow_skipped,
     )
-    result = await run_shard(settings, exp, progress=progress, no_cache=no_cache)
-    return await finish(settings, exp, result.tallies)
+    if results is not None:
+        await publish_stored(settings, exp, results)
+    tallies: dict[str, Tally] | None = None
+    for shard in range(shards):
+        result = await run_shard(
+            settings,
+            exp,
+            shard=shard,
+            shards=shards,
+            progress=progress,
+            no_cache=no_cache,
+            results=results,
+        )
+        tallies = result.tallies if shards == 1 else None
+    if results is not None:
+        await ingest_results(settings, exp, results)
+    return await finish(settings, exp, tallies)

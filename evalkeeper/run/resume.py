@@ -21,6 +21,7 @@ from evalkeeper.models import EvaluatorRef, Example, Experiment, RunRecord
 from evalkeeper.run.runner import Item, Rescore
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse, WarehouseLocked
+from evalkeeper.warehouse.results import ShardView
 
 RunKey = tuple[str, int]
 
@@ -29,9 +30,12 @@ class ExperimentError(InputError, ValueError):
     """An experiment that cannot be started or resumed as asked; the message says why."""
 
 
-def stored_runs(warehouse: Warehouse, experiment_id: str) -> dict[RunKey, tuple[bool, int]]:
+def stored_runs(
+    warehouse: Warehouse | ShardView, experiment_id: str
+) -> dict[RunKey, tuple[bool, int]]:
     """(example_id, repetition) -> (target call failed, attempts so far), for every row
-    recorded in the warehouse or waiting in the spool."""
+    recorded in the warehouse or waiting in the spool (or, for a shard writing to a results
+    location, in its `ShardView`)."""
     out: dict[RunKey, tuple[bool, int]] = {}
     # locked for long: the spool still tells what this process wrote; the rest is re-done
     # (and ignored on insert: rows are keyed), never duplicated
@@ -145,7 +149,7 @@ def reconcile(
 
 def rescore_plan(
     settings: Settings,
-    warehouse: Warehouse,
+    warehouse: Warehouse | ShardView,
     exp: Experiment,
     examples: dict[str, Example],
     evaluators: list[registry.BuiltEvaluator],

@@ -35,6 +35,7 @@ from evalkeeper.registry import BuiltEvaluator
 from evalkeeper.run.targets import Target, TargetError
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.results import ShardWriter
 from evalkeeper.warehouse.tables import TABLES, table_frame
 
 
@@ -106,7 +107,7 @@ class RowBuffer:
 
     BACKPRESSURE = 10
 
-    def __init__(self, warehouse: Warehouse, flush_rows: int, flush_s: float) -> None:
+    def __init__(self, warehouse: Warehouse | ShardWriter, flush_rows: int, flush_s: float) -> None:
         self.warehouse = warehouse
         self.flush_rows = flush_rows
         self.flush_s = flush_s
@@ -238,7 +239,7 @@ class Runner:
         experiment: Experiment,
         target: Target | None,
         evaluators: list[BuiltEvaluator],
-        warehouse: Warehouse,
+        warehouse: Warehouse | ShardWriter,
         concurrency: int,
         progress: bool = False,
         buffer: RowBuffer | None = None,

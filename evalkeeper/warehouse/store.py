@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -283,6 +283,26 @@ class Warehouse:
                 raise
             self.spooling = True
             self._spool(batch)
+            return "spooled"
+
+    def write_batches(self, batches: Sequence[Mapping[str, Path]]) -> str:
+        """Batches of Parquet files (one per table) in order, one transaction each, over one
+        connection (a shard's results, `evalkeeper.warehouse.results`); while the lock stays
+        held past the wait they go to the spool instead, in order. Returns "written" or
+        "spooled"."""
+        batches = [b for b in batches if b]
+        if not batches:
+            return "written"
+        try:
+            with self.connect() as con:
+                self._ingest_spool(con)
+                for batch in batches:
+                    _insert_batch(con, batch)
+            return "written"
+        except WarehouseLocked:
+            self.spooling = True
+            for batch in batches:
+                self._spool(batch)
             return "spooled"
 
     @property

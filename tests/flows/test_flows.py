@@ -93,6 +93,60 @@ def test_nightly_flow_shards_large_suites_and_resumes(settings: Settings, tmp_pa
     )
 
 
+def test_nightly_flow_shards_through_a_results_location(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With EVALKEEPER_RESULTS_URL the shards write Parquet batches there and the flow
+    ingests them: the same rows as the shards writing to the warehouse, each once."""
+    from flows.nightly import nightly
+
+    results = tmp_path / "results"
+    monkeypatch.setenv("EVALKEEPER_RESULTS_URL", str(results))
+    ds = write_dataset(tmp_path / "d.jsonl", 410)
+    params = {
+        "suite": "full",
+        "dataset": str(ds),
+        "target": "tests.fake_targets:instant",
+        "experiment": "via-results",
+        "warehouse": str(settings.warehouse),
+        "shards": 3,  # the flow's parameter (EVALKEEPER_SHARDS by default)
+    }
+    result = run_flow(nightly, **params)
+    assert result["rows"] == 410 and result["experiment"]["status"] == "completed"
+    assert sorted(p.name for p in (results / "via-results").iterdir()) == [
+        "_stored",  # what the shards were told is stored; their batches were ingested
+        *[f"shard-{k}" for k in range(3)],
+    ]
+    assert not list(results.glob("via-results/shard-*/*"))
+    again = run_flow(nightly, **params)
+    assert again["rows"] == 410
+    con = duckdb.connect(str(settings.warehouse))
+    assert con.execute("SELECT count(*), count(DISTINCT example_id) FROM runs").fetchone() == (
+        410,
+        410,
+    )
+    assert con.execute("SELECT count(*) FROM scores").fetchone() == (820,)
+
+
+def test_shard_flow_runs_without_a_results_location_are_refused_before_anything_runs(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.nightly import nightly
+    from flows.shard import ShardRunsNeedResults
+
+    monkeypatch.setenv("EVALKEEPER_SHARD_DEPLOYMENT", "suite-shard/suite-shard")
+    monkeypatch.delenv("EVALKEEPER_RESULTS_URL", raising=False)
+    ds = write_dataset(tmp_path / "d.jsonl", 10)
+    with pytest.raises(ShardRunsNeedResults, match="EVALKEEPER_RESULTS_URL"):
+        run_flow(
+            nightly,
+            dataset=str(ds),
+            target="tests.fake_targets:instant",
+            warehouse=str(settings.warehouse),
+        )
+    assert not settings.warehouse.exists()  # refused before the experiment was recorded
+
+
 def test_nightly_verdict_and_gate_flow(settings: Settings, tmp_path: Path) -> None:
     """The second nightly run is judged against the first; the gate flow catches v2."""
     from flows.gate import gate
