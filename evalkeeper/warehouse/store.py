@@ -583,8 +583,23 @@ def _user_query(con: duckdb.DuckDBPyConnection, sql: str) -> Frame:
         raise
 
 
+def _has_tables(con: duckdb.DuckDBPyConnection, *names: str) -> bool:
+    """Whether the file holds these tables. Asked of the catalog, not by selecting from them:
+    a missing table's name would be looked up among the caller's Python variables (DuckDB's
+    replacement scans), and `schema_version` is also a function of this module."""
+    found = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        ).fetchall()
+    }
+    return set(names) <= found
+
+
 def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether every migration is applied and every view is current (see `migrate`)."""
+    if not _has_tables(con, "schema_version", "schema_views"):
+        return False
     try:
         applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
         known = dict(con.execute("SELECT name, hash FROM schema_views").fetchall())
@@ -597,6 +612,8 @@ def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _migrated(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether every migration is applied (the views a snapshot makes itself)."""
+    if not _has_tables(con, "schema_version"):
+        return False
     try:
         applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
     except duckdb.CatalogException:

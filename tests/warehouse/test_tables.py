@@ -125,3 +125,18 @@ def test_a_column_the_table_does_not_declare_is_refused() -> None:
     with pytest.raises(ValueError, match="'extra'"):
         table_frame("judges", {"judge": ["j"], "extra": [1]})
     assert table_frame("judges", [{"judge": "j", "status": "healthy"}]).height == 1
+
+
+def test_an_empty_file_is_not_migrated_and_says_so(tmp_path: Path) -> None:
+    """A file another process has just created, with no table yet, reads as 'not migrated'.
+    Selecting from a missing `schema_version` made DuckDB look the name up among Python
+    variables and find this module's function of that name: an error, and exit 70 where a
+    read-only reader met a warehouse file that was being created."""
+    from evalkeeper.warehouse import store
+
+    con = duckdb.connect(str(tmp_path / "new.duckdb"))
+    try:
+        assert store._migrated(con) is False
+        assert store._up_to_date(con) is False
+    finally:
+        con.close()
