@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -126,12 +127,15 @@ def replay(settings: Settings, *, segments: list[Path] | None = None) -> list[Op
 
 
 class DeployJournal:
-    """The journal one process appends to (one thread at a time; the caller serialises)."""
+    """The journal one process appends to. A write (in a worker thread) and a rotation (on
+    the event loop, when the applier takes the segment) exclude each other: a rotation in the
+    middle of a write closed the file under its fsync."""
 
     def __init__(self, settings: Settings) -> None:
         self.directory = journal_dir(settings)
         self._fh: IO[bytes] | None = None
         self._path: Path | None = None
+        self._lock = threading.Lock()
 
     def append(self, entries: list[Entry]) -> None:
         """Write `entries` and fsync: when this returns, they survive a crash."""
@@ -143,23 +147,25 @@ class DeployJournal:
         GIL to the event loop."""
         if not data:
             return
-        if self._fh is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._path = self.directory / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
-            self._fh = self._path.open("ab")
-            fcntl.flock(self._fh, fcntl.LOCK_EX)
-            _fsync_dir(self.directory)  # the new segment's name is durable too
-        self._fh.write(data)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with self._lock:
+            if self._fh is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._path = self.directory / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
+                self._fh = self._path.open("ab")
+                fcntl.flock(self._fh, fcntl.LOCK_EX)
+                _fsync_dir(self.directory)  # the new segment's name is durable too
+            self._fh.write(data)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
     def rotate(self) -> Path | None:
         """Close the segment being appended to (the next append starts a new one) and
         return it: it is complete, to be applied and removed."""
-        path, fh = self._path, self._fh
-        self._fh = self._path = None
-        if fh is not None:
-            fh.close()  # releases the lock
+        with self._lock:
+            path, fh = self._path, self._fh
+            self._fh = self._path = None
+            if fh is not None:
+                fh.close()  # releases the lock
         return path
 
     def close(self) -> None:
