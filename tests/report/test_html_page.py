@@ -76,3 +76,12 @@ def test_a_report_is_readable_like_any_file_the_user_writes(tmp_path: Path) -> N
 def test_escaping_and_an_empty_table() -> None:
     assert esc(None) == "—" and esc(Html("<b>x</b>")) == "<b>x</b>" and esc("<b>") == "&lt;b&gt;"
     assert "nothing to show" in table(["a"], [], name="t")
+
+
+def test_backquoted_names_in_a_reason_are_code_and_the_rest_is_escaped() -> None:
+    from evalkeeper.report.html.page import bullets, prose
+
+    assert (
+        prose("`contains` / <b>: `a<b`") == "<code>contains</code> / &lt;b&gt;: <code>a&lt;b</code>"
+    )
+    assert "<li><code>x</code> dropped</li>" in bullets(["`x` dropped"], name="s")

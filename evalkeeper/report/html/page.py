@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +79,19 @@ def link(href: str, text: str) -> Html:
     return Html(f'<a href="{esc(href)}" rel="noopener">{esc(text)}</a>')
 
 
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def prose(value: Any) -> Html:
+    """A sentence from the analysis (a reason, a warning): escaped, and its `backquoted`
+    names and commands set as code, as the markdown summary shows them."""
+    if isinstance(value, Html):
+        return value
+    return Html(_CODE.sub(r"<code>\1</code>", esc(value)))
+
+
 def bullets(items: Iterable[Any], *, name: str) -> Html:
-    lis = "".join(f"<li>{esc(i)}</li>" for i in items)
+    lis = "".join(f"<li>{prose(i)}</li>" for i in items)
     return Html(f'<ul data-list="{esc(name)}">{lis}</ul>') if lis else Html("")
 
 
@@ -176,6 +188,7 @@ th,td{border-bottom:1px solid var(--line);padding:.25rem .5rem;text-align:left;v
 th{background:#f0f2f5;position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td pre,pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:.8rem;max-width:40rem}
 figure.chart{margin:.8rem 0}figure.chart svg{width:100%;height:auto}
+code{font-size:.88em;background:#f0f2f5;padding:0 .2em;border-radius:3px}
 figcaption,.note,.empty,footer{color:var(--muted);font-size:.85rem}
 footer{margin-top:2rem;border-top:1px solid var(--line);padding-top:.5rem}
 @media (max-width:600px){main{padding:.5rem}h1{font-size:1.15rem}table{font-size:.78rem}}
