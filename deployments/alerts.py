@@ -59,6 +59,19 @@ _TAIL = (
 _ENV = "{% if event.payload.environment %} ({{ event.payload.environment }}){% endif %}\n"
 _REASONS = "{% for r in event.payload.reasons %}- {{ r }}\n{% endfor %}"
 
+
+def _verdict_body(verdict: str) -> str:
+    """The message of a verdict's alert (regression, inconclusive)."""
+    return (
+        "{{ event.payload.summary }}\n"
+        f"verdict: {verdict} ({{{{ event.payload.flow }}}} flow)\n"
+        "experiment: {{ event.payload.experiment_id }}, baseline: "
+        "{{ event.payload.baseline_id or 'none' }}\n"
+        "suite: {{ event.payload.suite }}, dataset: {{ event.payload.dataset }}\n"
+        "reasons:\n" + _REASONS + _TAIL
+    )
+
+
 ALERTS: dict[str, Alert] = {
     a.key: a
     for a in (
@@ -67,12 +80,7 @@ ALERTS: dict[str, Alert] = {
             event=ALERT_EVENTS["regression"],
             description="A nightly or gate run's verdict is regression.",
             subject="evalkeeper: REGRESSION in experiment {{ event.payload.experiment_id }}",
-            body="{{ event.payload.summary }}\n"
-            "verdict: regression ({{ event.payload.flow }} flow)\n"
-            "experiment: {{ event.payload.experiment_id }}, baseline: "
-            "{{ event.payload.baseline_id or 'none' }}\n"
-            "suite: {{ event.payload.suite }}, dataset: {{ event.payload.dataset }}\n"
-            "reasons:\n" + _REASONS + _TAIL,
+            body=_verdict_body("regression"),
         ),
         Alert(
             key="inconclusive",
@@ -80,12 +88,7 @@ ALERTS: dict[str, Alert] = {
             description="A nightly or gate run's verdict is inconclusive.",
             subject="evalkeeper: INCONCLUSIVE verdict for experiment "
             "{{ event.payload.experiment_id }}",
-            body="{{ event.payload.summary }}\n"
-            "verdict: inconclusive ({{ event.payload.flow }} flow)\n"
-            "experiment: {{ event.payload.experiment_id }}, baseline: "
-            "{{ event.payload.baseline_id or 'none' }}\n"
-            "suite: {{ event.payload.suite }}, dataset: {{ event.payload.dataset }}\n"
-            "reasons:\n" + _REASONS + _TAIL,
+            body=_verdict_body("inconclusive"),
         ),
         Alert(
             key="rollback-decided",
