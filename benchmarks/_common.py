@@ -32,6 +32,21 @@ name = "latency_ok"
 """
 
 
+def bench_warehouse(path: Path | None, reuse: bool) -> tuple[Path, Path, bool]:
+    """The benchmark's folder (`path`, or a new temporary one), its warehouse file and
+    whether to time that file as it is (`--reuse` of an existing `--path` warehouse);
+    otherwise the file is removed, to be built again."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="evalkeeper-bench-")) if path is None else path
+    tmp.mkdir(parents=True, exist_ok=True)
+    warehouse = tmp / "bench.duckdb"
+    keep = reuse and path is not None and warehouse.exists()
+    if warehouse.exists() and not keep:
+        warehouse.unlink()
+    return tmp, warehouse, keep
+
+
 def make_dataset(directory: Path, n: int, name: str = "bench") -> Path:
     """A JSONL dataset of `n` synthetic examples, with a sidecar naming its evaluators."""
     path = write_dataset(directory / f"{name}.jsonl", n)

@@ -22,7 +22,6 @@ import argparse
 import json
 import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,12 +160,9 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="evalkeeper-bench-")) if args.path is None else args.path
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "bench.duckdb"
-    reuse = args.reuse and args.path is not None and path.exists()
-    if path.exists() and not reuse:
-        path.unlink()
+    from benchmarks._common import bench_warehouse
+
+    tmp, path, reuse = bench_warehouse(args.path, args.reuse)
     console = Console(width=120)
     try:
         build_t = (

@@ -30,7 +30,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `uv run python benchmarks/report.py` puts benchmarks/ first
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import bench_warehouse  # noqa: E402
 from evalkeeper.settings import Settings  # noqa: E402
 from evalkeeper.warehouse import Warehouse  # noqa: E402
 
@@ -259,12 +259,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="evalkeeper-bench-")) if args.path is None else args.path
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "bench.duckdb"
-    reuse = args.reuse and args.path is not None and path.exists()
-    if path.exists() and not reuse:
-        path.unlink()
+    tmp, path, reuse = bench_warehouse(args.path, args.reuse)
     candidate = f"nightly-{args.runs - 1:02d}"
     report = tmp / f"experiment-{candidate}.html"
     console = Console(width=120)
