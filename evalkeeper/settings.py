@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -352,6 +352,28 @@ class CalibrationSettings(SettingsGroup):
         None,
         description="Where annotation files are written (default `annotations/` beside "
         "the warehouse file).",
+    )
+    rule: Literal["agreement", "kappa", "ac1"] = Field(
+        "agreement",
+        description="The statistic whose 95% interval retires a judge: `agreement` (its "
+        "Wilson interval against `EVALKEEPER_CALIBRATION_BAR`), `kappa` (its BCa interval "
+        "against `EVALKEEPER_CALIBRATION_KAPPA_BAR`) or `ac1` (± 1.96 SE against "
+        "`EVALKEEPER_CALIBRATION_AC1_BAR`); with `EVALKEEPER_CALIBRATION_CEILING_SHARE` set, "
+        "the bar is that share of the humans' own value of the same statistic.",
+    )
+    kappa_bar: float = Field(
+        0.60,
+        gt=-1,
+        le=1,
+        description="With the `kappa` rule: a judge whose kappa's upper 95% bound is below "
+        "this is retired.",
+    )
+    ac1_bar: float = Field(
+        0.60,
+        gt=-1,
+        le=1,
+        description="With the `ac1` rule: a judge whose AC1's upper 95% bound is below this "
+        "is retired.",
     )
 
 

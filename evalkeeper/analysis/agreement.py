@@ -24,6 +24,13 @@ Pure numpy/scipy; nothing here knows about the warehouse. Labels are coded as in
   from the coincidence matrix ``o_ck = sum_u sum_{pairs i≠j in u} [c, k] / (m_u - 1)`` over
   items with ``m_u >= 2`` labels, ``n_c = sum_k o_ck``, ``n = sum_c n_c``:
   ``alpha = 1 - (n - 1) (n - sum_c o_cc) / (n² - sum_c n_c²)``.
+* **Constant-answer baseline**: the agreement of a judge that always gives the commonest
+  majority human label ``m``: ``b = max_k n_k / n`` over the n items (the share of the
+  modal label), with its Wilson interval. A judge always saying "pass" on a set that is
+  90% passes agrees 90% and has kappa 0: agreement only says something above ``b``. On
+  the same items, ``agreement - b = (n_up - n_down) / n``, where ``n_up`` counts items the
+  judge gets right whose label is not ``m`` and ``n_down`` items labelled ``m`` it gets
+  wrong. A judge "beats" the baseline when its agreement is above it on the same items.
 * **Sizing**: the labels needed for a Wilson half-width `w` at an expected agreement `p` is
   the smallest n whose interval around ``p`` is at most ``2w`` wide (≈ ``z² p(1-p)/w²``:
   196 at 0.85 and 5 points). Telling ``p1`` from a bar ``p0`` (one-sided alpha
@@ -228,6 +235,29 @@ def pair_agreement(
         ac1=gwet_ac1(table),
         confusion=table,
     )
+
+
+@dataclass(frozen=True)
+class ConstantBaseline:
+    """The agreement of a judge that always gives the commonest human label."""
+
+    label: int | None
+    """The code of the modal human label (the lowest code on a tie); None without items."""
+    agreement: Coefficient
+    """Its agreement with the humans, `n_label / n`, with the binomial SE and Wilson interval."""
+
+
+def constant_baseline(human: Sequence[int] | IntArray, q: int, z: float = Z95) -> ConstantBaseline:
+    """The constant-answer baseline of the human labels `human` (codes ``0..q-1``): what a
+    judge that always answers the modal label agrees with them, and its Wilson interval."""
+    counts = np.bincount(np.asarray(human, dtype=np.int64), minlength=q)
+    n = int(counts.sum())
+    if n == 0:
+        return ConstantBaseline(None, Coefficient(None))
+    label = int(np.argmax(counts))
+    k = int(counts[label])
+    p = k / n
+    return ConstantBaseline(label, Coefficient(p, math.sqrt(p * (1 - p) / n), wilson(k, n, z)))
 
 
 def krippendorff_alpha_nominal(units: Sequence[Sequence[int]], q: int) -> float | None:

@@ -9,7 +9,8 @@ Public API:
 * ``import_labels(warehouse, path, *, choices=None, source=None) -> ImportResult`` — all
   or nothing; raises `LabelFileError` with `path:line` messages.
 * ``measure(warehouse, settings, *, judge=None, quarter=None, choices=None)
-  -> list[JudgeCalibration]`` — every coefficient, the ceiling, the decided status.
+  -> list[JudgeCalibration]`` — every coefficient, the ceiling, the constant-answer
+  baseline, the decided status and the rule that decided it.
 * ``record(warehouse, calibrations) -> list[JudgeCalibration]`` — stores the measurements,
   the status history and each judge's current status (what gates read).
 * ``judges_with_runs(warehouse) -> list[str]`` — the judges that scored something.
@@ -40,10 +41,12 @@ from evalkeeper.calibration.models import (
 )
 from evalkeeper.calibration.sampling import SampleError, judges_with_runs, sample_items
 from evalkeeper.calibration.status import (
+    Rule,
     current_statuses,
     decide,
     record,
     retired_since,
+    rule_of,
     status_history,
 )
 
@@ -55,6 +58,7 @@ __all__ = [
     "JudgeCalibration",
     "JudgeVersion",
     "LabelFileError",
+    "Rule",
     "SampleError",
     "SampleResult",
     "Status",
@@ -70,6 +74,7 @@ __all__ = [
     "quarter_of",
     "record",
     "retired_since",
+    "rule_of",
     "sample_items",
     "status_history",
 ]

@@ -5,7 +5,8 @@ For every labelled item the judge scored (no error, not skipped): the majority h
 verdict with it (Wilson interval), Cohen's kappa (asymptotic SE and a paired, seeded BCa
 bootstrap interval), Gwet's AC1 (SE), the confusion table, and the true-pass and true-fail
 rates (of the items humans passed, the share the judge passed; of those they failed, the
-share it failed). The human ceiling comes from the items with two or more labels: the first
+share it failed), and the constant-answer baseline (the agreement of a judge always giving
+the commonest majority human label, with its Wilson interval) the agreement must beat. The human ceiling comes from the items with two or more labels: the first
 two labels (annotators in name order) give agreement, kappa and AC1; Krippendorff's alpha
 uses every label. The status follows from `evalkeeper.calibration.status.decide`.
 
@@ -19,9 +20,13 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from evalkeeper.analysis.agreement import krippendorff_alpha_nominal, pair_agreement
+from evalkeeper.analysis.agreement import (
+    constant_baseline,
+    krippendorff_alpha_nominal,
+    pair_agreement,
+)
 from evalkeeper.calibration.models import Ceiling, Disagreement, JudgeCalibration, quarter_of
-from evalkeeper.calibration.status import decide
+from evalkeeper.calibration.status import decide, rule_of
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
 
@@ -142,6 +147,7 @@ def measure_one(
     human_pass = int(table[:, 0].sum())
     human_fail = int(table[:, 1:].sum())
     ceiling = _ceiling(pairs, units, q)
+    base = constant_baseline(human_codes, q)
     m = JudgeCalibration(
         judge=judge,
         version=version,
@@ -165,9 +171,30 @@ def measure_one(
         status="uncalibrated",
         reason="",
         disagreements=disagreements,
+        baseline=base.agreement.value,
+        baseline_label=None if base.label is None else labels[base.label],
+        baseline_ci=list(base.agreement.ci) if base.agreement.ci else None,
+        beats_baseline=(
+            None
+            if pa.agreement.value is None or base.agreement.value is None
+            else pa.agreement.value > base.agreement.value
+        ),
     )
+    rule = rule_of(m, settings)
     status, reason, bar = decide(m, settings)
-    return m.model_copy(update={"status": status, "reason": reason, "bar": bar})
+    return m.model_copy(
+        update={
+            "status": status,
+            "reason": reason,
+            "bar": bar,
+            "rule": rule.statistic,
+            "rule_value": rule.value,
+            "rule_ci": list(rule.ci) if rule.ci else None,
+            "rule_interval": rule.interval,
+            "rule_share": rule.share,
+            "rule_ceiling": rule.ceiling,
+        }
+    )
 
 
 def _ceiling(pairs: list[tuple[int, int]], units: list[list[int]], q: int) -> Ceiling:

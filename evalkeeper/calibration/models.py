@@ -12,6 +12,7 @@ from evalkeeper.models import content_hash
 
 Status = Literal["healthy", "at_risk", "retired", "uncalibrated"]
 STATUSES: tuple[Status, ...] = ("healthy", "at_risk", "retired", "uncalibrated")
+RuleStatistic = Literal["agreement", "kappa", "ac1"]
 
 _QUARTER = re.compile(r"^(\d{4})[-_ ]?[Qq]([1-4])$")
 
@@ -134,11 +135,44 @@ class JudgeCalibration(BaseModel):
         description="Of the items humans failed, the share the judge failed."
     )
     ceiling: Ceiling = Field(description="The human ceiling.")
-    bar: float = Field(description="The agreement bar this judge was held to.")
+    bar: float = Field(
+        description="The bar this judge was held to, on the rule's statistic (`rule`): the "
+        "agreement bar under the default rule."
+    )
     status: Status = Field(description="healthy, at_risk, retired or uncalibrated.")
     reason: str = Field(description="Why that status, in words.")
     disagreements: list[Disagreement] = Field(
         default_factory=list, description="Items where judge and humans differ."
+    )
+    baseline: float | None = Field(
+        None,
+        description="Constant-answer baseline: the agreement of a judge that always gives "
+        "the commonest majority human label (`baseline_label`).",
+    )
+    baseline_label: str | None = Field(None, description="The label the constant judge gives.")
+    baseline_ci: list[float] | None = Field(
+        None, description="95% Wilson interval of the baseline [lo, hi]."
+    )
+    beats_baseline: bool | None = Field(
+        None,
+        description="Whether the agreement is above the constant-answer baseline on the same "
+        "items (None when not measured). A judge that does not is flagged.",
+    )
+    rule: RuleStatistic = Field(
+        "agreement", description="The statistic the retire rule held to the bar."
+    )
+    rule_value: float | None = Field(None, description="That statistic's value.")
+    rule_ci: list[float] | None = Field(
+        None, description="The 95% interval the rule used [lo, hi]."
+    )
+    rule_interval: str | None = Field(
+        None, description="Which interval: wilson, bca, asymptotic (kappa) or se (AC1)."
+    )
+    rule_share: float | None = Field(
+        None, description="The share of the human ceiling the bar is (None: an absolute bar)."
+    )
+    rule_ceiling: float | None = Field(
+        None, description="The human ceiling's value of the rule's statistic (relative bars)."
     )
 
     @property

@@ -3,13 +3,28 @@
 The rule (`decide`), in order:
 
 * `uncalibrated`: fewer than `calibration_min_labels` labelled items;
-* `retired`: the upper bound of the agreement's 95% interval is below the bar;
-* `at_risk`: the interval straddles the bar, or kappa is below `calibration_kappa_floor`
-  (or undefined: the labels hold one category, so chance agreement cannot be told apart);
+* `retired`: the upper bound of the rule statistic's 95% interval is below the bar;
+* `at_risk`: the interval straddles the bar; under the `agreement` rule also when kappa is
+  below `calibration_kappa_floor` (or undefined: the labels hold one category, so chance
+  agreement cannot be told apart);
 * `healthy` otherwise.
 
-The bar is `calibration_bar` (0.80), or, with `calibration_ceiling_share` set and a measured
-human ceiling, that share of the humans' own agreement.
+The rule statistic is `calibration_rule` (`rule_of`):
+
+* `agreement` (the default): the agreement with the majority human label, its Wilson
+  interval, against `calibration_bar` (0.80);
+* `kappa`: Cohen's kappa, its paired BCa bootstrap interval (the asymptotic interval
+  kappa ± 1.96 SE of Fleiss, Cohen & Everitt 1969 when the bootstrap cannot form one, as
+  for a constant judge, whose kappa is 0 in every resample), against `calibration_kappa_bar`;
+* `ac1`: Gwet's AC1 ± 1.96 SE (Gwet 2008), against `calibration_ac1_bar`.
+
+With `calibration_ceiling_share` set and the human ceiling measured, the bar is that share
+of the humans' own value of the same statistic (their agreement, kappa or AC1 between the
+first two annotators): "retire when the upper bound of the judge's kappa interval is below
+0.75 x the humans' kappa". Kappa and AC1 account for chance; agreement does not: a judge
+that always says "pass" on a set that is 90% passes agrees 90% (the constant-answer
+baseline, `evalkeeper.analysis.agreement.constant_baseline`) with kappa 0. Whatever the
+rule, a judge whose agreement does not beat that baseline has it said in its reason.
 
 Recording (`record`): every measurement is a `judge_calibrations` row; a version's status
 change is a `judge_status_history` row; the `judges` row holds the judge's current status,
@@ -21,10 +36,11 @@ retired version again records the measurement and changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from evalkeeper.calibration.models import JudgeCalibration, Status, StatusChange
+from evalkeeper.calibration.models import JudgeCalibration, RuleStatistic, Status, StatusChange
 from evalkeeper.models import canonical_json, content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
@@ -42,14 +58,91 @@ def evidence(m: JudgeCalibration) -> str:
     return f"agreement {agreement}, CI {_ci(m.agreement_ci)}, kappa {kappa}, n {m.n_items}"
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The retire rule applied to one measurement: the statistic, its interval, the bar."""
+
+    statistic: RuleStatistic
+    value: float | None
+    ci: tuple[float, float] | None
+    interval: str | None
+    """wilson (agreement), bca or asymptotic (kappa), se (AC1 ± 1.96 SE)."""
+    bar: float
+    share: float | None
+    """The share of the human ceiling the bar is; None for an absolute bar."""
+    ceiling: float | None
+    """The humans' own value of the statistic (when the bar is relative to it)."""
+    no_ceiling: bool = False
+    """A relative bar was asked for but no human ceiling is measured: the absolute bar."""
+
+    @property
+    def bar_text(self) -> str:
+        """`the bar 0.68 (0.75 x human ceiling kappa 0.90)`."""
+        if self.share is None or self.ceiling is None:
+            absolute = " (no human ceiling measured: the absolute bar)" if self.no_ceiling else ""
+            return f"the bar {self.bar:.2f}{absolute}"
+        what = "" if self.statistic == "agreement" else f"{self.statistic} "
+        return f"the bar {self.bar:.2f} ({self.share:g} x human ceiling {what}{self.ceiling:.2f})"
+
+    def describe(self) -> str:
+        """`kappa, 95% bca interval, against the bar 0.60` — what the report prints."""
+        return f"{self.statistic}, 95% {self.interval or 'no'} interval, against {self.bar_text}"
+
+
+_Z95 = 1.959963984540054
+
+
+def rule_of(m: JudgeCalibration, settings: Settings) -> Rule:
+    """The rule `settings` states, applied to `m` (see the module docstring)."""
+    cal = settings.calibration
+    statistic: RuleStatistic = cal.rule
+    value: float | None
+    ci: tuple[float, float] | None = None
+    interval: str | None = None
+    if statistic == "kappa":
+        value, bar, ceiling = m.kappa, cal.kappa_bar, m.ceiling.kappa
+        if m.kappa_ci:
+            ci, interval = (m.kappa_ci[0], m.kappa_ci[1]), "bca"
+        elif value is not None and m.kappa_se is not None:
+            half = _Z95 * m.kappa_se
+            ci, interval = (value - half, value + half), "asymptotic"
+    elif statistic == "ac1":
+        value, bar, ceiling = m.ac1, cal.ac1_bar, m.ceiling.ac1
+        if value is not None and m.ac1_se is not None:
+            half = _Z95 * m.ac1_se
+            ci, interval = (max(-1.0, value - half), min(1.0, value + half)), "se"
+    else:
+        value, bar, ceiling = m.agreement, cal.bar, m.ceiling.agreement
+        if m.agreement_ci:
+            ci, interval = (m.agreement_ci[0], m.agreement_ci[1]), "wilson"
+    if cal.ceiling_share is None or ceiling is None:
+        no_ceiling = cal.ceiling_share is not None
+        return Rule(statistic, value, ci, interval, bar, None, None, no_ceiling)
+    share = cal.ceiling_share
+    return Rule(statistic, value, ci, interval, share * ceiling, share, ceiling)
+
+
+def baseline_note(m: JudgeCalibration) -> str:
+    """`the agreement 0.90 does not beat the constant-answer baseline 0.90 (always 'pass')`,
+    or "" when it does (or was not measured)."""
+    if m.beats_baseline is not False or m.agreement is None or m.baseline is None:
+        return ""
+    return (
+        f"the agreement {m.agreement:.2f} does not beat the constant-answer baseline "
+        f"{m.baseline:.2f} (always {m.baseline_label!r})"
+    )
+
+
 def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]:
     """(status, reason, bar) of one measurement; see the module docstring."""
-    bar = settings.calibration.bar
-    bar_text = f"the bar {bar:.2f}"
-    share = settings.calibration.ceiling_share
-    if share is not None and m.ceiling.agreement is not None:
-        bar = share * m.ceiling.agreement
-        bar_text = f"the bar {bar:.2f} ({share:g} x human ceiling {m.ceiling.agreement:.2f})"
+    status, reason, bar = _decide(m, settings)
+    note = baseline_note(m)
+    return status, (f"{reason}; {note}" if note else reason), bar
+
+
+def _decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]:
+    rule = rule_of(m, settings)
+    bar, bar_text = rule.bar, rule.bar_text
     if m.n_items < settings.calibration.min_labels or m.agreement_ci is None:
         return (
             "uncalibrated",
@@ -58,21 +151,31 @@ def decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float]
             "(`evalkeeper calibrate sample`)",
             bar,
         )
-    lo, hi = m.agreement_ci
+    undefined = (
+        f"{evidence(m)}: kappa is undefined (one label throughout); label items of every kind"
+    )
+    said = f" (rule: {rule.statistic}{', relative' if rule.share is not None else ''})"
+    if rule.statistic == "agreement":
+        head = evidence(m)
+    elif rule.value is None:
+        return "at_risk", undefined + said, bar
+    else:
+        head = f"{evidence(m)}; {rule.statistic} {rule.value:.2f}, 95% {rule.interval} interval"
+        head += f" {_ci(list(rule.ci) if rule.ci else None)}"
+    if rule.ci is None:
+        return "at_risk", f"{head}: no interval to hold to {bar_text}{said}", bar
+    lo, hi = rule.ci
     if hi < bar:
-        return "retired", f"{evidence(m)}: the whole interval is below {bar_text}", bar
+        return "retired", f"{head}: the whole interval is below {bar_text}{said}", bar
     if lo < bar:
-        return "at_risk", f"{evidence(m)}: the interval straddles {bar_text}", bar
-    floor = settings.calibration.kappa_floor
-    if m.kappa is None:
-        return (
-            "at_risk",
-            f"{evidence(m)}: kappa is undefined (one label throughout); label items of every kind",
-            bar,
-        )
-    if m.kappa < floor:
-        return "at_risk", f"{evidence(m)}: kappa below the floor {floor:.2f}", bar
-    return "healthy", f"{evidence(m)}: above {bar_text}", bar
+        return "at_risk", f"{head}: the interval straddles {bar_text}{said}", bar
+    if rule.statistic == "agreement":
+        floor = settings.calibration.kappa_floor
+        if m.kappa is None:
+            return "at_risk", undefined + said, bar
+        if m.kappa < floor:
+            return "at_risk", f"{evidence(m)}: kappa below the floor {floor:.2f}{said}", bar
+    return "healthy", f"{head}: above {bar_text}{said}", bar
 
 
 def current_statuses(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
@@ -186,6 +289,8 @@ def _calibration_row(c: JudgeCalibration, calibration_id: str, now: datetime) ->
     none: list[float | None] = [None, None]
     ci: list[float | None] = list(c.agreement_ci) if c.agreement_ci else none
     kci: list[float | None] = list(c.kappa_ci) if c.kappa_ci else none
+    bci: list[float | None] = list(c.baseline_ci) if c.baseline_ci else none
+    rci: list[float | None] = list(c.rule_ci) if c.rule_ci else none
     return {
         "calibration_id": calibration_id,
         "judge": c.judge,
@@ -221,4 +326,16 @@ def _calibration_row(c: JudgeCalibration, calibration_id: str, now: datetime) ->
             }
         ),
         "created_at": now,
+        "baseline": c.baseline,
+        "baseline_label": c.baseline_label,
+        "baseline_ci_low": bci[0],
+        "baseline_ci_high": bci[1],
+        "beats_baseline": c.beats_baseline,
+        "rule": c.rule,
+        "rule_value": c.rule_value,
+        "rule_ci_low": rci[0],
+        "rule_ci_high": rci[1],
+        "rule_interval": c.rule_interval,
+        "rule_share": c.rule_share,
+        "rule_ceiling": c.rule_ceiling,
     }

@@ -1,5 +1,10 @@
 """What a calibration report looks like: a terminal table, markdown (the Prefect artifact, a
-PR comment), JSON (`{"judges": [...]}`), and the disagreements to revise a prompt from."""
+PR comment), JSON (`{"judges": [...]}`), and the disagreements to revise a prompt from.
+
+Next to the agreement each shows the constant-answer baseline (what always giving the
+commonest human label would agree; a judge not above it is flagged `not beaten`), and the
+rule that decided the status (its statistic, 95% interval, bar and, for a bar relative to
+the humans, their ceiling)."""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ def summary_rows(cals: list[JudgeCalibration]) -> list[dict[str, str]]:
             "quarter": c.quarter,
             "n": f"{c.n_items}" + (f" (+{c.n_ties} ties)" if c.n_ties else ""),
             "agreement": f"{_f(c.agreement)} [{_ci(c.agreement_ci)}]",
+            "baseline": baseline_text(c),
             "kappa": f"{_f(c.kappa)} [{_ci(c.kappa_ci)}]",
             "AC1": f"{_f(c.ac1)} ± {_f(None if c.ac1_se is None else 1.96 * c.ac1_se)}",
             "TPR/TNR": f"{_f(c.true_pass_rate)}/{_f(c.true_fail_rate)}",
@@ -41,9 +47,31 @@ def summary_rows(cals: list[JudgeCalibration]) -> list[dict[str, str]]:
             ),
             "bar": _f(c.bar),
             "status": c.status,
+            "rule": rule_text(c),
         }
         for c in cals
     ]
+
+
+NOT_BEATEN = "not beaten"
+"""What the baseline cell says when the agreement does not beat the constant answer."""
+
+
+def baseline_text(c: JudgeCalibration) -> str:
+    """`0.90 [0.86–0.93] always pass`, `… not beaten` when the agreement is not above it."""
+    if c.baseline is None:
+        return "n/a"
+    text = f"{_f(c.baseline)} [{_ci(c.baseline_ci)}] always {c.baseline_label}"
+    return f"{text} {NOT_BEATEN}" if c.beats_baseline is False else text
+
+
+def rule_text(c: JudgeCalibration) -> str:
+    """The rule that decided: `kappa 0.00 [0.00–0.00] asymptotic, bar 0.60 = 0.75 × ceiling
+    0.80` (the statistic, its 95% interval and its kind, the bar, the ceiling if relative)."""
+    bar = f"bar {_f(c.bar)}"
+    if c.rule_share is not None and c.rule_ceiling is not None:
+        bar += f" = {c.rule_share:g} × ceiling {_f(c.rule_ceiling)}"
+    return f"{c.rule} {_f(c.rule_value)} [{_ci(c.rule_ci)}] {c.rule_interval or 'no'}, {bar}"
 
 
 def calibration_table(cals: list[JudgeCalibration]) -> Table:
@@ -53,8 +81,16 @@ def calibration_table(cals: list[JudgeCalibration]) -> Table:
         t.add_column(col, no_wrap=col in ("agreement", "kappa", "status"))
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
-        t.add_row(*[f"[{style}]{v}[/]" if k == "status" else v for k, v in r.items()])
+        t.add_row(*[_styled(k, v, style) for k, v in r.items()])
     return t
+
+
+def _styled(key: str, value: str, status_style: str) -> str:
+    if key == "status":
+        return f"[{status_style}]{value}[/]"
+    if key == "baseline" and value.endswith(NOT_BEATEN):
+        return f"[bold red]{value}[/]"
+    return value
 
 
 def disagreements_table(c: JudgeCalibration, limit: int = 20) -> Table:
@@ -87,6 +123,13 @@ def calibration_markdown(cals: list[JudgeCalibration], *, disagreements: int = 1
     lines.append("")
     for c in cals:
         lines.append(f"- **{c.judge}** `{c.status}`: {_cell(c.reason)}")
+    for c in cals:
+        if c.beats_baseline is False:
+            lines.append(
+                f"- **{c.judge}**: **does not beat the constant-answer baseline**: agreement "
+                f"{_f(c.agreement)}, a judge always saying `{c.baseline_label}` agrees "
+                f"{_f(c.baseline)}"
+            )
     for c in cals:
         if not c.disagreements or not disagreements:
             continue

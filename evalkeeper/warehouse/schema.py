@@ -442,6 +442,20 @@ SCHEMA_V5 = [
 # so that concurrent ticks deliver a decision once.
 SCHEMA_V6 = [TABLES["monitoring_claims"].ddl()]
 
+# v7: judge calibrations keep the constant-answer baseline (the agreement of a judge that
+# always gives the commonest human label) and the retire rule that decided (its statistic,
+# interval, bar share and the human ceiling it was relative to). Added columns, NULL in the
+# rows recorded before (the agreement rule decided those).
+SCHEMA_V7 = [
+    f"ALTER TABLE judge_calibrations ADD COLUMN {column}"
+    for column in (
+        "baseline DOUBLE", "baseline_label VARCHAR", "baseline_ci_low DOUBLE",
+        "baseline_ci_high DOUBLE", "beats_baseline BOOLEAN", "rule VARCHAR", "rule_value DOUBLE",
+        "rule_ci_low DOUBLE", "rule_ci_high DOUBLE", "rule_interval VARCHAR", "rule_share DOUBLE",
+        "rule_ceiling DOUBLE",
+    )
+]  # fmt: skip
+
 # (version, statements). Append only; never edit an applied entry. A new entry builds its
 # DDL from the declarations in `evalkeeper.warehouse.tables` (e.g. `TABLES["x"].ddl()`), and
 # tests/warehouse/test_tables.py checks that a freshly migrated file matches them.
@@ -452,4 +466,5 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (4, SCHEMA_V4),
     (5, SCHEMA_V5),
     (6, SCHEMA_V6),
+    (7, SCHEMA_V7),
 ]

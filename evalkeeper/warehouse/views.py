@@ -130,13 +130,20 @@ VIEWS: dict[str, str] = {
     """,
     # Every judge calibration (one row per judge version and measurement), newest first:
     # agreement with the majority human label and its Wilson interval, kappa (asymptotic
-    # SE, BCa bootstrap interval), AC1, the human ceiling, and the status decided from them.
+    # SE, BCa bootstrap interval), AC1, the human ceiling, and the status decided from them;
+    # the constant-answer baseline (`beats_baseline` false: the judge does no better than
+    # always giving the commonest human label) and the retire rule that decided (`rule`:
+    # agreement, kappa or ac1; `rule_share`: the bar's share of `rule_ceiling`, or NULL for an
+    # absolute bar; rows recorded before the rule was stored: agreement).
     "calibrations": """
         SELECT created_at, judge, prompt_version, judge_model, quarter, status, reason,
                n_items, n_ties, agreement, agreement_ci_low, agreement_ci_high, kappa,
                kappa_se, kappa_ci_low, kappa_ci_high, ac1, ac1_se, true_pass_rate,
                true_fail_rate, ceiling_n_items, ceiling_agreement, ceiling_kappa, ceiling_ac1,
-               ceiling_alpha, bar, calibration_id, details
+               ceiling_alpha, bar, calibration_id, details, baseline, baseline_label,
+               baseline_ci_low, baseline_ci_high, beats_baseline,
+               coalesce(rule, 'agreement') AS rule, rule_value, rule_ci_low, rule_ci_high,
+               rule_interval, rule_share, rule_ceiling
         FROM judge_calibrations
         ORDER BY created_at DESC, judge
     """,

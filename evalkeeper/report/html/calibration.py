@@ -2,7 +2,9 @@
 
 The numbers are `evalkeeper.calibration.measure`'s (what `calibrate report` prints and the
 calibration flow records), laid out for a reviewer: per judge version the agreement with
-the majority human label and its Wilson interval against the bar and the human ceiling,
+the majority human label and its Wilson interval against the bar, the human ceiling and the
+constant-answer baseline (flagged when the agreement does not beat it), the retire rule
+that decided (statistic, interval, bar, ceiling),
 kappa (BCa interval) and AC1 (± 1.96 SE), the confusion matrix, and the items where the
 judge and the humans differ."""
 
@@ -81,6 +83,7 @@ def build_calibration_report(
             ("judge versions", len(cals)),
             ("labelled items", sum(c.n_items for c in cals)),
             ("bar", ", ".join(sorted({f"{c.bar:.2f}" for c in cals})) or None),
+            ("retire rule", ", ".join(sorted({_rule_name(c) for c in cals})) or None),
         ],
     )
     if not cals:
@@ -88,11 +91,15 @@ def build_calibration_report(
     page.sections += [
         Section(
             "Agreement",
-            [agreement_chart(cals), _judges_table(cals)],
+            [agreement_chart(cals), _judges_table(cals), _not_beaten(cals)],
             name="agreement",
             note="Agreement of the judge's verdict with the majority human label (ties left "
             "out), with its 95% Wilson interval, against the bar the judge is held to and the "
-            "human ceiling (how often two annotators agree on the doubly labelled items).",
+            "human ceiling (how often two annotators agree on the doubly labelled items), "
+            "and the constant-answer baseline: the agreement of a judge that always gives the "
+            "commonest human label (one always saying pass on a set that is 90% passes agrees "
+            "90%). A judge not above it is flagged 'not beaten'. The rule column says which "
+            "statistic, interval and bar decided the status.",
         ),
         Section(
             "Kappa and AC1",
@@ -120,6 +127,25 @@ def build_calibration_report(
     return page
 
 
+def _rule_name(c: JudgeCalibration) -> str:
+    """`kappa, relative to the human ceiling` / `agreement, absolute`."""
+    return f"{c.rule}, " + (
+        "relative to the human ceiling" if c.rule_share is not None else "absolute"
+    )
+
+
+def _not_beaten(cals: list[JudgeCalibration]) -> Html:
+    return bullets(
+        [
+            f"{_label(c)}: agreement {c.agreement:.2f} does not beat the constant-answer "
+            f"baseline {c.baseline:.2f} (always {c.baseline_label})"
+            for c in cals
+            if c.beats_baseline is False and c.agreement is not None and c.baseline is not None
+        ],
+        name="baseline-not-beaten",
+    )
+
+
 def _key(c: JudgeCalibration) -> str:
     return f"{c.version[:12]} @ {c.model}, {c.quarter}"
 
@@ -142,8 +168,9 @@ def agreement_chart(cals: list[JudgeCalibration]) -> Html:
                 "agreement": c.agreement,
                 "lo": lo,
                 "hi": hi,
-                "bar": c.bar,
+                "bar": c.bar if c.rule == "agreement" else None,
                 "ceiling": c.ceiling.agreement,
+                "baseline": c.baseline,
                 "status": c.status,
             }
         )
@@ -151,10 +178,15 @@ def agreement_chart(cals: list[JudgeCalibration]) -> Html:
     x_scale = alt.Scale(domain=[0, 1])
     measured = [r for r in rows if r["agreement"] is not None]
     ceilings = [r for r in rows if r["ceiling"] is not None]
+    bars = [r for r in rows if r["bar"] is not None]
+    baselines = [r for r in rows if r["baseline"] is not None]
     chart = alt.layer(
-        alt.Chart(charts.records(rows))
+        alt.Chart(charts.records(bars))
         .mark_tick(color="#cf222e", thickness=3, size=22)
         .encode(x=alt.X("bar:Q", scale=x_scale), y=y),
+        alt.Chart(charts.records(baselines))
+        .mark_point(shape="square", size=90, color="#6e7781", filled=True)
+        .encode(x=alt.X("baseline:Q", scale=x_scale), y=y),
         alt.Chart(charts.records(ceilings))
         .mark_point(shape="diamond", size=110, color="#8250df", filled=True)
         .encode(x=alt.X("ceiling:Q", scale=x_scale), y=y),
@@ -169,7 +201,8 @@ def agreement_chart(cals: list[JudgeCalibration]) -> Html:
         chart,
         name="agreement",
         description="Agreement with the majority human label (blue, with its 95% interval) "
-        "against the bar (red tick) and the human ceiling (purple diamond).",
+        "against the bar (red tick, when the agreement rule decides), the human ceiling "
+        "(purple diamond) and the constant-answer baseline (grey square).",
     )
 
 
@@ -205,11 +238,19 @@ def coefficients_chart(cals: list[JudgeCalibration]) -> Html:
                     "hi": c.ceiling.kappa,
                 }
             )
+    bars = [
+        {"judge": _label(c), "coefficient": "kappa" if c.rule == "kappa" else "AC1", "bar": c.bar}
+        for c in cals
+        if c.rule in ("kappa", "ac1")
+    ]
     y = alt.Y("judge:N", title=None, sort=None)
     offset = alt.YOffset("coefficient:N", sort=["kappa", "AC1", "ceiling kappa"])
     color = alt.Color("coefficient:N", title=None, sort=["kappa", "AC1", "ceiling kappa"])
     x_scale = alt.Scale(domain=[-1, 1])
     chart = alt.layer(
+        alt.Chart(charts.records(bars))
+        .mark_tick(color="#cf222e", thickness=3, size=14)
+        .encode(x=alt.X("bar:Q", scale=x_scale), y=y, yOffset=offset),
         alt.Chart(charts.records(rows))
         .mark_rule(strokeWidth=2)
         .encode(
@@ -227,7 +268,8 @@ def coefficients_chart(cals: list[JudgeCalibration]) -> Html:
         chart,
         name="kappa-ac1",
         description="Cohen's kappa (95% BCa interval), Gwet's AC1 (± 1.96 SE) and the human "
-        "ceiling's kappa per judge version.",
+        "ceiling's kappa per judge version; the bar (red tick) when the kappa or AC1 rule "
+        "decides.",
     )
 
 
