@@ -44,6 +44,7 @@ never a zero.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -196,7 +197,10 @@ def kappa_bootstrap_ci(
     def statistic(c: NDArray[np.integer[Any]], axis: int = -1) -> FloatArray:
         return _kappa_of_pairs(c, q, axis=axis)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # a constant rater's kappa is 0 in every resample: scipy warns that BCa cannot be formed
+    # and gives NaN, returned as None below (the caller falls back on the asymptotic SE)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
         res = sps.bootstrap(
             (codes,),
             statistic,

@@ -51,6 +51,11 @@ def _ci(ci: list[float] | None) -> str:
     return f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "n/a"
 
 
+def _num(x: float) -> str:
+    """Two decimals, never `-0.00`."""
+    return f"{round(x, 2) + 0.0:.2f}"
+
+
 def evidence(m: JudgeCalibration) -> str:
     """`agreement 0.70, CI 0.61-0.78, kappa 0.41, n 120` — the short form of a measurement."""
     agreement = "n/a" if m.agreement is None else f"{m.agreement:.2f}"
@@ -160,8 +165,8 @@ def _decide(m: JudgeCalibration, settings: Settings) -> tuple[Status, str, float
     elif rule.value is None:
         return "at_risk", undefined + said, bar
     else:
-        head = f"{evidence(m)}; {rule.statistic} {rule.value:.2f}, 95% {rule.interval} interval"
-        head += f" {_ci(list(rule.ci) if rule.ci else None)}"
+        head = f"{evidence(m)}; {rule.statistic} {_num(rule.value)}, 95% {rule.interval} interval"
+        head += f" [{_num(rule.ci[0])}, {_num(rule.ci[1])}]" if rule.ci else " n/a"
     if rule.ci is None:
         return "at_risk", f"{head}: no interval to hold to {bar_text}{said}", bar
     lo, hi = rule.ci

@@ -20,11 +20,11 @@ STATUS_STYLE = {"healthy": "green", "at_risk": "yellow", "retired": "red", "unca
 
 
 def _f(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    return "n/a" if x is None else f"{round(x, digits) + 0.0:.{digits}f}"  # never -0.00
 
 
 def _ci(ci: list[float] | None) -> str:
-    return "n/a" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
+    return "n/a" if not ci else f"{_f(ci[0])}–{_f(ci[1])}"
 
 
 def summary_rows(cals: list[JudgeCalibration]) -> list[dict[str, str]]:

@@ -73,18 +73,18 @@ def test_the_calibration_report_shows_agreement_kappa_ac1_confusion_and_disagree
         assert opened.requests_out == []
         assert opened.page.query_selector(f'[data-verdict="{cal["status"]}"]') is not None
         assert cal["status"] in ("retired", "at_risk")
-        # one judge version: its point, interval, bar tick and ceiling diamond
-        assert opened.marks("agreement") == 4
+        # one judge version: its point, interval, bar tick, ceiling diamond and baseline square
+        assert opened.marks("agreement") == 5
         (row,) = opened.table("judges")
         assert row[0] == "factual_match" and row[2] == cal["quarter"]
         assert row[3].startswith(str(cal["n_items"]))
         ci = f"[{cal['agreement_ci_low']:.2f}–{cal['agreement_ci_high']:.2f}]"
         assert row[4] == f"{cal['agreement']:.2f} {ci}"
         kci = f"[{cal['kappa_ci_low']:.2f}–{cal['kappa_ci_high']:.2f}]"
-        assert row[5] == f"{cal['kappa']:.2f} {kci}"
-        assert row[6] == f"{cal['ac1']:.2f} ± {1.96 * cal['ac1_se']:.2f}"
-        assert row[9] == f"{cal['bar']:.2f}" and row[10] == cal["status"]
-        assert f"{cal['ceiling_agreement']:.2f}" in row[8]
+        assert row[6] == f"{cal['kappa']:.2f} {kci}"  # after the baseline (row[5])
+        assert row[7] == f"{cal['ac1']:.2f} ± {1.96 * cal['ac1_se']:.2f}"
+        assert row[10] == f"{cal['bar']:.2f}" and row[11] == cal["status"]
+        assert f"{cal['ceiling_agreement']:.2f}" in row[9]
 
         labels, confusion = cal["details"]["labels"], cal["details"]["confusion"]
         shown = {(r[2], r[3]): int(r[4]) for r in opened.table("confusion")}
