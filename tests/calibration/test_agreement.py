@@ -14,6 +14,7 @@ from statsmodels.stats.proportion import proportion_confint
 from evalkeeper.analysis.agreement import (
     cohen_kappa,
     confusion,
+    constant_baseline,
     gwet_ac1,
     kappa_bootstrap_ci,
     krippendorff_alpha_nominal,
@@ -157,3 +158,54 @@ def test_pair_codes_give_scipys_paired_bootstrap() -> None:
     ).confidence_interval  # fmt: skip
     ours = kappa_bootstrap_ci(judge, human, 2, seed=9, n_resamples=300)
     assert ours == pytest.approx((ref.low, ref.high), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ac1_matches_the_direct_formula(seed: int) -> None:
+    """AC1 from the item labels by its definition (Gwet 2008): pi_k the mean of the two
+    raters' shares of k, pe = sum pi_k (1 - pi_k) / (q - 1)."""
+    rng = np.random.default_rng(100 + seed)
+    q, n = int(rng.integers(2, 5)), int(rng.integers(30, 300))
+    a = rng.integers(0, q, n)
+    b = np.where(rng.random(n) < 0.7, a, rng.integers(0, q, n))
+    po = float(np.mean(a == b))
+    pe = sum(
+        ((np.mean(a == k) + np.mean(b == k)) / 2) * (1 - (np.mean(a == k) + np.mean(b == k)) / 2)
+        for k in range(q)
+    ) / (q - 1)
+    assert gwet_ac1(confusion(a, b, q)).value == pytest.approx((po - pe) / (1 - pe), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_baseline_is_the_best_constant_judges_agreement(seed: int) -> None:
+    """Simulate every constant judge on the labels: the baseline is the best one's
+    agreement, its label that judge's answer, and a constant judge's kappa is 0
+    (statsmodels)."""
+    rng = np.random.default_rng(seed)
+    q, n = int(rng.integers(2, 5)), int(rng.integers(20, 400))
+    human = rng.choice(q, size=n, p=rng.dirichlet(np.ones(q) * 0.7))
+    base = constant_baseline(human, q)
+    simulated = [pair_agreement(np.full(n, k), human, q).agreement.value for k in range(q)]
+    assert base.agreement.value == pytest.approx(max(simulated), abs=1e-12)
+    assert base.label == int(np.argmax(simulated))
+    assert base.agreement.ci == wilson(int(np.sum(human == base.label)), n)
+    if len(set(human.tolist())) > 1:
+        table = confusion(np.full(n, base.label), human, q)
+        assert cohens_kappa(table).kappa == pytest.approx(0.0, abs=1e-12)
+    assert constant_baseline([], q).agreement.value is None
+
+
+def test_the_baseline_interval_covers_a_constant_judges_true_agreement() -> None:
+    """A constant "pass" judge on sets that are 90% passes: its true agreement is 0.90. The
+    baseline's 95% interval covers it in 95% of seeds, within three binomial standard
+    errors of the seed count."""
+    seeds, n, p = 2000, 200, 0.90
+    rng = np.random.default_rng(2026)
+    covered = 0
+    for _ in range(seeds):
+        human = (rng.random(n) >= p).astype(int)  # 0 = pass
+        ci = constant_baseline(human, 2).agreement.ci
+        assert ci is not None
+        covered += ci[0] <= p <= ci[1]
+    tolerance = 3 * math.sqrt(0.95 * 0.05 / seeds)
+    assert abs(covered / seeds - 0.95) <= tolerance

@@ -99,3 +99,67 @@ def test_history_and_the_retired_version_stays_retired(tmp_path: Path) -> None:
     history = [(h.prompt_version, h.status) for h in status_history(wh, "j")]
     assert history == [("v1", "healthy"), ("v1", "retired"), ("v2", "retired"), ("v3", "healthy")]
     assert wh.rows("SELECT count(*) FROM judge_calibrations") == [(5,)]
+
+
+def test_the_default_rule_says_it_decided() -> None:
+    m = cal(0.70)
+    assert m.status == "retired" and m.reason.endswith("the bar 0.80 (rule: agreement)")
+
+
+@pytest.mark.parametrize(
+    ("kappa", "kappa_ci", "status"),
+    [
+        (0.30, [0.20, 0.45], "retired"),  # the whole BCa interval below 0.60
+        (0.58, [0.50, 0.66], "at_risk"),
+        (0.75, [0.66, 0.82], "healthy"),
+    ],
+)
+def test_the_kappa_rule_uses_the_bca_interval(
+    kappa: float, kappa_ci: list[float], status: str
+) -> None:
+    m = cal(0.95, kappa=kappa, kappa_ci=kappa_ci)  # agreement alone: healthy
+    s = Settings(calibration_rule="kappa")
+    got, reason, bar = decide(m, s)
+    assert got == status and bar == pytest.approx(0.60)
+    assert f"95% bca interval [{kappa_ci[0]:.2f}, {kappa_ci[1]:.2f}]" in reason
+    assert reason.endswith("(rule: kappa)")
+
+
+def test_a_kappa_without_bootstrap_interval_uses_the_asymptotic_one() -> None:
+    m = cal(0.95, kappa=0.5, kappa_ci=None, kappa_se=0.02)  # 0.46-0.54
+    status, reason, _ = decide(m, Settings(calibration_rule="kappa"))
+    assert status == "retired" and "asymptotic interval [0.46, 0.54]" in reason
+
+
+def test_the_kappa_rule_relative_to_the_human_kappa() -> None:
+    m = cal(0.95, kappa=0.5, kappa_ci=[0.42, 0.58])  # ceiling kappa 0.7
+    s = Settings(calibration_rule="kappa", calibration_ceiling_share=0.75)  # bar 0.525
+    status, reason, bar = decide(m, s)
+    assert status == "at_risk" and bar == pytest.approx(0.525)
+    assert f"the bar {bar:.2f} (0.75 x human ceiling kappa 0.70) (rule: kappa, relative)" in reason
+    none = m.model_copy(
+        update={"ceiling": Ceiling(n_items=0, agreement=None, kappa=None, ac1=None, alpha=None)}
+    )
+    status, reason, bar = decide(none, s)
+    assert bar == pytest.approx(0.60) and "no human ceiling measured: the absolute bar" in reason
+    assert status == "retired"
+
+
+def test_the_ac1_rule_and_an_undefined_kappa() -> None:
+    m = cal(0.95, ac1=0.5, ac1_se=0.02)  # 0.46-0.54 against 0.60
+    status, reason, bar = decide(m, Settings(calibration_rule="ac1", calibration_ac1_bar=0.6))
+    assert bar == pytest.approx(0.6)
+    assert status == "retired" and "ac1 0.50, 95% se interval [0.46, 0.54]" in reason
+    undefined = cal(0.95, kappa=None)
+    status, reason, _ = decide(undefined, Settings(calibration_rule="kappa"))
+    assert status == "at_risk" and "kappa is undefined" in reason
+
+
+def test_a_judge_not_beating_the_baseline_is_said_whatever_the_rule() -> None:
+    m = cal(0.95, baseline=0.96, baseline_label="pass", beats_baseline=False)
+    for rule in ("agreement", "kappa", "ac1"):
+        _, reason, _ = decide(m, Settings(calibration_rule=rule))
+        assert reason.endswith(
+            "the agreement 0.95 does not beat the constant-answer baseline 0.96 (always 'pass')"
+        )
+    assert "baseline" not in cal(0.95, baseline=0.9, beats_baseline=True).reason
