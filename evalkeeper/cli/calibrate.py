@@ -147,8 +147,10 @@ def report_command(
     ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Agreement with the humans per judge version: Wilson interval, kappa (SE, BCa
-    interval), AC1, confusion, the human ceiling, the status, and the disagreements."""
+    """Agreement with the humans per judge version: Wilson interval, the constant-answer
+    baseline (flagged when not beaten), kappa (SE, BCa interval), AC1, confusion, the human
+    ceiling, the status and the rule that decided it (EVALKEEPER_CALIBRATION_RULE), and the
+    disagreements."""
     from evalkeeper.calibration import measure, quarter_bounds
     from evalkeeper.calibration import record as record_status
     from evalkeeper.report.calibration import (
