@@ -89,10 +89,6 @@ class Rule:
         what = "" if self.statistic == "agreement" else f"{self.statistic} "
         return f"the bar {self.bar:.2f} ({self.share:g} x human ceiling {what}{self.ceiling:.2f})"
 
-    def describe(self) -> str:
-        """`kappa, 95% bca interval, against the bar 0.60` — what the report prints."""
-        return f"{self.statistic}, 95% {self.interval or 'no'} interval, against {self.bar_text}"
-
 
 _Z95 = 1.959963984540054
 
