@@ -107,7 +107,6 @@ def compare(
         skipped_evaluators=[name for name, _, _ in found.skipped],
         baseline_problems=choice.baseline_problems,
         corrected_rates=correct_cells(
-            cells, experiment_id, baseline_id, judge_errors,
-            min_j=settings.analysis.corrected_min_j,
-        ),  # fmt: skip
+            cells, experiment_id, baseline_id, judge_errors, min_j=settings.analysis.corrected_min_j
+        ),
     )

@@ -275,7 +275,7 @@ def bootstrap_rate(
     rng = np.random.default_rng(seed)
     r, s = errors.tpr, errors.tnr
     if 0.0 < p < 1.0 and se_p > 0:
-        n_eff = max(int(round(p * (1.0 - p) / se_p**2)), 1)
+        n_eff = max(round(p * (1.0 - p) / se_p**2), 1)
         p_star = rng.binomial(n_eff, p, n_resamples) / n_eff
     else:  # no sampling spread to draw from
         p_star = np.full(n_resamples, p)
