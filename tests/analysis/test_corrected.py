@@ -170,3 +170,13 @@ def test_with_repetitions_the_iid_se_would_not_cover() -> None:
         covered += c.ci_low <= setting.true_rate <= c.ci_high
     iid = covered / SEEDS
     assert iid < 0.95 - 3 * math.sqrt(0.95 * 0.05 / SEEDS) < clustered
+
+
+def test_the_view_and_the_module_use_the_settings_default() -> None:
+    from evalkeeper.analysis.corrected import MIN_J
+    from evalkeeper.settings import Settings
+    from evalkeeper.warehouse.views import VIEWS
+
+    default = Settings().analysis.corrected_min_j
+    assert default == MIN_J
+    assert f"WHEN j_ci_low <= {default:g} THEN 'uninformative'" in VIEWS["corrected_pass_rates"]
