@@ -72,7 +72,7 @@ def compare(
         ruling = decide_verdict(found, settings=settings, max_mde=max_mde)
         ids = [r["example_id"] for r in found.flipped]
         details = flipped_details(con, ids, experiment_id, baseline_id)
-        judge_errors = load_judge_errors(con, [experiment_id, baseline_id])
+        judge_errors = load_judge_errors(con, experiment_id, baseline_id)
     cells = ruling.cells
     created = utcnow()
     return Comparison(

@@ -1,7 +1,7 @@
 """What a judge-corrected pass rate reads from the warehouse: which judge version scored
 each evaluator of an experiment, and each judge version's latest calibration counts.
 
-* ``load_judge_errors(con, experiment_ids) -> JudgeErrorFacts`` — read-only.
+* ``load_judge_errors(con, candidate_id, baseline_id) -> JudgeErrorFacts`` — read-only.
 
 The counts come from the confusion table calibration stores with each measurement
 (`judge_calibrations.details.confusion`: rows the judge's label, columns the majority human
@@ -43,7 +43,7 @@ CALIBRATION_COUNTS_SQL = """
 
 _VERSIONS_SQL = """
     SELECT DISTINCT experiment_id, evaluator, evaluator_version, judge_model FROM scores
-    WHERE experiment_id IN (SELECT unnest($ids)) AND judge_model IS NOT NULL AND NOT skipped
+    WHERE experiment_id IN ($1, $2) AND judge_model IS NOT NULL AND NOT skipped
     ORDER BY ALL
 """
 
@@ -78,11 +78,15 @@ class JudgeErrorFacts:
     """Each judge version's latest calibration."""
 
 
-def load_judge_errors(con: duckdb.DuckDBPyConnection, experiment_ids: list[str]) -> JudgeErrorFacts:
-    """The judge versions that scored `experiment_ids`, and the latest calibration of every
-    judge version."""
+def load_judge_errors(
+    con: duckdb.DuckDBPyConnection, candidate_id: str, baseline_id: str
+) -> JudgeErrorFacts:
+    """The judge versions that scored the two experiments (the same filter as the pair's
+    other reads, so DuckDB prunes by experiment), and the latest calibration of every judge
+    version."""
     versions: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for eid, ev, version, model in con.execute(_VERSIONS_SQL, {"ids": experiment_ids}).fetchall():
+    rows = con.execute(_VERSIONS_SQL, [candidate_id, baseline_id]).fetchall()
+    for eid, ev, version, model in rows:
         versions[(eid, ev)].append((version, model))
     cals: dict[JudgeKey, CalibrationCounts] = {}
     for row in con.execute(CALIBRATION_COUNTS_SQL).fetchall():
