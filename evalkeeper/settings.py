@@ -120,6 +120,14 @@ class AnalysisSettings(SettingsGroup):
     )
     inconclusive_fails: bool = Field(True, description="`gate` exits non-zero on inconclusive.")
     latency_p95_s: float = Field(1.2, gt=0, description="p95 latency threshold (seconds).")
+    corrected_min_j: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="A judge whose Youden J (true-pass + true-fail rate - 1) has a 95% "
+        "lower bound at or below this is uninformative: its judge-corrected pass rates "
+        "are not shown as numbers.",
+    )
 
 
 class JudgeSettings(SettingsGroup):

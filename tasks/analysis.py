@@ -146,3 +146,12 @@ async def publish_verdict(
         for cell in c.cells
     ]
     await acreate_table_artifact(table=table, key=f"{key}-cells", description="cells vs baseline")
+    if c.corrected_rates:  # each judge pass rate beside its judge-corrected rate
+        await acreate_table_artifact(
+            table=[
+                r.model_dump(exclude={"experiment_id", "calibration_id"}) for r in c.corrected_rates
+            ],
+            key=f"{key}-corrected",
+            description="judge-corrected pass rates (a level is biased by a judge's errors; "
+            "a paired difference of the same judge is not)",
+        )

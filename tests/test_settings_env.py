@@ -54,6 +54,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_TOLERANCE": ("analysis.tolerance", "0.03", 0.03),
     "EVALKEEPER_MAX_ERROR_RATE": ("analysis.max_error_rate", "0.4", 0.4),
     "EVALKEEPER_MAX_MDE": ("analysis.max_mde", "0.3", 0.3),
+    "EVALKEEPER_CORRECTED_MIN_J": ("analysis.corrected_min_j", "0.2", 0.2),
     "EVALKEEPER_INCONCLUSIVE_FAILS": ("analysis.inconclusive_fails", "false", False),
     "EVALKEEPER_LATENCY_P95_S": ("analysis.latency_p95_s", "2.5", 2.5),
     "EVALKEEPER_JUDGE_BASE_URL": ("judge.base_url", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),

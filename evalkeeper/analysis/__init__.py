@@ -3,7 +3,8 @@ baseline selection and the verdict; and the statistics of the monitor and of cal
 
 Pure (arrays and frames in, results out; no warehouse): `stats`, `cells`, `paired` (the
 analysis of two experiments' frames), `verdict` (the decision), `reasons`, `models`,
-`sequential` (the monitor's test), `agreement` (calibration's measures). The entry points
+`sequential` (the monitor's test), `agreement` (calibration's measures), `corrected` and
+`judge_rates` (judge-corrected pass rates). The entry points
 take a `Warehouse` and leave the SQL to `evalkeeper.warehouse`: `compare` (load, analyse,
 decide), `baseline` (the baseline rule: `find_baseline`, `baseline_ref`) and `gate` (compare,
 store, exit code). Reports live in `evalkeeper.report`.

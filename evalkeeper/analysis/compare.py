@@ -14,7 +14,7 @@ empty experiment, no baseline, or no shared example. The JSON output is
 ``comparison.model_dump_json()``; its top-level ``verdict`` is ``pass`` | ``regression`` |
 ``inconclusive``.
 
-`compare` composes four steps, each in its own place:
+`compare` composes these steps, each in its own place:
 
 1. the baseline: `evalkeeper.analysis.baseline.choose_baseline` (the ``auto`` rule alone is
    `find_baseline`);
@@ -24,6 +24,9 @@ empty experiment, no baseline, or no shared example. The JSON output is
 3. the analysis of those frames, pure: `evalkeeper.analysis.paired.analyse_pair` (the
    method is described there);
 4. the verdict, pure: `evalkeeper.analysis.verdict.decide_verdict`.
+5. beside it, the judge-corrected pass rates, pure: `evalkeeper.analysis.judge_rates`
+   (each judge version's calibration counts read by
+   `evalkeeper.warehouse.judge_errors.load_judge_errors`); they never change the verdict.
 
 Storing a comparison is `evalkeeper.warehouse.save_comparison`; rendering it,
 `evalkeeper.report.render_markdown` and `render_table`.
@@ -32,12 +35,14 @@ Storing a comparison is `evalkeeper.warehouse.save_comparison`; rendering it,
 from __future__ import annotations
 
 from evalkeeper.analysis.baseline import choose_baseline
+from evalkeeper.analysis.judge_rates import correct_cells
 from evalkeeper.analysis.models import ALL, Comparison
 from evalkeeper.analysis.paired import analyse_pair, row_regressions
 from evalkeeper.analysis.verdict import decide_verdict
 from evalkeeper.models import content_hash, utcnow
 from evalkeeper.settings import Settings
 from evalkeeper.warehouse import Warehouse
+from evalkeeper.warehouse.judge_errors import load_judge_errors
 from evalkeeper.warehouse.pairs import flipped_details, load_pair
 from evalkeeper.warehouse.queries import retired_judges
 
@@ -67,6 +72,7 @@ def compare(
         ruling = decide_verdict(found, settings=settings, max_mde=max_mde)
         ids = [r["example_id"] for r in found.flipped]
         details = flipped_details(con, ids, experiment_id, baseline_id)
+        judge_errors = load_judge_errors(con, experiment_id, baseline_id)
     cells = ruling.cells
     created = utcnow()
     return Comparison(
@@ -100,4 +106,7 @@ def compare(
         error_groups=frames.error_groups,
         skipped_evaluators=[name for name, _, _ in found.skipped],
         baseline_problems=choice.baseline_problems,
+        corrected_rates=correct_cells(
+            cells, experiment_id, baseline_id, judge_errors, min_j=settings.analysis.corrected_min_j
+        ),
     )

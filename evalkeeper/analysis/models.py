@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from evalkeeper.analysis import stats
+from evalkeeper.analysis.judge_rates import CorrectedRate
 from evalkeeper.analysis.stats import Verdict
 from evalkeeper.errors import InputError
 from evalkeeper.models import ErrorGroup
@@ -150,6 +151,11 @@ class Comparison(BaseModel):
     baseline_problems: list[str] = Field(
         default_factory=list,
         description="Why a named baseline would not have been chosen automatically.",
+    )
+    corrected_rates: list[CorrectedRate] = Field(
+        default_factory=list,
+        description="Each judge pass rate beside the rate corrected for the judge's "
+        "calibrated errors (`evalkeeper.analysis.judge_rates`).",
     )
 
     def cell(self, evaluator: str, category: str = ALL) -> Cell:

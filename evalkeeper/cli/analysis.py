@@ -49,6 +49,10 @@ def show(c: cmp.Comparison, format: str) -> None:
         print(render_markdown(c))
     else:
         console.print(render_table(c))
+        from evalkeeper.report.corrected import corrected_table
+
+        if (judged := corrected_table(c)) is not None:
+            console.print(judged)
         console.print(render_markdown(c), markup=False, highlight=False)
 
 

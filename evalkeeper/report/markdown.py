@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from evalkeeper.analysis.models import Comparison
 from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_s, fmt_value
 from evalkeeper.models import ErrorGroup
+from evalkeeper.report.corrected import corrected_markdown
 
 if TYPE_CHECKING:
     from evalkeeper.analysis.gate import GateOutcome
@@ -52,6 +53,7 @@ def render_markdown(c: Comparison, *, max_cells: int = 25) -> str:
             lines.append(f"\n…and {len(changed) - max_cells} more changed cells (see the JSON).")
     else:
         lines.append("No cell changed.")
+    lines += corrected_markdown(c)
     if c.row_regressions:
         lines += [
             "",

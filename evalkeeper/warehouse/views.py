@@ -3,6 +3,8 @@ kept in `schema_views`), so a view can change without a migration."""
 
 from __future__ import annotations
 
+from evalkeeper.warehouse.judge_errors import CALIBRATION_COUNTS_SQL
+
 VIEWS: dict[str, str] = {
     "score_history": """
         SELECT e.experiment_id, e.started_at, e.finished_at, e.status, e.suite, e.dataset,
@@ -200,5 +202,71 @@ VIEWS: dict[str, str] = {
         LEFT JOIN latest_status l ON l.judge = s.evaluator
              AND l.prompt_version = s.evaluator_version AND l.judge_model = s.judge_model
         WHERE s.judge_model IS NOT NULL AND NOT s.skipped
+    """,
+    # Judge-corrected pass rates: one row per experiment and LLM judge version, the raw pass
+    # rate beside the Rogan-Gladen estimate (p + TNR - 1) / (TPR + TNR - 1), clipped to
+    # [0, 1], from that version's latest calibration (counts from its confusion table). The
+    # 95% interval is the delta method with Var(p) = p (1 - p) / n: rows are treated as
+    # independent here (the cluster-robust SE by example that `compare` uses with
+    # repetitions is left out, so with repetitions this interval is narrower than
+    # compare's); the calibration's binomial error of TPR and TNR is included. `correction`
+    # is `corrected`, `uninformative` (J = TPR + TNR - 1 has a 95% lower bound at or below
+    # 0.1, the default of EVALKEEPER_CORRECTED_MIN_J: no corrected number) or
+    # `uncalibrated` (no calibration of the version, too few labels, or no human-pass or
+    # human-fail item). A level is biased by the judge's errors; a paired difference of two
+    # runs scored by the same version is not.
+    "corrected_pass_rates": f"""
+        WITH rates AS (
+            SELECT experiment_id, evaluator AS judge, evaluator_version AS prompt_version,
+                   judge_model, count(passed) FILTER (WHERE error IS NULL) AS n,
+                   sum(CAST(passed AS INTEGER)) FILTER (WHERE error IS NULL) AS n_passed,
+                   count(*) FILTER (WHERE error IS NOT NULL) AS n_errors
+            FROM scores
+            WHERE NOT skipped AND judge_model IS NOT NULL
+            GROUP BY ALL
+        ), cal AS ({CALIBRATION_COUNTS_SQL}
+        ), joined AS (
+            SELECT r.*, c.quarter, c.n_items AS calibration_items,
+                   c.status AS calibration_status, c.calibration_id, c.created_at AS calibrated_at,
+                   c.n_pass AS n_human_pass, c.tp, c.n_fail AS n_human_fail, c.tn,
+                   CAST(r.n_passed AS DOUBLE) / nullif(r.n, 0) AS p,
+                   CAST(c.tp AS DOUBLE) / nullif(c.n_pass, 0) AS tpr,
+                   CAST(c.tn AS DOUBLE) / nullif(c.n_fail, 0) AS tnr,
+                   1.959963984540054 AS z
+            FROM rates r
+            LEFT JOIN cal c USING (judge, prompt_version, judge_model)
+        ), est AS (
+            SELECT *, tpr + tnr - 1 AS j,
+                   tpr + tnr - 1 - z * sqrt(tpr * (1 - tpr) / n_human_pass
+                                            + tnr * (1 - tnr) / n_human_fail) AS j_ci_low,
+                   (p + tnr - 1) / nullif(tpr + tnr - 1, 0) AS theta
+            FROM joined
+        ), graded AS (
+            SELECT *,
+                   CASE WHEN calibration_id IS NULL OR calibration_status = 'uncalibrated'
+                             OR coalesce(n_human_pass, 0) = 0
+                             OR coalesce(n_human_fail, 0) = 0 OR p IS NULL
+                        THEN 'uncalibrated'
+                        WHEN j_ci_low <= 0.1 THEN 'uninformative'
+                        ELSE 'corrected' END AS correction,
+                   sqrt(p * (1 - p) / n + theta * theta * tpr * (1 - tpr) / n_human_pass
+                        + (1 - theta) * (1 - theta) * tnr * (1 - tnr) / n_human_fail)
+                     / abs(j) AS se
+            FROM est
+        )
+        SELECT e.suite, e.dataset, e.started_at, g.experiment_id, e.git_branch, e.git_commit,
+               g.judge, g.prompt_version, g.judge_model, g.n, g.n_passed, g.n_errors,
+               g.p AS pass_rate, g.correction,
+               CASE WHEN g.correction = 'corrected' THEN greatest(least(g.theta, 1), 0) END
+                 AS corrected_pass_rate,
+               CASE WHEN g.correction = 'corrected'
+                    THEN greatest(least(g.theta - g.z * g.se, 1), 0) END AS ci_low,
+               CASE WHEN g.correction = 'corrected'
+                    THEN greatest(least(g.theta + g.z * g.se, 1), 0) END AS ci_high,
+               CASE WHEN g.correction = 'corrected' THEN g.se END AS se,
+               g.tpr AS true_pass_rate, g.tnr AS true_fail_rate, g.n_human_pass,
+               g.n_human_fail, g.j AS youden_j, g.j_ci_low AS youden_j_ci_low, g.quarter,
+               g.calibration_items, g.calibration_status, g.calibration_id, g.calibrated_at
+        FROM graded g JOIN experiments e USING (experiment_id)
     """,
 }
