@@ -1,0 +1,725 @@
+"""How many examples x repetitions the gate needs to see a drop: the statistics of `plan`.
+
+Pure (numbers and small frames in, dataclasses out; no warehouse): the CLI face reads the
+history through `evalkeeper.warehouse.planning` and calls `plan_evaluator` per evaluator.
+
+The test planned for is the gate's (`evalkeeper.analysis.stats`): repetitions are averaged
+per example, ``d_i = candidate_i - baseline_i``, and a pass/fail evaluator's ``__all__``
+cell is a regression when the two-sided exact sign test (McNemar's exact test at one
+repetition) on the examples whose rate moved has ``p < alpha`` and the mean drop is larger
+than ``settings.analysis.tolerance``.
+
+The model (the formulas, so a reader can check them):
+
+* **Examples.** Example ``i`` passes each repetition with its own probability ``p_i``,
+  drawn from a Beta distribution with mean ``p`` (the pass rate) and intraclass correlation
+  ``rho`` (the correlation between two repetitions of one example):
+  ``a + b = 1/rho - 1`` (the beta-binomial model; ``rho = 0``: every example alike).
+  Repetitions are independent given ``p_i``.
+* **The drop.** The candidate passes example ``i`` with ``q_i = p_i * (1 - delta / p)``:
+  every example loses the same share of its pass probability, so the mean falls by
+  exactly ``delta`` and every ``q_i`` stays in [0, 1]. Baseline and candidate are
+  independent given ``p_i``.
+* **The test's power.** With ``R`` repetitions, ``B ~ Bin(R, p_i)``, ``C ~ Bin(R, q_i)``;
+  an example is "worse" when ``C < B`` and "better" when ``C > B``. Their probabilities
+  ``pi_w``, ``pi_b`` integrate a polynomial of degree ``2R`` in ``p_i`` against the Beta
+  density, which Gauss-Jacobi quadrature with ``R + 2`` nodes does exactly. With ``n``
+  examples the number that moved is ``D ~ Bin(n, pi_w + pi_b)`` and, given ``D``, the worse
+  ones are ``Bin(D, pi_w / (pi_w + pi_b))``; the two-sided exact sign test rejects towards
+  "worse" when ``2 * F(better; D, 1/2) < alpha``. Summing over ``D`` gives the exact power
+  (`power_exact`). The closed form (`power_normal`, `n_normal`) is the normal
+  approximation of Connor (1987): ``n = ((z_{1-a/2} sqrt(pi_d) + z_{power}
+  sqrt(pi_d - mu^2)) / mu)^2`` with ``pi_d = pi_w + pi_b``, ``mu = pi_w - pi_b``; at one
+  repetition and ``rho = 0`` it is a one-sample test of a mean with known variance, which
+  `tests/analysis/test_planner.py` checks against statsmodels' `NormalIndPower`.
+  The planned ``n`` is the smallest with exact power at least the asked one.
+* **Tolerance.** When ``tolerance > 0`` the drop must also exceed it: the power is
+  multiplied by ``P(mean(d) < -tolerance)`` (normal, with ``Var(d_i)`` from the model). The
+  two events go together, so the product is a lower bound (conservative).
+
+Approximations, said where the plan is printed:
+
+* The plan is for one evaluator's ``__all__`` cell alone. The gate adjusts the p-values of
+  every evaluator x category cell by Benjamini-Hochberg: a drop seen in many cells costs
+  little, a drop in one cell among ``m`` costs up to a factor ``m`` in alpha (plan with
+  ``--alpha alpha/m`` to be safe).
+* "Worse" with the p-value under alpha is taken as a regression; the gate also needs the
+  mean difference below ``-tolerance`` (handled as above; at tolerance 0 a rejection
+  towards worse has a negative mean in all but freak samples).
+* The smoke suite is a stratified subset with every critical example; its power is
+  computed as if it were a random sample with the dataset's pass rate and correlation.
+
+Estimating the model from the history (`estimate_icc`, `icc_from_discordance`):
+
+* ``p``: the pass rate of the latest run that scored the evaluator.
+* ``rho`` from repetitions: the one-way ANOVA estimator for binary data, unbalanced
+  (Fleiss 1981; Ridout, Demétrio and Firth 1999, "Estimating intraclass correlation for
+  binary data", Biometrics 55:137-148): groups are (run, example) with ``k_i`` scored
+  repetitions and ``y_i`` passes,
+  ``MSB = (sum y_i^2/k_i - Y^2/N) / (G - 1)``, ``MSW = (Y - sum y_i^2/k_i) / (N - G)``,
+  ``k0 = (N - sum k_i^2 / N) / (G - 1)``, ``rho = (MSB - MSW) / (MSB + (k0 - 1) MSW)``,
+  clipped to [0, 1].
+* ``rho`` from paired runs of the same target (no repetitions): two runs of one target are
+  two repetitions, so the share of examples whose first repetition's outcome differs is
+  ``E[2 p_i (1 - p_i)] = 2 p (1 - p) (1 - rho)``, hence
+  ``rho = 1 - discordance / (2 p (1 - p))``.
+* Neither: ``rho`` is unknown. One repetition is then planned with ``rho = 0``, which is
+  conservative there (it gives the most discordant examples, so the most examples needed);
+  more repetitions are `inconclusive` (their benefit depends on ``rho``): run the suite with
+  ``--repetitions 2`` once to measure it.
+
+Check by simulation: `benchmarks/planner.py` draws data from this model, runs
+`evalkeeper.analysis.stats.paired_comparison` and `decide` on it, and compares the share of
+regressions with the planned power.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from evalkeeper.analysis.stats import z_value
+from evalkeeper.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
+REPETITION_OPTIONS = (1, 2, 3, 5)
+MAX_EXAMPLES = 1_000_000
+"""A plan that needs more examples than this says so instead of searching further."""
+
+IccSource = Literal["repetitions", "discordance", "assumed", "none"]
+
+
+# -- the model ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExampleModel:
+    """Per-example pass probabilities ~ Beta with mean `pass_rate` and correlation `icc`."""
+
+    pass_rate: float
+    icc: float
+
+    def beta(self) -> tuple[float, float] | None:
+        """(a, b) of the Beta distribution, or None when every example is alike."""
+        p, rho = self.pass_rate, self.icc
+        if rho <= 0 or p <= 0 or p >= 1:
+            return None
+        total = 1.0 / min(rho, 1 - 1e-9) - 1.0
+        return p * total, (1 - p) * total
+
+    def nodes(self, degree: int) -> tuple[FloatArray, FloatArray]:
+        """Points and weights integrating any polynomial of `degree` against the model's
+        distribution of ``p_i`` exactly (Gauss-Jacobi on [0, 1])."""
+        ab = self.beta()
+        if ab is None:
+            return np.array([self.pass_rate]), np.array([1.0])
+        return _jacobi_nodes(degree // 2 + 1, *ab)
+
+    def draw(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """`n` examples' pass probabilities (for simulations)."""
+        ab = self.beta()
+        if ab is None:
+            return np.full(n, self.pass_rate)
+        return rng.beta(ab[0], ab[1], size=n)
+
+
+@functools.lru_cache(maxsize=256)
+def _jacobi_nodes(k: int, a: float, b: float) -> tuple[FloatArray, FloatArray]:
+    from scipy import special
+
+    # weight (1 - x)^(b - 1) (1 + x)^(a - 1) on [-1, 1]; x -> (1 + x) / 2 is Beta(a, b)
+    x, w = special.roots_jacobi(k, b - 1.0, a - 1.0)
+    return (1.0 + x) / 2.0, w / w.sum()
+
+
+def shrink(pass_rate: float, drop: float) -> float:
+    """The factor every example's pass probability is multiplied by: ``1 - drop / p``."""
+    return 1.0 - drop / pass_rate
+
+
+@dataclass(frozen=True)
+class SignProbabilities:
+    """Per example: P(candidate's mean < baseline's) and P(>), and the moments of ``d_i``."""
+
+    worse: float
+    better: float
+    mean_d: float
+    var_d: float
+
+
+def sign_probabilities(model: ExampleModel, drop: float, repetitions: int) -> SignProbabilities:
+    """`pi_w`, `pi_b` and ``E[d], Var(d)`` for one example with `repetitions` per side."""
+    from scipy import stats as st
+
+    r = repetitions
+    s = shrink(model.pass_rate, drop)
+    ps, ws = model.nodes(2 * r + 2)
+    ks = np.arange(r + 1)
+    pmf_b = st.binom.pmf(ks[None, :], r, ps[:, None])
+    pmf_c = st.binom.pmf(ks[None, :], r, (s * ps)[:, None])
+    cdf_c = np.cumsum(pmf_c, axis=1)
+    below = np.concatenate([np.zeros((ps.size, 1)), cdf_c[:, :-1]], axis=1)  # P(C < k)
+    worse = float(ws @ np.sum(pmf_b * below, axis=1))
+    above = 1.0 - cdf_c  # P(C > k)
+    better = float(ws @ np.sum(pmf_b * above, axis=1))
+    q = s * ps
+    mean_d = float(ws @ (q - ps))
+    second = ws @ ((q * (1 - q) + p_var(ps)) / r + (q - ps) ** 2)
+    return SignProbabilities(worse, better, mean_d, float(second) - mean_d**2)
+
+
+def p_var(p: FloatArray) -> FloatArray:
+    return p * (1 - p)
+
+
+# -- power and size -------------------------------------------------------------------------
+
+
+def power_normal(n: int, probs: SignProbabilities, alpha: float) -> float:
+    """Connor's (1987) normal approximation of the sign test's power towards "worse"."""
+    d = probs.worse + probs.better
+    mu = probs.worse - probs.better
+    if n <= 0 or d <= 0 or mu <= 0:
+        return 0.0
+    from statistics import NormalDist
+
+    z = z_value(1 - alpha / 2)
+    sd1 = math.sqrt(max(d - mu * mu, 1e-300))
+    return NormalDist().cdf((mu * math.sqrt(n) - z * math.sqrt(d)) / sd1)
+
+
+def n_normal(probs: SignProbabilities, power: float, alpha: float) -> float:
+    """Connor's (1987) sample size (not rounded); inf when nothing moves towards worse."""
+    d = probs.worse + probs.better
+    mu = probs.worse - probs.better
+    if d <= 0 or mu <= 0:
+        return math.inf
+    z_a, z_b = z_value(1 - alpha / 2), z_value(power)
+    return ((z_a * math.sqrt(d) + z_b * math.sqrt(max(d - mu * mu, 0.0))) / mu) ** 2
+
+
+def power_exact(n: int, probs: SignProbabilities, alpha: float) -> float:
+    """P(the two-sided exact sign test rejects towards "worse") with `n` examples."""
+    from scipy import stats as st
+
+    d = probs.worse + probs.better
+    if n <= 0 or d <= 0:
+        return 0.0
+    theta = min(probs.worse / d, 1.0)
+    moved = np.arange(n + 1)
+    p_moved = st.binom.pmf(moved, n, min(d, 1.0))
+    # the largest count of "better" with 2 * F(better; D, 1/2) < alpha (-1: none)
+    c = st.binom.ppf(alpha / 2, moved, 0.5) - 1
+    c = np.where(st.binom.cdf(c, moved, 0.5) < alpha / 2, c, c - 1)
+    need = moved - c  # worse >= D - c, i.e. better <= c
+    p_reject = np.where(c >= 0, st.binom.sf(need - 1, moved, theta), 0.0)
+    return float(np.clip(p_moved @ p_reject, 0.0, 1.0))
+
+
+def tolerance_factor(n: int, probs: SignProbabilities, tolerance: float) -> float:
+    """P(mean(d) < -tolerance), normal; 1 when tolerance is 0 (see the module docstring)."""
+    if tolerance <= 0:
+        return 1.0
+    if n <= 0 or probs.var_d <= 0:
+        return 1.0 if probs.mean_d < -tolerance else 0.0
+    from statistics import NormalDist
+
+    return NormalDist().cdf((-tolerance - probs.mean_d) / math.sqrt(probs.var_d / n))
+
+
+def gate_power(n: int, probs: SignProbabilities, *, alpha: float, tolerance: float = 0.0) -> float:
+    """The planned test's power with `n` examples (exact sign test x tolerance factor)."""
+    return power_exact(n, probs, alpha) * tolerance_factor(n, probs, tolerance)
+
+
+def examples_needed(
+    probs: SignProbabilities, *, power: float, alpha: float, tolerance: float = 0.0
+) -> int | None:
+    """The smallest number of examples whose `gate_power` reaches `power` (None: more than
+    `MAX_EXAMPLES`, or never)."""
+    guess = n_normal(probs, power, alpha)
+    if not math.isfinite(guess) or guess > MAX_EXAMPLES:
+        return None
+    lo = max(1, int(guess * 0.7) - 5)
+    if gate_power(lo, probs, alpha=alpha, tolerance=tolerance) >= power:
+        lo = 1  # small sizes: scan from the start
+    hi = lo
+    step = 1
+    while gate_power(hi, probs, alpha=alpha, tolerance=tolerance) < power:
+        lo = hi
+        hi += step
+        step *= 2
+        if hi > MAX_EXAMPLES:
+            return None
+    # the smallest n in (lo, hi] that reaches the power: scan (exact power is saw-toothed)
+    for n in range(lo, hi + 1):
+        if gate_power(n, probs, alpha=alpha, tolerance=tolerance) >= power:
+            return n
+    return hi
+
+
+# -- estimates from the history -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Icc:
+    value: float | None
+    source: IccSource
+    groups: int
+    """Groups with at least two repetitions (repetitions) or examples paired (discordance)."""
+
+
+def estimate_icc(k: npt.ArrayLike, y: npt.ArrayLike) -> Icc:
+    """One-way ANOVA intraclass correlation of binary outcomes (see the module docstring):
+    `k` scored repetitions and `y` passes per group. None when no group repeats."""
+    k_arr = np.asarray(k, dtype=np.float64)
+    y_arr = np.asarray(y, dtype=np.float64)
+    keep = k_arr > 0
+    k_arr, y_arr = k_arr[keep], y_arr[keep]
+    repeated = int(np.sum(k_arr >= 2))
+    g, n = k_arr.size, float(k_arr.sum())
+    if repeated < 2 or g < 2 or n - g <= 0:
+        return Icc(None, "none", repeated)
+    total = float(y_arr.sum())
+    between = float(np.sum(y_arr * y_arr / k_arr))
+    msb = (between - total * total / n) / (g - 1)
+    msw = (total - between) / (n - g)
+    k0 = (n - float(np.sum(k_arr * k_arr)) / n) / (g - 1)
+    denom = msb + (k0 - 1) * msw
+    if denom <= 0:
+        return Icc(None, "none", repeated)  # every row passed (or failed): nothing varies
+    return Icc(float(np.clip((msb - msw) / denom, 0.0, 1.0)), "repetitions", repeated)
+
+
+def icc_from_discordance(discordance: float, pass_rate: float, pairs: int) -> Icc:
+    """``rho = 1 - discordance / (2 p (1 - p))`` (two runs of one target as repetitions);
+    `pairs` counts the examples paired."""
+    var = pass_rate * (1 - pass_rate)
+    if pairs < 1 or var <= 0:
+        return Icc(None, "none", pairs)
+    return Icc(float(np.clip(1.0 - discordance / (2 * var), 0.0, 1.0)), "discordance", pairs)
+
+
+def weighted_icc(estimates: list[Icc]) -> Icc:
+    """Per-run estimates pooled, weighted by their groups (runs differ in pass rate: one
+    ANOVA over all of them would count that as between-example variance)."""
+    found = [e for e in estimates if e.value is not None]
+    if not found:
+        return Icc(None, "none", sum(e.groups for e in estimates))
+    total = sum(e.groups for e in found)
+    value = sum(float(e.value or 0.0) * e.groups for e in found) / total
+    return Icc(value, found[0].source, total)
+
+
+# -- the plan of one evaluator --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    repetitions: int
+    examples: int | None
+    """Examples needed; None when inconclusive or more than `MAX_EXAMPLES`."""
+    power: float | None
+    """The exact power at `examples` (at least the asked one)."""
+    judge_calls: int | None
+    """Judge calls per run of that size (None: inconclusive)."""
+    cost_usd: float | None
+    """Dollars per run; None when the cost is unknown (never 0 for unknown)."""
+    status: Literal["ok", "inconclusive", "too_large"]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SuitePower:
+    suite: str
+    examples: int
+    repetitions: int
+    power: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Judge calls per example and repetition, and dollars per call (None: unknown)."""
+
+    calls_per_example: float
+    cost_per_call_usd: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class EvaluatorPlan:
+    evaluator: str
+    pass_rate: float | None
+    icc: Icc
+    discordance: float | None
+    discordance_pairs: int
+    discordance_model: float | None
+    """What the model predicts for it, ``2 p (1 - p) (1 - rho)``: a check of the model."""
+    usage: Usage | None
+    options: list[Option]
+    suites: list[SuitePower]
+    status: Literal["ok", "assumed", "inconclusive"]
+    notes: list[str] = field(default_factory=list)
+
+
+def _cost(calls: int | None, usage: Usage | None) -> float | None:
+    if usage is None:  # not a judge: no call, nothing to pay
+        return 0.0
+    if calls is None or usage.cost_per_call_usd is None:
+        return None
+    return calls * usage.cost_per_call_usd
+
+
+def _calls(examples: int, repetitions: int, usage: Usage | None) -> int | None:
+    if usage is None:
+        return 0
+    return round(examples * repetitions * usage.calls_per_example)
+
+
+def plan_evaluator(
+    evaluator: str,
+    *,
+    pass_rate: float | None,
+    icc: Icc,
+    discordance: float | None,
+    discordance_pairs: int,
+    usage: Usage | None,
+    detect: float,
+    power: float,
+    alpha: float,
+    tolerance: float,
+    suites: list[tuple[str, int, int]],
+    fix: str,
+    options: tuple[int, ...] = REPETITION_OPTIONS,
+) -> EvaluatorPlan:
+    """The plan for one pass/fail evaluator (see the module docstring). `suites` are
+    (name, examples, repetitions) whose power to report; `fix` says how to get the history
+    the plan lacks (a command line)."""
+    notes: list[str] = []
+    model_disc = (
+        2 * pass_rate * (1 - pass_rate) * (1 - icc.value)
+        if pass_rate is not None and icc.value is not None
+        else None
+    )
+
+    def done(
+        options: list[Option],
+        suite_power: list[SuitePower],
+        status: Literal["ok", "assumed", "inconclusive"],
+    ) -> EvaluatorPlan:
+        return EvaluatorPlan(
+            evaluator=evaluator,
+            pass_rate=pass_rate,
+            icc=icc,
+            discordance=discordance,
+            discordance_pairs=discordance_pairs,
+            discordance_model=model_disc,
+            usage=usage,
+            options=options,
+            suites=suite_power,
+            status=status,
+            notes=notes,
+        )
+
+    if pass_rate is None:
+        notes.append(f"inconclusive: no scored run of this evaluator; {fix}")
+        return done(
+            [_inconclusive(r, "no pass rate") for r in options],
+            [SuitePower(s, n, r, None, "no pass rate") for s, n, r in suites],
+            "inconclusive",
+        )
+    if detect >= pass_rate:
+        notes.append(
+            f"inconclusive: the pass rate is {pass_rate:.3f}, so it cannot drop by {detect:g}; "
+            "ask for a smaller --detect"
+        )
+        return done(
+            [_inconclusive(r, "drop above the pass rate") for r in options],
+            [SuitePower(s, n, r, None, "drop above the pass rate") for s, n, r in suites],
+            "inconclusive",
+        )
+    status: Literal["ok", "assumed", "inconclusive"] = "ok"
+    rho = icc.value
+    if rho is None:
+        status = "assumed"
+        notes.append(
+            "assumed: no repetitions and no two runs of one target, so the correlation "
+            "between repetitions is unknown; 1 repetition is planned with none (the "
+            f"conservative case), more are inconclusive: {fix}"
+        )
+    if pass_rate >= 1.0 or pass_rate <= 0.0:
+        notes.append(
+            f"every scored row {'passed' if pass_rate >= 1 else 'failed'} in the latest run: "
+            "the plan takes that rate as exact (optimistic for a small run)"
+        )
+    plans: list[Option] = []
+    for r in options:
+        if rho is None and r > 1:
+            plans.append(_inconclusive(r, "correlation unknown"))
+            continue
+        model = ExampleModel(pass_rate, rho or 0.0)
+        probs = sign_probabilities(model, detect, r)
+        n = examples_needed(probs, power=power, alpha=alpha, tolerance=tolerance)
+        if n is None:
+            plans.append(
+                Option(r, None, None, None, None, "too_large", f"more than {MAX_EXAMPLES:,}")
+            )
+            continue
+        calls = _calls(n, r, usage)
+        plans.append(
+            Option(
+                repetitions=r,
+                examples=n,
+                power=gate_power(n, probs, alpha=alpha, tolerance=tolerance),
+                judge_calls=calls,
+                cost_usd=_cost(calls, usage),
+                status="ok",
+            )
+        )
+    suite_power = []
+    for name, n, r in suites:
+        if rho is None and r > 1:
+            suite_power.append(SuitePower(name, n, r, None, "correlation unknown"))
+            continue
+        probs = sign_probabilities(ExampleModel(pass_rate, rho or 0.0), detect, r)
+        suite_power.append(
+            SuitePower(name, n, r, gate_power(n, probs, alpha=alpha, tolerance=tolerance))
+        )
+    return done(plans, suite_power, status)
+
+
+def _inconclusive(repetitions: int, why: str) -> Option:
+    return Option(repetitions, None, None, None, None, "inconclusive", why)
+
+
+# -- the plan of a dataset, from its history ------------------------------------------------
+
+
+class PlanError(InputError, ValueError):
+    """`plan` was asked something it cannot answer: an unknown dataset or evaluator, or a
+    drop, power or alpha out of range. The message names the fix."""
+
+
+APPROXIMATIONS = [
+    "planned for each evaluator's __all__ cell alone: the gate adjusts every evaluator x "
+    "category cell's p-value by Benjamini-Hochberg, which costs little when the drop shows "
+    "in many cells and up to a factor m in alpha when it shows in one cell of m (then plan "
+    "with --alpha alpha/m)",
+    "the drop is modelled as every example losing the same share of its pass probability",
+    "the smoke suite's power treats it as a random sample of the dataset",
+    "judge calls and dollars assume no cache hit (a changed target's answers are new)",
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: str
+    detect: float
+    power: float
+    alpha: float
+    tolerance: float
+    runs: list[dict[str, object]]
+    """The runs the estimates come from (oldest first): id, suite, started, repetitions."""
+    evaluators: list[EvaluatorPlan]
+    notes: list[str]
+    approximations: list[str] = field(default_factory=lambda: list(APPROXIMATIONS))
+
+    @property
+    def status(self) -> Literal["ok", "assumed", "inconclusive"]:
+        states = {e.status for e in self.evaluators}
+        if not self.evaluators or states == {"inconclusive"}:
+            return "inconclusive"
+        return "assumed" if states - {"ok"} else "ok"
+
+
+def check_request(*, detect: float, power: float, alpha: float) -> None:
+    """Raise `PlanError` for a drop, power or alpha out of range."""
+    if not 0 < detect < 1:
+        raise PlanError(
+            f"--detect {detect:g}: a drop in pass rate between 0 and 1 (e.g. 0.05 for five points)"
+        )
+    if not 0 < alpha < 1:
+        raise PlanError(f"--alpha {alpha:g}: a significance level between 0 and 1 (e.g. 0.05)")
+    if not alpha / 2 < power < 1:
+        raise PlanError(
+            f"--power {power:g}: a probability between alpha/2 ({alpha / 2:g}) and 1 (e.g. 0.8)"
+        )
+
+
+def _pin(row: dict[str, object]) -> tuple[object, ...]:
+    return tuple(row[c] for c in ("target_spec", "agent_version", "model", "git_commit"))
+
+
+def _discordance(
+    runs: pl.DataFrame, groups: pl.DataFrame
+) -> tuple[float | None, int, int, float | None]:
+    """(discordance, run pairs, examples paired, their pass rate) over consecutive runs of
+    one target pin, on each example's first scored repetition."""
+    by_pin: dict[tuple[object, ...], list[str]] = {}
+    for row in runs.iter_rows(named=True):
+        by_pin.setdefault(_pin(row), []).append(str(row["experiment_id"]))
+    differ = paired = pairs = passes = 0
+    for ids in by_pin.values():
+        for a, b in itertools.pairwise(ids):
+            left = groups.filter(pl.col("experiment_id") == a).select("example_id", "first")
+            right = groups.filter(pl.col("experiment_id") == b).select("example_id", "first")
+            both = left.join(right, on="example_id", suffix="_b")
+            if not both.height:
+                continue
+            pairs += 1
+            paired += both.height
+            differ += int((both["first"] != both["first_b"]).sum())
+            passes += int(both["first"].sum()) + int(both["first_b"].sum())
+    if not paired:
+        return None, 0, 0, None
+    return differ / paired, pairs, paired, passes / (2 * paired)
+
+
+def _usage(evaluator: str, runs: pl.DataFrame, usage: pl.DataFrame) -> Usage | None:
+    """Judge calls per example-repetition and dollars per fresh call, from the latest run
+    with calls of this judge (None: the evaluator made no judge call: not a judge)."""
+    mine = usage.filter(pl.col("judge") == evaluator)
+    if not mine.height:
+        return None
+    order = {str(r): i for i, r in enumerate(runs["experiment_id"])}
+    latest = max(mine.iter_rows(named=True), key=lambda r: order.get(str(r["experiment_id"]), -1))
+    run = runs.filter(pl.col("experiment_id") == latest["experiment_id"]).row(0, named=True)
+    rows = int(run["n_examples"]) * int(run["repetitions"])
+    priced = int(latest["fresh"]) - int(latest["unpriced"])
+    cost = float(latest["cost_usd"]) / priced if priced > 0 else None
+    source = f"run {latest['experiment_id']}: {latest['votes']} calls for {rows} rows"
+    if cost is None:
+        source += f"; no priced call ({latest['models']}): cost unknown"
+    elif latest["unpriced"]:
+        source += f"; {latest['unpriced']} call(s) without a price, priced as the others"
+    return Usage(int(latest["votes"]) / rows if rows else 0.0, cost, source)
+
+
+def plan_dataset(
+    dataset: str,
+    *,
+    runs: pl.DataFrame,
+    groups: pl.DataFrame,
+    usage: pl.DataFrame,
+    value_evaluators: list[str],
+    suites: list[tuple[str, int, int]],
+    detect: float,
+    power: float,
+    alpha: float,
+    tolerance: float,
+    evaluator: str | None = None,
+) -> Plan:
+    """The plan from a dataset's history (the frames of `evalkeeper.warehouse.planning`)."""
+    check_request(detect=detect, power=power, alpha=alpha)
+    fix = f"run `evalkeeper run --dataset {dataset} --suite full --repetitions 2`"
+    notes: list[str] = []
+    run_list = [
+        {
+            "experiment_id": r["experiment_id"],
+            "suite": r["suite"],
+            "started_at": str(r["started_at"]),
+            "repetitions": int(r["repetitions"]),
+            "n_examples": int(r["n_examples"]),
+        }
+        for r in runs.iter_rows(named=True)
+    ]
+    names = sorted(set(groups["evaluator"].to_list())) if groups.height else []
+    if evaluator is not None:
+        if evaluator in value_evaluators:
+            raise PlanError(
+                f"--evaluator {evaluator!r} scores a value, not pass/fail: the gate tests it "
+                "with Wilcoxon, which `plan` does not plan for; pick one of "
+                f"{', '.join(names) or 'none'}"
+            )
+        if evaluator not in names and runs.height:
+            raise PlanError(
+                f"--evaluator {evaluator!r}: no pass/fail score of it in the latest runs of "
+                f"{dataset!r}; pick one of {', '.join(names) or 'none'}"
+            )
+        names = [evaluator]
+    if value_evaluators and evaluator is None:
+        notes.append(
+            "not planned (they score a value, tested with Wilcoxon): " + ", ".join(value_evaluators)
+        )
+    if not runs.height:
+        notes.append(f"inconclusive: no completed run of {dataset!r} in the warehouse; {fix}")
+        return Plan(dataset, detect, power, alpha, tolerance, run_list, [], notes)
+    plans = []
+    for ev in names:
+        mine = groups.filter(pl.col("evaluator") == ev)
+        seen = [r for r in runs["experiment_id"] if r in set(mine["experiment_id"])]
+        latest = mine.filter(pl.col("experiment_id") == seen[-1])
+        pass_rate = int(latest["y"].sum()) / int(latest["k"].sum())
+        icc = weighted_icc(
+            [
+                estimate_icc(part["k"].to_numpy(), part["y"].to_numpy())
+                for part in mine.partition_by("experiment_id")
+            ]
+        )
+        disc, pairs, paired, disc_rate = _discordance(runs, mine)
+        if icc.value is None and disc is not None and disc_rate is not None:
+            icc = icc_from_discordance(disc, disc_rate, paired)
+        plans.append(
+            plan_evaluator(
+                ev,
+                pass_rate=pass_rate,
+                icc=icc,
+                discordance=disc,
+                discordance_pairs=pairs,
+                usage=_usage(ev, runs, usage),
+                detect=detect,
+                power=power,
+                alpha=alpha,
+                tolerance=tolerance,
+                suites=suites,
+                fix=fix,
+            )
+        )
+        if plans[-1].pass_rate is not None:
+            plans[-1].notes.insert(0, f"pass rate from run {seen[-1]}")
+    return Plan(dataset, detect, power, alpha, tolerance, run_list, plans, notes)
+
+
+# -- simulation (the check; used by benchmarks/planner.py and the tests) ----------------------
+
+
+def simulate_power(
+    model: ExampleModel,
+    *,
+    detect: float,
+    examples: int,
+    repetitions: int,
+    alpha: float,
+    tolerance: float,
+    replicates: int,
+    seed: int,
+) -> float:
+    """The share of `replicates` simulated comparisons that the *production* test and
+    decision (`stats.paired_comparison`, `stats.decide`) call a regression, data drawn from
+    `model` with the candidate `detect` lower."""
+    from evalkeeper.analysis import stats
+
+    rng = np.random.default_rng(seed)
+    s = shrink(model.pass_rate, detect)
+    hits = 0
+    for _ in range(replicates):
+        p = model.draw(rng, examples)
+        base = rng.binomial(repetitions, p) / repetitions
+        cand = rng.binomial(repetitions, s * p) / repetitions
+        res = stats.paired_comparison(base, cand, binary=True, alpha=alpha)
+        decision = stats.decide(
+            [stats.CellEvidence(diff=res.diff, p_value=res.p_value, mde=res.mde, overall=True)],
+            alpha=alpha,
+            tolerance=tolerance,
+            max_error_rate=1.0,
+        )
+        hits += decision.verdict == "regression"
+    return hits / replicates
