@@ -135,7 +135,8 @@ def _jacobi_nodes(k: int, a: float, b: float) -> tuple[FloatArray, FloatArray]:
     from scipy import special
 
     # weight (1 - x)^(b - 1) (1 + x)^(a - 1) on [-1, 1]; x -> (1 + x) / 2 is Beta(a, b)
-    x, w = special.roots_jacobi(k, b - 1.0, a - 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # scipy's k == 1 branch
+        x, w = special.roots_jacobi(k, b - 1.0, a - 1.0)
     return (1.0 + x) / 2.0, w / w.sum()
 
 
