@@ -449,6 +449,8 @@ def plan_evaluator(
         )
     status: Literal["ok", "assumed", "inconclusive"] = "ok"
     rho = icc.value
+    if rho is None and pass_rate >= 1.0:
+        rho = 0.0  # every example passes: nothing to correlate, and the model needs none
     if rho is None:
         status = "assumed"
         notes.append(
@@ -456,10 +458,10 @@ def plan_evaluator(
             "between repetitions is unknown; 1 repetition is planned with none (the "
             f"conservative case), more are inconclusive: {fix}"
         )
-    if pass_rate >= 1.0 or pass_rate <= 0.0:
+    if pass_rate >= 1.0:
         notes.append(
-            f"every scored row {'passed' if pass_rate >= 1 else 'failed'} in the latest run: "
-            "the plan takes that rate as exact (optimistic for a small run)"
+            "every scored row passed in the latest run: the plan takes that rate as exact "
+            "(optimistic for a small run)"
         )
     plans: list[Option] = []
     for r in options:
