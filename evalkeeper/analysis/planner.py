@@ -16,14 +16,25 @@ The model (the formulas, so a reader can check them):
   ``rho`` (the correlation between two repetitions of one example):
   ``a + b = 1/rho - 1`` (the beta-binomial model; ``rho = 0``: every example alike).
   Repetitions are independent given ``p_i``.
-* **The drop.** The candidate passes example ``i`` with ``q_i = p_i * (1 - delta / p)``:
-  every example loses the same share of its pass probability, so the mean falls by
-  exactly ``delta`` and every ``q_i`` stays in [0, 1]. Baseline and candidate are
-  independent given ``p_i``.
+* **The drop**, of one of two shapes (the mean falls by exactly ``delta`` in both;
+  baseline and candidate are independent given ``p_i``):
+
+  - *diffuse*: the candidate passes example ``i`` with ``q_i = p_i * (1 - delta / p)``:
+    every example loses the same share of its pass probability;
+  - *concentrated*: a share ``delta / p`` of the examples, chosen at random, break
+    (``q_i = 0``); the others keep ``q_i = p_i``.
+
+  At one repetition the two give the same sign-test power (both have ``pi_w - pi_b =
+  delta`` and the same discordance); with repetitions they part: a diffuse drop lets every
+  example move towards worse, while under a concentrated one the unchanged examples move
+  both ways more often (the sign test counts any change of an averaged rate), so extra
+  repetitions can *cost* examples. The plan does not know the shape: it takes the one that
+  needs more examples and shows both.
 * **The test's power.** With ``R`` repetitions, ``B ~ Bin(R, p_i)``, ``C ~ Bin(R, q_i)``;
   an example is "worse" when ``C < B`` and "better" when ``C > B``. Their probabilities
   ``pi_w``, ``pi_b`` integrate a polynomial of degree ``2R`` in ``p_i`` against the Beta
-  density, which Gauss-Jacobi quadrature with ``R + 2`` nodes does exactly. With ``n``
+  density, which Gauss-Jacobi quadrature with ``R + 2`` nodes does exactly (Golub and
+  Welsch 1969, via `scipy.special.roots_jacobi`). With ``n``
   examples the number that moved is ``D ~ Bin(n, pi_w + pi_b)`` and, given ``D``, the worse
   ones are ``Bin(D, pi_w / (pi_w + pi_b))``; the two-sided exact sign test rejects towards
   "worse" when ``2 * F(better; D, 1/2) < alpha``. Summing over ``D`` gives the exact power
@@ -39,10 +50,13 @@ The model (the formulas, so a reader can check them):
 
 Approximations, said where the plan is printed:
 
-* The plan is for one evaluator's ``__all__`` cell alone. The gate adjusts the p-values of
-  every evaluator x category cell by Benjamini-Hochberg: a drop seen in many cells costs
-  little, a drop in one cell among ``m`` costs up to a factor ``m`` in alpha (plan with
-  ``--alpha alpha/m`` to be safe).
+* Multiplicity: the gate adjusts the p-values of every evaluator x category cell together
+  by Benjamini-Hochberg (Benjamini and Hochberg 1995). The plan tests each evaluator's
+  ``__all__`` cell at ``alpha / m`` with ``m`` the cells (Bonferroni): BH rejects whenever
+  Bonferroni does, so this is a lower bound on the power, and close to it when the drop
+  shows in that one cell (the category cells, with a fraction of the examples, seldom
+  reach significance first: `benchmarks/planner.py` measures 0.54 power for a plan made
+  for the cell alone among ten cells).
 * "Worse" with the p-value under alpha is taken as a regression; the gate also needs the
   mean difference below ``-tolerance`` (handled as above; at tolerance 0 a rejection
   towards worse has a negative mean in all but freak samples).
@@ -90,10 +104,12 @@ from evalkeeper.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 REPETITION_OPTIONS = (1, 2, 3, 5)
-MAX_EXAMPLES = 1_000_000
+MAX_EXAMPLES = 200_000
 """A plan that needs more examples than this says so instead of searching further."""
 
 IccSource = Literal["repetitions", "discordance", "assumed", "none"]
+Shape = Literal["diffuse", "concentrated"]
+SHAPES: tuple[Shape, ...] = ("diffuse", "concentrated")
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -155,15 +171,26 @@ class SignProbabilities:
     var_d: float
 
 
-def sign_probabilities(model: ExampleModel, drop: float, repetitions: int) -> SignProbabilities:
-    """`pi_w`, `pi_b` and ``E[d], Var(d)`` for one example with `repetitions` per side."""
+def sign_probabilities(
+    model: ExampleModel, drop: float, repetitions: int, shape: Shape = "diffuse"
+) -> SignProbabilities:
+    """`pi_w`, `pi_b` and ``E[d], Var(d)`` for one example with `repetitions` per side,
+    the drop of the given `shape` (see the module docstring)."""
     from scipy import stats as st
 
     r = repetitions
-    s = shrink(model.pass_rate, drop)
     ps, ws = model.nodes(2 * r + 2)
     ks = np.arange(r + 1)
     pmf_b = st.binom.pmf(ks[None, :], r, ps[:, None])
+    if shape == "concentrated":
+        kappa = drop / model.pass_rate  # the share of examples that break
+        same = np.sum(pmf_b * pmf_b, axis=1)  # P(C = B) for an unchanged example
+        moved = float(ws @ (1 - same))
+        worse = kappa * float(ws @ (1 - pmf_b[:, 0])) + (1 - kappa) * moved / 2
+        better = (1 - kappa) * moved / 2
+        second = kappa * (ws @ (p_var(ps) / r + ps * ps)) + (1 - kappa) * (ws @ (2 * p_var(ps) / r))
+        return SignProbabilities(worse, better, -drop, float(second) - drop**2)
+    s = shrink(model.pass_rate, drop)
     pmf_c = st.binom.pmf(ks[None, :], r, (s * ps)[:, None])
     cdf_c = np.cumsum(pmf_c, axis=1)
     below = np.concatenate([np.zeros((ps.size, 1)), cdf_c[:, :-1]], axis=1)  # P(C < k)
@@ -214,8 +241,13 @@ def power_exact(n: int, probs: SignProbabilities, alpha: float) -> float:
     if n <= 0 or d <= 0:
         return 0.0
     theta = min(probs.worse / d, 1.0)
-    moved = np.arange(n + 1)
-    p_moved = st.binom.pmf(moved, n, min(d, 1.0))
+    d = min(d, 1.0)
+    # only the counts of moved examples within 12 sd of the mean carry any probability
+    # (the rest < 1e-30): O(sqrt(n)) terms, not O(n)
+    spread = 12 * math.sqrt(n * d * (1 - d)) + 10
+    first = max(0, math.floor(n * d - spread))
+    moved = np.arange(first, min(n, math.ceil(n * d + spread)) + 1)
+    p_moved = st.binom.pmf(moved, n, d)
     # the largest count of "better" with 2 * F(better; D, 1/2) < alpha (-1: none)
     c = st.binom.ppf(alpha / 2, moved, 0.5) - 1
     c = np.where(st.binom.cdf(c, moved, 0.5) < alpha / 2, c, c - 1)
@@ -244,26 +276,89 @@ def examples_needed(
     probs: SignProbabilities, *, power: float, alpha: float, tolerance: float = 0.0
 ) -> int | None:
     """The smallest number of examples whose `gate_power` reaches `power` (None: more than
-    `MAX_EXAMPLES`, or never)."""
+    `MAX_EXAMPLES`, or never).
+
+    The exact power is saw-toothed in ``n`` (the binomial test's rejection region moves in
+    steps), so: bracket a size that reaches it by doubling from Connor's approximation,
+    bisect, then look `SCAN` sizes below the one found for a smaller one that reaches it."""
+
+    def reaches(n: int) -> bool:
+        return gate_power(n, probs, alpha=alpha, tolerance=tolerance) >= power
+
     guess = n_normal(probs, power, alpha)
     if not math.isfinite(guess) or guess > MAX_EXAMPLES:
         return None
-    lo = max(1, int(guess * 0.7) - 5)
-    if gate_power(lo, probs, alpha=alpha, tolerance=tolerance) >= power:
-        lo = 1  # small sizes: scan from the start
-    hi = lo
-    step = 1
-    while gate_power(hi, probs, alpha=alpha, tolerance=tolerance) < power:
-        lo = hi
-        hi += step
-        step *= 2
-        if hi > MAX_EXAMPLES:
+    lo, hi = 0, max(1, int(guess * 0.7))
+    while not reaches(hi):
+        lo, hi = hi, hi * 2
+        if lo > MAX_EXAMPLES:
             return None
-    # the smallest n in (lo, hi] that reaches the power: scan (exact power is saw-toothed)
-    for n in range(lo, hi + 1):
-        if gate_power(n, probs, alpha=alpha, tolerance=tolerance) >= power:
+    while hi - lo > 1:  # reaches(hi); lo does not (or is 0)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+    for n in range(max(1, hi - SCAN), hi):
+        if reaches(n):
             return n
-    return hi
+    return hi if hi <= MAX_EXAMPLES else None
+
+
+SCAN = 40
+
+
+def worst_power(
+    n: int, model: ExampleModel, drop: float, repetitions: int, *, alpha: float, tolerance: float
+) -> tuple[float, Shape]:
+    """The lower `gate_power` of the two drop shapes at `n` examples, and that shape."""
+    powers = {
+        shape: gate_power(
+            n,
+            sign_probabilities(model, drop, repetitions, shape),
+            alpha=alpha,
+            tolerance=tolerance,
+        )
+        for shape in SHAPES
+    }
+    shape = min(SHAPES, key=lambda s: powers[s])
+    return powers[shape], shape
+
+
+@dataclass(frozen=True)
+class Size:
+    examples: int | None
+    power: float | None
+    shape: Shape | None
+    by_shape: dict[str, int | None]
+
+
+def plan_size(
+    model: ExampleModel,
+    drop: float,
+    repetitions: int,
+    *,
+    power: float,
+    alpha: float,
+    tolerance: float = 0.0,
+) -> Size:
+    """The examples needed for either shape of the drop (the larger), with the lower power
+    of the two at that size (at least `power`) and the shape it is planned for."""
+    needed: dict[Shape, int] = {}
+    for shape in SHAPES:
+        probs = sign_probabilities(model, drop, repetitions, shape)
+        n = examples_needed(probs, power=power, alpha=alpha, tolerance=tolerance)
+        if n is None:
+            by: dict[str, int | None] = {k: v for k, v in needed.items()}
+            by[shape] = None
+            return Size(None, None, shape, by)
+        needed[shape] = n
+    governing = max(needed, key=needed.__getitem__)
+    n = needed[governing]
+    got = 0.0
+    for _ in range(SCAN):  # the other shape's saw-tooth may dip just below at this size
+        got, _weaker = worst_power(n, model, drop, repetitions, alpha=alpha, tolerance=tolerance)
+        if got >= power:
+            break
+        n += 1
+    return Size(n, got, governing, {k: v for k, v in needed.items()})
 
 
 # -- estimates from the history -------------------------------------------------------------
@@ -335,6 +430,10 @@ class Option:
     """Dollars per run; None when the cost is unknown (never 0 for unknown)."""
     status: Literal["ok", "inconclusive", "too_large"]
     note: str = ""
+    shape: Shape | None = None
+    """The drop's shape that needs the most examples (the one the size is planned for)."""
+    by_shape: dict[str, int | None] = field(default_factory=dict)
+    """The examples each shape of the drop alone would need."""
 
 
 @dataclass(frozen=True)
@@ -399,11 +498,13 @@ def plan_evaluator(
     tolerance: float,
     suites: list[tuple[str, int, int]],
     fix: str,
+    cells: int = 1,
     options: tuple[int, ...] = REPETITION_OPTIONS,
 ) -> EvaluatorPlan:
     """The plan for one pass/fail evaluator (see the module docstring). `suites` are
     (name, examples, repetitions) whose power to report; `fix` says how to get the history
-    the plan lacks (a command line)."""
+    the plan lacks (a command line); `cells` is how many cells the gate adjusts together
+    (the test is planned at ``alpha / cells``)."""
     notes: list[str] = []
     model_disc = (
         2 * pass_rate * (1 - pass_rate) * (1 - icc.value)
@@ -464,27 +565,35 @@ def plan_evaluator(
             "(optimistic for a small run)"
         )
     plans: list[Option] = []
+    level = alpha / cells
     for r in options:
         if rho is None and r > 1:
             plans.append(_inconclusive(r, "correlation unknown"))
             continue
-        model = ExampleModel(pass_rate, rho or 0.0)
-        probs = sign_probabilities(model, detect, r)
-        n = examples_needed(probs, power=power, alpha=alpha, tolerance=tolerance)
-        if n is None:
+        size = plan_size(
+            ExampleModel(pass_rate, rho or 0.0),
+            detect,
+            r,
+            power=power,
+            alpha=level,
+            tolerance=tolerance,
+        )
+        if size.examples is None:
             plans.append(
                 Option(r, None, None, None, None, "too_large", f"more than {MAX_EXAMPLES:,}")
             )
             continue
-        calls = _calls(n, r, usage)
+        calls = _calls(size.examples, r, usage)
         plans.append(
             Option(
                 repetitions=r,
-                examples=n,
-                power=gate_power(n, probs, alpha=alpha, tolerance=tolerance),
+                examples=size.examples,
+                power=size.power,
                 judge_calls=calls,
                 cost_usd=_cost(calls, usage),
                 status="ok",
+                shape=size.shape,
+                by_shape=size.by_shape,
             )
         )
     suite_power = []
@@ -492,10 +601,10 @@ def plan_evaluator(
         if rho is None and r > 1:
             suite_power.append(SuitePower(name, n, r, None, "correlation unknown"))
             continue
-        probs = sign_probabilities(ExampleModel(pass_rate, rho or 0.0), detect, r)
-        suite_power.append(
-            SuitePower(name, n, r, gate_power(n, probs, alpha=alpha, tolerance=tolerance))
+        got, shape = worst_power(
+            n, ExampleModel(pass_rate, rho or 0.0), detect, r, alpha=level, tolerance=tolerance
         )
+        suite_power.append(SuitePower(name, n, r, got, f"{shape} drop"))
     return done(plans, suite_power, status)
 
 
@@ -512,11 +621,13 @@ class PlanError(InputError, ValueError):
 
 
 APPROXIMATIONS = [
-    "planned for each evaluator's __all__ cell alone: the gate adjusts every evaluator x "
-    "category cell's p-value by Benjamini-Hochberg, which costs little when the drop shows "
-    "in many cells and up to a factor m in alpha when it shows in one cell of m (then plan "
-    "with --alpha alpha/m)",
-    "the drop is modelled as every example losing the same share of its pass probability",
+    "the gate adjusts the p-values of every evaluator x category cell together by "
+    "Benjamini-Hochberg; the plan tests each evaluator's __all__ cell at alpha / cells "
+    "(Bonferroni), a lower bound on the power under Benjamini-Hochberg that is close when "
+    "the drop shows in one cell (--cells 1: that cell alone)",
+    "the drop's shape is unknown: every example a little worse (diffuse) or some examples "
+    "broken (concentrated); the size is planned for the shape that needs more examples, "
+    "both are shown",
     "the smoke suite's power treats it as a random sample of the dataset",
     "judge calls and dollars assume no cache hit (a changed target's answers are new)",
 ]
@@ -529,6 +640,8 @@ class Plan:
     power: float
     alpha: float
     tolerance: float
+    cells: int
+    """The cells the gate adjusts together; each is planned at ``alpha / cells``."""
     runs: list[dict[str, object]]
     """The runs the estimates come from (oldest first): id, suite, started, repetitions."""
     evaluators: list[EvaluatorPlan]
@@ -543,8 +656,10 @@ class Plan:
         return "assumed" if states - {"ok"} else "ok"
 
 
-def check_request(*, detect: float, power: float, alpha: float) -> None:
-    """Raise `PlanError` for a drop, power or alpha out of range."""
+def check_request(*, detect: float, power: float, alpha: float, cells: int = 1) -> None:
+    """Raise `PlanError` for a drop, power, alpha or cell count out of range."""
+    if cells < 1:
+        raise PlanError(f"--cells {cells}: at least 1 (the cells the gate adjusts together)")
     if not 0 < detect < 1:
         raise PlanError(
             f"--detect {detect:g}: a drop in pass rate between 0 and 1 (e.g. 0.05 for five points)"
@@ -618,10 +733,11 @@ def plan_dataset(
     power: float,
     alpha: float,
     tolerance: float,
+    cells: int = 1,
     evaluator: str | None = None,
 ) -> Plan:
     """The plan from a dataset's history (the frames of `evalkeeper.warehouse.planning`)."""
-    check_request(detect=detect, power=power, alpha=alpha)
+    check_request(detect=detect, power=power, alpha=alpha, cells=cells)
     fix = f"run `evalkeeper run --dataset {dataset} --suite full --repetitions 2`"
     notes: list[str] = []
     run_list = [
@@ -654,7 +770,7 @@ def plan_dataset(
         )
     if not runs.height:
         notes.append(f"inconclusive: no completed run of {dataset!r} in the warehouse; {fix}")
-        return Plan(dataset, detect, power, alpha, tolerance, run_list, [], notes)
+        return Plan(dataset, detect, power, alpha, tolerance, cells, run_list, [], notes)
     plans = []
     for ev in names:
         mine = groups.filter(pl.col("evaluator") == ev)
@@ -684,11 +800,12 @@ def plan_dataset(
                 tolerance=tolerance,
                 suites=suites,
                 fix=fix,
+                cells=cells,
             )
         )
         if plans[-1].pass_rate is not None:
             plans[-1].notes.insert(0, f"pass rate from run {seen[-1]}")
-    return Plan(dataset, detect, power, alpha, tolerance, run_list, plans, notes)
+    return Plan(dataset, detect, power, alpha, tolerance, cells, run_list, plans, notes)
 
 
 # -- simulation (the check; used by benchmarks/planner.py and the tests) ----------------------
@@ -704,10 +821,14 @@ def simulate_power(
     tolerance: float,
     replicates: int,
     seed: int,
+    shape: Shape = "diffuse",
+    cells: int = 1,
 ) -> float:
     """The share of `replicates` simulated comparisons that the *production* test and
     decision (`stats.paired_comparison`, `stats.decide`) call a regression, data drawn from
-    `model` with the candidate `detect` lower."""
+    `model` with the candidate `detect` lower (a drop of `shape`). With `cells` > 1 the
+    other cells are null (their p-values uniform) and the decision adjusts all of them by
+    Benjamini-Hochberg, as the gate does."""
     from evalkeeper.analysis import stats
 
     rng = np.random.default_rng(seed)
@@ -715,14 +836,19 @@ def simulate_power(
     hits = 0
     for _ in range(replicates):
         p = model.draw(rng, examples)
+        if shape == "concentrated":
+            q = np.where(rng.random(examples) < detect / model.pass_rate, 0.0, p)
+        else:
+            q = s * p
         base = rng.binomial(repetitions, p) / repetitions
-        cand = rng.binomial(repetitions, s * p) / repetitions
+        cand = rng.binomial(repetitions, q) / repetitions
         res = stats.paired_comparison(base, cand, binary=True, alpha=alpha)
+        evidence = [stats.CellEvidence(diff=res.diff, p_value=res.p_value, mde=res.mde)]
+        evidence += [
+            stats.CellEvidence(diff=0.0, p_value=float(u), mde=0.0) for u in rng.random(cells - 1)
+        ]
         decision = stats.decide(
-            [stats.CellEvidence(diff=res.diff, p_value=res.p_value, mde=res.mde, overall=True)],
-            alpha=alpha,
-            tolerance=tolerance,
-            max_error_rate=1.0,
+            evidence, alpha=alpha, tolerance=tolerance, max_error_rate=1.0, max_mde=1.0
         )
-        hits += decision.verdict == "regression"
+        hits += decision.regressed[0]
     return hits / replicates

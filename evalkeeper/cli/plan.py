@@ -33,11 +33,13 @@ def make_plan(
     alpha: float,
     evaluator: str | None = None,
     runs: int = 10,
+    cells: int | None = None,
 ) -> Plan:
-    """Read the history of `dataset` and plan (see `evalkeeper.analysis.planner`)."""
+    """Read the history of `dataset` and plan (see `evalkeeper.analysis.planner`); `cells`
+    defaults to the latest run's evaluators x (categories + 1)."""
     from evalkeeper.analysis import planner
 
-    planner.check_request(detect=detect, power=power, alpha=alpha)
+    planner.check_request(detect=detect, power=power, alpha=alpha, cells=cells or 1)
     if runs < 1:
         raise planner.PlanError(f"--runs {runs}: at least 1 (the latest runs to learn from)")
     if not Path(settings.warehouse).exists():
@@ -59,6 +61,8 @@ def make_plan(
         values = planning.value_evaluators(con, ids)
         version = str(history["dataset_version"][-1]) if history.height else None
         examples = planning.latest_examples(con, dataset, version)
+        if cells is None:
+            cells = planning.cell_count(con, ids[-1]) if ids else 1
     return planner.plan_dataset(
         dataset,
         runs=history,
@@ -70,6 +74,7 @@ def make_plan(
         power=power,
         alpha=alpha,
         tolerance=settings.analysis.tolerance,
+        cells=cells,
         evaluator=evaluator,
     )
 
@@ -114,6 +119,10 @@ def _num(x: float | None, fmt: str = ".3f") -> str:
     return "unknown" if x is None else format(x, fmt)
 
 
+def _count(x: int | None) -> str:
+    return "—" if x is None else f"{x:,}"
+
+
 def _usd(x: float | None) -> str:
     return "unknown" if x is None else f"${x:,.2f}"
 
@@ -123,12 +132,15 @@ def _evaluator_table(plan: Plan, e: EvaluatorPlan) -> Table:
         title=f"{e.evaluator}: examples x repetitions to detect a drop of {plan.detect:g} "
         f"(power {plan.power:g}, alpha {plan.alpha:g})"
     )
-    for col in ("repetitions", "examples", "power", "judge calls/run", "$/run", "note"):
+    for col in ("repetitions", "examples", "if diffuse", "if concentrated", "power",
+                "judge calls/run", "$/run", "note"):  # fmt: skip
         t.add_column(col)
     for o in e.options:
         t.add_row(
             str(o.repetitions),
             "inconclusive" if o.status == "inconclusive" else _num(o.examples, ","),
+            _count(o.by_shape.get("diffuse")),
+            _count(o.by_shape.get("concentrated")),
             _pct(o.power),
             "—" if o.judge_calls is None else f"{o.judge_calls:,}",
             "—" if o.status != "ok" else _usd(o.cost_usd),
@@ -166,7 +178,11 @@ def show(plan: Plan) -> None:
         for s in e.suites:
             console.print(
                 f"{s.suite} suite now ({s.examples} examples x {s.repetitions}): power "
-                + (f"{s.power:.1%}" if s.power is not None else f"inconclusive ({s.note})"),
+                + (
+                    f"{s.power:.1%} ({s.note})"
+                    if s.power is not None
+                    else f"inconclusive ({s.note})"
+                ),
                 markup=False,
             )
         for note in e.notes:
@@ -191,6 +207,14 @@ def plan(
         str | None, typer.Option("--evaluator", help="Plan for this evaluator only.")
     ] = None,
     runs: Annotated[int, typer.Option("--runs", help="How many latest runs to learn from.")] = 10,
+    cells: Annotated[
+        int | None,
+        typer.Option(
+            "--cells",
+            help="Cells the gate adjusts together (default: the latest run's evaluators x "
+            "(categories + 1)); each is planned at alpha / cells. 1: the evaluator's cell alone.",
+        ),
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -206,6 +230,7 @@ def plan(
         alpha=settings.analysis.alpha if alpha is None else alpha,
         evaluator=evaluator,
         runs=runs,
+        cells=cells,
     )
     if fmt == "json":
         print(json.dumps(plan_json(result), indent=2, default=str))

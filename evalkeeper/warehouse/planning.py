@@ -87,3 +87,15 @@ def latest_examples(
         "WHERE dataset = $dataset AND dataset_version = $version ORDER BY example_id",
         params={"dataset": dataset, "version": version},
     ).pl()
+
+
+def cell_count(con: duckdb.DuckDBPyConnection, experiment_id: str) -> int:
+    """The cells a comparison of this run has: its scored evaluators x (its categories +
+    the ``__all__`` cell)."""
+    row = con.execute(
+        "SELECT count(DISTINCT evaluator), count(DISTINCT category) FROM scores "
+        "WHERE experiment_id = ? AND NOT skipped",
+        [experiment_id],
+    ).fetchone()
+    evaluators, categories = (int(row[0]), int(row[1])) if row else (0, 0)
+    return max(1, evaluators * (categories + 1))

@@ -47,13 +47,18 @@ def test_the_closed_form_is_statsmodels_normal_power_where_they_coincide() -> No
 
 def test_sign_probabilities_match_a_monte_carlo_of_the_model() -> None:
     rng = np.random.default_rng(7)
-    for p, rho, r in ((0.8, 0.4, 3), (0.6, 0.1, 2), (0.9, 0.7, 5), (0.7, 0.0, 1)):
+    cases = ((0.8, 0.4, 3), (0.6, 0.1, 2), (0.9, 0.7, 5), (0.7, 0.0, 1))
+    for (p, rho, r), shape in itertools.product(cases, P.SHAPES):
         model = P.ExampleModel(p, rho)
-        probs = P.sign_probabilities(model, 0.1, r)
+        probs = P.sign_probabilities(model, 0.1, r, shape)
         n = 400_000
         pi = model.draw(rng, n)
         b = rng.binomial(r, pi) / r
-        c = rng.binomial(r, P.shrink(p, 0.1) * pi) / r
+        if shape == "diffuse":
+            q = P.shrink(p, 0.1) * pi
+        else:
+            q = np.where(rng.random(n) < 0.1 / p, 0.0, pi)
+        c = rng.binomial(r, q) / r
         d = c - b
         for est, exact in (
             (np.mean(d < 0), probs.worse),
@@ -82,17 +87,24 @@ def test_exact_power_is_scipys_binomtest_summed_over_every_outcome() -> None:
 
 
 @pytest.mark.parametrize(
-    ("p", "rho", "reps"),
-    [(0.8, 0.5, 1), (0.8, 0.5, 3), (0.9, 0.2, 2)],
+    ("p", "rho", "reps", "shape", "cells"),
+    [
+        (0.8, 0.5, 1, "diffuse", 1),
+        (0.8, 0.5, 3, "diffuse", 1),
+        (0.9, 0.2, 2, "concentrated", 1),
+        (0.8, 0.5, 2, "concentrated", 1),
+        (0.8, 0.3, 1, "diffuse", 6),
+    ],
 )
 def test_the_planned_size_reaches_the_power_through_the_production_test(
-    p: float, rho: float, reps: int
+    p: float, rho: float, reps: int, shape: P.Shape, cells: int
 ) -> None:
     """The small version of benchmarks/planner.py: data from the model, the gate's own
-    `paired_comparison` and `decide`, a tolerance of four binomial SEs."""
+    `paired_comparison` and `decide` (with `cells - 1` null cells adjusted by BH), a
+    tolerance of four binomial SEs of the replicates."""
     model = P.ExampleModel(p, rho)
-    probs = P.sign_probabilities(model, 0.1, reps)
-    n = P.examples_needed(probs, power=0.8, alpha=0.05)
+    probs = P.sign_probabilities(model, 0.1, reps, shape)
+    n = P.examples_needed(probs, power=0.8, alpha=0.05 / cells)
     assert n is not None
     replicates = 300
     simulated = P.simulate_power(
@@ -104,10 +116,33 @@ def test_the_planned_size_reaches_the_power_through_the_production_test(
         tolerance=0.0,
         replicates=replicates,
         seed=11,
+        shape=shape,
+        cells=cells,
     )
     assert abs(simulated - 0.8) < _tolerance(0.8, replicates)
     # and one example fewer than planned is, by construction, below the asked power
-    assert P.gate_power(n - 1, probs, alpha=0.05) < 0.8 <= P.gate_power(n, probs, alpha=0.05)
+    level = 0.05 / cells
+    assert P.gate_power(n - 1, probs, alpha=level) < 0.8 <= P.gate_power(n, probs, alpha=level)
+
+
+def test_the_plan_takes_the_shape_that_needs_more_examples() -> None:
+    model = P.ExampleModel(0.8, 0.5)
+    one = P.plan_size(model, 0.05, 1, power=0.8, alpha=0.05)
+    # at one repetition the two shapes are the same test: same size
+    assert one.by_shape["diffuse"] == one.by_shape["concentrated"] == one.examples
+    three = P.plan_size(model, 0.05, 3, power=0.8, alpha=0.05)
+    assert three.examples == max(v for v in three.by_shape.values() if v is not None)
+    assert three.shape == "concentrated" and three.power is not None and three.power >= 0.8
+    # both shapes reach the power at the planned size
+    for shape in P.SHAPES:
+        probs = P.sign_probabilities(model, 0.05, 3, shape)
+        assert P.gate_power(three.examples or 0, probs, alpha=0.05) >= 0.8
+
+
+def test_a_drop_too_small_to_plan_says_so() -> None:
+    e = _plan(detect=0.0005)
+    assert {o.status for o in e.options} == {"too_large"}
+    assert all(o.examples is None and "more than" in o.note for o in e.options)
 
 
 def test_repetitions_help_only_as_far_as_the_within_example_variance_goes() -> None:

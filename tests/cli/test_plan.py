@@ -168,8 +168,16 @@ def test_the_plan_reads_the_history_as_the_warehouse_has_it(history: dict[str, P
     ((smoke_n,),) = _sql(w, "SELECT n_examples FROM experiments WHERE experiment_id = 'r3'")
     smoke = {s["suite"]: s for s in em["suites"]}["smoke"]
     assert (smoke["examples"], smoke["repetitions"]) == (smoke_n, 1)
+    # every evaluator x (categories + __all__) of the latest run, as compare would test
+    ((evaluators, categories),) = _sql(
+        w,
+        "SELECT count(DISTINCT evaluator), count(DISTINCT category) FROM scores "
+        "WHERE experiment_id = 'r4' AND NOT skipped",
+    )
+    assert plan["cells"] == evaluators * (categories + 1) == 2 * 5
+    # at one repetition both shapes of the drop give the exact sign test's power
     probs = P.sign_probabilities(P.ExampleModel(em["pass_rate"], em["icc"]["value"]), 0.1, 1)
-    assert smoke["power"] == pytest.approx(P.power_exact(smoke_n, probs, 0.05))
+    assert smoke["power"] == pytest.approx(P.power_exact(smoke_n, probs, 0.05 / 10), abs=1e-9)
     full = {s["suite"]: s for s in em["suites"]}["full"]
     assert (full["examples"], full["repetitions"]) == (N, 1)
 
