@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -124,13 +125,19 @@ def _count(x: int | None) -> str:
 
 
 def _usd(x: float | None) -> str:
-    return "unknown" if x is None else f"${x:,.2f}"
+    """Dollars: cents from $1 up, three significant digits below (a call costs $0.000123),
+    `unknown` for an unknown cost (never $0)."""
+    if x is None:
+        return "unknown"
+    if x >= 1 or x <= 0:
+        return f"${x:,.2f}"
+    return f"${x:.{2 - math.floor(math.log10(x))}f}"
 
 
 def _evaluator_table(plan: Plan, e: EvaluatorPlan) -> Table:
     t = Table(
         title=f"{e.evaluator}: examples x repetitions to detect a drop of {plan.detect:g} "
-        f"(power {plan.power:g}, alpha {plan.alpha:g})"
+        f"(power {plan.power:g}, alpha {plan.alpha:g} / {plan.cells} cells)"
     )
     for col in ("repetitions", "examples", "if diffuse", "if concentrated", "power",
                 "judge calls/run", "$/run", "note"):  # fmt: skip
@@ -161,6 +168,8 @@ def show(plan: Plan) -> None:
         )
     for e in plan.evaluators:
         icc = _num(e.icc.value)
+        if e.icc.value is None and e.pass_rate is not None and e.pass_rate >= 1:
+            icc = "not needed (every row passed)"
         console.print(
             f"\n{e.evaluator}: pass rate {_pct(e.pass_rate)}, correlation between repetitions "
             f"{icc} ({e.icc.source}, {e.icc.groups} groups), discordance of paired runs "

@@ -284,3 +284,20 @@ def test_smoke_power_is_the_exact_power_at_its_size() -> None:
     assert smoke.power < 0.8 < full.power
     probs = P.sign_probabilities(P.ExampleModel(0.8, 0.5), 0.05, 1)
     assert smoke.power == pytest.approx(P.power_exact(60, probs, 0.05))
+
+
+def test_a_tolerance_keeps_the_plan_conservative() -> None:
+    """With a tolerance the gate also needs the mean drop beyond it; the plan multiplies
+    the two probabilities (a lower bound): the production decision, simulated, reaches at
+    least the asked power (less four binomial SEs)."""
+    model = P.ExampleModel(0.8, 0.4)
+    probs = P.sign_probabilities(model, 0.1, 1)
+    n = P.examples_needed(probs, power=0.8, alpha=0.05, tolerance=0.03)
+    plain = P.examples_needed(probs, power=0.8, alpha=0.05)
+    assert n is not None and plain is not None and n > plain
+    replicates = 300
+    simulated = P.simulate_power(
+        model, detect=0.1, examples=n, repetitions=1, alpha=0.05, tolerance=0.03,
+        replicates=replicates, seed=13,
+    )  # fmt: skip
+    assert simulated > 0.8 - _tolerance(0.8, replicates)

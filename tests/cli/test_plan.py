@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from evalkeeper.analysis import planner as P
 from evalkeeper.cli import app
+from evalkeeper.cli.plan import _usd
 from evalkeeper.llm import forget_clients
 from evalkeeper.testing.llm_server import ScriptedLLMServer
 from tests.helpers import write_dataset
@@ -194,6 +195,7 @@ def test_the_table_says_the_same(history: dict[str, Path]) -> None:
     assert "factual_match" in out.output and "exact_match:" not in out.output
     first = plan["evaluators"][0]["options"][0]
     assert f"{first['examples']:,}" in out.output
+    assert first["cost_usd"] > 0 and _usd(first["cost_usd"]) in out.output
     assert "smoke suite now" in out.output and "approximations:" in out.output
 
 
