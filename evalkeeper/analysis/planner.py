@@ -34,16 +34,19 @@ The model (the formulas, so a reader can check them):
   an example is "worse" when ``C < B`` and "better" when ``C > B``. Their probabilities
   ``pi_w``, ``pi_b`` integrate a polynomial of degree ``2R`` in ``p_i`` against the Beta
   density, which Gauss-Jacobi quadrature with ``R + 2`` nodes does exactly (Golub and
-  Welsch 1969, via `scipy.special.roots_jacobi`). With ``n``
+  Welsch 1969, "Calculation of Gauss quadrature rules", via `scipy.special.roots_jacobi`). With ``n``
   examples the number that moved is ``D ~ Bin(n, pi_w + pi_b)`` and, given ``D``, the worse
   ones are ``Bin(D, pi_w / (pi_w + pi_b))``; the two-sided exact sign test rejects towards
   "worse" when ``2 * F(better; D, 1/2) < alpha``. Summing over ``D`` gives the exact power
-  (`power_exact`). The closed form (`power_normal`, `n_normal`) is the normal
-  approximation of Connor (1987): ``n = ((z_{1-a/2} sqrt(pi_d) + z_{power}
-  sqrt(pi_d - mu^2)) / mu)^2`` with ``pi_d = pi_w + pi_b``, ``mu = pi_w - pi_b``; at one
-  repetition and ``rho = 0`` it is a one-sample test of a mean with known variance, which
-  `tests/analysis/test_planner.py` checks against statsmodels' `NormalIndPower`.
-  The planned ``n`` is the smallest with exact power at least the asked one.
+  (`power_exact`). The closed form (`power_normal`, `n_normal`), the search's starting
+  point, is the normal approximation of Connor (1987, "Sample size for testing
+  differences in proportions for the paired-sample design", Biometrics 43:207-211):
+  ``n = ((z_{1-a/2} sqrt(pi_d) + z_{power} sqrt(pi_d - mu^2)) / mu)^2`` with
+  ``pi_d = pi_w + pi_b``, ``mu = pi_w - pi_b``: a one-sample z-test of the mean sign with
+  the null's variance for the critical value and the alternative's for the power; where
+  the two coincide (``mu^2 << pi_d``) it is statsmodels' one-sample `NormalIndPower`,
+  which `tests/analysis/test_planner.py` checks. The planned ``n`` is the smallest with
+  exact power at least the asked one (the exact power is saw-toothed in ``n``).
 * **Tolerance.** When ``tolerance > 0`` the drop must also exceed it: the power is
   multiplied by ``P(mean(d) < -tolerance)`` (normal, with ``Var(d_i)`` from the model). The
   two events go together, so the product is a lower bound (conservative).
@@ -51,7 +54,8 @@ The model (the formulas, so a reader can check them):
 Approximations, said where the plan is printed:
 
 * Multiplicity: the gate adjusts the p-values of every evaluator x category cell together
-  by Benjamini-Hochberg (Benjamini and Hochberg 1995). The plan tests each evaluator's
+  by Benjamini-Hochberg (Benjamini and Hochberg 1995, "Controlling the false discovery
+  rate", JRSS B 57:289-300). The plan tests each evaluator's
   ``__all__`` cell at ``alpha / m`` with ``m`` the cells (Bonferroni): BH rejects whenever
   Bonferroni does, so this is a lower bound on the power, and close to it when the drop
   shows in that one cell (the category cells, with a fraction of the examples, seldom
@@ -67,8 +71,10 @@ Estimating the model from the history (`estimate_icc`, `icc_from_discordance`):
 
 * ``p``: the pass rate of the latest run that scored the evaluator.
 * ``rho`` from repetitions: the one-way ANOVA estimator for binary data, unbalanced
-  (Fleiss 1981; Ridout, Demétrio and Firth 1999, "Estimating intraclass correlation for
-  binary data", Biometrics 55:137-148): groups are (run, example) with ``k_i`` scored
+  (Fleiss 1981, "Statistical Methods for Rates and Proportions"; Ridout, Demétrio and
+  Firth 1999, "Estimating intraclass correlation for binary data", Biometrics
+  55:137-148), computed per run with repetitions and pooled weighted by the examples it
+  repeated (runs differ in pass rate): groups are examples with ``k_i`` scored
   repetitions and ``y_i`` passes,
   ``MSB = (sum y_i^2/k_i - Y^2/N) / (G - 1)``, ``MSW = (Y - sum y_i^2/k_i) / (N - G)``,
   ``k0 = (N - sum k_i^2 / N) / (G - 1)``, ``rho = (MSB - MSW) / (MSB + (k0 - 1) MSW)``,
@@ -82,9 +88,9 @@ Estimating the model from the history (`estimate_icc`, `icc_from_discordance`):
   more repetitions are `inconclusive` (their benefit depends on ``rho``): run the suite with
   ``--repetitions 2`` once to measure it.
 
-Check by simulation: `benchmarks/planner.py` draws data from this model, runs
-`evalkeeper.analysis.stats.paired_comparison` and `decide` on it, and compares the share of
-regressions with the planned power.
+Check by simulation: `benchmarks/planner.py` draws data from this model (both shapes,
+several cells), runs `evalkeeper.analysis.stats.paired_comparison` and `decide` on it
+(`simulate_power`), and compares the share of regressions with the planned power.
 """
 
 from __future__ import annotations
