@@ -40,7 +40,9 @@ def make_plan(
     defaults to the latest run's evaluators x (categories + 1)."""
     from evalkeeper.analysis import planner
 
-    planner.check_request(detect=detect, power=power, alpha=alpha, cells=cells or 1)
+    planner.check_request(
+        detect=detect, power=power, alpha=alpha, cells=1 if cells is None else cells
+    )
     if runs < 1:
         raise planner.PlanError(f"--runs {runs}: at least 1 (the latest runs to learn from)")
     if not Path(settings.warehouse).exists():

@@ -228,6 +228,9 @@ def test_one_run_without_repetitions_assumes_and_says_how_to_measure(
         (["--dataset", "noisy", "--detect", "0"], "--detect 0: a drop in pass rate"),
         (["--dataset", "noisy", "--detect", "0.05", "--power", "1"], "--power 1"),
         (["--dataset", "noisy", "--detect", "0.05", "--evaluator", "x"], "pick one of"),
+        (["--dataset", "noisy", "--detect", "0.05", "--runs", "0"], "--runs 0: at least 1"),
+        (["--dataset", "noisy", "--detect", "0.05", "--cells", "0"], "--cells 0: at least 1"),
+        (["--dataset", "noisy", "--detect", "0.05", "--format", "csv"], "--format"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_fix(
