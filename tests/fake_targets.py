@@ -110,3 +110,22 @@ async def wrong_on_sevens(inputs: dict[str, Any]) -> dict[str, Any]:
     if inputs["n"] % 7 == 0:
         return {"reply": f"no answer for {inputs['n']}", "tool_calls": []}
     return _answer(inputs)
+
+
+NOISY_CALLS: Counter[str] = Counter()  # calls per example, so each repetition draws anew
+
+
+async def noisy(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Right with a probability of the example's own (`NOISY_RATES[n % 8]`, lowered by the
+    environment's `NOISY_DROP`), drawn per call from a seeded generator: examples differ in
+    pass rate and repetitions of one example are correlated, as in `evalkeeper plan`'s model."""
+    import random
+
+    n = int(inputs["n"])
+    NOISY_CALLS[str(n)] += 1
+    rate = NOISY_RATES[n % len(NOISY_RATES)] - float(os.environ.get("NOISY_DROP", "0"))
+    draw = random.Random(f"{n}:{NOISY_CALLS[str(n)]}").random()
+    return _answer(inputs) if draw < rate else {"reply": f"wrong {n}", "tool_calls": []}
+
+
+NOISY_RATES = (1.0, 1.0, 0.9, 0.5, 0.2, 1.0, 0.0, 0.7)

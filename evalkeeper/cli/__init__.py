@@ -11,6 +11,7 @@ import evalkeeper.cli.listen
 import evalkeeper.cli.monitor
 import evalkeeper.cli.monitor_backtest
 import evalkeeper.cli.monitor_windows
+import evalkeeper.cli.plan
 import evalkeeper.cli.promote
 import evalkeeper.cli.replay
 import evalkeeper.cli.report
