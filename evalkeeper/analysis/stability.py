@@ -73,8 +73,9 @@ Science 16(2): 101–133.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from evalkeeper.analysis.stats import z_value
 from evalkeeper.settings import AnalysisSettings
@@ -170,3 +171,31 @@ def guard_row(
     if needed is None:
         return "flaky_undecided"
     return "flaky_regression" if fails >= needed else "flaky_tolerated"
+
+
+def judge_flipped(
+    flipped: list[dict[str, Any]],
+    history: Mapping[tuple[str, str], tuple[int, int, int]],
+    settings: AnalysisSettings,
+) -> list[dict[str, Any]]:
+    """The guard's flipped rows (`evalkeeper.analysis.cells.analyse`) with their `history`
+    ((example_id, evaluator) -> (runs, passes, observations) before the candidate:
+    `evalkeeper.warehouse.stability.guard_history`) and the `guard` decision of each."""
+    out = []
+    for r in flipped:
+        counts = history.get((r["example_id"], r["evaluator"]))
+        h = None if counts is None else row_stability(*counts, settings)
+        guard = guard_row(h, r["candidate_repetitions"], r["candidate_fails"], settings)
+        hist = None
+        if h is not None:
+            hist = {
+                "runs": h.runs,
+                "observations": h.observations,
+                "passes": h.passes,
+                "pass_rate": h.pass_rate,
+                "ci_low": h.ci_low,
+                "ci_high": h.ci_high,
+                "stability": h.stability,
+            }
+        out.append({**r, "history": hist, "guard": guard})
+    return out

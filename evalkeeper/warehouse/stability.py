@@ -116,7 +116,8 @@ def stability_rows(
     examples: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """The `row_stability` view's rows, filtered, ordered by dataset, version, pass rate."""
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     for column, value in (
         ("dataset", dataset),
         ("dataset_version", dataset_version),
@@ -133,21 +134,25 @@ def stability_rows(
         "ORDER BY dataset, dataset_version, target_spec, pass_rate NULLS LAST, example_id, "
         "evaluator"
     )
-    return con.execute(sql, params).pl()
+    return con.sql(sql, params=params).pl()
 
 
 _GUARD_CTES = """
+    me AS (SELECT * FROM experiments WHERE experiment_id = $candidate),
     cand AS (
         SELECT DISTINCT example_id, evaluator, evaluator_version, judge_model FROM scores
         WHERE experiment_id = $candidate AND NOT skipped AND list_contains($ids, example_id)
     ),"""
 
+# the runs of the candidate's dataset version and pin started before it, the candidate left
+# out, for the candidate's evaluator versions of the asked examples
 _GUARD_WHERE = """
-    AND e.dataset = $dataset AND e.dataset_version = $dataset_version
-    AND e.target_spec = $target_spec
-    AND e.agent_version IS NOT DISTINCT FROM $agent_version
-    AND e.model IS NOT DISTINCT FROM $model
-    AND e.experiment_id <> $candidate AND e.started_at < $started_at
+    AND EXISTS (SELECT 1 FROM me WHERE e.dataset = me.dataset
+                AND e.dataset_version = me.dataset_version
+                AND e.target_spec = me.target_spec
+                AND e.agent_version IS NOT DISTINCT FROM me.agent_version
+                AND e.model IS NOT DISTINCT FROM me.model
+                AND e.experiment_id <> me.experiment_id AND e.started_at < me.started_at)
     AND EXISTS (SELECT 1 FROM cand k WHERE k.example_id = s.example_id
                 AND k.evaluator = s.evaluator AND k.evaluator_version = s.evaluator_version
                 AND k.judge_model IS NOT DISTINCT FROM s.judge_model)
@@ -161,21 +166,13 @@ def guard_history(
 ) -> dict[tuple[str, str], tuple[int, int, int]]:
     """(example_id, evaluator) -> (runs, passes, observations) of `example_ids` over the
     runs of the candidate's dataset version and pin started before it, for the candidate's
-    evaluator versions; {} without ids. `candidate` is its `experiments` row."""
+    evaluator versions; {} without ids. `candidate` is its `experiments` row (only its
+    ``experiment_id`` is read)."""
     if not example_ids:
         return {}
-    params = {
-        "candidate": candidate["experiment_id"],
-        "ids": sorted(set(example_ids)),
-        "dataset": candidate["dataset"],
-        "dataset_version": candidate["dataset_version"],
-        "target_spec": candidate["target_spec"],
-        "agent_version": candidate["agent_version"],
-        "model": candidate["model"],
-        "started_at": candidate["started_at"],
-    }
+    params = {"candidate": candidate["experiment_id"], "ids": sorted(set(example_ids))}
     out: dict[tuple[str, str], tuple[int, int, int]] = {}
-    for row in con.execute(_GUARD_SQL, params).pl().iter_rows(named=True):
+    for row in con.sql(_GUARD_SQL, params=params).pl().iter_rows(named=True):
         key = (str(row["example_id"]), str(row["evaluator"]))
         counts = (int(row["runs"]), int(row["passes"]), int(row["observations"]))
         if key not in out or counts[2] > out[key][2]:

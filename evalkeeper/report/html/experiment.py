@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkeeper.analysis.models import ALL, CompareError
-from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_value
+from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_value, guard_text
 from evalkeeper.errors import InputError
 from evalkeeper.report.html import charts
 from evalkeeper.report.html.history import history_sections, usage_sections
@@ -457,7 +457,7 @@ def _pre(text: str | None) -> Html:
 
 INCIDENT_HEADERS = (
     "example", "incident", "category", "evaluator", "passed", "baseline output",
-    "candidate output", "baseline comment", "candidate comment",
+    "candidate output", "baseline comment", "candidate comment", "guard",
 )  # fmt: skip
 
 
@@ -472,6 +472,7 @@ def incident_row(r: RowRegression) -> list[Any]:
         _pre(r.candidate_output),
         _pre(r.baseline_comment),
         _pre(r.candidate_comment),
+        guard_text(r),
     ]
 
 
@@ -498,5 +499,7 @@ def _incidents_section(rows: Sequence[RowRegression]) -> Section:
         body,
         name="incidents",
         note="Critical or incident examples that passed in the baseline and fail now; each "
-        "is a regression by itself. Outputs are cut to their first characters.",
+        "is a regression by itself, unless its history shows it flaky (the guard column: a "
+        "flaky row gates when k of every N repetitions fail). Outputs are cut to their first "
+        "characters.",
     )
