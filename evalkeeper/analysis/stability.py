@@ -199,3 +199,22 @@ def judge_flipped(
             }
         out.append({**r, "history": hist, "guard": guard})
     return out
+
+
+def classify_rows(rows: list[dict[str, Any]], settings: AnalysisSettings) -> list[dict[str, Any]]:
+    """Rows of the `row_stability` view with `pass_rate`, `ci_low`, `ci_high` and
+    `stability` computed again from their counts with `settings` (the view's own use the
+    defaults)."""
+    out = []
+    for r in rows:
+        s = row_stability(int(r["runs"]), int(r["passes"]), int(r["observations"]), settings)
+        out.append(
+            {
+                **r,
+                "pass_rate": s.pass_rate,
+                "ci_low": s.ci_low,
+                "ci_high": s.ci_high,
+                "stability": s.stability,
+            }
+        )
+    return out

@@ -178,3 +178,17 @@ def guard_history(
         if key not in out or counts[2] > out[key][2]:
             out[key] = counts
     return out
+
+
+def pin_of(
+    con: duckdb.DuckDBPyConnection, experiment_id: str
+) -> tuple[str, str | None, str | None]:
+    """The target pin ``(target_spec, agent_version, model)`` of an experiment."""
+    rows = con.execute(
+        "SELECT target_spec, agent_version, model FROM experiments WHERE experiment_id = ?",
+        [experiment_id],
+    ).fetchall()
+    if not rows:
+        raise KeyError(f"no experiment {experiment_id!r}")
+    spec, agent, model = rows[0]
+    return str(spec), agent, model

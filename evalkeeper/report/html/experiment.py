@@ -22,6 +22,7 @@ from evalkeeper.analysis.models import ALL, CompareError
 from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_value, guard_text
 from evalkeeper.errors import InputError
 from evalkeeper.report.html import charts
+from evalkeeper.report.html.flaky import flaky_section
 from evalkeeper.report.html.history import history_sections, usage_sections
 from evalkeeper.report.html.page import Html, Page, Section, bullets, esc, link, table
 
@@ -95,6 +96,7 @@ def build_experiment_report(
         page.sections.append(_differences_section(c))
         page.sections.append(_incidents_section(c.row_regressions))
         page.sections += history_sections(con, c, settings, runs=history_runs)
+        page.sections.append(flaky_section(con, c, settings))
         page.sections += usage_sections(con, c, settings)
     return page
 
