@@ -57,7 +57,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_INCONCLUSIVE_FAILS": ("analysis.inconclusive_fails", "false", False),
     "EVALKEEPER_LATENCY_P95_S": ("analysis.latency_p95_s", "2.5", 2.5),
     "EVALKEEPER_FLAKY_CONFIDENCE": ("analysis.flaky_confidence", "0.9", 0.9),
-    "EVALKEEPER_FLAKY_TOLERANCE": ("analysis.flaky_tolerance", "0.1", 0.1),
+    "EVALKEEPER_FLAKY_TOLERANCE": ("analysis.flaky_tolerance", "0.2", 0.2),
     "EVALKEEPER_FLAKY_GATE_FAILS": ("analysis.flaky_gate_fails", "2", 2),
     "EVALKEEPER_FLAKY_GATE_OF": ("analysis.flaky_gate_of", "4", 4),
     "EVALKEEPER_JUDGE_BASE_URL": ("judge.base_url", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
