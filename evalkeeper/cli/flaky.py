@@ -61,6 +61,11 @@ def flaky(
 
     fmt = output_format(format, ROW_FORMATS)
     settings = load_settings(warehouse=warehouse)
+    if not settings.warehouse.is_file():
+        fail(
+            f"no warehouse at {settings.warehouse}: pass --warehouse PATH (or set "
+            "EVALKEEPER_WAREHOUSE), or run a suite first (`evalkeeper run`)"
+        )
     wh = Warehouse.from_settings(settings)
     try:
         with wh.reading() as con:

@@ -40,31 +40,38 @@ DEFAULT_CONFIDENCE = float(AnalysisSettings.model_fields["flaky_confidence"].def
 DEFAULT_TOLERANCE = float(AnalysisSettings.model_fields["flaky_tolerance"].default)
 
 
-def _counts_sql(where: str = "", ctes: str = "") -> str:
-    """Per KEY: runs, observations, passes, fails, errors; rows of `scores` joined with their
-    experiment, restricted by `where` (SQL starting with AND) and the extra `ctes`."""
+def _counts_sql(where_scores: str = "", where_runs: str = "", ctes: str = "") -> str:
+    """Per KEY: runs, observations, passes, fails, errors. The rows of `scores` are summed per
+    run first (cheaper than a distinct count of runs: about 1.5x on 7.7M rows), then joined
+    with their experiment; `where_scores` (SQL starting with AND, on `s`) restricts the
+    score rows, `where_runs` (on `e`, the experiment) the runs; `ctes` come first."""
     return f"""
     WITH {ctes} bin AS (
         SELECT DISTINCT evaluator FROM scores WHERE passed IS NOT NULL AND NOT skipped
-    ), obs AS (
-        SELECT e.dataset, e.dataset_version, e.target_spec, e.agent_version, e.model,
-               s.example_id, s.evaluator, s.evaluator_version, s.judge_model,
-               s.experiment_id, e.started_at, s.category,
-               s.error IS NULL AND s.passed IS NOT NULL AS ok, s.passed
-        FROM scores s JOIN experiments e USING (experiment_id)
-        WHERE NOT s.skipped AND s.evaluator IN (SELECT evaluator FROM bin) {where}
+    ), per_run AS (
+        SELECT s.experiment_id, s.dataset_version, s.example_id, s.evaluator,
+               s.evaluator_version, s.judge_model, any_value(s.category) AS category,
+               count(*) FILTER (WHERE s.error IS NULL AND s.passed IS NOT NULL) AS n_ok,
+               count(*) FILTER (WHERE s.error IS NULL AND s.passed) AS n_pass,
+               count(*) FILTER (WHERE s.error IS NOT NULL OR s.passed IS NULL) AS n_err
+        FROM scores s
+        WHERE NOT s.skipped AND s.evaluator IN (SELECT evaluator FROM bin) {where_scores}
+        GROUP BY s.experiment_id, s.dataset_version, s.example_id, s.evaluator,
+                 s.evaluator_version, s.judge_model
     )
-    SELECT dataset, dataset_version, target_spec, agent_version, model, example_id,
-           evaluator, evaluator_version, judge_model, any_value(category) AS category,
-           count(DISTINCT experiment_id) FILTER (WHERE ok) AS runs,
-           count(*) FILTER (WHERE ok) AS observations,
-           count(*) FILTER (WHERE ok AND passed) AS passes,
-           count(*) FILTER (WHERE ok AND NOT passed) AS fails,
-           count(*) FILTER (WHERE NOT ok) AS errors,
-           min(started_at) AS first_run_at, max(started_at) AS last_run_at
-    FROM obs
-    GROUP BY dataset, dataset_version, target_spec, agent_version, model, example_id,
-             evaluator, evaluator_version, judge_model
+    SELECT e.dataset, r.dataset_version, e.target_spec, e.agent_version, e.model,
+           r.example_id, r.evaluator, r.evaluator_version, r.judge_model,
+           any_value(r.category) AS category,
+           count(*) FILTER (WHERE r.n_ok > 0) AS runs,
+           CAST(sum(r.n_ok) AS BIGINT) AS observations,
+           CAST(sum(r.n_pass) AS BIGINT) AS passes,
+           CAST(sum(r.n_ok - r.n_pass) AS BIGINT) AS fails,
+           CAST(sum(r.n_err) AS BIGINT) AS errors,
+           min(e.started_at) AS first_run_at, max(e.started_at) AS last_run_at
+    FROM per_run r JOIN experiments e USING (experiment_id)
+    WHERE true {where_runs}
+    GROUP BY e.dataset, r.dataset_version, e.target_spec, e.agent_version, e.model,
+             r.example_id, r.evaluator, r.evaluator_version, r.judge_model
     """
 
 
@@ -144,21 +151,25 @@ _GUARD_CTES = """
         WHERE experiment_id = $candidate AND NOT skipped AND list_contains($ids, example_id)
     ),"""
 
-# the runs of the candidate's dataset version and pin started before it, the candidate left
-# out, for the candidate's evaluator versions of the asked examples
-_GUARD_WHERE = """
-    AND EXISTS (SELECT 1 FROM me WHERE e.dataset = me.dataset
-                AND e.dataset_version = me.dataset_version
-                AND e.target_spec = me.target_spec
-                AND e.agent_version IS NOT DISTINCT FROM me.agent_version
-                AND e.model IS NOT DISTINCT FROM me.model
-                AND e.experiment_id <> me.experiment_id AND e.started_at < me.started_at)
-    AND EXISTS (SELECT 1 FROM cand k WHERE k.example_id = s.example_id
-                AND k.evaluator = s.evaluator AND k.evaluator_version = s.evaluator_version
-                AND k.judge_model IS NOT DISTINCT FROM s.judge_model)
+# the candidate's evaluator versions of the asked examples ...
+_GUARD_SCORES = """
+    AND list_contains($ids, s.example_id)
+    AND (s.example_id, s.evaluator, s.evaluator_version, coalesce(s.judge_model, ''))
+        IN (SELECT (example_id, evaluator, evaluator_version, coalesce(judge_model, ''))
+            FROM cand)
+"""
+# ... over the runs of the candidate's dataset version and pin started before it, the
+# candidate left out
+_GUARD_RUNS = """
+    AND (e.dataset, e.dataset_version, e.target_spec, coalesce(e.agent_version, ''),
+         coalesce(e.model, '')) IN (
+        SELECT (dataset, dataset_version, target_spec, coalesce(agent_version, ''),
+                coalesce(model, '')) FROM me)
+    AND e.experiment_id <> $candidate
+    AND e.started_at < (SELECT started_at FROM me)
 """
 
-_GUARD_SQL = _counts_sql(_GUARD_WHERE, _GUARD_CTES)
+_GUARD_SQL = _counts_sql(_GUARD_SCORES, _GUARD_RUNS, _GUARD_CTES)
 
 
 def guard_history(

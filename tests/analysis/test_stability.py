@@ -320,3 +320,7 @@ def test_flaky_command_lists_the_views_flaky_rows(wh: Warehouse, settings: Setti
         app, ["flaky", "--dataset", "nope", "--warehouse", str(settings.warehouse)]
     )
     assert missing.exit_code == 2 and "dataset 'nope': no scored pass/fail row" in missing.output
+    nowhere = settings.warehouse.parent / "none.duckdb"
+    absent = runner.invoke(app, ["flaky", "--warehouse", str(nowhere)])
+    assert absent.exit_code == 2 and "no warehouse at" in absent.output
+    assert not nowhere.exists()  # never created by a read
