@@ -270,13 +270,24 @@ def test_a_stable_incident_row_gates_as_before(wh: Warehouse, settings: Settings
     )
 
 
-def test_another_pins_flips_do_not_count(wh: Warehouse, settings: Settings) -> None:
-    """The history that flipped belongs to another agent version: for this pin the row is
-    new, so it gates as before."""
+@pytest.mark.parametrize(
+    "other",
+    [
+        "UPDATE experiments SET agent_version = 'old' WHERE experiment_id LIKE 'night-%'",
+        "UPDATE experiments SET model = 'm-2025' WHERE experiment_id LIKE 'night-%'",
+        "UPDATE scores SET evaluator_version = '0' WHERE experiment_id LIKE 'night-%'",
+        "UPDATE experiments SET dataset_version = 'v0' WHERE experiment_id LIKE 'night-%'",
+    ],
+    ids=["agent_version", "model", "evaluator_version", "dataset_version"],
+)
+def test_another_pins_flips_do_not_count(wh: Warehouse, settings: Settings, other: str) -> None:
+    """The history that flipped belongs to another agent version, model, evaluator version
+    or dataset version: for this one the row is new, so it gates as before."""
     base = guarded_history(wh, flaky=True)
     with wh.connect() as con:
+        con.execute(other)
         con.execute(
-            "UPDATE experiments SET agent_version = 'old' WHERE experiment_id LIKE 'night-%'"
+            other.replace("experiments", "scores") if "dataset_version" in other else "SELECT 1"
         )
     candidate(wh, base, fails=1, reps=1)
     [row] = compare(wh, "cand", "base", settings).row_regressions
