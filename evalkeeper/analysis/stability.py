@@ -10,7 +10,7 @@ commit is left out on purpose: it is the commit of the checkout the run started 
 changes with every merge (docs, datasets, unrelated code), so with it in the pin almost
 every pin would hold a single run and "history across runs" would mean nothing. A target
 whose code changes without its pin changing should declare ``agent_version`` in
-``__evalkeeper_pin__`` (README, "Targets").
+``__evalkeeper_pin__`` (README, "CLI": the target spec and its pin).
 
 **Interval.** The Wilson score interval (Wilson 1927) on the pass rate ``p = passes / n`` at
 ``settings.analysis.flaky_confidence`` (z its two-sided normal quantile)::
@@ -22,8 +22,8 @@ Wilson rather than Clopper-Pearson: the "exact" Clopper-Pearson interval guarant
 the nominal coverage at every p, and pays for it by covering far more than nominal (it is
 wide), most of all at the small n of a row's history; Wilson's coverage stays close to the
 nominal level on average over p, and it neither collapses to a point at 0 or n passes (as
-Wald does) nor leaves [0, 1] (Brown, Cai and DasGupta 2001; Agresti and Coull 1998, who
-recommend it for n below about 40). It has a closed form, so the warehouse view computes the
+Wald does) nor leaves [0, 1] (Agresti and Coull 1998; Brown, Cai and DasGupta 2001, who
+recommend it, or Jeffreys', for n up to about 40, the size of most rows' histories). It has a closed form, so the warehouse view computes the
 same numbers in SQL (``pass_rate_trend`` uses the same formula). It is checked against
 statsmodels' ``proportion_confint(method="wilson")`` in tests/analysis/test_stability.py.
 
@@ -41,8 +41,9 @@ statsmodels' ``proportion_confint(method="wilson")`` in tests/analysis/test_stab
    is no observation at all.
 
 The stable classes are statistical claims: a row whose fail rate is above ε is called
-``stable_pass`` only when the interval misses, which for a one-sided bound happens at most
-about (1 − confidence)/2 of the time. The flaky class is a plain observation (a flip seen).
+``stable_pass`` only when the interval misses on that side, about (1 − confidence)/2 of the
+time (Wilson's coverage is close to nominal, not guaranteed: benchmarks/flaky.py measures
+it, and how often each class comes out for known flip rates). The flaky class is a plain observation (a flip seen).
 
 **The guard** (the per-row "never ship twice" rule of `evalkeeper.analysis.cells`: a critical
 or incident row that passed in the baseline and fails now). Its row is classified from the
