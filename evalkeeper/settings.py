@@ -32,7 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -128,6 +136,34 @@ class AnalysisSettings(SettingsGroup):
         "lower bound at or below this is uninformative: its judge-corrected pass rates "
         "are not shown as numbers.",
     )
+    flaky_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="Confidence of the Wilson interval on a row's pass rate (flaky rows).",
+    )
+    flaky_tolerance: float = Field(
+        0.10,
+        gt=0,
+        lt=0.5,
+        description="A row is stable when its other outcome's rate is at most this "
+        "(interval's bound); a row seen both passing and failing above it is flaky.",
+    )
+    flaky_gate_of: int = Field(
+        3,
+        ge=1,
+        description="A flaky guarded row gates when at least k of every N candidate "
+        "repetitions fail: this is N (fewer repetitions cannot decide: inconclusive).",
+    )
+    flaky_gate_fails: int = Field(3, ge=1, description="... and this is k (at most N).")
+
+    @field_validator("flaky_gate_fails")
+    @classmethod
+    def _k_of_n(cls, k: int, info: ValidationInfo) -> int:
+        n = info.data.get("flaky_gate_of")
+        if n is not None and k > n:
+            raise ValueError(f"must be at most EVALKEEPER_FLAKY_GATE_OF ({n}): k of N")
+        return k
 
 
 class JudgeSettings(SettingsGroup):

@@ -129,3 +129,17 @@ async def noisy(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 NOISY_RATES = (1.0, 1.0, 0.9, 0.5, 0.2, 1.0, 0.0, 0.7)
+_flips: Counter[int] = Counter()
+
+
+async def flips_on_fortieth(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Right on every example but those with n % 40 == 0 (the critical ones of
+    `write_dataset(..., critical_every=40)`): there, by FAKE_FLIP, wrong on every other call
+    (`alternate`, the default), always (`fail`) or never (`pass`)."""
+    n = int(inputs["n"])
+    if n % 40 == 0:
+        mode = os.environ.get("FAKE_FLIP", "alternate")
+        _flips[n] += 1
+        if mode == "fail" or (mode == "alternate" and _flips[n] % 2 == 0):
+            return {"reply": "wrong", "tool_calls": []}
+    return _answer(inputs)

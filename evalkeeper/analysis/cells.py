@@ -133,6 +133,8 @@ def analyse(
                         "evaluator": ev,
                         "baseline_pass_rate": float(rate_b[i]),
                         "candidate_pass_rate": float(rate_c[i]),
+                        "candidate_repetitions": int(arr["n_ok"][i]),
+                        "candidate_fails": int(arr["n_ok"][i] - arr["s"][i]),
                     }
                 )
     return cells, flipped, unit_scale

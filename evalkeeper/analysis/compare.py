@@ -22,7 +22,9 @@ empty experiment, no baseline, or no shared example. The JSON output is
    `evalkeeper.warehouse.queries.retired_judges` (the judges calibration retired, passed on
    as data);
 3. the analysis of those frames, pure: `evalkeeper.analysis.paired.analyse_pair` (the
-   method is described there);
+   method is described there); the guarded rows that flipped are then judged against their
+   history under the candidate's pin (`evalkeeper.warehouse.stability.guard_history`,
+   `evalkeeper.analysis.stability.judge_flipped`: a flaky row follows the k-of-N rule);
 4. the verdict, pure: `evalkeeper.analysis.verdict.decide_verdict`.
 5. beside it, the judge-corrected pass rates, pure: `evalkeeper.analysis.judge_rates`
    (each judge version's calibration counts read by
@@ -34,10 +36,13 @@ Storing a comparison is `evalkeeper.warehouse.save_comparison`; rendering it,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from evalkeeper.analysis.baseline import choose_baseline
 from evalkeeper.analysis.judge_rates import correct_cells
 from evalkeeper.analysis.models import ALL, Comparison
 from evalkeeper.analysis.paired import analyse_pair, row_regressions
+from evalkeeper.analysis.stability import judge_flipped
 from evalkeeper.analysis.verdict import decide_verdict
 from evalkeeper.models import content_hash, utcnow
 from evalkeeper.settings import Settings
@@ -45,6 +50,7 @@ from evalkeeper.warehouse import Warehouse
 from evalkeeper.warehouse.judge_errors import load_judge_errors
 from evalkeeper.warehouse.pairs import flipped_details, load_pair
 from evalkeeper.warehouse.queries import retired_judges
+from evalkeeper.warehouse.stability import guard_history
 
 
 def compare(
@@ -69,6 +75,9 @@ def compare(
         frames = load_pair(con, cand, base)
         retired = retired_judges(con, experiment_id)
         found = analyse_pair(cand, base, frames, retired=retired, settings=settings)
+        # a guarded row known to flip under this pin is judged by the k-of-N rule
+        history = guard_history(con, cand, [r["example_id"] for r in found.flipped])
+        found = replace(found, flipped=judge_flipped(found.flipped, history, settings.analysis))
         ruling = decide_verdict(found, settings=settings, max_mde=max_mde)
         ids = [r["example_id"] for r in found.flipped]
         details = flipped_details(con, ids, experiment_id, baseline_id)

@@ -79,6 +79,19 @@ class Cell(BaseModel):
     status: CellStatus = "unchanged"
 
 
+class RowHistory(BaseModel):
+    """A guarded row's history under the candidate's pin, before the candidate
+    (`evalkeeper.analysis.stability`)."""
+
+    runs: int = Field(description="Earlier runs of the same dataset version and pin.")
+    observations: int = Field(description="Their scored pass/fail rows of this example.")
+    passes: int
+    pass_rate: float | None
+    ci_low: float | None = Field(description="Wilson interval on the pass rate.")
+    ci_high: float | None = None
+    stability: Literal["stable_pass", "stable_fail", "flaky", "insufficient"]
+
+
 class RowRegression(BaseModel):
     """A critical or incident example that passed in the baseline and fails now."""
 
@@ -93,6 +106,22 @@ class RowRegression(BaseModel):
     candidate_output: str | None = None
     baseline_comment: str | None = None
     candidate_comment: str | None = None
+    candidate_repetitions: int = Field(1, description="The candidate's scored repetitions.")
+    candidate_fails: int = Field(1, description="... of which failed.")
+    history: RowHistory | None = Field(
+        None, description="The row's history before the candidate, under its pin."
+    )
+    guard: Literal["regression", "flaky_regression", "flaky_tolerated", "flaky_undecided"] = Field(
+        "regression",
+        description="regression / flaky_regression: gates; flaky_tolerated: a flaky row "
+        "that failed fewer than k of every N repetitions (a warning); flaky_undecided: a "
+        "flaky row with fewer than N repetitions (inconclusive).",
+    )
+
+    @property
+    def gates(self) -> bool:
+        """Whether this row makes the verdict a regression by itself."""
+        return self.guard in ("regression", "flaky_regression")
 
 
 class LatencySide(BaseModel):

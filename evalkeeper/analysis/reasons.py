@@ -43,11 +43,7 @@ def verdict_reasons(
     out: list[str] = []
     for r in rows:
         d = r if isinstance(r, dict) else r.model_dump()
-        inc = f" (incident {d['incident_id']})" if d["incident_id"] else ""
-        out.append(
-            f"critical example {d['example_id']}{inc} passed in the baseline and fails now "
-            f"on `{d['evaluator']}`"
-        )
+        out.append(row_reason(d, settings))
     for c in cells:
         if c.regressed:
             out.append(
@@ -87,3 +83,64 @@ def verdict_reasons(
             + (f"; detectable drop ≤ {worst * 100:.1f} pt" if worst is not None else "")
         )
     return out
+
+
+def _history(h: dict[str, Any] | None) -> str:
+    if not h or not h["observations"]:
+        return "no earlier run of this pin scored it"
+    return (
+        f"passed {h['passes']} of {h['observations']} in {h['runs']} earlier run(s) of this "
+        f"pin, {fmt_value(h['pass_rate'], 'pass_rate')} "
+        f"[{fmt_value(h['ci_low'], 'pass_rate')}, {fmt_value(h['ci_high'], 'pass_rate')}]"
+    )
+
+
+def row_reason(d: dict[str, Any], settings: Settings) -> str:
+    """One guarded row that flipped, in words: why it gates, or why a flaky one does not
+    (`evalkeeper.analysis.stability`)."""
+    inc = f" (incident {d['incident_id']})" if d["incident_id"] else ""
+    guard = d.get("guard", "regression")
+    where = f"on `{d['evaluator']}`"
+    if guard == "regression":
+        return (
+            f"critical example {d['example_id']}{inc} passed in the baseline and fails now {where}"
+        )
+    k, n = settings.analysis.flaky_gate_fails, settings.analysis.flaky_gate_of
+    fails = f"failed {d['candidate_fails']} of {d['candidate_repetitions']} repetition(s)"
+    head = (
+        f"flaky critical example {d['example_id']}{inc} passed in the baseline and {fails} "
+        f"now {where} (history: {_history(d.get('history'))})"
+    )
+    if guard == "flaky_regression":
+        return f"{head}: at least {k} of every {n} failed, so it gates"
+    if guard == "flaky_tolerated":
+        return (
+            f"{head}: fewer than {k} of every {n} failed, within its history, so it does not "
+            "gate (EVALKEEPER_FLAKY_GATE_FAILS / _OF)"
+        )
+    return (
+        f"{head}: too few repetitions for the {k}-of-{n} rule, so it cannot be judged; run "
+        f"with --repetitions {n} or more"
+    )
+
+
+GUARD_TEXT = {
+    "regression": "gates",
+    "flaky_regression": "flaky: gates",
+    "flaky_tolerated": "flaky: does not gate",
+    "flaky_undecided": "flaky: too few repetitions",
+}
+
+
+def guard_text(r: RowRegression) -> str:
+    """What the guard made of a flipped row, short: `gates`, or `flaky: …` with the
+    candidate's failures and the row's history interval."""
+    text = GUARD_TEXT[r.guard]
+    h = r.history
+    if r.guard == "regression" or h is None:
+        return text
+    return (
+        f"{text} ({r.candidate_fails}/{r.candidate_repetitions} failed; history "
+        f"{fmt_value(h.pass_rate, 'pass_rate')} [{fmt_value(h.ci_low, 'pass_rate')}, "
+        f"{fmt_value(h.ci_high, 'pass_rate')}] over {h.observations})"
+    )

@@ -5,7 +5,8 @@ Pure: no warehouse, no clock.
   verdict, its reasons and the notes it adds to the warnings.
 
 The rule: `evalkeeper.analysis.stats.decide` over every cell — regression (a guarded row
-regressed, or a cell with Benjamini-Hochberg-adjusted p < alpha and a drop larger than
+regressed and gates: every one that is not flaky, and a flaky one that failed at least k of
+every N repetitions, `evalkeeper.analysis.stability`; or a cell with Benjamini-Hochberg-adjusted p < alpha and a drop larger than
 ``settings.analysis.tolerance``); inconclusive (an evaluator's ``__all__`` cell has an error rate
 above ``settings.analysis.max_error_rate`` on either side, no paired example, or an MDE above
 `max_mde`); else pass. Then the candidate's skipped evaluators (not optional, not retired):
@@ -13,7 +14,11 @@ they vouch for nothing, so a pass becomes inconclusive and says why; a regressio
 and names them in a warning. A regression also notes, as warnings, what would otherwise
 have made it inconclusive (underpowered cells, error rates). The candidate's evaluators the
 baseline did not score (not optional, not retired: `Analysis.one_sided`) are treated the same
-way: nothing was compared for them, so they vouch for nothing either.
+way: nothing was compared for them, so they vouch for nothing either. So are the flaky
+guarded rows that flipped with fewer than N repetitions (``flaky_undecided``): the k-of-N
+rule cannot judge them, so a pass becomes inconclusive and names them. A flaky guarded row
+that failed fewer than k of every N (``flaky_tolerated``) does not gate, and is named in a
+warning.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import TYPE_CHECKING
 from evalkeeper.analysis import stats
 from evalkeeper.analysis.cells import cell_status
 from evalkeeper.analysis.models import ALL, Cell
-from evalkeeper.analysis.reasons import verdict_reasons
+from evalkeeper.analysis.reasons import row_reason, verdict_reasons
+from evalkeeper.analysis.stability import GATING
 from evalkeeper.analysis.stats import CellEvidence, Verdict
 from evalkeeper.settings import Settings
 
@@ -48,6 +54,7 @@ class Ruling:
 
 def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) -> Ruling:
     """The verdict of `analysis` (see the module docstring); its cells are left as they are."""
+    gating = [r for r in analysis.flipped if r.get("guard", "regression") in GATING]
     decision = stats.decide(
         [
             CellEvidence(
@@ -64,7 +71,7 @@ def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) ->
         tolerance=settings.analysis.tolerance,
         max_error_rate=settings.analysis.max_error_rate,
         max_mde=max_mde,
-        critical_regressions=len(analysis.flipped),
+        critical_regressions=len(gating),
     )
     cells = []
     for c, p_adj, reg, under in zip(
@@ -80,8 +87,13 @@ def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) ->
 
     warnings: list[str] = []
     verdict = decision.verdict
-    reasons = verdict_reasons(cells, analysis.flipped, verdict, settings, max_mde)
+    reasons = verdict_reasons(cells, gating, verdict, settings, max_mde)
     gaps = []
+    for r in analysis.flipped:
+        if r.get("guard") == "flaky_undecided":
+            gaps.append(row_reason(r, settings))
+        elif r.get("guard") == "flaky_tolerated":
+            warnings.append(row_reason(r, settings))
     if analysis.skipped:
         gaps.append(skipped_reason(analysis.skipped))
     if analysis.one_sided:
@@ -94,6 +106,12 @@ def decide_verdict(analysis: Analysis, *, settings: Settings, max_mde: float) ->
                 reasons = []
             verdict = "inconclusive"
             reasons.insert(0, gap)
+    tolerated = sum(r.get("guard") == "flaky_tolerated" for r in analysis.flipped)
+    if tolerated and verdict == "pass":  # never a quiet pass: counted here, named in warnings
+        reasons.append(
+            f"{tolerated} flaky critical row(s) failed within their history and do not gate "
+            "(named in the warnings)"
+        )
     if decision.verdict == "regression":  # what would have made it inconclusive, as notes
         warnings.extend(
             r

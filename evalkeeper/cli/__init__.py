@@ -5,6 +5,7 @@ from __future__ import annotations
 import evalkeeper.cli.alerts
 import evalkeeper.cli.analysis
 import evalkeeper.cli.calibrate
+import evalkeeper.cli.flaky
 import evalkeeper.cli.judges
 import evalkeeper.cli.langsmith
 import evalkeeper.cli.listen

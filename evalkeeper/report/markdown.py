@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from evalkeeper.analysis.models import Comparison
-from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_s, fmt_value
+from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_s, fmt_value, guard_text
 from evalkeeper.models import ErrorGroup
 from evalkeeper.report.corrected import corrected_markdown
 
@@ -59,14 +59,14 @@ def render_markdown(c: Comparison, *, max_cells: int = 25) -> str:
             "",
             "### Critical rows that passed before and fail now",
             "",
-            "| example | incident | evaluator | baseline output | candidate output | why |",
-            "|---|---|---|---|---|---|",
+            "| example | incident | evaluator | baseline output | candidate output | why | guard |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in c.row_regressions:
             lines.append(
                 f"| `{r.example_id}` | {r.incident_id or '–'} | `{r.evaluator}` | "
                 f"{_md_cell(r.baseline_output)} | {_md_cell(r.candidate_output)} | "
-                f"{_md_cell(r.candidate_comment)} |"
+                f"{_md_cell(r.candidate_comment)} | {guard_text(r)} |"
             )
     lat = c.latency
     mark = " ❌ above threshold" if lat.crossed else ""

@@ -81,7 +81,11 @@ def comparison_frame(c: Comparison) -> pl.DataFrame:
                 "category": r.category,
                 "example_id": r.example_id,
                 "incident_id": r.incident_id,
-                "verdict": "regression",
+                # a flaky row the guard did not gate on: `flaky` (tolerated) or
+                # `inconclusive` (too few repetitions to judge it)
+                "verdict": {"flaky_tolerated": "flaky", "flaky_undecided": "inconclusive"}.get(
+                    r.guard, "regression"
+                ),
                 "metric": "pass_rate",
                 "n_examples": 1,
                 "baseline_rate": r.baseline_pass_rate,

@@ -4,6 +4,7 @@ kept in `schema_views`), so a view can change without a migration."""
 from __future__ import annotations
 
 from evalkeeper.warehouse.judge_errors import CALIBRATION_COUNTS_SQL
+from evalkeeper.warehouse.stability import ROW_STABILITY_VIEW
 
 VIEWS: dict[str, str] = {
     "score_history": """
@@ -52,7 +53,8 @@ VIEWS: dict[str, str] = {
     """,
     # Every per-row regression (a critical or incident example that passed in the baseline
     # and failed in the candidate) from the latest stored comparison of each
-    # (experiment, baseline) pair, with its incident id and both outputs.
+    # (experiment, baseline) pair, with its incident id and both outputs. A flaky row the
+    # guard did not gate on (verdict 'flaky' or 'inconclusive' on its row) is left out.
     "regressions": """
         SELECT c.created_at AS compared_at, c.experiment_id, c.baseline_id, c.suite,
                c.dataset, c.example_id, c.incident_id, c.evaluator, c.category,
@@ -67,7 +69,7 @@ VIEWS: dict[str, str] = {
             ) = 1
         ) latest USING (comparison_id)
         LEFT JOIN experiments e ON e.experiment_id = c.experiment_id
-        WHERE c.kind = 'row'
+        WHERE c.kind = 'row' AND c.verdict = 'regression'
     """,
     # One row per stored trace, flattened for analysts: tool names in call order, counts,
     # an error flag and the feedback score; the JSON columns stay for drilling down.
@@ -269,4 +271,10 @@ VIEWS: dict[str, str] = {
                g.calibration_items, g.calibration_status, g.calibration_id, g.calibrated_at
         FROM graded g JOIN experiments e USING (experiment_id)
     """,
+    # One row per dataset, dataset version, target pin (target_spec, agent_version, model),
+    # example and evaluator (version, judge model): runs, scored observations, passes,
+    # fails, errors, the pass rate with its 95% Wilson interval, and its class (stable_pass,
+    # stable_fail, flaky, insufficient) with the default thresholds
+    # (`evalkeeper.warehouse.stability`; the method: `evalkeeper.analysis.stability`).
+    "row_stability": ROW_STABILITY_VIEW,
 }

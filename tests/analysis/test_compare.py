@@ -645,10 +645,14 @@ def test_category_critical_guards_rows_missing_from_the_examples_table(
 def test_the_pure_steps_give_what_compare_gives(wh: Warehouse, settings: Settings) -> None:
     """Frames loaded once, the connection closed: the analysis and the verdict are the same
     as `compare`'s, and the same again when run twice (no state, no warehouse)."""
+    from dataclasses import replace
+
     from evalkeeper.analysis.paired import analyse_pair, row_regressions
+    from evalkeeper.analysis.stability import judge_flipped
     from evalkeeper.analysis.verdict import decide_verdict
     from evalkeeper.warehouse.pairs import flipped_details, load_pair
     from evalkeeper.warehouse.queries import experiment_row
+    from evalkeeper.warehouse.stability import guard_history
 
     rng = np.random.default_rng(3)
     n = 150
@@ -666,9 +670,11 @@ def test_the_pure_steps_give_what_compare_gives(wh: Warehouse, settings: Setting
         assert cand_row is not None and base_row is not None
         frames = load_pair(con, cand_row, base_row)
         details = flipped_details(con, [f"ex-{crit[0]:04d}"], "cand", "base")
+        history = guard_history(con, cand_row, [f"ex-{crit[0]:04d}"])
     c = compare(wh, "cand", "base", settings)
     for _ in range(2):
         found = analyse_pair(cand_row, base_row, frames, retired={}, settings=settings)
+        found = replace(found, flipped=judge_flipped(found.flipped, history, settings.analysis))
         ruling = decide_verdict(found, settings=settings, max_mde=settings.analysis.max_mde)
         assert ruling.verdict == c.verdict == "regression" and ruling.reasons == c.reasons
         assert ruling.cells == c.cells and found.warnings + ruling.warnings == c.warnings

@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkeeper.analysis.models import ALL, CompareError
-from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_value
+from evalkeeper.analysis.reasons import fmt_diff, fmt_p, fmt_value, guard_text
 from evalkeeper.errors import InputError
 from evalkeeper.report.html import charts
 from evalkeeper.report.html.corrected import corrected_section
+from evalkeeper.report.html.flaky import flaky_section
 from evalkeeper.report.html.history import history_sections, usage_sections
 from evalkeeper.report.html.page import Html, Page, Section, bullets, esc, link, table
 
@@ -98,6 +99,7 @@ def build_experiment_report(
             page.sections.append(judged)
         page.sections.append(_incidents_section(c.row_regressions))
         page.sections += history_sections(con, c, settings, runs=history_runs)
+        page.sections.append(flaky_section(con, c, settings))
         page.sections += usage_sections(con, c, settings)
     return page
 
@@ -460,7 +462,7 @@ def _pre(text: str | None) -> Html:
 
 INCIDENT_HEADERS = (
     "example", "incident", "category", "evaluator", "passed", "baseline output",
-    "candidate output", "baseline comment", "candidate comment",
+    "candidate output", "baseline comment", "candidate comment", "guard",
 )  # fmt: skip
 
 
@@ -475,6 +477,7 @@ def incident_row(r: RowRegression) -> list[Any]:
         _pre(r.candidate_output),
         _pre(r.baseline_comment),
         _pre(r.candidate_comment),
+        guard_text(r),
     ]
 
 
@@ -501,5 +504,7 @@ def _incidents_section(rows: Sequence[RowRegression]) -> Section:
         body,
         name="incidents",
         note="Critical or incident examples that passed in the baseline and fail now; each "
-        "is a regression by itself. Outputs are cut to their first characters.",
+        "is a regression by itself, unless its history shows it flaky (the guard column: a "
+        "flaky row gates when k of every N repetitions fail). Outputs are cut to their first "
+        "characters.",
     )
