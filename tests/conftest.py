@@ -25,8 +25,13 @@ os.environ.setdefault("EVALKEEPER_GIT_BRANCH", "main")
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One ephemeral Prefect API for the whole session (starting one takes 15-25 s)."""
+    import prefect.main  # noqa: F401  (sets up Prefect's logging now, see below)
     from prefect.testing.utilities import prefect_test_harness
 
+    # Prefect binds its console log handler to `sys.stderr` when `prefect.main` is first
+    # imported. Imported inside a CliRunner invocation, the handler would keep that
+    # invocation's stream, closed once it returns: every later flow log would print a
+    # "Logging error" traceback into the next invocation's output.
     with prefect_test_harness(server_startup_timeout=180):
         yield
 
