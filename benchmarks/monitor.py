@@ -26,7 +26,7 @@ prefixed `mixture_`. The same windows (the same random draws) are decided, side 
 a daily rhythm (from near zero at night to twice the mean), with ticks that crash (a
 missed tick: the next one sees its traffic), ticks rerun later with no new traffic, and a
 tick schedule with jitter: `irregular_false_rollback_rate_1` for both tests (goal: at or
-under alpha), and the detection of 1% -> 2% under the same traffic (on a quarter as
+under alpha), and the detection of 1% -> 2% under the same traffic (on an eighth as
 many windows).
 
 **webhook**: `evalkeeper listen` runs in a child process on 127.0.0.1 (a fresh warehouse, no
@@ -272,9 +272,9 @@ def monitor_irregular(args: argparse.Namespace) -> dict[str, Any]:
         "group-sequential (evalkeeper)": ("", MonitorPolicy(alpha=ALPHA)),
         "mixture (evalkeeper before)": ("mixture_", MonitorPolicy(alpha=ALPHA, method="mixture")),
     }
-    scenarios = {  # the detection scenario on a quarter of the windows, to save time
+    scenarios = {  # the detection scenario on an eighth of the windows, to save time
         "unchanged 1%": (0.01, 0.01, "irregular_false_rollback_rate_1", windows),
-        "1% -> 2%": (0.01, 0.02, "irregular_detection_rate_1_to_2", max(windows // 4, 1)),
+        "1% -> 2%": (0.01, 0.02, "irregular_detection_rate_1_to_2", max(windows // 8, 1)),
     }
     rows, out = [], {}
     t0 = time.perf_counter()
@@ -296,7 +296,7 @@ def monitor_irregular(args: argparse.Namespace) -> dict[str, Any]:
                 out[prefix + "irregular_median_traces_to_detect_1_to_2"] = median
     elapsed_s = time.perf_counter() - t0
     print(
-        f"monitor statistics, irregular traffic: {windows:,} unchanged windows ({windows // 4:,} "
+        f"monitor statistics, irregular traffic: {windows:,} unchanged windows ({windows // 8:,} "
         f"with a rise), baseline "
         f"{args.baseline:,} traces, {LOOKS} ticks of {PER_LOOK} traces on average (daily "
         f"rhythm, 10% crashed, 5% rerun, jitter), alpha {ALPHA} ({elapsed_s:.1f} s)"

@@ -109,6 +109,9 @@ class MonitorPolicy:
     rho: `spending` only: alpha(t) = alpha * t**rho over the window's elapsed share t.
     min_expected: `spending` only: no analysis before the window's expected flags (and
       passes) under the null reach this (the normal law is poor at a few flags).
+    fast_share: `spending` only: the part of each evaluator's alpha given to the mixture
+      test beside it (a glaring rise is seen before the first analysis; a window that
+      never reaches one is still decided).
     """
 
     alpha: float = 0.05
@@ -121,6 +124,7 @@ class MonitorPolicy:
     method: Method = "spending"
     rho: float = DEFAULT_RHO
     min_expected: float = DEFAULT_MIN_EXPECTED
+    fast_share: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []
@@ -144,6 +148,8 @@ class MonitorPolicy:
             problems.append(f"method={self.method!r}: use one of {', '.join(METHODS)}")
         if not self.rho > 0.0:
             problems.append(f"rho={self.rho!r}: use a positive exponent, e.g. 0.1")
+        if not 0.0 <= self.fast_share < 1.0:
+            problems.append(f"fast_share={self.fast_share!r}: use a share in [0, 1), e.g. 0.1")
         if not self.min_expected >= 0.0:
             problems.append(f"min_expected={self.min_expected!r}: use a count >= 0, e.g. 15")
         if problems:
@@ -249,9 +255,7 @@ def decide(
                 d = decide_evaluator(c, policy, alpha=alpha_each, final=final)
                 d = replace(d, reason=f"{d.reason} (mixture test: {SPARSE_NOTE})")
             else:
-                d = decide_spending(
-                    c, policy, alpha=alpha_each, final=final, elapsed=at, history=looks
-                )
+                d = _with_fast_path(c, policy, alpha_each, final, at, looks)
             decisions.append(d)
     else:
         decisions = [decide_evaluator(c, policy, alpha=alpha_each, final=final) for c in counts]
@@ -386,6 +390,45 @@ def _expected(c: EvaluatorCounts, tolerance: float) -> float:
 
 
 SPARSE_NOTE = "too few baseline flags for the normal law"
+NO_ANALYSIS = "too few flags to test"
+
+
+def _with_fast_path(
+    c: EvaluatorCounts,
+    policy: MonitorPolicy,
+    alpha: float,
+    final: bool,
+    elapsed: float,
+    looks: list[Look],
+) -> EvaluatorDecision:
+    """The `spending` test at ``(1 - fast_share) * alpha`` beside the `mixture` test at
+    ``fast_share * alpha`` (the union bound keeps the sum at alpha): the mixture sees a
+    glaring rise from the first `min_window` traces, before the spending test's first
+    analysis, and decides a window whose traffic never reaches that analysis. The
+    evidence shown (statistic, threshold) is the spending test's."""
+    spend = decide_spending(
+        c, policy, alpha=alpha * (1 - policy.fast_share), final=final, elapsed=elapsed,
+        history=looks,
+    )  # fmt: skip
+    if policy.fast_share <= 0.0:
+        return spend
+    fast = decide_evaluator(c, policy, alpha=alpha * policy.fast_share, final=final)
+    if fast.decision == "rollback" and spend.decision != "rollback":
+        return replace(
+            spend, decision="rollback", reason=f"fast path (mixture test): {fast.reason}",
+            alpha=alpha,
+        )  # fmt: skip
+    if (
+        spend.decision == "inconclusive"
+        and NO_ANALYSIS in spend.reason
+        and fast.decision == "stable"
+    ):
+        return replace(
+            spend, decision="stable", alpha=alpha,
+            reason=f"{spend.reason.split(' (no analysis yet')[0]}; no analysis of the spending "
+            f"test (too few expected flags); the mixture test: {fast.reason}",
+        )  # fmt: skip
+    return replace(spend, alpha=alpha)
 
 
 def sparse_baseline(looks: Sequence[Look], policy: MonitorPolicy) -> bool:
@@ -494,7 +537,7 @@ def decide_spending(
         if final:
             return out(
                 "inconclusive",
-                rates + f"({why}): too few flags to test; raise the sample rate, lengthen "
+                rates + f"({why}): {NO_ANALYSIS}; raise the sample rate, lengthen "
                 'the window, or use method = "mixture" for rare flags',
                 statistic,
             )

@@ -243,14 +243,27 @@ def test_a_rerun_decides_the_same_and_a_look_without_new_traffic_spends_nothing(
     assert "no new traffic" in later.reason
 
 
-def test_no_analysis_before_the_expected_flags_and_inconclusive_if_never() -> None:
-    few = EvaluatorCounts("e", 5000, 250, 0, 200, 40, 0)  # 10 expected flags < 15
+def test_no_analysis_before_the_expected_flags_and_the_mixture_decides_if_never() -> None:
+    few = EvaluatorCounts("e", 5000, 250, 0, 200, 12, 0)  # 10 expected flags < 15
     d = decide([few], POLICY, final=False, elapsed=0.1).evaluators[0]
     assert d.decision == "continue" and d.threshold is None and d.analyses == 0
     assert "min_expected is 15" in d.reason
-    end = decide([few], POLICY, final=True, elapsed=1.0)
-    assert end.decision == "inconclusive"
-    assert "too few flags to test" in end.evaluators[0].reason
+    # at the end the fast path's mixture test decides; without it, nothing can
+    end = decide([few], POLICY, final=True, elapsed=1.0).evaluators[0]
+    assert end.decision == "stable" and "the mixture test" in end.reason
+    alone = MonitorPolicy(fast_share=0.0)
+    never = decide([few], alone, final=True, elapsed=1.0)
+    assert never.decision == "inconclusive"
+    assert "too few flags to test" in never.evaluators[0].reason
+
+
+def test_a_glaring_rise_rolls_back_before_the_first_analysis_by_the_fast_path() -> None:
+    glaring = EvaluatorCounts("e", 2400, 118, 0, 100, 60, 0)  # 5% -> 60%, 5 expected flags
+    d = decide([glaring], POLICY, final=False, elapsed=1 / 24).evaluators[0]
+    assert d.decision == "rollback" and d.analyses == 0
+    assert d.reason.startswith("fast path (mixture test)")
+    alone = decide([glaring], MonitorPolicy(fast_share=0.0), final=False, elapsed=1 / 24)
+    assert alone.decision == "continue"
 
 
 def test_a_sparse_baseline_is_tested_by_the_mixture_test() -> None:
