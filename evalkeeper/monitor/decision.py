@@ -391,6 +391,7 @@ def _expected(c: EvaluatorCounts, tolerance: float) -> float:
 
 SPARSE_NOTE = "too few baseline flags for the normal law"
 NO_ANALYSIS = "too few flags to test"
+FAST_NOTE = "the mixture test beside the group-sequential one"
 
 
 def _with_fast_path(
@@ -405,7 +406,8 @@ def _with_fast_path(
     ``fast_share * alpha`` (the union bound keeps the sum at alpha): the mixture sees a
     glaring rise from the first `min_window` traces, before the spending test's first
     analysis, and decides a window whose traffic never reaches that analysis. The
-    evidence shown (statistic, threshold) is the spending test's."""
+    evidence shown (statistic, threshold, method) is that of the test that decided: the
+    mixture test's when its rollback came first, else the spending test's."""
     spend = decide_spending(
         c, policy, alpha=alpha * (1 - policy.fast_share), final=final, elapsed=elapsed,
         history=looks,
@@ -414,9 +416,10 @@ def _with_fast_path(
         return spend
     fast = decide_evaluator(c, policy, alpha=alpha * policy.fast_share, final=final)
     if fast.decision == "rollback" and spend.decision != "rollback":
+        # the evidence is the deciding test's: log LR >= ln(1 / alpha_w), U on the baseline
         return replace(
-            spend, decision="rollback", reason=f"fast path (mixture test): {fast.reason}",
-            alpha=alpha,
+            fast, alpha=alpha, spent=spend.spent, analyses=spend.analyses,
+            reason=f"{fast.reason} (fast path: {FAST_NOTE})",
         )  # fmt: skip
     if (
         spend.decision == "inconclusive"

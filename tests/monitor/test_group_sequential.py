@@ -261,7 +261,11 @@ def test_a_glaring_rise_rolls_back_before_the_first_analysis_by_the_fast_path() 
     glaring = EvaluatorCounts("e", 2400, 118, 0, 100, 60, 0)  # 5% -> 60%, 5 expected flags
     d = decide([glaring], POLICY, final=False, elapsed=1 / 24).evaluators[0]
     assert d.decision == "rollback" and d.analyses == 0
-    assert d.reason.startswith("fast path (mixture test)")
+    assert "(fast path: the mixture test" in d.reason
+    # the evidence is the deciding test's: its log LR against ln(1 / alpha_w)
+    assert d.method == "mixture" and d.upper_bound is not None
+    assert d.statistic is not None and d.threshold is not None
+    assert d.statistic >= d.threshold
     alone = decide([glaring], MonitorPolicy(fast_share=0.0), final=False, elapsed=1 / 24)
     assert alone.decision == "continue"
 

@@ -27,7 +27,8 @@ it (said in the caption): a path far below the threshold says only "no rise"."""
 
 
 def build_window_report(warehouse: Warehouse, window_id: str, *, settings: Settings) -> Page:
-    """Flag rate per tick per evaluator against the bound, the e-value path, the decision."""
+    """Flag rate per tick per evaluator against the rate tested, the statistic against its
+    threshold, the decision."""
     tl = window_timeline(warehouse, window_id)
     w = tl.window
     page = Page(
@@ -232,11 +233,13 @@ def statistic_chart(tl: Timeline) -> Html:
         decision = _decision_layer(tl, alt)
         if decision is not None:
             layers.append(decision)
-        kind = (
-            "log LR vs ln(1/alpha)"
-            if any(r["upper_bound"] is not None for r in rows)
-            else ("Z vs its boundary")
-        )
+        mixture = [r["upper_bound"] is not None for r in rows if r["statistic"] is not None]
+        if mixture and all(mixture):
+            kind = "log LR vs ln(1/alpha)"
+        elif any(mixture):
+            kind = "Z vs its boundary; the fast path's log LR where it decided"
+        else:
+            kind = "Z vs its boundary"
         panels.append(
             alt.layer(*layers).properties(width=620, height=160, title=f"{name}: {kind} (dashed)")
         )
