@@ -4,6 +4,7 @@ a rerun of a tick decides the same, and a tick with no new traffic spends nothin
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from evalkeeper.analysis.group_sequential import boundaries, information
 from evalkeeper.monitor.decision import EvaluatorDecision
 from evalkeeper.monitor.tick import tick
-from evalkeeper.monitor.windows import DeployEvent, open_window
+from evalkeeper.monitor.windows import DeployEvent, Window, open_window
 from evalkeeper.settings import Settings
 from tests.monitor.conftest import DEPLOY
 from tests.monitor.monitor_traffic import SERVICE, traffic
@@ -74,3 +75,16 @@ def test_a_window_ticked_rerun_and_ticked_without_traffic(
     finally:
         con.close()
     assert stored == (9, 9)  # the rerun replaced its tick's row
+
+
+def test_a_window_stored_before_the_spending_test_keeps_the_mixture_test(
+    mon_settings: Settings,
+) -> None:
+    event = DeployEvent(service=SERVICE, version="v2", deploy_id="d-old", time=DEPLOY)
+    window = open_window(mon_settings, event, "cli").window
+    row = window.row()
+    config = json.loads(row["config"])
+    del config["method"]  # as a window opened by an earlier version stored it
+    row["config"] = json.dumps(config)
+    assert Window.from_row(row).config.method == "mixture"
+    assert Window.from_row(window.row()).config.method == "spending"
