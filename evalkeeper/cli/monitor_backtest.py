@@ -1,7 +1,7 @@
 """`evalkeeper monitor backtest`: replay recorded traffic through the monitor's decision.
 
 Prints the timeline (one row per tick: the window's traces so far and, per evaluator,
-flags / scored, the rate, log LR / threshold and the decision) and the decision, or with
+flags / scored, the rate, Z or log LR / threshold and the decision) and the decision, or with
 `--format json` one object with `decision`, `decided_at`, `evaluator`, `baseline_traces`,
 `window_traces` and the timeline. Nothing is stored and no action is taken. Exit 0; 1 when
 some trace lines could not be read (the rest was replayed; each bad line is printed);
@@ -76,6 +76,9 @@ def backtest_command(
     ] = 0.0,
     min_baseline: Annotated[int, typer.Option(help="Fewer baseline traces: inconclusive.")] = 200,
     min_window: Annotated[int, typer.Option(help="No decision before this many traces.")] = 50,
+    method: Annotated[
+        str, typer.Option(help="The test: spending (group-sequential) or mixture (the earlier).")
+    ] = "spending",
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -91,7 +94,11 @@ def backtest_command(
         fail(f"--deploy-at {deploy_at!r}: {exc}")
     try:  # the options' values; MonitorPolicy names the bad ones
         policy = MonitorPolicy(
-            alpha=alpha, tolerance=tolerance, min_baseline=min_baseline, min_window=min_window
+            alpha=alpha,
+            tolerance=tolerance,
+            min_baseline=min_baseline,
+            min_window=min_window,
+            method=method,  # type: ignore[arg-type]  # checked by MonitorPolicy
         )
     except ValueError as exc:
         fail(str(exc))
@@ -127,9 +134,11 @@ def print_result(result: BacktestResult) -> None:
         row: dict[str, object] = {"tick": iso_utc(t.at), "traces": t.window_traces}
         for e in t.evaluators:
             stat = "-" if e.statistic is None else f"{e.statistic:.2f}"
+            bound = "-" if e.threshold is None else f"{e.threshold:.2f}"
             rate = "-" if e.window_rate is None else f"{e.window_rate:.1%}"
+            name = "Z" if e.method == "spending" else "log LR"
             row[e.evaluator] = (
-                f"{e.window_flags}/{e.window_n} {rate} log LR {stat}/{e.threshold:.2f} {e.decision}"
+                f"{e.window_flags}/{e.window_n} {rate} {name} {stat}/{bound} {e.decision}"
             )
         row["decision"] = t.decision
         rows.append(row)

@@ -211,6 +211,7 @@ async def backtest(settings: Settings, spec: str, config: BacktestConfig) -> Bac
     decided_at: datetime | None = None
     reasons: list[str] = []
     prefix = [(0, 0, 0)] * len(evaluators)
+    history: dict[str, list[tuple[float, EvaluatorCounts]]] = {}
     seen_until = split
     for i in range(1, n_ticks + 1):
         at = min(config.deploy_at + i * step, end)
@@ -226,7 +227,10 @@ async def backtest(settings: Settings, spec: str, config: BacktestConfig) -> Bac
         seen_until = upto
         counts = [EvaluatorCounts(names[j], *base[j], *prefix[j]) for j in range(len(evaluators))]
         final = i == n_ticks
-        d = decide(counts, config.policy, final=final)
+        elapsed = min((at - config.deploy_at) / (end - config.deploy_at), 1.0)
+        d = decide(counts, config.policy, final=final, elapsed=elapsed, history=history)
+        for c in counts:
+            history.setdefault(c.evaluator, []).append((elapsed, c))
         ticks.append(Tick(at, upto - split, d.decision, d.evaluators))
         result_decision, reasons = d.decision, d.reasons
         if d.decision == "rollback" or final:
@@ -274,7 +278,7 @@ def _deciding_evaluator(decisions: list[EvaluatorDecision], window: Decision) ->
     """The evaluator behind a rollback (the strongest evidence) or an inconclusive window."""
     if window == "rollback":
         hits = [e for e in decisions if e.decision == "rollback"]
-        return max(hits, key=lambda e: (e.statistic or 0.0) - e.threshold).evaluator
+        return max(hits, key=lambda e: (e.statistic or 0.0) - (e.threshold or 0.0)).evaluator
     if window == "inconclusive":
         return next(e.evaluator for e in decisions if e.decision == "inconclusive")
     return None

@@ -6,6 +6,7 @@ window_hours = 24            # how long a window watches (48 at most)
 tick_minutes = 15            # how often a tick is expected (the schedule's interval)
 alpha = 0.05                 # false-rollback rate, split across the evaluators
 tolerance = 0.0              # a rise of the flag rate up to this is accepted
+method = "spending"          # the test: "spending" (group-sequential) or "mixture"
 min_baseline = 200           # fewer baseline traces: inconclusive from the start
 min_window = 50              # fewer window traces at the end: inconclusive
 max_error_rate = 0.2         # more evaluator errors: inconclusive (never a rollback)
@@ -68,6 +69,11 @@ class MonitorConfig(BaseModel):
     tick_minutes: float = Field(15.0, gt=0, description="Interval between ticks (minutes).")
     alpha: float = Field(0.05, gt=0, lt=1, description="False-rollback rate of the window.")
     tolerance: float = Field(0.0, ge=0, lt=1, description="Accepted rise of a flag rate.")
+    method: Literal["spending", "mixture"] = Field(
+        "spending",
+        description="The rollback test: `spending` (group-sequential, alpha spent over the "
+        "window's time) or `mixture` (the earlier test, valid at any looks; for rare flags).",
+    )
     min_baseline: int = Field(200, ge=1, description="Fewest baseline traces per evaluator.")
     min_window: int = Field(50, ge=1, description="Fewest window traces for `stable`.")
     max_error_rate: float = Field(

@@ -322,8 +322,15 @@ def _count(
         min_baseline=cfg.min_baseline,
         min_window=cfg.min_window,
         max_error_rate=cfg.max_error_rate,
+        method=cfg.method,
     )
-    decided = decide(counts, policy, final=final)
+    decided = decide(
+        counts,
+        policy,
+        final=final,
+        elapsed=elapsed_share(window, tick_at),
+        history=_history(con, window, tick_at),
+    )
     decision = decided.decision
     if final and decision == "continue":  # the end of the window always settles it
         decision = "inconclusive"
@@ -374,6 +381,34 @@ def _count(
             rollback_payload(updated, tick_at, ev_ticks),
         )
     return (updated, ev_ticks, new), batch
+
+
+def elapsed_share(window: Window, tick_at: datetime) -> float:
+    """The share of the window's time elapsed at `tick_at`, in [0, 1]: the time the
+    `spending` test spends alpha by."""
+    length = (window.ends_at - window.deployed_at).total_seconds()
+    done = (tick_at - window.deployed_at).total_seconds()
+    return min(max(done / length, 0.0), 1.0) if length > 0 else 1.0
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection, window: Window, tick_at: datetime
+) -> dict[str, list[tuple[float, EvaluatorCounts]]]:
+    """Per evaluator, the window's stored looks before `tick_at` (oldest first): what the
+    `spending` test's boundary follows from. A rerun of a tick at the same time reads the
+    same looks (its own earlier row is replaced, not read), so it decides the same."""
+    rows = con.execute(
+        "SELECT tick_at, evaluator, baseline_n, baseline_flags, baseline_errors, window_n, "
+        "window_flags, window_errors FROM monitoring_counts "
+        "WHERE window_id = ? AND tick_at < ? ORDER BY tick_at, evaluator",
+        [window.window_id, tick_at],
+    ).fetchall()
+    out: dict[str, list[tuple[float, EvaluatorCounts]]] = {}
+    for at, name, *numbers in rows:
+        out.setdefault(name, []).append(
+            (elapsed_share(window, at), EvaluatorCounts(name, *numbers))
+        )
+    return out
 
 
 def _new_traces(new: pl.DataFrame) -> tuple[int, int]:
@@ -486,11 +521,13 @@ def _score_row(
 
 
 def _count_row(decision: EvaluatorDecision) -> dict[str, Any]:
-    """An evaluator's decision as a `monitoring_counts` row: everything but `alpha` and
-    `null_rate`, which follow from the window's stored config (alpha over the evaluators;
-    upper_bound + tolerance)."""
+    """An evaluator's decision as a `monitoring_counts` row: everything but `alpha`,
+    `null_rate`, `method`, `spent` and `analyses`, which follow from the window's stored
+    config and its earlier rows (alpha over the evaluators; the rate + tolerance; the
+    spending test's looks)."""
     row = asdict(decision)
-    del row["alpha"], row["null_rate"]
+    for key in ("alpha", "null_rate", "method", "spent", "analyses"):
+        del row[key]
     return row
 
 

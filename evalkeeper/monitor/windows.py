@@ -93,6 +93,8 @@ class Window(BaseModel):
     def from_row(cls, row: dict[str, Any]) -> Window:
         data = dict(row)
         data["config"] = json.loads(data["config"])
+        # a window opened before the `spending` test keeps the test it started with
+        data["config"].setdefault("method", "mixture")
         data["reasons"] = json.loads(data["reasons"])
         return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
 

@@ -46,5 +46,5 @@ def test_the_demo_names_the_reports_it_wrote(tmp_path: Path) -> None:
         assert Path(path).is_file() and Path(path).parent == reports, about
     assert "not written" not in tail
     page = Path(named[window]).read_text()
-    assert 'data-verdict="rollback"' in page and 'data-chart="e-value"' in page
+    assert 'data-verdict="rollback"' in page and 'data-chart="statistic"' in page
     assert 'data-chart="agreement"' in Path(named["judge calibration"]).read_text()

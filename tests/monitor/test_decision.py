@@ -1,4 +1,5 @@
-"""The monitor's decision from counts: per evaluator and for the window."""
+"""The monitor's decision from counts: per evaluator and for the window (the `mixture` test;
+the default `spending` test is in test_group_sequential.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from evalkeeper.monitor.decision import (
     decide,
 )
 
-POLICY = MonitorPolicy()
+POLICY = MonitorPolicy(method="mixture")
 
 
 def counts(
@@ -89,20 +90,23 @@ def test_no_decision_before_min_window_and_too_little_traffic_at_the_end() -> No
     end = decide([every_trace_flagged], POLICY, final=True)
     assert end.decision == "inconclusive"
     assert "too little traffic" in end.evaluators[0].reason
-    assert decide([every_trace_flagged], MonitorPolicy(min_window=20), final=False).decision == (
-        "rollback"
-    )
+    assert decide(
+        [every_trace_flagged], MonitorPolicy(min_window=20, method="mixture"), final=False
+    ).decision == ("rollback")
 
 
 def test_tolerance_accepts_a_small_rise() -> None:
     c = counts(base=(20000, 1000, 0), window=(20000, 1200, 0))  # 5% -> 6%
     assert decide([c], POLICY, final=False).decision == "rollback"
-    assert decide([c], MonitorPolicy(tolerance=0.015), final=True).decision == "stable"
+    assert (
+        decide([c], MonitorPolicy(tolerance=0.015, method="mixture"), final=True).decision
+        == "stable"
+    )
 
 
 def test_alpha_is_split_across_evaluators() -> None:
     """Counts that roll back alone do not when three more evaluators share alpha."""
-    p = MonitorPolicy()
+    p = MonitorPolicy(method="mixture")
     borderline = None
     for flags in range(100, 200):
         c = counts(window=(2000, flags, 0))
@@ -142,7 +146,7 @@ def test_false_rollbacks_stay_under_alpha_through_decide() -> None:
     """Seeded windows of unchanged traffic (5%), 48 looks of 50 traces, two evaluators, at
     a generous alpha of 0.2 so that a broken bound would show: at most 0.2 (3 SEs)."""
     rng = np.random.default_rng(11)
-    policy = MonitorPolicy(alpha=0.2)
+    policy = MonitorPolicy(alpha=0.2, method="mixture")
     windows, looks, per = 400, 48, 50
     rollbacks = 0
     for _ in range(windows):

@@ -24,8 +24,10 @@ runner = CliRunner()
 
 
 def ticked_window(settings: Settings, traces_file: Path, *, deploy_id: str = "d-report") -> str:
-    """A v2 deploy that slowed the service down, ticked every 20 minutes until it decides."""
-    traffic(traces_file, version="v2", start=DEPLOY, hours=4, per_hour=60, slow_rate=0.13, seed=7)
+    """A v2 deploy that slowed the service down, ticked every 20 minutes until it decides (the
+    group-sequential test's first analysis waits for 15 expected flags: 300 traces at 5%,
+    5 hours of this traffic)."""
+    traffic(traces_file, version="v2", start=DEPLOY, hours=7, per_hour=60, slow_rate=0.13, seed=7)
     event = DeployEvent(
         service=SERVICE,
         version="v2",
@@ -35,7 +37,7 @@ def ticked_window(settings: Settings, traces_file: Path, *, deploy_id: str = "d-
         environment="prod",
     )
     window_id = open_window(settings, event, "cli").window.window_id
-    for step in range(1, 13):
+    for step in range(1, 22):
         summary = asyncio.run(tick(settings, now=DEPLOY + timedelta(minutes=20 * step)))
         if not summary.windows or summary.windows[0].state == "closed":
             break
@@ -84,7 +86,7 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.2%}"
 
 
-def test_the_window_report_shows_the_ticks_the_e_values_the_decision_and_its_delivery(
+def test_the_window_report_shows_the_ticks_the_statistic_the_decision_and_its_delivery(
     mon_settings: Settings, traces_file: Path, receiver: Receiver, tmp_path: Path
 ) -> None:
     window_id = ticked_window(mon_settings, traces_file)
@@ -109,11 +111,18 @@ def test_the_window_report_shows_the_ticks_the_e_values_the_decision_and_its_del
         assert opened.console_errors == [] and opened.page_errors == []
         assert opened.requests_out == []
         assert opened.page.query_selector('[data-verdict="rollback"]') is not None
-        # one point per tick per evaluator where the window had traces; one e-value per
-        # tick where the test ran
+        # one point per tick per evaluator where the window had traces; one statistic per
+        # tick where the test ran; a boundary (the group-sequential test's) where it analysed
         assert symbols(opened, "flag-rate") == sum(t["window_rate"] is not None for t in ticks)
-        assert symbols(opened, "e-value") == sum(t["statistic"] is not None for t in ticks)
-        assert symbols(opened, "e-value") >= 2
+        assert symbols(opened, "statistic") == sum(t["statistic"] is not None for t in ticks)
+        assert symbols(opened, "statistic") >= 2
+        decided = [t for t in ticks if t["decision"] == "rollback"]
+        assert decided and decided[0]["evaluator"] == "latency_ok"
+        # latency_ok: decided by the group-sequential test (no bound U), or by the fast path
+        # (the mixture test beside it, with its bound U); either way by its own threshold
+        fast = "(fast path: the mixture test" in decided[0]["reason"]
+        assert fast == (decided[0]["upper_bound"] is not None)
+        assert decided[0]["statistic"] >= decided[0]["threshold"]
         rows = opened.table("ticks")
         assert len(rows) == len(ticks)
         for row, t in zip(rows, ticks, strict=True):
@@ -122,8 +131,11 @@ def test_the_window_report_shows_the_ticks_the_e_values_the_decision_and_its_del
             assert row[4] == str(t["window_traces"] - t["window_errors"])
             assert row[6] == pct(t["window_rate"])
             assert row[7] == str(t["baseline_flags"])
-            assert row[9] == pct(t["upper_bound"])  # tolerance 0: U + tolerance = U
-            assert row[10] == pct(t["upper_bound"])
+            assert row[9] == pct(t["upper_bound"])
+            # tolerance 0: the rate tested is U (mixture) or the baseline's rate (spending)
+            tested = t["upper_bound"] if t["upper_bound"] is not None else t["baseline_rate"]
+            assert row[10] == pct(tested)
+            assert row[12] == ("—" if t["threshold"] is None else f"{t['threshold']:.2f}")
             assert row[11] == ("—" if t["statistic"] is None else f"{t['statistic']:.2f}")
             assert row[13] == t["decision"]
         text = opened.text()

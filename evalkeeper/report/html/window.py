@@ -2,13 +2,13 @@
 
 What the on-call engineer asks of a window, from what its ticks stored
 (`evalkeeper.monitor.timeline`): did the flag rate rise above the baseline's bound (per
-tick, per evaluator, against U + tolerance), how close the sequential test came to its
-threshold (the e-value on a log scale), when the decision came, and whether the rollback
-reached the deploy system (where and when, or NOT DELIVERED with the cause)."""
+tick, per evaluator, against the rate it is tested against), how close the sequential test
+came to its threshold (the group-sequential Z against its boundary, or the mixture test's
+log likelihood ratio against log(1/alpha)), when the decision came, and whether the
+rollback reached the deploy system (where and when, or NOT DELIVERED with the cause)."""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     from evalkeeper.settings import Settings
     from evalkeeper.warehouse import Warehouse
 
-E_FLOOR = 1e-6
-"""E-values below this are drawn at it (said in the caption): a log axis cannot reach 0,
-and a path far below 1 says only "no rise"."""
+STAT_FLOOR = -14.0
+"""Statistics below this (a log likelihood ratio under ln 1e-6, a Z under -14) are drawn at
+it (said in the caption): a path far below the threshold says only "no rise"."""
 
 
 def build_window_report(warehouse: Warehouse, window_id: str, *, settings: Settings) -> Page:
-    """Flag rate per tick per evaluator against the bound, the e-value path, the decision."""
+    """Flag rate per tick per evaluator against the rate tested, the statistic against its
+    threshold, the decision."""
     tl = window_timeline(warehouse, window_id)
     w = tl.window
     page = Page(
@@ -47,12 +48,17 @@ def build_window_report(warehouse: Warehouse, window_id: str, *, settings: Setti
             f"(Clopper-Pearson) plus the tolerance ({w.config.tolerance:g}). Errors are not flags.",
         ),
         Section(
-            "E-value",
-            [evalue_chart(tl) if tl.ticks else none],
-            name="e-value",
-            note="The sequential test's likelihood ratio M (an e-value; log LR = ln M) against "
-            "its threshold 1/alpha: rollback once M reaches it. M is a test martingale under "
-            "no rise, so looking at every tick costs nothing. No value before the window has "
+            "Test statistic",
+            [statistic_chart(tl) if tl.ticks else none],
+            name="statistic",
+            note="Per evaluator, the sequential test's statistic at each tick against its "
+            "threshold (dashed): rollback once it reaches it. The group-sequential test "
+            "(`spending`) draws Z, the signed root of the likelihood ratio of window against "
+            "baseline, against its boundary: each analysis spends a share of alpha by the "
+            "window's elapsed time, so the boundary is lower where more alpha was spent; there "
+            "is no boundary before the first analysis (15 expected flags). The mixture test "
+            "(`mixture`, and evaluators whose baseline has too few flags) draws log LR = ln M "
+            "against ln(1/alpha). No value before the window has "
             f"{w.config.min_window} scored traces.",
         ),
         Section("Decision and delivery", _delivery_body(tl), name="delivery"),
@@ -82,8 +88,10 @@ def _num(x: float | None) -> str | None:
 
 
 def _null_rate(tl: Timeline, row: dict[str, Any]) -> float | None:
-    upper = row["upper_bound"]
-    return None if upper is None else min(upper + tl.window.config.tolerance, 1.0)
+    """The rate the window is tested against: the mixture test's bound U + tolerance (a row
+    with an upper bound), else the group-sequential test's baseline rate + tolerance."""
+    rate = row["upper_bound"] if row["upper_bound"] is not None else row["baseline_rate"]
+    return None if rate is None else min(rate + tl.window.config.tolerance, 1.0)
 
 
 def delivery_line(tl: Timeline) -> str:
@@ -181,61 +189,66 @@ def flag_rate_chart(tl: Timeline) -> Html:
             layers.append(decision)
         panels.append(
             alt.layer(*layers).properties(
-                width=620, height=160, title=f"{name}: flag rate vs U + tolerance (dashed)"
+                width=620, height=160, title=f"{name}: flag rate vs the rate tested (dashed)"
             )
         )
     chart = alt.vconcat(*panels) if panels else alt.Chart(charts.records([])).mark_point()
     return charts.to_svg(
         chart,
         name="flag-rate",
-        description="Flag rate per tick (points) against the baseline's upper bound plus the "
-        "tolerance (dashed); the red rule is the decision.",
+        description="Flag rate per tick (points) against the rate it is tested against, the "
+        "baseline's rate (or its upper bound U) plus the tolerance (dashed); the red rule is "
+        "the decision.",
     )
 
 
-def evalue_chart(tl: Timeline) -> Html:
-    """Per evaluator: M = exp(log LR) per tick on a log axis, its threshold 1/alpha_w as a
-    rule, and the decision's moment."""
+def statistic_chart(tl: Timeline) -> Html:
+    """Per evaluator: the test's statistic per tick (points on a line), its threshold per
+    tick (a dashed step line: the group-sequential boundary moves, ln(1/alpha) does not),
+    and the decision's moment."""
     import altair as alt
 
-    points, rules, floored = [], [], 0
+    panels, floored = [], 0
     for name in tl.evaluators:
         rows = [r for r in tl.ticks if r["evaluator"] == name]
+        points, bounds = [], []
         for r in rows:
-            if r["statistic"] is None:
-                continue
-            e = math.exp(min(r["statistic"], 700.0))
-            floored += e < E_FLOOR
-            points.append(
-                {
-                    "hours": float(r["hours_since_deploy"]),
-                    "evalue": max(e, E_FLOOR),
-                    "evaluator": name,
-                }
-            )
-        if rows:
-            rules.append({"evaluator": name, "threshold": math.exp(rows[-1]["threshold"])})
-    color = alt.Color("evaluator:N", title="evaluator")
-    x = _x(tl, alt)
-    y = alt.Y("evalue:Q", title="e-value M (log scale)", scale=alt.Scale(type="log"))
-    layers = [
-        alt.Chart(charts.records(rules))
-        .mark_rule(strokeDash=[5, 3], strokeWidth=2)
-        .encode(y=alt.Y("threshold:Q", scale=alt.Scale(type="log")), color=color),
-        alt.Chart(charts.records(points)).mark_line().encode(x=x, y=y, color=color),
-        alt.Chart(charts.records(points))
-        .mark_point(filled=True, size=45)
-        .encode(x=x, y=y, color=color, shape=alt.Shape("evaluator:N", legend=None)),
-    ]
-    decision = _decision_layer(tl, alt)
-    if decision is not None:
-        layers.append(decision)
-    chart = alt.layer(*layers).properties(width=620, height=240)
-    note = f"; {floored} value(s) below {E_FLOOR:g} drawn at it" if floored else ""
+            hours = float(r["hours_since_deploy"])
+            if r["statistic"] is not None:
+                floored += r["statistic"] < STAT_FLOOR
+                points.append({"hours": hours, "statistic": max(r["statistic"], STAT_FLOOR)})
+            if r["threshold"] is not None:
+                bounds.append({"hours": hours, "threshold": r["threshold"]})
+        x = _x(tl, alt)
+        y = alt.Y("statistic:Q", title="statistic")
+        layers = [
+            alt.Chart(charts.records(bounds))
+            .mark_line(color="#9a6700", strokeDash=[5, 3], strokeWidth=2, interpolate="step-after")
+            .encode(x=x, y=alt.Y("threshold:Q", title="statistic")),
+            alt.Chart(charts.records(points)).mark_line(color="#1f6feb").encode(x=x, y=y),
+            alt.Chart(charts.records(points))
+            .mark_point(filled=True, size=45, color="#1f6feb")
+            .encode(x=x, y=y),
+        ]
+        decision = _decision_layer(tl, alt)
+        if decision is not None:
+            layers.append(decision)
+        mixture = [r["upper_bound"] is not None for r in rows if r["statistic"] is not None]
+        if mixture and all(mixture):
+            kind = "log LR vs ln(1/alpha)"
+        elif any(mixture):
+            kind = "Z vs its boundary; the fast path's log LR where it decided"
+        else:
+            kind = "Z vs its boundary"
+        panels.append(
+            alt.layer(*layers).properties(width=620, height=160, title=f"{name}: {kind} (dashed)")
+        )
+    chart = alt.vconcat(*panels) if panels else alt.Chart(charts.records([])).mark_point()
+    note = f"; {floored} value(s) below {STAT_FLOOR:g} drawn at it" if floored else ""
     return charts.to_svg(
         chart,
-        name="e-value",
-        description="E-value per tick (log scale) against its threshold 1/alpha (dashed); "
+        name="statistic",
+        description="The test statistic per tick (points) against its threshold (dashed); "
         f"the red rule is the decision{note}.",
     )
 
@@ -280,8 +293,8 @@ def _ticks_table(tl: Timeline) -> Html:
             "baseline flags",
             "baseline scored",
             "bound U",
-            "U + tolerance",
-            "log LR",
+            "rate tested",
+            "statistic",
             "threshold",
             "decision",
         ],
