@@ -97,6 +97,12 @@ class RunnerSettings(SettingsGroup):
         description="How long the flow waits for one shard's flow run before it counts it as "
         "lost (its worker died), marks it crashed and submits it again.",
     )
+    shard_poll_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the flow asks the Prefect API whether a shard's flow run has "
+        "ended (each ask is a request the server answers while the shards compute).",
+    )
 
 
 class SmokeSettings(SettingsGroup):

@@ -95,7 +95,7 @@ async def run_shard_flow_runs(
                 parameters={**parameters, "shard": shard},
                 flow_run_name=f"{exp.experiment_id}-shard-{shard}-of-{shards}-{attempt}",
                 timeout=runner.shard_timeout_s,
-                poll_interval=1,
+                poll_interval=runner.shard_poll_s,
                 as_subflow=True,
             )
             state = run.state

@@ -47,6 +47,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "EVALKEEPER_SHARD_DEPLOYMENT": ("runner.shard_deployment", "suite-shard/suite-shard", "suite-shard/suite-shard"),
     "EVALKEEPER_SHARD_ATTEMPTS": ("runner.shard_attempts", "2", 2),
     "EVALKEEPER_SHARD_TIMEOUT_S": ("runner.shard_timeout_s", "90", 90.0),
+    "EVALKEEPER_SHARD_POLL_S": ("runner.shard_poll_s", "2.5", 2.5),
     "EVALKEEPER_SMOKE_SHARE": ("smoke.share", "0.5", 0.5),
     "EVALKEEPER_SMOKE_MIN_PER_CATEGORY": ("smoke.min_per_category", "4", 4),
     "EVALKEEPER_BASELINE_BRANCH": ("analysis.baseline_branch", "release", "release"),
