@@ -175,18 +175,12 @@ def flag_rate_chart(tl: Timeline) -> Html:
             previous = hours
         x = _x(tl, alt)
         y = alt.Y("rate:Q", title="flag rate", axis=alt.Axis(format="%"))
-        layers = [
+        bound = (
             alt.Chart(charts.records(bounds))
             .mark_rule(color="#9a6700", strokeDash=[5, 3], strokeWidth=2)
-            .encode(x="from:Q", x2="hours:Q", y=alt.Y("bound:Q", axis=alt.Axis(format="%"))),
-            alt.Chart(charts.records(points)).mark_line(color="#1f6feb").encode(x=x, y=y),
-            alt.Chart(charts.records(points))
-            .mark_point(filled=True, size=45, color="#1f6feb")
-            .encode(x=x, y=y),
-        ]
-        decision = _decision_layer(tl, alt)
-        if decision is not None:
-            layers.append(decision)
+            .encode(x="from:Q", x2="hours:Q", y=alt.Y("bound:Q", axis=alt.Axis(format="%")))
+        )
+        layers = _series_layers(tl, alt, bound, points, x, y)
         panels.append(
             alt.layer(*layers).properties(
                 width=620, height=160, title=f"{name}: flag rate vs the rate tested (dashed)"
@@ -221,18 +215,12 @@ def statistic_chart(tl: Timeline) -> Html:
                 bounds.append({"hours": hours, "threshold": r["threshold"]})
         x = _x(tl, alt)
         y = alt.Y("statistic:Q", title="statistic")
-        layers = [
+        bound = (
             alt.Chart(charts.records(bounds))
             .mark_line(color="#9a6700", strokeDash=[5, 3], strokeWidth=2, interpolate="step-after")
-            .encode(x=x, y=alt.Y("threshold:Q", title="statistic")),
-            alt.Chart(charts.records(points)).mark_line(color="#1f6feb").encode(x=x, y=y),
-            alt.Chart(charts.records(points))
-            .mark_point(filled=True, size=45, color="#1f6feb")
-            .encode(x=x, y=y),
-        ]
-        decision = _decision_layer(tl, alt)
-        if decision is not None:
-            layers.append(decision)
+            .encode(x=x, y=alt.Y("threshold:Q", title="statistic"))
+        )
+        layers = _series_layers(tl, alt, bound, points, x, y)
         mixture = [r["upper_bound"] is not None for r in rows if r["statistic"] is not None]
         if mixture and all(mixture):
             kind = "log LR vs ln(1/alpha)"
@@ -251,6 +239,24 @@ def statistic_chart(tl: Timeline) -> Html:
         description="The test statistic per tick (points) against its threshold (dashed); "
         f"the red rule is the decision{note}.",
     )
+
+
+def _series_layers(
+    tl: Timeline, alt: Any, bound: Any, points: list[dict[str, Any]], x: Any, y: Any
+) -> list[Any]:
+    """One evaluator's panel: its bound (dashed), the per-tick values as a line with a point
+    each, and the decision's rule when the window decided."""
+    layers = [
+        bound,
+        alt.Chart(charts.records(points)).mark_line(color="#1f6feb").encode(x=x, y=y),
+        alt.Chart(charts.records(points))
+        .mark_point(filled=True, size=45, color="#1f6feb")
+        .encode(x=x, y=y),
+    ]
+    decision = _decision_layer(tl, alt)
+    if decision is not None:
+        layers.append(decision)
+    return layers
 
 
 def _delivery_body(tl: Timeline) -> list[Html]:
