@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypedDict
 
 from evalkeeper.analysis.group_sequential import (
     DEFAULT_MIN_EXPECTED,
@@ -271,14 +271,41 @@ def decide(
     return WindowDecision(decision=window, evaluators=decisions, reasons=reasons, final=final)
 
 
+def _rates(c: EvaluatorCounts) -> tuple[float | None, float | None]:
+    """(baseline, window) flag rates: flags / scored, None on a side without scored traces."""
+    base_rate = c.baseline_flags / c.baseline_n if c.baseline_n else None
+    win_rate = c.window_flags / c.window_n if c.window_n else None
+    return base_rate, win_rate
+
+
+class _Counts(TypedDict):
+    baseline_n: int
+    baseline_flags: int
+    baseline_errors: int
+    window_n: int
+    window_flags: int
+    window_errors: int
+
+
+def _counts(c: EvaluatorCounts) -> _Counts:
+    """The counts an `EvaluatorDecision` carries, as its keyword arguments."""
+    return {
+        "baseline_n": c.baseline_n,
+        "baseline_flags": c.baseline_flags,
+        "baseline_errors": c.baseline_errors,
+        "window_n": c.window_n,
+        "window_flags": c.window_flags,
+        "window_errors": c.window_errors,
+    }
+
+
 def decide_evaluator(
     c: EvaluatorCounts, policy: MonitorPolicy, *, alpha: float, final: bool
 ) -> EvaluatorDecision:
     """One evaluator's decision at level `alpha` (its Bonferroni share), `mixture` test."""
     alpha_b = alpha * policy.baseline_share
     threshold = rejection_threshold(alpha - alpha_b)
-    base_rate = c.baseline_flags / c.baseline_n if c.baseline_n else None
-    win_rate = c.window_flags / c.window_n if c.window_n else None
+    base_rate, win_rate = _rates(c)
 
     def out(
         decision: Decision,
@@ -297,12 +324,7 @@ def decide_evaluator(
             threshold=threshold,
             null_rate=None if upper is None else upper + policy.tolerance,
             alpha=alpha,
-            baseline_n=c.baseline_n,
-            baseline_flags=c.baseline_flags,
-            baseline_errors=c.baseline_errors,
-            window_n=c.window_n,
-            window_flags=c.window_flags,
-            window_errors=c.window_errors,
+            **_counts(c),
         )
 
     base_err = _error_problem("baseline", c.baseline_n, c.baseline_errors, policy.max_error_rate)
@@ -479,8 +501,7 @@ def decide_spending(
     """One evaluator's decision at level `alpha` (its Bonferroni share) by the
     group-sequential test (`evalkeeper.analysis.group_sequential`), at `elapsed` of the
     window, after the looks of `history`."""
-    base_rate = c.baseline_flags / c.baseline_n if c.baseline_n else None
-    win_rate = c.window_flags / c.window_n if c.window_n else None
+    base_rate, win_rate = _rates(c)
     done = analyses([*history, (elapsed, c)], policy)
     current = bool(done) and done[-1][0] == len(history)
     threshold: float | None = None
@@ -505,12 +526,7 @@ def decide_spending(
             method="spending",
             spent=spent,
             analyses=len(done),
-            baseline_n=c.baseline_n,
-            baseline_flags=c.baseline_flags,
-            baseline_errors=c.baseline_errors,
-            window_n=c.window_n,
-            window_flags=c.window_flags,
-            window_errors=c.window_errors,
+            **_counts(c),
         )
 
     blocked = _blocked(c, policy, final=final)
