@@ -13,8 +13,10 @@ once: the ingest is keyed.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 
@@ -69,11 +71,15 @@ def check_shard_runs(settings: Settings) -> None:
 async def run_shard_flow_runs(
     settings: Settings, exp: Experiment, shards: int
 ) -> list[dict[str, Any]]:
-    """Each shard as a child flow run of `settings.runner.shard_deployment`, all at once;
-    a run that fails, crashes or does not end within `shard_timeout_s` (its worker was
+    """Each shard as a child flow run of `settings.runner.shard_deployment`: every run is
+    created before the parent waits for any (created one by one while the first shards
+    start, the last one reached the workers seconds after the others, on a busy machine),
+    then one request every `shard_poll_s` asks for all the runs not yet ended. A run that
+    fails, crashes or does not end within `shard_timeout_s` of its creation (its worker was
     killed) is marked crashed and submitted again, `shard_attempts` runs at most."""
     check_shard_runs(settings)
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
     from prefect.states import Crashed
 
@@ -87,32 +93,67 @@ async def run_shard_flow_runs(
         "datasets_dir": str(settings.datasets_dir.resolve()),
     }
 
-    async def one(shard: int) -> dict[str, Any]:
-        ended = []
-        for attempt in range(1, runner.shard_attempts + 1):
-            run = await run_deployment(  # type: ignore[misc]
-                name,
-                parameters={**parameters, "shard": shard},
-                flow_run_name=f"{exp.experiment_id}-shard-{shard}-of-{shards}-{attempt}",
-                timeout=runner.shard_timeout_s,
-                poll_interval=runner.shard_poll_s,
-                as_subflow=True,
-            )
-            state = run.state
-            if state is not None and state.is_completed():
-                return {"shard": shard, "flow_run": run.name, "attempts": attempt}
-            if state is None or not state.is_final():
-                message = f"no end within {runner.shard_timeout_s:g}s: counted lost"
-                async with get_client() as client:
-                    await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-                ended.append(f"{run.name}: {message}")
-            else:
-                ended.append(f"{run.name}: {state.type.value} {state.message or ''}".strip())
-            logger.warning("shard %d/%d: %s; submitting it again", shard + 1, shards, ended[-1])
-        raise ShardLost(
-            f"shard {shard + 1}/{shards} of {exp.experiment_id}: {len(ended)} flow runs of "
-            f"{name} ended without completing ({'; '.join(ended)}); its committed rows are "
-            "kept in the results location: run the experiment again to complete it"
+    async def submit(shard: int, attempt: int) -> _Pending:
+        run = await run_deployment(  # type: ignore[misc]
+            name,
+            parameters={**parameters, "shard": shard},
+            flow_run_name=f"{exp.experiment_id}-shard-{shard}-of-{shards}-{attempt}",
+            timeout=0,  # created, not waited for: the loop below waits for all
+            as_subflow=True,
         )
+        return _Pending(shard, attempt, run.id, str(run.name), time.monotonic())
 
-    return list(await asyncio.gather(*(one(k) for k in range(shards))))
+    # one after another: created at once, their writes locked each other out of a SQLite
+    # server (503, then the client's back-off of seconds), so they reached the workers late
+    pending = [await submit(k, 1) for k in range(shards)]
+    done: dict[int, dict[str, Any]] = {}
+    ended: dict[int, list[str]] = {k: [] for k in range(shards)}
+    async with get_client() as client:
+        while pending:
+            await asyncio.sleep(runner.shard_poll_s)
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[p.id for p in pending])),
+                limit=len(pending),
+            )
+            states = {r.id: r.state for r in runs}
+            waiting: list[_Pending] = []
+            again: list[tuple[int, int]] = []
+            for p in pending:
+                state = states.get(p.id)
+                if state is not None and state.is_completed():
+                    done[p.shard] = {"shard": p.shard, "flow_run": p.name, "attempts": p.attempt}
+                    continue
+                if state is None or not state.is_final():
+                    if time.monotonic() - p.created < runner.shard_timeout_s:
+                        waiting.append(p)
+                        continue
+                    message = f"no end within {runner.shard_timeout_s:g}s: counted lost"
+                    await client.set_flow_run_state(p.id, Crashed(message=message), force=True)
+                    ended[p.shard].append(f"{p.name}: {message}")
+                else:
+                    ended[p.shard].append(
+                        f"{p.name}: {state.type.value} {state.message or ''}".strip()
+                    )
+                if p.attempt >= runner.shard_attempts:
+                    raise ShardLost(
+                        f"shard {p.shard + 1}/{shards} of {exp.experiment_id}: "
+                        f"{len(ended[p.shard])} flow runs of {name} ended without completing "
+                        f"({'; '.join(ended[p.shard])}); its committed rows are kept in the "
+                        "results location: run the experiment again to complete it"
+                    )
+                logger.warning(
+                    "shard %d/%d: %s; submitting it again", p.shard + 1, shards, ended[p.shard][-1]
+                )
+                again.append((p.shard, p.attempt + 1))
+            pending = waiting + [await submit(*a) for a in again]
+    return [done[k] for k in range(shards)]
+
+
+class _Pending(NamedTuple):
+    """A shard's flow run the parent waits for."""
+
+    shard: int
+    attempt: int
+    id: UUID
+    name: str
+    created: float  # time.monotonic() at its creation
