@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
+from evalkeeper.traces.phones import warm_up
 from evalkeeper.traces.redaction import BuiltinRedactor, Redactor, build_redactor, redact_json
 
 Redact = Callable[[Any], Any]
@@ -54,7 +55,10 @@ log = logging.getLogger(__name__)
 MIN_POOL_BATCH = 200
 PARENT_POLL_S = 0.5
 START_AFTER_S = 1.0
-CHUNKS_PER_WORKER = 2
+# A batch is cut into this many chunks per worker: the workers take them as they finish,
+# so a worker slowed by other load does fewer, and the end of a batch waits for one small
+# chunk rather than a quarter of the batch.
+CHUNKS_PER_WORKER = 8
 
 
 class RedactionFailed(EvalkeeperError, RuntimeError):
@@ -178,11 +182,14 @@ _WARM_UP_TEXT = (
 
 
 def _warm_up() -> int:
-    """Load what the first real batch would (libphonenumber's metadata of the configured
-    regions, the detectors' patterns); the worker's pid."""
+    """Load what real batches would (libphonenumber's metadata of the configured regions
+    and, through `phones.warm_up`, of every region a number with its country code can
+    name; the detectors' patterns); the worker's pid. Nothing of it is a value of a batch:
+    the caches hold only the warm-up texts."""
     if _worker_redactor is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("redaction worker started without its redactor")
     _worker_redactor.redact(_WARM_UP_TEXT)
+    warm_up(_worker_redactor.config.regions)
     return os.getpid()
 
 

@@ -271,6 +271,19 @@ def layout_chars(code: int) -> frozenset[str]:
     return frozenset(c for c in chars if not (c.isdecimal() or c.isspace()))
 
 
+def warm_up(regions: Sequence[str]) -> None:
+    """Load libphonenumber's metadata of every region and compile the patterns a number
+    with a country code uses: the example number of each region (public `example_number`)
+    written internationally, through a detector of its own (its caches are dropped with
+    it). A process that will redact many traces calls it once (a redaction worker, about
+    0.2 s): otherwise the first number of each country seen loads its metadata then."""
+    numbers = (pn.example_number(r) for r in sorted(pn.SUPPORTED_REGIONS))
+    text = "\n".join(
+        pn.format_number(n, PhoneNumberFormat.INTERNATIONAL) for n in numbers if n is not None
+    )
+    PhoneDetector(regions).find(text)
+
+
 class PhoneDetector:
     """Finds phone numbers for the configured `regions` under a `policy`."""
 
@@ -347,22 +360,16 @@ class PhoneDetector:
         codes: set[int] = set()
         extra = LAYOUT_TRIES
         best: list[_Found] = []
-        written: frozenset[str] | None = None
         for i in likely:
             if self._codes[i] in codes:
                 continue
             codes.add(self._codes[i])
-            if best and self.layout_screen and max(f.layout for f in best) == 2:
-                # a layout try can only win in the region's exact layout (3): a match of
-                # the whole window spans what the best spans, valid, a later region; one
-                # whose formats cannot write the window's characters is skipped as tried
-                if written is None:
-                    written = _written_chars(core)
-                if not written <= layout_chars(self._codes[i]):
-                    if extra == 0:
-                        return found
-                    extra -= 1
-                    continue
+            if best and self.layout_screen and not self._may_win(text, best, i, core):
+                # a layout try that cannot win is skipped as tried (`_may_win`)
+                if extra == 0:
+                    return found
+                extra -= 1
+                continue
             found += self._run(text, self.regions[i], i)
             best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
@@ -382,6 +389,34 @@ class PhoneDetector:
             if self._covered(found, n_digits):
                 break
         return found
+
+    def _may_win(self, text: str, best: list[_Found], i: int, core: str) -> bool:
+        """Whether a layout try in region `i` could change the answer, after valid matches
+        of every digit of the window (`best`, earlier regions). Its matches lose to them in
+        the merge unless one spans what they span (none spans more: every match of the
+        window's digits ends at its last digit, and its start is the matcher's candidate's,
+        whatever the region), is valid, and follows the region's national layout more
+        closely than they do (a later region loses a tie). The matcher's number for a match
+        of that text is `parse(text, region)` (it parses the candidate it matched), so the
+        public functions answer without running it: `parse`, then the layout `_run` would
+        give (`format_number`), then `is_valid_number`. Before them, for the exact layout
+        only: a window holding a character that the region's formats cannot write
+        (`layout_chars`) is in none of its layouts."""
+        spans = {(f.start, f.end) for f in best}
+        if len(spans) > 1:
+            return True  # not the case reasoned about above: run the matcher
+        top = max(f.layout for f in best)
+        if top == 2 and not _written_chars(core) <= layout_chars(self._codes[i]):
+            return False
+        (start, end) = spans.pop()
+        raw = text[start:end]
+        try:
+            number = pn.parse(raw, self.regions[i])
+        except pn.NumberParseException:
+            return False
+        if len(pn.national_significant_number(number)) < MIN_DIGITS:
+            return False
+        return _layout(_nfkc(raw), number) > top and pn.is_valid_number(number)
 
     def _run(self, text: str, region: str, rank: int) -> list[_Found]:
         """The numbers the matcher finds in `text` for `region` (`rank` -1: by their
