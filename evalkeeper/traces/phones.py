@@ -416,7 +416,7 @@ class PhoneDetector:
             return False
         if len(pn.national_significant_number(number)) < MIN_DIGITS:
             return False
-        return _layout(_nfkc(raw), number) > top and pn.is_valid_number(number)
+        return _layout(_nfkc(raw), number) > top and _judged(number).valid
 
     def _run(self, text: str, region: str, rank: int) -> list[_Found]:
         """The numbers the matcher finds in `text` for `region` (`rank` -1: by their
@@ -428,12 +428,11 @@ class PhoneDetector:
             if len(pn.national_significant_number(number)) < MIN_DIGITS:
                 continue
             raw = _nfkc(m.raw)
-            valid = pn.is_valid_number(number)
-            if not (valid or self._accepts_possible(raw)):
+            judged = _judged(number)
+            if not (judged.valid or self._accepts_possible(raw)):
                 continue
-            fit = _layout(raw, number) if valid and rank >= 0 else 0
-            e164 = pn.format_number(number, PhoneNumberFormat.E164)
-            out.append(_Found(m.start, m.end, valid, fit, rank, e164, _digits(raw)))
+            fit = _layout(raw, number) if judged.valid and rank >= 0 else 0
+            out.append(_Found(m.start, m.end, judged.valid, fit, rank, judged.e164, _digits(raw)))
         return out
 
     def _accepts_possible(self, raw: str) -> bool:
@@ -449,6 +448,55 @@ class PhoneDetector:
         return sum(f.n_digits for f in _chosen(found)) == n_digits
 
 
+class _Judged:
+    """libphonenumber's answers about one number: `is_valid_number`, and its E.164 and
+    national forms (`format_number`), each asked when first needed."""
+
+    __slots__ = ("_e164", "_national", "number", "valid")
+
+    def __init__(self, number: pn.PhoneNumber) -> None:
+        self.number = number
+        self.valid: bool = pn.is_valid_number(number)
+        self._e164: str | None = None
+        self._national: str | None = None
+
+    @property
+    def e164(self) -> str:
+        if self._e164 is None:
+            self._e164 = pn.format_number(self.number, PhoneNumberFormat.E164)
+        return self._e164
+
+    @property
+    def national(self) -> str:
+        if self._national is None:
+            self._national = pn.format_number(self.number, PhoneNumberFormat.NATIONAL)
+        return self._national
+
+
+_judgements: dict[tuple[int | None, int | None, str | None, bool | None, int | None], _Judged] = {}
+
+
+def _judged(number: pn.PhoneNumber) -> _Judged:
+    """libphonenumber's answers about `number`, memoised by what they read of a number:
+    its country code, national number, extension, Italian leading zero and number of
+    leading zeros (a number written nationally and internationally, or read in two runs,
+    is judged once). The matcher's numbers carry nothing else that these functions read
+    (it clears the raw input, the country code's source and the carrier code)."""
+    key = (
+        number.country_code,
+        number.national_number,
+        number.extension,
+        number.italian_leading_zero,
+        number.number_of_leading_zeros,
+    )
+    judged = _judgements.get(key)
+    if judged is None:
+        if len(_judgements) >= _CACHE_SIZE:
+            _judgements.clear()
+        judged = _judgements[key] = _Judged(number)
+    return judged
+
+
 def _layout(raw: str, number: pn.PhoneNumber) -> int:
     """How closely `raw` (NFKC) follows the national format `format_number` gives: 3
     exactly, spaces around parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`),
@@ -457,7 +505,7 @@ def _layout(raw: str, number: pn.PhoneNumber) -> int:
     groups = _GROUP_RE.findall(raw)
     if len(groups) < 2:
         return 0
-    national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    national = _judged(number).national
     national_groups = _GROUP_RE.findall(national)
     if national_groups != groups:  # then not 3 either: spaces never join digit groups
         return 1 if national_groups and national_groups[0] == groups[0] else 0
