@@ -211,44 +211,52 @@ def _screen_of(region: str) -> _Screen:
     )
 
 
+INTERNATIONAL, LIKELY, POSSIBLE, UNLIKELY = range(4)
+
+
 def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int], list[int]]:
     """Regions (indexes, configured order) whose international prefix starts `digits`;
     those where `digits` could be a valid national number (as written, national prefix
     stripped, or the prefix transformed; then the number types' patterns); and those where
-    its length is at least possible."""
-    international: list[int] = []
-    likely: list[int] = []
-    possible: list[int] = []
+    its length is at least possible (`reading` of each region)."""
+    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+    for i, s in enumerate(screens):
+        out[reading(s, digits)].append(i)
+    return out[INTERNATIONAL], out[LIKELY], out[POSSIBLE]
+
+
+def reading(s: _Screen, digits: str) -> int:
+    """How a region may read `digits`: `INTERNATIONAL` (its international prefix starts
+    them), else `national_reading`."""
+    return INTERNATIONAL if international(s, digits) else national_reading(s, digits)
+
+
+def international(s: _Screen, digits: str) -> bool:
+    """Whether the region's international prefix starts `digits` (then it reads them with
+    their country code, as every such region does)."""
+    m = s.idd.match(digits) if s.idd is not None else None
+    return bool(m and m.end() and digits[m.end() :][:1] != "0")
+
+
+def national_reading(s: _Screen, digits: str) -> int:
+    """`LIKELY` when `digits` could be a valid national number of the region, `POSSIBLE`
+    when their length is at least possible, else `UNLIKELY`: the digits as written first
+    (nearly always the answer), then the national prefix stripped or transformed."""
+    prefix, transform, valid, valid_lengths, possible_lengths = s[1:]
     n = len(digits)
-    for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
-        m = idd.match(digits) if idd is not None else None
-        if m and m.end() and digits[m.end() :][:1] != "0":
-            international.append(i)  # read with its country code, the same in each of them
-            continue
-        # the digits as written first (nearly always the answer), then the national prefix
-        # stripped or transformed: likely when one could be valid, else possible by length
-        if valid is not None and n in valid_lengths and valid.fullmatch(digits):
-            likely.append(i)
-            continue
-        can_be = n in possible_lengths
-        m = prefix.match(digits) if prefix is not None else None
-        if m and m.end():
-            stripped = digits[m.end() :]
-            candidates = [stripped]
-            if transform and m.lastindex:
-                candidates.append(prefix.sub(transform, digits, count=1))  # type: ignore[union-attr]
-            for c in candidates:
-                if valid is not None and len(c) in valid_lengths and valid.fullmatch(c):
-                    likely.append(i)
-                    break
-                can_be = can_be or len(c) in possible_lengths
-            else:
-                if can_be:
-                    possible.append(i)
-            continue
-        if can_be:
-            possible.append(i)
-    return international, likely, possible
+    if valid is not None and n in valid_lengths and valid.fullmatch(digits):
+        return LIKELY
+    can_be = n in possible_lengths
+    m = prefix.match(digits) if prefix is not None else None
+    if m and m.end():
+        candidates = [digits[m.end() :]]
+        if transform and m.lastindex:
+            candidates.append(prefix.sub(transform, digits, count=1))  # type: ignore[union-attr]
+        for c in candidates:
+            if valid is not None and len(c) in valid_lengths and valid.fullmatch(c):
+                return LIKELY
+            can_be = can_be or len(c) in possible_lengths
+    return POSSIBLE if can_be else UNLIKELY
 
 
 @cache
@@ -351,11 +359,19 @@ class PhoneDetector:
             if self._covered(found, n_digits):
                 return found
         digits = _ascii_digits(_EXTENSION_RE.sub("", core))
-        international, likely, possible = screen(self._screens, digits)
-        if international:  # `0049 30 901820`: one region reads it as every such region does
-            found += self._run(text, self.regions[international[0]], -1)
+        screens = self._screens
+        abroad = [i for i, s in enumerate(screens) if international(s, digits)]
+        if abroad:  # `0049 30 901820`: one region reads it as every such region does
+            found += self._run(text, self.regions[abroad[0]], -1)
             if any(f.valid and f.n_digits == n_digits for f in found):
                 return found  # else national readings may do better (`0191`: SG's `019`)
+        # the likely regions, as `screen` orders them, screened one by one as the loop
+        # needs them (it nearly always ends at the first or second)
+        likely = (
+            i
+            for i, s in enumerate(screens)
+            if i not in abroad and national_reading(s, digits) == LIKELY
+        )
         # regions sharing a country code (US, CA) read a national number alike: one of them
         codes: set[int] = set()
         extra = LAYOUT_TRIES
@@ -378,7 +394,8 @@ class PhoneDetector:
                 extra -= 1
         if self._covered(found, n_digits) or (not formatted and self.policy != "possible"):
             return found  # a bare run of digits is taken only when valid: the screen said not
-        tried = set(likely)
+        _, likely_all, possible = screen(screens, digits)
+        tried = set(likely_all)
         rest = [i for i in possible if i not in tried]
         rest += [i for i in range(len(self.regions)) if i not in tried and i not in possible]
         for i in rest:
