@@ -327,10 +327,17 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
 
 
 def mask(text: str, spans: Iterable[tuple[int, int]], fill: str = "_") -> str:
-    """`text` with every span replaced by `fill` characters (offsets unchanged)."""
-    chars: list[str] | None = None
-    for s, e in spans:
-        if chars is None:
-            chars = list(text)
-        chars[s:e] = fill * (e - s)
-    return text if chars is None else "".join(chars)
+    """`text` with every span replaced by `fill` characters (offsets unchanged; spans in
+    any order, overlapping or not). Built from slices of the text: no list of its
+    characters."""
+    out: list[str] = []
+    pos = 0
+    for s, e in sorted(spans):
+        s = max(s, pos)
+        if e > s:
+            out += (text[pos:s], fill * (e - s))
+            pos = e
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)

@@ -87,10 +87,13 @@ _LEAD = "+\uff0b"
 _EXTENSION = "\t,:;=#\uff03\u0301aeinostx\u00f3\uff45\uff49\uff4e\uff54\uff58\u0434\u043e\u0431"
 CANDIDATE_CHARS = _PUNCTUATION + _LEAD + _EXTENSION
 SEGMENT_RE = re.compile(r"[\d" + re.escape(CANDIDATE_CHARS) + "]+", re.IGNORECASE)
-# The segments that can hold `MIN_DIGITS` digits: the same runs, of that length or more
-# (most runs are a space or a short word: not given to Python at all).
+# The segments that hold `MIN_DIGITS` digits or more: the same runs, each from its start
+# (the look-behind: one step at any other place, so the scan stays linear), its
+# non-digits taken possessively between the digits it counts (runs of fewer digits,
+# words and spaces, never reach Python).
+_C = re.escape(CANDIDATE_CHARS)  # no digit among them
 _LONG_SEGMENT_RE = re.compile(
-    r"[\d" + re.escape(CANDIDATE_CHARS) + "]{" + str(MIN_DIGITS) + ",}", re.IGNORECASE
+    rf"(?<![\d{_C}])[{_C}]*+(?:\d[{_C}]*+){{{MIN_DIGITS}}}[\d{_C}]*+", re.IGNORECASE
 )
 # A comma between two numbers (`030 901820, 030 901821`): no candidate spans it (an
 # extension after a comma needs a label first).
@@ -118,18 +121,24 @@ class Match(NamedTuple):
 def windows(text: str) -> list[tuple[int, int]]:
     """The spans of `text` the matcher runs on: runs of candidate characters, cut at commas
     between numbers, with at least `MIN_DIGITS` digits."""
-    out: list[tuple[int, int]] = []
+    return [w for _, _, found in _segments(text) for w in found]
+
+
+def _segments(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """The runs of candidate characters that hold windows, with their windows."""
+    out: list[tuple[int, int, list[tuple[int, int]]]] = []
     for seg in _LONG_SEGMENT_RE.finditer(text):
         piece = seg.group()
-        if _digits(piece) < MIN_DIGITS:
-            continue
+        found: list[tuple[int, int]] = []
         start = pos = seg.start()
         for cut in _LIST_COMMA_RE.finditer(piece):
             if _digits(piece[pos - start : cut.start()]) >= MIN_DIGITS:
-                out.append((pos, start + cut.start()))
+                found.append((pos, start + cut.start()))
             pos = start + cut.end()
         if _digits(piece[pos - start :]) >= MIN_DIGITS:
-            out.append((pos, seg.end()))
+            found.append((pos, seg.end()))
+        if found:
+            out.append((start, seg.end(), found))
     return out
 
 
@@ -313,6 +322,7 @@ class PhoneDetector:
         self._screens = [_screen_of(r) for r in self.regions]
         self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
+        self._judgements: dict[_NumberKey, _Judged] = {}
         self.region_runs = 0  # (window, region) pairs given to the matcher
         # skip the layout tries that cannot change the answer (`_detect`); False: try them
         # all (the oracle test compares both)
@@ -320,15 +330,23 @@ class PhoneDetector:
 
     def find(self, text: str) -> list[Hit]:
         """Phone numbers in `text` (earlier findings may be masked with `_`)."""
-        found = windows(text)
-        if not found:
+        segments = _segments(text)
+        if not segments:
             return []
+        found = [w for _, _, ws in segments for w in ws]
         spans: list[tuple[int, int]] = []
         for lo, hi in _neighbourhoods(text, found):
             spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
         if spans:  # nothing masked: the windows found already
             text = mask(text, spans)
-            found = windows(text)
+            # masking only ends runs: the windows change only in the runs a span touches
+            # (each run is a text of its own: the characters around it end every run)
+            found = []
+            for a, b, ws in segments:
+                if any(s < b and e > a for s, e in spans):
+                    found.extend((a + s, a + e) for s, e in windows(text[a:b]))
+                else:
+                    found.extend(ws)
         hits: list[Hit] = []
         for a, b in found:
             hits.extend(
@@ -433,7 +451,8 @@ class PhoneDetector:
             return False
         if len(pn.national_significant_number(number)) < MIN_DIGITS:
             return False
-        return _layout(_nfkc(raw), number) > top and _judged(number).valid
+        judged = _judged(number, self._judgements)
+        return _layout(_nfkc(raw), judged) > top and judged.valid
 
     def _run(self, text: str, region: str, rank: int) -> list[_Found]:
         """The numbers the matcher finds in `text` for `region` (`rank` -1: by their
@@ -445,10 +464,10 @@ class PhoneDetector:
             if len(pn.national_significant_number(number)) < MIN_DIGITS:
                 continue
             raw = _nfkc(m.raw)
-            judged = _judged(number)
+            judged = _judged(number, self._judgements)
             if not (judged.valid or self._accepts_possible(raw)):
                 continue
-            fit = _layout(raw, number) if judged.valid and rank >= 0 else 0
+            fit = _layout(raw, judged) if judged.valid and rank >= 0 else 0
             out.append(_Found(m.start, m.end, judged.valid, fit, rank, judged.e164, _digits(raw)))
         return out
 
@@ -490,15 +509,16 @@ class _Judged:
         return self._national
 
 
-_judgements: dict[tuple[int | None, int | None, str | None, bool | None, int | None], _Judged] = {}
+_NumberKey = tuple[int | None, int | None, str | None, bool | None, int | None]
 
 
-def _judged(number: pn.PhoneNumber) -> _Judged:
-    """libphonenumber's answers about `number`, memoised by what they read of a number:
-    its country code, national number, extension, Italian leading zero and number of
-    leading zeros (a number written nationally and internationally, or read in two runs,
-    is judged once). The matcher's numbers carry nothing else that these functions read
-    (it clears the raw input, the country code's source and the carrier code)."""
+def _judged(number: pn.PhoneNumber, memo: dict[_NumberKey, _Judged]) -> _Judged:
+    """libphonenumber's answers about `number`, memoised in `memo` (a detector's) by what
+    they read of a number: its country code, national number, extension, Italian leading
+    zero and number of leading zeros (a number written nationally and internationally, or
+    read in two runs, is judged once). The matcher's numbers carry nothing else that these
+    functions read (it clears the raw input, the country code's source and the carrier
+    code)."""
     key = (
         number.country_code,
         number.national_number,
@@ -506,15 +526,15 @@ def _judged(number: pn.PhoneNumber) -> _Judged:
         number.italian_leading_zero,
         number.number_of_leading_zeros,
     )
-    judged = _judgements.get(key)
+    judged = memo.get(key)
     if judged is None:
-        if len(_judgements) >= _CACHE_SIZE:
-            _judgements.clear()
-        judged = _judgements[key] = _Judged(number)
+        if len(memo) >= _CACHE_SIZE:
+            memo.clear()
+        judged = memo[key] = _Judged(number)
     return judged
 
 
-def _layout(raw: str, number: pn.PhoneNumber) -> int:
+def _layout(raw: str, number: pn.PhoneNumber | _Judged) -> int:
     """How closely `raw` (NFKC) follows the national format `format_number` gives: 3
     exactly, spaces around parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`),
     2 the same digit groups, 1 the same first group (the area code: `(0191) 4960072`
@@ -522,7 +542,11 @@ def _layout(raw: str, number: pn.PhoneNumber) -> int:
     groups = _GROUP_RE.findall(raw)
     if len(groups) < 2:
         return 0
-    national = _judged(number).national
+    national = (
+        number.national
+        if isinstance(number, _Judged)
+        else pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    )
     national_groups = _GROUP_RE.findall(national)
     if national_groups != groups:  # then not 3 either: spaces never join digit groups
         return 1 if national_groups and national_groups[0] == groups[0] else 0
