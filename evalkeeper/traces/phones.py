@@ -142,6 +142,26 @@ def _segments(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     return out
 
 
+def rewindow(
+    masked: str,
+    segments: list[tuple[int, int, list[tuple[int, int]]]],
+    spans: list[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """`windows(masked)`, where `masked` is the text of `segments` (`_segments`) with
+    `spans` masked. Masking only ends runs (`_` is no candidate character), and a piece
+    of a run after masking holds only digits of one piece before (a comma cut lost with
+    the digit before it leaves the comma, no digit), so a run without windows stays
+    without: only the runs a span touches are searched again, each a text of its own (the
+    characters around a run end it)."""
+    found: list[tuple[int, int]] = []
+    for a, b, ws in segments:
+        if any(s < b and e > a for s, e in spans):
+            found.extend((a + s, a + e) for s, e in windows(masked[a:b]))
+        else:
+            found.extend(ws)
+    return found
+
+
 def matches(window: str, region: str) -> list[Match]:
     """`PhoneNumberMatcher(window, region, leniency=POSSIBLE)`'s matches holding at least
     `MIN_DIGITS` digits (shorter candidates skipped unparsed: `min_candidate_length`)."""
@@ -339,14 +359,7 @@ class PhoneDetector:
             spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
         if spans:  # nothing masked: the windows found already
             text = mask(text, spans)
-            # masking only ends runs: the windows change only in the runs a span touches
-            # (each run is a text of its own: the characters around it end every run)
-            found = []
-            for a, b, ws in segments:
-                if any(s < b and e > a for s, e in spans):
-                    found.extend((a + s, a + e) for s, e in windows(text[a:b]))
-                else:
-                    found.extend(ws)
+            found = rewindow(text, segments, spans)
         hits: list[Hit] = []
         for a, b in found:
             hits.extend(
