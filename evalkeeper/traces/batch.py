@@ -12,8 +12,10 @@ the same key and configuration, so a value gets the same token whichever process
 Small batches (fewer than `min_pool_batch` traces) are redacted in the calling process,
 and so is everything until the work has proved long: once `start_after_s` seconds (1 s)
 have gone into redacting large batches here, the workers start in the background (about
-half a second of CPU each: interpreter, imports, libphonenumber's metadata), and batches
-move to them once they are warm. A short ingest never starts them (on two cores their
+a second of CPU each: interpreter, imports, the metadata of every region libphonenumber
+knows, so that the first number of each country costs no more than the next), and
+batches move to them once they are warm. A batch goes out in `CHUNKS_PER_WORKER` chunks
+per worker, taken as workers finish. A short ingest never starts them (on two cores their
 start would slow it down), a long one uses every core. Workers ignore SIGINT (Ctrl-C stops
 the ingesting process, which then flushes through them and stops them). When a worker dies (killed, out of memory) the batch is redacted again in the
 calling process, logged and counted (`fallbacks`), and the next batch starts fresh workers:

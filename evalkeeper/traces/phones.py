@@ -17,7 +17,8 @@ the matcher runs and with which regions, and which of its matches to keep:
   then find more, never less.) Digits glued to words in scripts without spaces
   (`電話番号は090-2867-8126です。`) are windows like any.
 - Around each window, dates, times, prices, ids and timestamps are masked first
-  (`detectors.protected_spans`), and the windows are cut again. A match touching a Latin
+  (`detectors.protected_spans`), and the windows are cut again (only in the runs a mask
+  touched: `rewindow`). A match touching a Latin
   letter (`2026-11-30T14`, `abc8005001234`) is dropped, as the library's own
   `Leniency.VALID` drops it; letters of other scripts do not count.
 - *Regions*, per window:
@@ -28,7 +29,9 @@ the matcher runs and with which regions, and which of its matches to keep:
      the public numbering-plan metadata, `PhoneMetadata`: national prefix stripped, then the
      number types' patterns of every region sharing the country code), in the configured
      order, until one gives a valid match of the whole window (and up to `LAYOUT_TRIES`
-     more for one written in its region's own national layout);
+     more for one written in its region's own national layout: a try that cannot win,
+     as libphonenumber's public `parse`, `format_number` and `is_valid_number` of the
+     matched text say, is counted as tried without running the matcher, `_may_win`);
   3. then, unless the window is covered, the regions where the digits have a *possible*
      length, then the rest, in order, until the matches cover every digit of the window.
   Of regions sharing a country code (US, CA), only the first is tried: they read a
@@ -41,6 +44,11 @@ number (not the US local `4960072`), `090-3640-5259` is Japanese (JP writes it s
 also a valid Italian and British number). The value behind a token is the number in E.164
 (extension dropped), so the same number written nationally or internationally, in ASCII or
 full-width digits, gets the same token.
+
+Each detector memoises libphonenumber's answers about a number (`is_valid_number`, its
+E.164 and national forms) by the fields those functions read, and each distinct window's
+result (`_CACHE_SIZE` each): nothing is shared between detectors, so a fresh detector
+starts with empty caches.
 
 Policies (what a match must be, by libphonenumber's judgement, to be redacted):
 - `possible`: a possible number (its length fits) in some configured region;
