@@ -348,6 +348,10 @@ class PhoneDetector:
         self.regions = [r.strip().upper() for r in regions]
         self.policy = policy
         self._screens = [_screen_of(r) for r in self.regions]
+        # any configured region's international prefix, in one pattern: digits it does not
+        # start are read with an international prefix by no region (asked of each else)
+        idds = [s.idd.pattern for s in self._screens if s.idd is not None]
+        self._any_idd = re.compile("|".join(f"(?:{p})" for p in idds)) if idds else None
         self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
         self._judgements: dict[_NumberKey, _Judged] = {}
@@ -399,7 +403,11 @@ class PhoneDetector:
                 return found
         digits = _ascii_digits(_EXTENSION_RE.sub("", core))
         screens = self._screens
-        abroad = [i for i, s in enumerate(screens) if international(s, digits)]
+        abroad = (
+            [i for i, s in enumerate(screens) if international(s, digits)]
+            if self._any_idd is not None and self._any_idd.match(digits)
+            else []
+        )
         if abroad:  # `0049 30 901820`: one region reads it as every such region does
             found += self._run(text, self.regions[abroad[0]], -1)
             if any(f.valid and f.n_digits == n_digits for f in found):

@@ -9,6 +9,8 @@
 - `rewindow` (after masking, only the runs a mask touches) against `windows` of the
   masked text.
 - `mask` (slices) against masking character by character.
+- The detector's one pattern of every configured international prefix against each
+  region's own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from datetime import UTC, datetime
 
 from benchmarks.redaction import make_corpus, make_traces, make_typical_traces
+from evalkeeper.settings import DEFAULT_REDACTION_REGIONS
 from evalkeeper.traces.batch import _redact_all
 from evalkeeper.traces.detectors import mask, protected_spans
 from evalkeeper.traces.model import Trace
@@ -27,7 +30,9 @@ from evalkeeper.traces.phones import (
     _LIST_COMMA_RE,
     MIN_DIGITS,
     SEGMENT_RE,
+    PhoneDetector,
     _segments,
+    international,
     rewindow,
     windows,
 )
@@ -118,3 +123,19 @@ def test_mask_replaces_exactly_the_characters_of_the_spans() -> None:
         assert mask(text, spans) == expected, (text, spans)
     assert mask("abc", []) == "abc" and mask("abc", [(1, 1)]) == "abc"
     assert re.fullmatch("_+", mask("0301234567", [(0, 10)]))
+
+
+def test_the_combined_international_prefix_misses_no_region() -> None:
+    """The detector asks each region for an international prefix only when the combined
+    pattern starts the digits: it must start them whenever some region's prefix does."""
+    detector = PhoneDetector([*DEFAULT_REDACTION_REGIONS, "RU", "HU", "TH"])
+    rng = random.Random(5)
+    read_abroad = 0
+    for _ in range(20000):
+        digits = rng.choice(["0", "00", "01", "011", "8", "810", "1", ""]) + "".join(
+            rng.choice("0123456789") for _ in range(rng.randint(4, 12))
+        )
+        if any(international(s, digits) for s in detector._screens):
+            read_abroad += 1
+            assert detector._any_idd is not None and detector._any_idd.match(digits), digits
+    assert read_abroad > 2000
