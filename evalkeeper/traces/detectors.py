@@ -296,11 +296,12 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
         if _SINGLE_RE.fullmatch(word):
             spans.append((s, e))
             continue
-        prev_start, prev = _prev_word(text, m.start())
+        # the word before is read only for the tokens it can decide (not for `090-2867-8126`)
         if _EPOCH_RE.fullmatch(word):
-            if not _COUNTRY_CODE_RE.fullmatch(prev):
+            if not _COUNTRY_CODE_RE.fullmatch(_prev_word(text, m.start())[1]):
                 spans.append((s, e))
         elif _AMOUNT_RE.fullmatch(word):
+            prev_start, prev = _prev_word(text, m.start())
             if (
                 _CURRENCY_RE.fullmatch(prev)
                 or _CURRENCY_RE.fullmatch(_next_word(text, m.end()))
@@ -318,7 +319,8 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
             ):
                 spans.append((s, e))
         elif _DAY_OR_YEAR_RE.fullmatch(word) and (
-            _MONTH_RE.fullmatch(prev) or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+            _MONTH_RE.fullmatch(_prev_word(text, m.start())[1])
+            or _MONTH_RE.fullmatch(_next_word(text, m.end()))
         ):
             spans.append((s, e))
     if "<" in text:
