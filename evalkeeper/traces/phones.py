@@ -457,22 +457,25 @@ class PhoneDetector:
     def _may_win(self, text: str, best: list[_Found], i: int, core: str) -> bool:
         """Whether a layout try in region `i` could change the answer, after valid matches
         of every digit of the window (`best`, earlier regions). Its matches lose to them in
-        the merge unless one spans what they span (none spans more: every match of the
-        window's digits ends at its last digit, and its start is the matcher's candidate's,
-        whatever the region), is valid, and follows the region's national layout more
-        closely than they do (a later region loses a tie). The matcher's number for a match
+        the merge unless one spans what they span, is valid, and follows the region's
+        national layout more closely than they do (a later region loses a tie). None spans
+        more when they span one text that ends the window but for spaces, with no bracket
+        or `+` before it (a candidate starts with a digit, a bracket or `+`, and ends at a
+        digit, a letter or `#`); else the matcher runs. The matcher's number for a match
         of that text is `parse(text, region)` (it parses the candidate it matched), so the
         public functions answer without running it: `parse`, then the layout `_run` would
         give (`format_number`), then `is_valid_number`. Before them, for the exact layout
         only: a window holding a character that the region's formats cannot write
         (`layout_chars`) is in none of its layouts."""
         spans = {(f.start, f.end) for f in best}
-        if len(spans) > 1:
-            return True  # not the case reasoned about above: run the matcher
+        (start, end) = min(spans)
+        if len(spans) > 1 or text[end:].strip() or not _LEAD_FREE.isdisjoint(text[:start]):
+            # not the case reasoned about above (a match could also take a bracket or `+`
+            # before, or a `#` or a letter after): run the matcher
+            return True
         top = max(f.layout for f in best)
         if top == 2 and not _written_chars(core) <= layout_chars(self._codes[i]):
             return False
-        (start, end) = spans.pop()
         raw = text[start:end]
         try:
             number = pn.parse(raw, self.regions[i])
@@ -612,6 +615,9 @@ def _core(window: str) -> str:
 # From the first decimal digit (any script, as `str.isdecimal`) to the last.
 _DIGIT_SPAN_RE = re.compile(r"\d(?:.*\d)?", re.DOTALL)
 
+
+# What may start a matcher's candidate before its first digit (opening brackets, `+`).
+_LEAD_FREE = frozenset("([\uff08\uff3b+\uff0b")
 
 _DASHES = str.maketrans(dict.fromkeys("\u30fc\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
 
