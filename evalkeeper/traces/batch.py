@@ -12,8 +12,10 @@ the same key and configuration, so a value gets the same token whichever process
 Small batches (fewer than `min_pool_batch` traces) are redacted in the calling process,
 and so is everything until the work has proved long: once `start_after_s` seconds (1 s)
 have gone into redacting large batches here, the workers start in the background (about
-half a second of CPU each: interpreter, imports, libphonenumber's metadata), and batches
-move to them once they are warm. A short ingest never starts them (on two cores their
+a second of CPU each: interpreter, imports, the metadata of every region libphonenumber
+knows, so that the first number of each country costs no more than the next), and
+batches move to them once they are warm. A batch goes out in `CHUNKS_PER_WORKER` chunks
+per worker, taken as workers finish. A short ingest never starts them (on two cores their
 start would slow it down), a long one uses every core. Workers ignore SIGINT (Ctrl-C stops
 the ingesting process, which then flushes through them and stops them). When a worker dies (killed, out of memory) the batch is redacted again in the
 calling process, logged and counted (`fallbacks`), and the next batch starts fresh workers:
@@ -44,6 +46,7 @@ from typing import Any, Protocol
 from evalkeeper.errors import EvalkeeperError
 from evalkeeper.settings import Settings
 from evalkeeper.traces.model import Trace
+from evalkeeper.traces.phones import warm_up
 from evalkeeper.traces.redaction import BuiltinRedactor, Redactor, build_redactor, redact_json
 
 Redact = Callable[[Any], Any]
@@ -54,7 +57,10 @@ log = logging.getLogger(__name__)
 MIN_POOL_BATCH = 200
 PARENT_POLL_S = 0.5
 START_AFTER_S = 1.0
-CHUNKS_PER_WORKER = 2
+# A batch is cut into this many chunks per worker: the workers take them as they finish,
+# so a worker slowed by other load does fewer, and the end of a batch waits for one small
+# chunk rather than a quarter of the batch.
+CHUNKS_PER_WORKER = 8
 
 
 class RedactionFailed(EvalkeeperError, RuntimeError):
@@ -178,11 +184,14 @@ _WARM_UP_TEXT = (
 
 
 def _warm_up() -> int:
-    """Load what the first real batch would (libphonenumber's metadata of the configured
-    regions, the detectors' patterns); the worker's pid."""
+    """Load what real batches would (libphonenumber's metadata of the configured regions
+    and, through `phones.warm_up`, of every region a number with its country code can
+    name; the detectors' patterns); the worker's pid. Nothing of it is a value of a batch:
+    the caches hold only the warm-up texts."""
     if _worker_redactor is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("redaction worker started without its redactor")
     _worker_redactor.redact(_WARM_UP_TEXT)
+    warm_up(_worker_redactor.config.regions)
     return os.getpid()
 
 

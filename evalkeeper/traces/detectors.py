@@ -296,11 +296,12 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
         if _SINGLE_RE.fullmatch(word):
             spans.append((s, e))
             continue
-        prev_start, prev = _prev_word(text, m.start())
+        # the word before is read only for the tokens it can decide (not for `090-2867-8126`)
         if _EPOCH_RE.fullmatch(word):
-            if not _COUNTRY_CODE_RE.fullmatch(prev):
+            if not _COUNTRY_CODE_RE.fullmatch(_prev_word(text, m.start())[1]):
                 spans.append((s, e))
         elif _AMOUNT_RE.fullmatch(word):
+            prev_start, prev = _prev_word(text, m.start())
             if (
                 _CURRENCY_RE.fullmatch(prev)
                 or _CURRENCY_RE.fullmatch(_next_word(text, m.end()))
@@ -318,7 +319,8 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
             ):
                 spans.append((s, e))
         elif _DAY_OR_YEAR_RE.fullmatch(word) and (
-            _MONTH_RE.fullmatch(prev) or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+            _MONTH_RE.fullmatch(_prev_word(text, m.start())[1])
+            or _MONTH_RE.fullmatch(_next_word(text, m.end()))
         ):
             spans.append((s, e))
     if "<" in text:
@@ -327,10 +329,17 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
 
 
 def mask(text: str, spans: Iterable[tuple[int, int]], fill: str = "_") -> str:
-    """`text` with every span replaced by `fill` characters (offsets unchanged)."""
-    chars: list[str] | None = None
-    for s, e in spans:
-        if chars is None:
-            chars = list(text)
-        chars[s:e] = fill * (e - s)
-    return text if chars is None else "".join(chars)
+    """`text` with every span replaced by `fill` characters (offsets unchanged; spans in
+    any order, overlapping or not). Built from slices of the text: no list of its
+    characters."""
+    out: list[str] = []
+    pos = 0
+    for s, e in sorted(spans):
+        s = max(s, pos)
+        if e > s:
+            out += (text[pos:s], fill * (e - s))
+            pos = e
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)

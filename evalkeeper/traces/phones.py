@@ -17,7 +17,8 @@ the matcher runs and with which regions, and which of its matches to keep:
   then find more, never less.) Digits glued to words in scripts without spaces
   (`電話番号は090-2867-8126です。`) are windows like any.
 - Around each window, dates, times, prices, ids and timestamps are masked first
-  (`detectors.protected_spans`), and the windows are cut again. A match touching a Latin
+  (`detectors.protected_spans`), and the windows are cut again (only in the runs a mask
+  touched: `rewindow`). A match touching a Latin
   letter (`2026-11-30T14`, `abc8005001234`) is dropped, as the library's own
   `Leniency.VALID` drops it; letters of other scripts do not count.
 - *Regions*, per window:
@@ -28,7 +29,9 @@ the matcher runs and with which regions, and which of its matches to keep:
      the public numbering-plan metadata, `PhoneMetadata`: national prefix stripped, then the
      number types' patterns of every region sharing the country code), in the configured
      order, until one gives a valid match of the whole window (and up to `LAYOUT_TRIES`
-     more for one written in its region's own national layout);
+     more for one written in its region's own national layout: a try that cannot win,
+     as libphonenumber's public `parse`, `format_number` and `is_valid_number` of the
+     matched text say, is counted as tried without running the matcher, `_may_win`);
   3. then, unless the window is covered, the regions where the digits have a *possible*
      length, then the rest, in order, until the matches cover every digit of the window.
   Of regions sharing a country code (US, CA), only the first is tried: they read a
@@ -41,6 +44,11 @@ number (not the US local `4960072`), `090-3640-5259` is Japanese (JP writes it s
 also a valid Italian and British number). The value behind a token is the number in E.164
 (extension dropped), so the same number written nationally or internationally, in ASCII or
 full-width digits, gets the same token.
+
+Each detector memoises libphonenumber's answers about a number (`is_valid_number`, its
+E.164 and national forms) by the fields those functions read, and each distinct window's
+result (`_CACHE_SIZE` each): nothing is shared between detectors, so a fresh detector
+starts with empty caches.
 
 Policies (what a match must be, by libphonenumber's judgement, to be redacted):
 - `possible`: a possible number (its length fits) in some configured region;
@@ -87,10 +95,13 @@ _LEAD = "+\uff0b"
 _EXTENSION = "\t,:;=#\uff03\u0301aeinostx\u00f3\uff45\uff49\uff4e\uff54\uff58\u0434\u043e\u0431"
 CANDIDATE_CHARS = _PUNCTUATION + _LEAD + _EXTENSION
 SEGMENT_RE = re.compile(r"[\d" + re.escape(CANDIDATE_CHARS) + "]+", re.IGNORECASE)
-# The segments that can hold `MIN_DIGITS` digits: the same runs, of that length or more
-# (most runs are a space or a short word: not given to Python at all).
+# The segments that hold `MIN_DIGITS` digits or more: the same runs, each from its start
+# (the look-behind: one step at any other place, so the scan stays linear), its
+# non-digits taken possessively between the digits it counts (runs of fewer digits,
+# words and spaces, never reach Python).
+_C = re.escape(CANDIDATE_CHARS)  # no digit among them
 _LONG_SEGMENT_RE = re.compile(
-    r"[\d" + re.escape(CANDIDATE_CHARS) + "]{" + str(MIN_DIGITS) + ",}", re.IGNORECASE
+    rf"(?<![\d{_C}])[{_C}]*+(?:\d[{_C}]*+){{{MIN_DIGITS}}}[\d{_C}]*+", re.IGNORECASE
 )
 # A comma between two numbers (`030 901820, 030 901821`): no candidate spans it (an
 # extension after a comma needs a label first).
@@ -118,19 +129,45 @@ class Match(NamedTuple):
 def windows(text: str) -> list[tuple[int, int]]:
     """The spans of `text` the matcher runs on: runs of candidate characters, cut at commas
     between numbers, with at least `MIN_DIGITS` digits."""
-    out: list[tuple[int, int]] = []
+    return [w for _, _, found in _segments(text) for w in found]
+
+
+def _segments(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """The runs of candidate characters that hold windows, with their windows."""
+    out: list[tuple[int, int, list[tuple[int, int]]]] = []
     for seg in _LONG_SEGMENT_RE.finditer(text):
         piece = seg.group()
-        if _digits(piece) < MIN_DIGITS:
-            continue
+        found: list[tuple[int, int]] = []
         start = pos = seg.start()
         for cut in _LIST_COMMA_RE.finditer(piece):
             if _digits(piece[pos - start : cut.start()]) >= MIN_DIGITS:
-                out.append((pos, start + cut.start()))
+                found.append((pos, start + cut.start()))
             pos = start + cut.end()
         if _digits(piece[pos - start :]) >= MIN_DIGITS:
-            out.append((pos, seg.end()))
+            found.append((pos, seg.end()))
+        if found:
+            out.append((start, seg.end(), found))
     return out
+
+
+def rewindow(
+    masked: str,
+    segments: list[tuple[int, int, list[tuple[int, int]]]],
+    spans: list[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """`windows(masked)`, where `masked` is the text of `segments` (`_segments`) with
+    `spans` masked. Masking only ends runs (`_` is no candidate character), and a piece
+    of a run after masking holds only digits of one piece before (a comma cut lost with
+    the digit before it leaves the comma, no digit), so a run without windows stays
+    without: only the runs a span touches are searched again, each a text of its own (the
+    characters around a run end it)."""
+    found: list[tuple[int, int]] = []
+    for a, b, ws in segments:
+        if any(s < b and e > a for s, e in spans):
+            found.extend((a + s, a + e) for s, e in windows(masked[a:b]))
+        else:
+            found.extend(ws)
+    return found
 
 
 def matches(window: str, region: str) -> list[Match]:
@@ -211,44 +248,52 @@ def _screen_of(region: str) -> _Screen:
     )
 
 
+INTERNATIONAL, LIKELY, POSSIBLE, UNLIKELY = range(4)
+
+
 def screen(screens: Sequence[_Screen], digits: str) -> tuple[list[int], list[int], list[int]]:
     """Regions (indexes, configured order) whose international prefix starts `digits`;
     those where `digits` could be a valid national number (as written, national prefix
     stripped, or the prefix transformed; then the number types' patterns); and those where
-    its length is at least possible."""
-    international: list[int] = []
-    likely: list[int] = []
-    possible: list[int] = []
+    its length is at least possible (`reading` of each region)."""
+    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+    for i, s in enumerate(screens):
+        out[reading(s, digits)].append(i)
+    return out[INTERNATIONAL], out[LIKELY], out[POSSIBLE]
+
+
+def reading(s: _Screen, digits: str) -> int:
+    """How a region may read `digits`: `INTERNATIONAL` (its international prefix starts
+    them), else `national_reading`."""
+    return INTERNATIONAL if international(s, digits) else national_reading(s, digits)
+
+
+def international(s: _Screen, digits: str) -> bool:
+    """Whether the region's international prefix starts `digits` (then it reads them with
+    their country code, as every such region does)."""
+    m = s.idd.match(digits) if s.idd is not None else None
+    return bool(m and m.end() and digits[m.end() :][:1] != "0")
+
+
+def national_reading(s: _Screen, digits: str) -> int:
+    """`LIKELY` when `digits` could be a valid national number of the region, `POSSIBLE`
+    when their length is at least possible, else `UNLIKELY`: the digits as written first
+    (nearly always the answer), then the national prefix stripped or transformed."""
+    prefix, transform, valid, valid_lengths, possible_lengths = s[1:]
     n = len(digits)
-    for i, (idd, prefix, transform, valid, valid_lengths, possible_lengths) in enumerate(screens):
-        m = idd.match(digits) if idd is not None else None
-        if m and m.end() and digits[m.end() :][:1] != "0":
-            international.append(i)  # read with its country code, the same in each of them
-            continue
-        # the digits as written first (nearly always the answer), then the national prefix
-        # stripped or transformed: likely when one could be valid, else possible by length
-        if valid is not None and n in valid_lengths and valid.fullmatch(digits):
-            likely.append(i)
-            continue
-        can_be = n in possible_lengths
-        m = prefix.match(digits) if prefix is not None else None
-        if m and m.end():
-            stripped = digits[m.end() :]
-            candidates = [stripped]
-            if transform and m.lastindex:
-                candidates.append(prefix.sub(transform, digits, count=1))  # type: ignore[union-attr]
-            for c in candidates:
-                if valid is not None and len(c) in valid_lengths and valid.fullmatch(c):
-                    likely.append(i)
-                    break
-                can_be = can_be or len(c) in possible_lengths
-            else:
-                if can_be:
-                    possible.append(i)
-            continue
-        if can_be:
-            possible.append(i)
-    return international, likely, possible
+    if valid is not None and n in valid_lengths and valid.fullmatch(digits):
+        return LIKELY
+    can_be = n in possible_lengths
+    m = prefix.match(digits) if prefix is not None else None
+    if m and m.end():
+        candidates = [digits[m.end() :]]
+        if transform and m.lastindex:
+            candidates.append(prefix.sub(transform, digits, count=1))  # type: ignore[union-attr]
+        for c in candidates:
+            if valid is not None and len(c) in valid_lengths and valid.fullmatch(c):
+                return LIKELY
+            can_be = can_be or len(c) in possible_lengths
+    return POSSIBLE if can_be else UNLIKELY
 
 
 @cache
@@ -271,6 +316,19 @@ def layout_chars(code: int) -> frozenset[str]:
     return frozenset(c for c in chars if not (c.isdecimal() or c.isspace()))
 
 
+def warm_up(regions: Sequence[str]) -> None:
+    """Load libphonenumber's metadata of every region and compile the patterns a number
+    with a country code uses: the example number of each region (public `example_number`)
+    written internationally, through a detector of its own (its caches are dropped with
+    it). A process that will redact many traces calls it once (a redaction worker, about
+    0.2 s): otherwise the first number of each country seen loads its metadata then."""
+    numbers = (pn.example_number(r) for r in sorted(pn.SUPPORTED_REGIONS))
+    text = "\n".join(
+        pn.format_number(n, PhoneNumberFormat.INTERNATIONAL) for n in numbers if n is not None
+    )
+    PhoneDetector(regions).find(text)
+
+
 class PhoneDetector:
     """Finds phone numbers for the configured `regions` under a `policy`."""
 
@@ -290,8 +348,13 @@ class PhoneDetector:
         self.regions = [r.strip().upper() for r in regions]
         self.policy = policy
         self._screens = [_screen_of(r) for r in self.regions]
+        # any configured region's international prefix, in one pattern: digits it does not
+        # start are read with an international prefix by no region (asked of each else)
+        idds = [s.idd.pattern for s in self._screens if s.idd is not None]
+        self._any_idd = re.compile("|".join(f"(?:{p})" for p in idds)) if idds else None
         self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
+        self._judgements: dict[_NumberKey, _Judged] = {}
         self.region_runs = 0  # (window, region) pairs given to the matcher
         # skip the layout tries that cannot change the answer (`_detect`); False: try them
         # all (the oracle test compares both)
@@ -299,15 +362,16 @@ class PhoneDetector:
 
     def find(self, text: str) -> list[Hit]:
         """Phone numbers in `text` (earlier findings may be masked with `_`)."""
-        found = windows(text)
-        if not found:
+        segments = _segments(text)
+        if not segments:
             return []
+        found = [w for _, _, ws in segments for w in ws]
         spans: list[tuple[int, int]] = []
         for lo, hi in _neighbourhoods(text, found):
             spans.extend((lo + s, lo + e) for s, e in protected_spans(text[lo:hi]))
         if spans:  # nothing masked: the windows found already
             text = mask(text, spans)
-            found = windows(text)
+            found = rewindow(text, segments, spans)
         hits: list[Hit] = []
         for a, b in found:
             hits.extend(
@@ -338,31 +402,37 @@ class PhoneDetector:
             if self._covered(found, n_digits):
                 return found
         digits = _ascii_digits(_EXTENSION_RE.sub("", core))
-        international, likely, possible = screen(self._screens, digits)
-        if international:  # `0049 30 901820`: one region reads it as every such region does
-            found += self._run(text, self.regions[international[0]], -1)
+        screens = self._screens
+        abroad = (
+            [i for i, s in enumerate(screens) if international(s, digits)]
+            if self._any_idd is not None and self._any_idd.match(digits)
+            else []
+        )
+        if abroad:  # `0049 30 901820`: one region reads it as every such region does
+            found += self._run(text, self.regions[abroad[0]], -1)
             if any(f.valid and f.n_digits == n_digits for f in found):
                 return found  # else national readings may do better (`0191`: SG's `019`)
+        # the likely regions, as `screen` orders them, screened one by one as the loop
+        # needs them (it nearly always ends at the first or second)
+        likely = (
+            i
+            for i, s in enumerate(screens)
+            if i not in abroad and national_reading(s, digits) == LIKELY
+        )
         # regions sharing a country code (US, CA) read a national number alike: one of them
         codes: set[int] = set()
         extra = LAYOUT_TRIES
         best: list[_Found] = []
-        written: frozenset[str] | None = None
         for i in likely:
             if self._codes[i] in codes:
                 continue
             codes.add(self._codes[i])
-            if best and self.layout_screen and max(f.layout for f in best) == 2:
-                # a layout try can only win in the region's exact layout (3): a match of
-                # the whole window spans what the best spans, valid, a later region; one
-                # whose formats cannot write the window's characters is skipped as tried
-                if written is None:
-                    written = _written_chars(core)
-                if not written <= layout_chars(self._codes[i]):
-                    if extra == 0:
-                        return found
-                    extra -= 1
-                    continue
+            if best and self.layout_screen and not self._may_win(text, best, i, core):
+                # a layout try that cannot win is skipped as tried (`_may_win`)
+                if extra == 0:
+                    return found
+                extra -= 1
+                continue
             found += self._run(text, self.regions[i], i)
             best = [f for f in found if f.valid and f.n_digits == n_digits]
             if best:
@@ -371,7 +441,8 @@ class PhoneDetector:
                 extra -= 1
         if self._covered(found, n_digits) or (not formatted and self.policy != "possible"):
             return found  # a bare run of digits is taken only when valid: the screen said not
-        tried = set(likely)
+        _, likely_all, possible = screen(screens, digits)
+        tried = set(likely_all)
         rest = [i for i in possible if i not in tried]
         rest += [i for i in range(len(self.regions)) if i not in tried and i not in possible]
         for i in rest:
@@ -383,6 +454,38 @@ class PhoneDetector:
                 break
         return found
 
+    def _may_win(self, text: str, best: list[_Found], i: int, core: str) -> bool:
+        """Whether a layout try in region `i` could change the answer, after valid matches
+        of every digit of the window (`best`, earlier regions). Its matches lose to them in
+        the merge unless one spans what they span, is valid, and follows the region's
+        national layout more closely than they do (a later region loses a tie). None spans
+        more when they span one text that ends the window but for spaces, with no bracket
+        or `+` before it (a candidate starts with a digit, a bracket or `+`, and ends at a
+        digit, a letter or `#`); else the matcher runs. The matcher's number for a match
+        of that text is `parse(text, region)` (it parses the candidate it matched), so the
+        public functions answer without running it: `parse`, then the layout `_run` would
+        give (`format_number`), then `is_valid_number`. Before them, for the exact layout
+        only: a window holding a character that the region's formats cannot write
+        (`layout_chars`) is in none of its layouts."""
+        spans = {(f.start, f.end) for f in best}
+        (start, end) = min(spans)
+        if len(spans) > 1 or text[end:].strip() or not _LEAD_FREE.isdisjoint(text[:start]):
+            # not the case reasoned about above (a match could also take a bracket or `+`
+            # before, or a `#` or a letter after): run the matcher
+            return True
+        top = max(f.layout for f in best)
+        if top == 2 and not _written_chars(core) <= layout_chars(self._codes[i]):
+            return False
+        raw = text[start:end]
+        try:
+            number = pn.parse(raw, self.regions[i])
+        except pn.NumberParseException:
+            return False
+        if len(pn.national_significant_number(number)) < MIN_DIGITS:
+            return False
+        judged = _judged(number, self._judgements)
+        return _layout(_nfkc(raw), judged) > top and judged.valid
+
     def _run(self, text: str, region: str, rank: int) -> list[_Found]:
         """The numbers the matcher finds in `text` for `region` (`rank` -1: by their
         country code) that the policy takes."""
@@ -393,12 +496,11 @@ class PhoneDetector:
             if len(pn.national_significant_number(number)) < MIN_DIGITS:
                 continue
             raw = _nfkc(m.raw)
-            valid = pn.is_valid_number(number)
-            if not (valid or self._accepts_possible(raw)):
+            judged = _judged(number, self._judgements)
+            if not (judged.valid or self._accepts_possible(raw)):
                 continue
-            fit = _layout(raw, number) if valid and rank >= 0 else 0
-            e164 = pn.format_number(number, PhoneNumberFormat.E164)
-            out.append(_Found(m.start, m.end, valid, fit, rank, e164, _digits(raw)))
+            fit = _layout(raw, judged) if judged.valid and rank >= 0 else 0
+            out.append(_Found(m.start, m.end, judged.valid, fit, rank, judged.e164, _digits(raw)))
         return out
 
     def _accepts_possible(self, raw: str) -> bool:
@@ -414,7 +516,57 @@ class PhoneDetector:
         return sum(f.n_digits for f in _chosen(found)) == n_digits
 
 
-def _layout(raw: str, number: pn.PhoneNumber) -> int:
+class _Judged:
+    """libphonenumber's answers about one number: `is_valid_number`, and its E.164 and
+    national forms (`format_number`), each asked when first needed."""
+
+    __slots__ = ("_e164", "_national", "number", "valid")
+
+    def __init__(self, number: pn.PhoneNumber) -> None:
+        self.number = number
+        self.valid: bool = pn.is_valid_number(number)
+        self._e164: str | None = None
+        self._national: str | None = None
+
+    @property
+    def e164(self) -> str:
+        if self._e164 is None:
+            self._e164 = pn.format_number(self.number, PhoneNumberFormat.E164)
+        return self._e164
+
+    @property
+    def national(self) -> str:
+        if self._national is None:
+            self._national = pn.format_number(self.number, PhoneNumberFormat.NATIONAL)
+        return self._national
+
+
+_NumberKey = tuple[int | None, int | None, str | None, bool | None, int | None]
+
+
+def _judged(number: pn.PhoneNumber, memo: dict[_NumberKey, _Judged]) -> _Judged:
+    """libphonenumber's answers about `number`, memoised in `memo` (a detector's) by what
+    they read of a number: its country code, national number, extension, Italian leading
+    zero and number of leading zeros (a number written nationally and internationally, or
+    read in two runs, is judged once). The matcher's numbers carry nothing else that these
+    functions read (it clears the raw input, the country code's source and the carrier
+    code)."""
+    key = (
+        number.country_code,
+        number.national_number,
+        number.extension,
+        number.italian_leading_zero,
+        number.number_of_leading_zeros,
+    )
+    judged = memo.get(key)
+    if judged is None:
+        if len(memo) >= _CACHE_SIZE:
+            memo.clear()
+        judged = memo[key] = _Judged(number)
+    return judged
+
+
+def _layout(raw: str, number: pn.PhoneNumber | _Judged) -> int:
     """How closely `raw` (NFKC) follows the national format `format_number` gives: 3
     exactly, spaces around parentheses aside (JP's `090-3640-5259`, US's `(327)639-8590`),
     2 the same digit groups, 1 the same first group (the area code: `(0191) 4960072`
@@ -422,7 +574,11 @@ def _layout(raw: str, number: pn.PhoneNumber) -> int:
     groups = _GROUP_RE.findall(raw)
     if len(groups) < 2:
         return 0
-    national = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    national = (
+        number.national
+        if isinstance(number, _Judged)
+        else pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    )
     national_groups = _GROUP_RE.findall(national)
     if national_groups != groups:  # then not 3 either: spaces never join digit groups
         return 1 if national_groups and national_groups[0] == groups[0] else 0
@@ -459,6 +615,9 @@ def _core(window: str) -> str:
 # From the first decimal digit (any script, as `str.isdecimal`) to the last.
 _DIGIT_SPAN_RE = re.compile(r"\d(?:.*\d)?", re.DOTALL)
 
+
+# What may start a matcher's candidate before its first digit (opening brackets, `+`).
+_LEAD_FREE = frozenset("([\uff08\uff3b+\uff0b")
 
 _DASHES = str.maketrans(dict.fromkeys("\u30fc\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
 

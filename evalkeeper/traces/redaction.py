@@ -36,6 +36,7 @@ from evalkeeper.traces.phones import PhoneDetector, PhonePolicy
 from evalkeeper.traces.sampling import sampled
 
 _DIGIT_RE = re.compile(r"\d")
+SHORT_TEXT = 32  # texts up to this long are redacted once per process (`redact_key`)
 KINDS = ("EMAIL", "PHONE", "CARD", "IBAN", "NAME", "PATTERN")
 
 
@@ -157,8 +158,9 @@ class BuiltinRedactor:
         return "".join(out), findings
 
     def redact_key(self, key: str) -> tuple[str, tuple[str, ...]]:
-        """A dict key redacted, and the kinds found in it: `redact`, cached (a few keys
-        repeat in every trace: `role`, `content`…)."""
+        """A dict key or a short text (`SHORT_TEXT` characters at most) redacted, and the
+        kinds found in it: `redact`, cached (a few keys and values repeat in every trace:
+        `role`, `content`, `user`, a tool's name, `prod`…)."""
         done = self._keys.get(key)
         if done is None:
             if len(self._keys) >= 8192:
@@ -211,7 +213,7 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
 
     def walk(v: Any) -> Any:
         if isinstance(v, str):
-            return text_of(v)
+            return key_of(v) if len(v) <= SHORT_TEXT else text_of(v)
         if isinstance(v, Mapping):
             out: dict[Any, Any] = {}
             for k, x in v.items():
