@@ -137,8 +137,12 @@ def _segments(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     out: list[tuple[int, int, list[tuple[int, int]]]] = []
     for seg in _LONG_SEGMENT_RE.finditer(text):
         piece = seg.group()
+        start = seg.start()
+        if "," not in piece:  # no cut: the run holds `MIN_DIGITS` digits (the pattern's)
+            out.append((start, seg.end(), [(start, seg.end())]))
+            continue
         found: list[tuple[int, int]] = []
-        start = pos = seg.start()
+        pos = start
         for cut in _LIST_COMMA_RE.finditer(piece):
             if _digits(piece[pos - start : cut.start()]) >= MIN_DIGITS:
                 found.append((pos, start + cut.start()))
