@@ -239,15 +239,6 @@ _EPOCH_RE = re.compile(r"1[5-9]\d{8}(?:\d{3}){0,2}")
 _COUNTRY_CODE_RE = re.compile(r"\(?(?:\+|00)\d{1,3}\)?")
 _AMOUNT_RE = re.compile(_AMOUNT)
 _CURRENCY_RE = re.compile(_CURRENCY)
-# Whether a text holds a currency (the first three letters of a month) anywhere: a
-# neighbour word that fullmatches `_CURRENCY_RE` (`_MONTH_RE`) is a substring of it, so a
-# text without one reads no neighbour for it. The look-ahead (the alternatives' first
-# characters, under the same flags) lets `re` skip to the next such character: a search
-# over a text holding none costs a few microseconds.
-_CURRENCY_HINT_RE = re.compile(rf"(?=[$€£¥₹UEGJCABIkz]){_CURRENCY}")
-_MONTH_HINT_RE = re.compile(
-    r"(?=[jfmasond])(?:jan|feb|mar|apr|may|ju[nl]|aug|sep|oct|nov|dec)", re.IGNORECASE
-)
 # A run of `_NO_SPACE_RE` characters (as NUL) is a word of its own.
 _TOKEN_RE = re.compile(r"\x00+|[^\s\x00]+")
 # A token holding a digit, from its start (the look-behind: no attempt inside a word).
@@ -298,10 +289,6 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
     punctuation around a token stripped), with a look at the neighbours for `49,90 €`, `USD 120`, `Nov 30, 2026`."""
     spans: list[tuple[int, int]] = []
     text = _NO_SPACE_RE.sub("\x00", text)  # one character for one: offsets unchanged
-    # phone pieces such as `030` `901820` are amounts: in a text without a currency or a
-    # month (most), they are decided without reading their neighbours
-    currency = _CURRENCY_HINT_RE.search(text) is not None
-    month: bool | None = None  # asked when a day or a year first needs it
     for m in _DIGIT_TOKEN_RE.finditer(text):
         s, e, word = _word_at(text, m.start(), m.end())
         if not word:
@@ -314,18 +301,12 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
             if not _COUNTRY_CODE_RE.fullmatch(_prev_word(text, m.start())[1]):
                 spans.append((s, e))
         elif _AMOUNT_RE.fullmatch(word):
-            day = _DAY_OR_YEAR_RE.fullmatch(word) is not None
-            if day and month is None:
-                month = _MONTH_HINT_RE.search(text) is not None
-            if not (currency or (day and month)):
-                continue
             prev_start, prev = _prev_word(text, m.start())
             if (
-                (currency and _CURRENCY_RE.fullmatch(prev))
-                or (currency and _CURRENCY_RE.fullmatch(_next_word(text, m.end())))
+                _CURRENCY_RE.fullmatch(prev)
+                or _CURRENCY_RE.fullmatch(_next_word(text, m.end()))
                 or (
-                    day
-                    and month
+                    _DAY_OR_YEAR_RE.fullmatch(word)
                     and (
                         _MONTH_RE.fullmatch(prev)
                         or _MONTH_RE.fullmatch(_next_word(text, m.end()))
@@ -337,14 +318,11 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
                 )
             ):
                 spans.append((s, e))
-        elif _DAY_OR_YEAR_RE.fullmatch(word):
-            if month is None:
-                month = _MONTH_HINT_RE.search(text) is not None
-            if month and (
-                _MONTH_RE.fullmatch(_prev_word(text, m.start())[1])
-                or _MONTH_RE.fullmatch(_next_word(text, m.end()))
-            ):
-                spans.append((s, e))
+        elif _DAY_OR_YEAR_RE.fullmatch(word) and (
+            _MONTH_RE.fullmatch(_prev_word(text, m.start())[1])
+            or _MONTH_RE.fullmatch(_next_word(text, m.end()))
+        ):
+            spans.append((s, e))
     if "<" in text:
         spans.extend((m.start(), m.end()) for m in TOKEN_RE.finditer(text))
     return spans
