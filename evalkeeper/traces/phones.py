@@ -115,7 +115,9 @@ _EXTENSION_RE = re.compile(r"[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6}$", re.
 _CARD_LAYOUT_RE = re.compile(r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
 _FORMATTED = frozenset("+ -.()/\t\u00a0\u3000\u30fc\u2010\u2011\u2012\u2013\u2014\u2015")
 _GROUP_RE = re.compile(r"\d+")
-_PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
+# Whitespace next to a parenthesis (a run followed by one, or after one), removed with a
+# literal "" (no template to expand per match, as `\s*([()])\s*` -> `\1` needs).
+_PAREN_SPACE_RE = re.compile(r"\s+(?=[()])|(?<=[()])\s+")
 _TYPES = (
     "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
     "voip", "pager", "uan", "voicemail",
@@ -421,20 +423,21 @@ class PhoneDetector:
             found += self._run(text, self.regions[abroad[0]], -1)
             if any(f.valid and f.n_digits == n_digits for f in found):
                 return found  # else national readings may do better (`0191`: SG's `019`)
+        # regions sharing a country code (US, CA) read a national number alike: one of them
+        codes: set[int] = set()
         # the likely regions, as `screen` orders them, screened one by one as the loop
-        # needs them (it nearly always ends at the first or second)
+        # needs them (it nearly always ends at the first or second); a region whose code
+        # the loop has had is not screened (the loop would pass it over)
         likely = (
             i
             for i, s in enumerate(screens)
-            if i not in abroad and national_reading(s, digits) == LIKELY
+            if i not in abroad
+            and self._codes[i] not in codes
+            and national_reading(s, digits) == LIKELY
         )
-        # regions sharing a country code (US, CA) read a national number alike: one of them
-        codes: set[int] = set()
         extra = LAYOUT_TRIES
         best: list[_Found] = []
         for i in likely:
-            if self._codes[i] in codes:
-                continue
             codes.add(self._codes[i])
             if best and self.layout_screen and not self._may_win(text, best, i, core):
                 # a layout try that cannot win is skipped as tried (`_may_win`)
@@ -591,7 +594,7 @@ def _layout(raw: str, number: pn.PhoneNumber | _Judged) -> int:
     national_groups = _GROUP_RE.findall(national)
     if national_groups != groups:  # then not 3 either: spaces never join digit groups
         return 1 if national_groups and national_groups[0] == groups[0] else 0
-    if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
+    if _PAREN_SPACE_RE.sub("", national) == _PAREN_SPACE_RE.sub("", " ".join(raw.split())):
         return 3
     return 2
 
@@ -678,6 +681,8 @@ def _digits(text: str) -> int:
 def _chosen(found: list[_Found]) -> list[_Found]:
     """Non-overlapping matches: longest first, then valid before possible, then a match in
     the region's own layout, then region order."""
+    if len(found) < 2:
+        return list(found)
     chosen: list[_Found] = []
     for f in sorted(found, key=lambda f: (f.start - f.end, not f.valid, -f.layout, f.rank)):
         if all(f.end <= c.start or f.start >= c.end for c in chosen):
