@@ -363,6 +363,13 @@ class PhoneDetector:
         # start are read with an international prefix by no region (asked of each else)
         idds = [s.idd.pattern for s in self._screens if s.idd is not None]
         self._any_idd = re.compile("|".join(f"(?:{p})" for p in idds)) if idds else None
+        # the regions by international prefix (most share `00`): `international` reads only
+        # the prefix, so it is asked once per prefix, of the first region holding it
+        by_idd: dict[str, list[int]] = {}
+        for i, s in enumerate(self._screens):
+            if s.idd is not None:
+                by_idd.setdefault(s.idd.pattern, []).append(i)
+        self._idd_regions = [(self._screens[ix[0]], ix) for ix in by_idd.values()]
         self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
         self._judgements: dict[_NumberKey, _Judged] = {}
@@ -415,7 +422,7 @@ class PhoneDetector:
         digits = _ascii_digits(_EXTENSION_RE.sub("", core))
         screens = self._screens
         abroad = (
-            [i for i, s in enumerate(screens) if international(s, digits)]
+            sorted(i for s, ix in self._idd_regions if international(s, digits) for i in ix)
             if self._any_idd is not None and self._any_idd.match(digits)
             else []
         )
