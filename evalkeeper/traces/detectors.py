@@ -241,8 +241,9 @@ _AMOUNT_RE = re.compile(_AMOUNT)
 _CURRENCY_RE = re.compile(_CURRENCY)
 # A run of `_NO_SPACE_RE` characters (as NUL) is a word of its own.
 _TOKEN_RE = re.compile(r"\x00+|[^\s\x00]+")
-# A token holding a digit, from its start (the look-behind: no attempt inside a word).
-_DIGIT_TOKEN_RE = re.compile(r"(?<![^\s\x00])[^\s\d\x00]*\d[^\s\x00]*")
+# A token holding a digit, from its start (the look-behind: no attempt inside a word;
+# possessive: a word without a digit is not given back a character at a time).
+_DIGIT_TOKEN_RE = re.compile(r"(?<![^\s\x00])[^\s\d\x00]*+\d[^\s\x00]*+")
 # Letters of scripts written without spaces between words (Thai, kana, Han, Hangul) and
 # CJK punctuation: words of their own here, so that `予約は2026-11-30です` holds the date
 # `2026-11-30`, and `EUR. 请拨打16512673912` no price (full-width digits and phone

@@ -99,10 +99,15 @@ SEGMENT_RE = re.compile(r"[\d" + re.escape(CANDIDATE_CHARS) + "]+", re.IGNORECAS
 # (the look-behind: one step at any other place, so the scan stays linear), its
 # non-digits taken possessively between the digits it counts (runs of fewer digits,
 # words and spaces, never reach Python).
-_C = re.escape(CANDIDATE_CHARS)  # no digit among them
-_LONG_SEGMENT_RE = re.compile(
-    rf"(?<![\d{_C}])[{_C}]*+(?:\d[{_C}]*+){{{MIN_DIGITS}}}[\d{_C}]*+", re.IGNORECASE
+# The class is written out without IGNORECASE (a case-insensitive class is tested per
+# character, a third of this scan's time): the letters IGNORECASE also matches for
+# `_EXTENSION`'s (upper case, and Python's other case equivalents: `İ ı ſ ᲁ ᲂ`); a test
+# holds it, code point by code point, to `SEGMENT_RE`'s class.
+_CASED = (
+    "AEINOSTX\u00d3\u0130\u0131\u017f\u0411\u0414\u041e\u1c81\u1c82\uff25\uff29\uff2e\uff34\uff38"
 )
+_C = re.escape(CANDIDATE_CHARS + _CASED)  # no digit among them
+_LONG_SEGMENT_RE = re.compile(rf"(?<![\d{_C}])[{_C}]*+(?:\d[{_C}]*+){{{MIN_DIGITS}}}[\d{_C}]*+")
 # A comma between two numbers (`030 901820, 030 901821`): no candidate spans it (an
 # extension after a comma needs a label first).
 _LIST_COMMA_RE = re.compile(r"(?<=\d)[ \t\u00a0]*,[ \t\u00a0,]*(?=[\d+\uff0b(\[\uff08\uff3b])")
@@ -110,7 +115,9 @@ _EXTENSION_RE = re.compile(r"[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6}$", re.
 _CARD_LAYOUT_RE = re.compile(r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
 _FORMATTED = frozenset("+ -.()/\t\u00a0\u3000\u30fc\u2010\u2011\u2012\u2013\u2014\u2015")
 _GROUP_RE = re.compile(r"\d+")
-_PAREN_SPACE_RE = re.compile(r"\s*([()])\s*")
+# Whitespace next to a parenthesis (a run followed by one, or after one), removed with a
+# literal "" (no template to expand per match, as `\s*([()])\s*` -> `\1` needs).
+_PAREN_SPACE_RE = re.compile(r"\s+(?=[()])|(?<=[()])\s+")
 _TYPES = (
     "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
     "voip", "pager", "uan", "voicemail",
@@ -137,8 +144,12 @@ def _segments(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     out: list[tuple[int, int, list[tuple[int, int]]]] = []
     for seg in _LONG_SEGMENT_RE.finditer(text):
         piece = seg.group()
+        start = seg.start()
+        if "," not in piece:  # no cut: the run holds `MIN_DIGITS` digits (the pattern's)
+            out.append((start, seg.end(), [(start, seg.end())]))
+            continue
         found: list[tuple[int, int]] = []
-        start = pos = seg.start()
+        pos = start
         for cut in _LIST_COMMA_RE.finditer(piece):
             if _digits(piece[pos - start : cut.start()]) >= MIN_DIGITS:
                 found.append((pos, start + cut.start()))
@@ -352,6 +363,13 @@ class PhoneDetector:
         # start are read with an international prefix by no region (asked of each else)
         idds = [s.idd.pattern for s in self._screens if s.idd is not None]
         self._any_idd = re.compile("|".join(f"(?:{p})" for p in idds)) if idds else None
+        # the regions by international prefix (most share `00`): `international` reads only
+        # the prefix, so it is asked once per prefix, of the first region holding it
+        by_idd: dict[str, list[int]] = {}
+        for i, s in enumerate(self._screens):
+            if s.idd is not None:
+                by_idd.setdefault(s.idd.pattern, []).append(i)
+        self._idd_regions = [(self._screens[ix[0]], ix) for ix in by_idd.values()]
         self._codes = [pn.country_code_for_region(r) for r in self.regions]
         self._cache: dict[str, tuple[Hit, ...]] = {}
         self._judgements: dict[_NumberKey, _Judged] = {}
@@ -404,7 +422,7 @@ class PhoneDetector:
         digits = _ascii_digits(_EXTENSION_RE.sub("", core))
         screens = self._screens
         abroad = (
-            [i for i, s in enumerate(screens) if international(s, digits)]
+            sorted(i for s, ix in self._idd_regions if international(s, digits) for i in ix)
             if self._any_idd is not None and self._any_idd.match(digits)
             else []
         )
@@ -412,20 +430,21 @@ class PhoneDetector:
             found += self._run(text, self.regions[abroad[0]], -1)
             if any(f.valid and f.n_digits == n_digits for f in found):
                 return found  # else national readings may do better (`0191`: SG's `019`)
+        # regions sharing a country code (US, CA) read a national number alike: one of them
+        codes: set[int] = set()
         # the likely regions, as `screen` orders them, screened one by one as the loop
-        # needs them (it nearly always ends at the first or second)
+        # needs them (it nearly always ends at the first or second); a region whose code
+        # the loop has had is not screened (the loop would pass it over)
         likely = (
             i
             for i, s in enumerate(screens)
-            if i not in abroad and national_reading(s, digits) == LIKELY
+            if i not in abroad
+            and self._codes[i] not in codes
+            and national_reading(s, digits) == LIKELY
         )
-        # regions sharing a country code (US, CA) read a national number alike: one of them
-        codes: set[int] = set()
         extra = LAYOUT_TRIES
         best: list[_Found] = []
         for i in likely:
-            if self._codes[i] in codes:
-                continue
             codes.add(self._codes[i])
             if best and self.layout_screen and not self._may_win(text, best, i, core):
                 # a layout try that cannot win is skipped as tried (`_may_win`)
@@ -582,7 +601,7 @@ def _layout(raw: str, number: pn.PhoneNumber | _Judged) -> int:
     national_groups = _GROUP_RE.findall(national)
     if national_groups != groups:  # then not 3 either: spaces never join digit groups
         return 1 if national_groups and national_groups[0] == groups[0] else 0
-    if _PAREN_SPACE_RE.sub(r"\1", national) == _PAREN_SPACE_RE.sub(r"\1", " ".join(raw.split())):
+    if _PAREN_SPACE_RE.sub("", national) == _PAREN_SPACE_RE.sub("", " ".join(raw.split())):
         return 3
     return 2
 
@@ -669,6 +688,8 @@ def _digits(text: str) -> int:
 def _chosen(found: list[_Found]) -> list[_Found]:
     """Non-overlapping matches: longest first, then valid before possible, then a match in
     the region's own layout, then region order."""
+    if len(found) < 2:
+        return list(found)
     chosen: list[_Found] = []
     for f in sorted(found, key=lambda f: (f.start - f.end, not f.valid, -f.layout, f.rank)):
         if all(f.end <= c.start or f.start >= c.end for c in chosen):
