@@ -64,6 +64,37 @@ def token_for(key: bytes, kind: str, value: str) -> str:
     return f"<{kind}:{digest[:4].hex()}>"
 
 
+class _TokenHasher:
+    """`token_for` under one key, its HMAC (RFC 2104) written out: the inner and outer
+    SHA-256 states after the padded key (and, inner, after `KIND` NUL) are computed once
+    per kind and copied for each value, which gives the same digest as `hmac.digest` in
+    less than half its time (the one-shot call sets the key up again for every value)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:  # RFC 2104: a long key is hashed first
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+        self._kinds: dict[str, Any] = {}
+
+    def token(self, kind: str, value: str) -> str:
+        inner = self._kinds.get(kind)
+        if inner is None:
+            inner = self._kinds[kind] = self._inner.copy()
+            inner.update(f"{kind}\x00".encode())
+        h = inner.copy()
+        h.update(value.encode())
+        outer = self._outer.copy()
+        outer.update(h.digest())
+        return f"<{kind}:{outer.digest()[:4].hex()}>"
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
 class RedactionConfig(BaseModel):
     """What the built-in redactor looks for."""
 
@@ -109,6 +140,7 @@ class BuiltinRedactor:
         self._names = NameIndex(config.names)
         self._patterns = d.compile_patterns(config.patterns)
         self._tokens: dict[tuple[str, str], str] = {}
+        self._hasher = _TokenHasher(key)
         self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def __reduce__(self) -> tuple[type[BuiltinRedactor], tuple[RedactionConfig, bytes]]:
@@ -145,17 +177,18 @@ class BuiltinRedactor:
         hits = self.detect(text)
         if not hits:
             return text, []
-        out: list[str] = []
-        findings: list[Finding] = []
-        pos = 0
-        for h in hits:
-            token = self._token(h.kind, h.value)
-            out.append(text[pos : h.start])
-            out.append(token)
-            findings.append(Finding(h.kind, h.start, h.end, token))
-            pos = h.end
-        out.append(text[pos:])
-        return "".join(out), findings
+        tokens = [self._token(h.kind, h.value) for h in hits]
+        findings = [Finding(h.kind, h.start, h.end, t) for h, t in zip(hits, tokens, strict=True)]
+        return _replace(text, hits, tokens), findings
+
+    def redact_kinds(self, text: str) -> tuple[str, list[str]]:
+        """`redact`, with the kind of each finding rather than the finding (what
+        `redact_json` counts: no `Finding` built)."""
+        hits = self.detect(text)
+        if not hits:
+            return text, []
+        tokens = [self._token(h.kind, h.value) for h in hits]
+        return _replace(text, hits, tokens), [h.kind for h in hits]
 
     def redact_key(self, key: str) -> tuple[str, tuple[str, ...]]:
         """A dict key or a short text (`SHORT_TEXT` characters at most) redacted, and the
@@ -165,8 +198,8 @@ class BuiltinRedactor:
         if done is None:
             if len(self._keys) >= 8192:
                 self._keys.clear()
-            text, findings = self.redact(key)
-            done = self._keys[key] = (text, tuple(f.kind for f in findings))
+            text, kinds = self.redact_kinds(key)
+            done = self._keys[key] = (text, tuple(kinds))
         return done
 
     def _token(self, kind: str, value: str) -> str:
@@ -174,8 +207,20 @@ class BuiltinRedactor:
         if token is None:
             if len(self._tokens) >= 65536:
                 self._tokens.clear()
-            token = self._tokens[(kind, value)] = token_for(self._key, kind, value)
+            token = self._tokens[(kind, value)] = self._hasher.token(kind, value)
         return token
+
+
+def _replace(text: str, hits: list[Hit], tokens: list[str]) -> str:
+    """`text` with each hit's span (in order, not overlapping) replaced by its token."""
+    out: list[str] = []
+    pos = 0
+    for h, token in zip(hits, tokens, strict=True):
+        out.append(text[pos : h.start])
+        out.append(token)
+        pos = h.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _longest_first(hits: list[Hit]) -> list[Hit]:

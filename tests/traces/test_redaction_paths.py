@@ -11,6 +11,8 @@
 - `mask` (slices) against masking character by character.
 - The detector's one pattern of every configured international prefix against each
   region's own.
+- The redactor's tokens (HMAC written out, its keyed states copied per value) against
+  `token_for` (`hmac.digest`), for short, block-long and longer keys.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import json
 import random
 import re
 from datetime import UTC, datetime
+
+import pytest
 
 from benchmarks.redaction import make_corpus, make_traces, make_typical_traces
 from evalkeeper.settings import DEFAULT_REDACTION_REGIONS
@@ -36,7 +40,13 @@ from evalkeeper.traces.phones import (
     rewindow,
     windows,
 )
-from evalkeeper.traces.redaction import BuiltinRedactor, RedactionConfig
+from evalkeeper.traces.redaction import (
+    KINDS,
+    BuiltinRedactor,
+    RedactionConfig,
+    _TokenHasher,
+    token_for,
+)
 from tests.traces.test_phone_oracle import CJK, PIECES
 
 # sha256 of the redacted traces (JSON, sorted keys), and the findings, as recorded with
@@ -139,3 +149,16 @@ def test_the_combined_international_prefix_misses_no_region() -> None:
             read_abroad += 1
             assert detector._any_idd is not None and detector._any_idd.match(digits), digits
     assert read_abroad > 2000
+
+
+@pytest.mark.parametrize("key", [b"k", b"golden-test-key-0123", bytes(range(64)), bytes(100)])
+def test_the_redactors_tokens_are_token_for_of_hmac_digest(key: bytes) -> None:
+    # the redactor's HMAC written out (states copied per value) against `hmac.digest`
+    hasher = _TokenHasher(key)
+    rng = random.Random(3)
+    for kind in KINDS:
+        for value in ["", "+441914960072", "jane@example.com", "Zoë Weiß", "x" * 200]:
+            assert hasher.token(kind, value) == token_for(key, kind, value)
+        for _ in range(50):
+            value = "".join(rng.choice("ab9+@é\x00 ") for _ in range(rng.randint(0, 80)))
+            assert hasher.token(kind, value) == token_for(key, kind, value)
