@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -238,28 +238,45 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
 
     Two keys of one object that redact to the same text (`Ann@x.org` and `ann@x.org`) are
     both kept: the second and later get ` #2`, ` #3`… in their order in the object."""
-    counts: Counter[str] = Counter()
+    found: list[str] = []  # the kind of every finding, counted once at the end
+    text_of: Callable[[str], tuple[str, Sequence[str]]]
+    short_of: Callable[[str], tuple[str, Sequence[str]]]
+    keys: Mapping[str, tuple[str, Sequence[str]]]
+    if isinstance(redactor, BuiltinRedactor):
+        text_of = redactor.redact_kinds
+        short_of = redactor.redact_key  # cached: keys and short values repeat
+        keys = redactor._keys  # its cache, read here first (no call when it holds `k`)
+    else:
+        plain = redactor
 
-    def text_of(v: str) -> str:
-        text, findings = redactor.redact(v)
-        for f in findings:
-            counts[f.kind] += 1
-        return text
+        def text_of(v: str) -> tuple[str, Sequence[str]]:
+            text, findings = plain.redact(v)
+            return text, [f.kind for f in findings]
 
-    cached = redactor.redact_key if isinstance(redactor, BuiltinRedactor) else None
+        short_of = text_of
+        keys = {}
 
     def key_of(k: str) -> str:
-        if cached is None:
-            return text_of(k)
-        text, kinds = cached(k)
-        for kind in kinds:
-            counts[kind] += 1
+        done = keys.get(k)
+        text, kinds = done if done is not None else short_of(k)
+        if kinds:
+            found.extend(kinds)
+        return text
+
+    def long_of(v: str) -> str:
+        text, kinds = text_of(v)
+        if kinds:
+            found.extend(kinds)
         return text
 
     def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return key_of(v) if len(v) <= SHORT_TEXT else text_of(v)
-        if isinstance(v, Mapping):
+        # by exact type first (JSON's own types), then the general checks for the rest
+        t = type(v)
+        if t is str:
+            return key_of(v) if len(v) <= SHORT_TEXT else long_of(v)
+        if t in _SCALARS:
+            return v
+        if t is dict or isinstance(v, Mapping):
             out: dict[Any, Any] = {}
             for k, x in v.items():
                 if isinstance(k, str):
@@ -268,11 +285,17 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
                         k = _free_key(out, k)
                 out[k] = walk(x)
             return out
-        if isinstance(v, list | tuple):
+        if t is list or isinstance(v, list | tuple):
             return [walk(x) for x in v]
+        if isinstance(v, str):  # a subclass of str
+            return key_of(v) if len(v) <= SHORT_TEXT else long_of(v)
         return v
 
-    return walk(value), counts
+    result = walk(value)
+    return result, Counter(found)
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _free_key(taken: Mapping[Any, Any], key: str) -> str:

@@ -13,6 +13,8 @@
   region's own.
 - The redactor's tokens (HMAC written out, its keyed states copied per value) against
   `token_for` (`hmac.digest`), for short, block-long and longer keys.
+- `redact_json` (type checks by exact type first, the key cache read directly, kinds
+  counted once) against its definition, on random nested values of every type.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import IntEnum
+from itertools import count
+from typing import Any
 
 import pytest
 
@@ -45,6 +52,7 @@ from evalkeeper.traces.redaction import (
     BuiltinRedactor,
     RedactionConfig,
     _TokenHasher,
+    redact_json,
     token_for,
 )
 from tests.traces.test_phone_oracle import CJK, PIECES
@@ -162,3 +170,64 @@ def test_the_redactors_tokens_are_token_for_of_hmac_digest(key: bytes) -> None:
         for _ in range(50):
             value = "".join(rng.choice("ab9+@é\x00 ") for _ in range(rng.randint(0, 80)))
             assert hasher.token(kind, value) == token_for(key, kind, value)
+
+
+class _Text(str):
+    """A subclass of str (walked as a string)."""
+
+
+def _redact_json_plainly(value: Any, redactor: BuiltinRedactor) -> tuple[Any, Counter[str]]:
+    """`redact_json` by its definition: every string through `redact` (no cache), keys
+    included, a taken key numbered, findings counted one by one."""
+    counts: Counter[str] = Counter()
+
+    def text(v: str) -> str:
+        out, findings = redactor.redact(v)
+        counts.update(f.kind for f in findings)
+        return out
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return text(v)
+        if isinstance(v, Mapping):
+            out: dict[Any, Any] = {}
+            for k, x in v.items():
+                if isinstance(k, str):
+                    k = text(k)
+                    if k in out:
+                        k = next(f"{k} #{n}" for n in count(2) if f"{k} #{n}" not in out)
+                out[k] = walk(x)
+            return out
+        if isinstance(v, list | tuple):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value), counts
+
+
+def test_redact_json_walks_every_type_as_its_definition_does() -> None:
+    rng = random.Random(5)
+    texts = [m.text for m in make_corpus(2, 13).messages] + ["role", "ada@x.org", "Ada@X.org"]
+    corpus_names = make_corpus(2, 13).names
+    leaves: list[Any] = [1, 2.5, True, False, None, IntEnum("E", "A").A, b"raw", 10**30]
+
+    def value(depth: int) -> Any:
+        pick = rng.random()
+        if depth > 3 or pick < 0.4:
+            leaf = rng.choice([*leaves, *texts])
+            return _Text(leaf) if isinstance(leaf, str) and rng.random() < 0.2 else leaf
+        items = [(rng.choice(texts), value(depth + 1)) for _ in range(rng.randint(0, 4))]
+        if pick < 0.6:
+            return dict(items) | {3: "ada@x.org"}
+        if pick < 0.7:
+            return OrderedDict(items)
+        return [v for _, v in items] if pick < 0.85 else tuple(v for _, v in items)
+
+    for _ in range(40):
+        v = value(0)
+        fast = BuiltinRedactor(RedactionConfig(names=tuple(corpus_names)), b"walk-key")
+        plain = BuiltinRedactor(RedactionConfig(names=tuple(corpus_names)), b"walk-key")
+        got, counts = redact_json(v, fast)
+        want, want_counts = _redact_json_plainly(v, plain)
+        assert repr(got) == repr(want)  # the same values, keys in the same order
+        assert counts == want_counts
