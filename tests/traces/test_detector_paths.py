@@ -10,7 +10,14 @@ import re
 
 from stdnum import luhn
 
-from evalkeeper.traces.detectors import CARD_RUN_RE, _is_card, _luhn_valid, find_cards
+from evalkeeper.traces.detectors import (
+    CARD_RUN_RE,
+    EMAIL_RE,
+    _is_card,
+    _luhn_valid,
+    find_cards,
+    find_emails,
+)
 from evalkeeper.traces.names import NameIndex
 
 NAMES = ["Ada Lovelace", "Ann", "Ruth Weiß", "ss Ada", "İlker Ak", "'t Hooft", "Ann-Marie Lee"]
@@ -86,3 +93,17 @@ def test_cards_are_the_cards_of_their_definition() -> None:
         assert [(h.start, h.end, h.value) for h in find_cards(text)] == want, text
         found += len(want)
     assert found > 2000
+
+
+def test_emails_are_the_matches_of_the_email_pattern() -> None:
+    # `find_emails` tries each `@` once, from the start of its local part
+    rng = random.Random(13)
+    pieces = ["ann", "@", "x.org", ".", "-", "+", "%", "_", " ", "é", "٣", "@@", "a@b.co", "1"]
+    pieces += ["jane.doe@example.com", "Ü", ",", "(", "org", "co"]
+    found = 0
+    for _ in range(30000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        want = [(m.start(), m.end(), m[0].lower()) for m in EMAIL_RE.finditer(text)]
+        assert [(h.start, h.end, h.value) for h in find_emails(text)] == want, text
+        found += len(want)
+    assert found > 5000
