@@ -1,12 +1,14 @@
 """The detectors' shortcuts give what the long way gives: names compared on the casefolded
-text against the character-by-character comparison, the Luhn check against
-`stdnum.luhn`, and the card numbers found (whole run first, groups as slices of its
-digits) against their definition."""
+text against the character-by-character comparison, the odd-whitespace test against its
+pattern, the Luhn check against `stdnum.luhn`, the card numbers found (whole run first,
+groups as slices of its digits) against their definition, and the emails found (each `@`
+once) against the email pattern's matches."""
 
 from __future__ import annotations
 
 import random
 import re
+import sys
 
 from stdnum import luhn
 
@@ -18,7 +20,7 @@ from evalkeeper.traces.detectors import (
     find_cards,
     find_emails,
 )
-from evalkeeper.traces.names import NameIndex
+from evalkeeper.traces.names import _ODD_SPACE_RE, NameIndex, _odd_space
 
 NAMES = ["Ada Lovelace", "Ann", "Ruth Weiß", "ss Ada", "İlker Ak", "'t Hooft", "Ann-Marie Lee"]
 # Letters that casefold to two (ß, İ), the one non-word character that folds to a word
@@ -107,3 +109,11 @@ def test_emails_are_the_matches_of_the_email_pattern() -> None:
         assert [(h.start, h.end, h.value) for h in find_emails(text)] == want, text
         found += len(want)
     assert found > 5000
+
+
+def test_odd_space_is_its_pattern_for_every_character() -> None:
+    # `_odd_space` reads `isprintable` first: every whitespace but " " must be unprintable
+    for i in range(sys.maxunicode + 1):
+        text = f"a {chr(i)}b"
+        assert _odd_space(text) == (_ODD_SPACE_RE.search(text) is not None), hex(i)
+    assert _odd_space("a  b") and not _odd_space("a b") and _odd_space("a\u3000b")
