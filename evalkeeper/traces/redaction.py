@@ -173,7 +173,9 @@ class BuiltinRedactor:
         names = self._names.find(text) if self._names else []
         names += d.find_patterns(text, self._patterns)
         if names:
-            hits += [h for h in names if all(h.end <= s or h.start >= e for s, e in tokens)]
+            if tokens:  # a name inside an existing token is no name
+                names = [h for h in names if all(h.end <= s or h.start >= e for s, e in tokens)]
+            hits += names
             hits = _longest_first(hits)
         else:
             hits.sort(key=_START)
@@ -335,7 +337,8 @@ class TraceRedactor:
     def redact_json(self, value: Any) -> Any:
         """`value` with every string redacted, dict keys included; non-strings are kept."""
         out, counts = redact_json(value, self.redactor)
-        self.stats.update(counts)
+        if counts:
+            self.stats.update(counts)
         return out
 
     def redact_text(self, text: str) -> str:
