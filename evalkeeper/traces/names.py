@@ -57,9 +57,7 @@ class NameIndex:
         the text is a single space (nearly every text), that comparison is a `startswith`
         on the casefolded text at the word's offset: the same answer, without the loop."""
         folded = text.casefold()
-        simple = (
-            len(folded) == len(text) and "\u0345" not in text and not _ODD_SPACE_RE.search(text)
-        )
+        simple = len(folded) == len(text) and "\u0345" not in text and not _odd_space(text)
         starts = self._starts_folded(folded) if simple else self._starts(text)
         hits: list[Hit] = []
         for first, positions in starts.items():
@@ -115,6 +113,17 @@ class NameIndex:
 
 # Whitespace other than a single space: a name's space may stand for a run of it.
 _ODD_SPACE_RE = re.compile(r"[^\S ]|  ")
+
+
+def _odd_space(text: str) -> bool:
+    """Whether `text` holds `_ODD_SPACE_RE`. Every whitespace character but the space is
+    unprintable (a control or a separator), so a printable text without two spaces in a
+    row has none, and `isprintable` (no regular expression) tells most texts apart."""
+    if "  " in text:
+        return True
+    return not text.isprintable() and _ODD_SPACE_RE.search(text) is not None
+
+
 _W_RE = re.compile(r"\w")
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import operator
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -62,6 +64,37 @@ def token_for(key: bytes, kind: str, value: str) -> str:
     """The stable token of a normalised `value` of `kind` under `key`."""
     digest = hmac.digest(key, f"{kind}\x00{value}".encode(), hashlib.sha256)
     return f"<{kind}:{digest[:4].hex()}>"
+
+
+class _TokenHasher:
+    """`token_for` under one key, its HMAC (RFC 2104) written out: the inner and outer
+    SHA-256 states after the padded key (and, inner, after `KIND` NUL) are computed once
+    per kind and copied for each value, which gives the same digest as `hmac.digest` in
+    less than half its time (the one-shot call sets the key up again for every value)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:  # RFC 2104: a long key is hashed first
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+        self._kinds: dict[str, Any] = {}
+
+    def token(self, kind: str, value: str) -> str:
+        inner = self._kinds.get(kind)
+        if inner is None:
+            inner = self._kinds[kind] = self._inner.copy()
+            inner.update(f"{kind}\x00".encode())
+        h = inner.copy()
+        h.update(value.encode())
+        outer = self._outer.copy()
+        outer.update(h.digest())
+        return f"<{kind}:{outer.digest()[:4].hex()}>"
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class RedactionConfig(BaseModel):
@@ -109,6 +142,7 @@ class BuiltinRedactor:
         self._names = NameIndex(config.names)
         self._patterns = d.compile_patterns(config.patterns)
         self._tokens: dict[tuple[str, str], str] = {}
+        self._hasher = _TokenHasher(key)
         self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def __reduce__(self) -> tuple[type[BuiltinRedactor], tuple[RedactionConfig, bytes]]:
@@ -122,40 +156,47 @@ class BuiltinRedactor:
         has_digit = _DIGIT_RE.search(text) is not None
         if not has_digit and "@" not in text and not self._names and not self._patterns:
             return hits
-        masked = d.mask(text, tokens)
+        # each detector on the text with the earlier findings masked (no mask: no copy)
+        masked = d.mask(text, tokens) if tokens else text
         hits += d.find_emails(masked)
         if has_digit:
-            masked = d.mask(masked, ((h.start, h.end) for h in hits))
+            if hits:
+                masked = d.mask(masked, [(h.start, h.end) for h in hits])
             ibans = d.find_ibans(masked)
-            masked = d.mask(masked, ((h.start, h.end) for h in ibans))
+            if ibans:
+                masked = d.mask(masked, [(h.start, h.end) for h in ibans])
             cards = d.find_cards(masked)
-            masked = d.mask(masked, ((h.start, h.end) for h in cards))
+            if cards:
+                masked = d.mask(masked, [(h.start, h.end) for h in cards])
             hits += ibans + cards
             hits += self._phones.find(masked)  # masks dates, prices, ids around candidates
         names = self._names.find(text) if self._names else []
         names += d.find_patterns(text, self._patterns)
         if names:
-            hits += [h for h in names if all(h.end <= s or h.start >= e for s, e in tokens)]
+            if tokens:  # a name inside an existing token is no name
+                names = [h for h in names if all(h.end <= s or h.start >= e for s, e in tokens)]
+            hits += names
             hits = _longest_first(hits)
         else:
-            hits.sort(key=lambda h: h.start)
+            hits.sort(key=_START)
         return hits
 
     def redact(self, text: str) -> tuple[str, list[Finding]]:
         hits = self.detect(text)
         if not hits:
             return text, []
-        out: list[str] = []
-        findings: list[Finding] = []
-        pos = 0
-        for h in hits:
-            token = self._token(h.kind, h.value)
-            out.append(text[pos : h.start])
-            out.append(token)
-            findings.append(Finding(h.kind, h.start, h.end, token))
-            pos = h.end
-        out.append(text[pos:])
-        return "".join(out), findings
+        tokens = [self._token(h.kind, h.value) for h in hits]
+        findings = [Finding(h.kind, h.start, h.end, t) for h, t in zip(hits, tokens, strict=True)]
+        return _replace(text, hits, tokens), findings
+
+    def redact_kinds(self, text: str) -> tuple[str, list[str]]:
+        """`redact`, with the kind of each finding rather than the finding (what
+        `redact_json` counts: no `Finding` built)."""
+        hits = self.detect(text)
+        if not hits:
+            return text, []
+        tokens = [self._token(h.kind, h.value) for h in hits]
+        return _replace(text, hits, tokens), [h.kind for h in hits]
 
     def redact_key(self, key: str) -> tuple[str, tuple[str, ...]]:
         """A dict key or a short text (`SHORT_TEXT` characters at most) redacted, and the
@@ -165,8 +206,8 @@ class BuiltinRedactor:
         if done is None:
             if len(self._keys) >= 8192:
                 self._keys.clear()
-            text, findings = self.redact(key)
-            done = self._keys[key] = (text, tuple(f.kind for f in findings))
+            text, kinds = self.redact_kinds(key)
+            done = self._keys[key] = (text, tuple(kinds))
         return done
 
     def _token(self, kind: str, value: str) -> str:
@@ -174,17 +215,39 @@ class BuiltinRedactor:
         if token is None:
             if len(self._tokens) >= 65536:
                 self._tokens.clear()
-            token = self._tokens[(kind, value)] = token_for(self._key, kind, value)
+            token = self._tokens[(kind, value)] = self._hasher.token(kind, value)
         return token
 
 
+def _replace(text: str, hits: list[Hit], tokens: list[str]) -> str:
+    """`text` with each hit's span (in order, not overlapping) replaced by its token."""
+    out: list[str] = []
+    pos = 0
+    for h, token in zip(hits, tokens, strict=True):
+        out.append(text[pos : h.start])
+        out.append(token)
+        pos = h.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _longest_first(hits: list[Hit]) -> list[Hit]:
+    """The hits that survive overlaps, longest first (then by `KINDS`, then leftmost), in
+    text order. When no two hits overlap (nearly always) every hit survives: that is the
+    hits in text order, without the greedy pass."""
+    hits = sorted(hits, key=_START)
+    if all(a.end <= b.start for a, b in itertools.pairwise(hits)):
+        return hits
     chosen: list[Hit] = []
-    for h in sorted(hits, key=lambda h: (h.start - h.end, KINDS.index(h.kind), h.start)):
+    for h in sorted(hits, key=lambda h: (h.start - h.end, _RANK[h.kind], h.start)):
         if all(h.end <= c.start or h.start >= c.end for c in chosen):
             chosen.append(h)
-    chosen.sort(key=lambda h: h.start)
+    chosen.sort(key=_START)
     return chosen
+
+
+_START = operator.attrgetter("start")
+_RANK = {kind: i for i, kind in enumerate(KINDS)}
 
 
 def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
@@ -193,28 +256,45 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
 
     Two keys of one object that redact to the same text (`Ann@x.org` and `ann@x.org`) are
     both kept: the second and later get ` #2`, ` #3`… in their order in the object."""
-    counts: Counter[str] = Counter()
+    found: list[str] = []  # the kind of every finding, counted once at the end
+    text_of: Callable[[str], tuple[str, Sequence[str]]]
+    short_of: Callable[[str], tuple[str, Sequence[str]]]
+    keys: Mapping[str, tuple[str, Sequence[str]]]
+    if isinstance(redactor, BuiltinRedactor):
+        text_of = redactor.redact_kinds
+        short_of = redactor.redact_key  # cached: keys and short values repeat
+        keys = redactor._keys  # its cache, read here first (no call when it holds `k`)
+    else:
+        plain = redactor
 
-    def text_of(v: str) -> str:
-        text, findings = redactor.redact(v)
-        for f in findings:
-            counts[f.kind] += 1
-        return text
+        def text_of(v: str) -> tuple[str, Sequence[str]]:
+            text, findings = plain.redact(v)
+            return text, [f.kind for f in findings]
 
-    cached = redactor.redact_key if isinstance(redactor, BuiltinRedactor) else None
+        short_of = text_of
+        keys = {}
 
     def key_of(k: str) -> str:
-        if cached is None:
-            return text_of(k)
-        text, kinds = cached(k)
-        for kind in kinds:
-            counts[kind] += 1
+        done = keys.get(k)
+        text, kinds = done if done is not None else short_of(k)
+        if kinds:
+            found.extend(kinds)
+        return text
+
+    def long_of(v: str) -> str:
+        text, kinds = text_of(v)
+        if kinds:
+            found.extend(kinds)
         return text
 
     def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return key_of(v) if len(v) <= SHORT_TEXT else text_of(v)
-        if isinstance(v, Mapping):
+        # by exact type first (JSON's own types), then the general checks for the rest
+        t = type(v)
+        if t is str:
+            return key_of(v) if len(v) <= SHORT_TEXT else long_of(v)
+        if t in _SCALARS:
+            return v
+        if t is dict or isinstance(v, Mapping):
             out: dict[Any, Any] = {}
             for k, x in v.items():
                 if isinstance(k, str):
@@ -223,11 +303,17 @@ def redact_json(value: Any, redactor: Redactor) -> tuple[Any, Counter[str]]:
                         k = _free_key(out, k)
                 out[k] = walk(x)
             return out
-        if isinstance(v, list | tuple):
+        if t is list or isinstance(v, list | tuple):
             return [walk(x) for x in v]
+        if isinstance(v, str):  # a subclass of str
+            return key_of(v) if len(v) <= SHORT_TEXT else long_of(v)
         return v
 
-    return walk(value), counts
+    result = walk(value)
+    return result, Counter(found)
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _free_key(taken: Mapping[Any, Any], key: str) -> str:
@@ -251,7 +337,8 @@ class TraceRedactor:
     def redact_json(self, value: Any) -> Any:
         """`value` with every string redacted, dict keys included; non-strings are kept."""
         out, counts = redact_json(value, self.redactor)
-        self.stats.update(counts)
+        if counts:
+            self.stats.update(counts)
         return out
 
     def redact_text(self, text: str) -> str:

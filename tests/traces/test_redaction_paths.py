@@ -11,6 +11,10 @@
 - `mask` (slices) against masking character by character.
 - The detector's one pattern of every configured international prefix against each
   region's own.
+- The redactor's tokens (HMAC written out, its keyed states copied per value) against
+  `token_for` (`hmac.digest`), for short, block-long and longer keys.
+- `redact_json` (type checks by exact type first, the key cache read directly, kinds
+  counted once) against its definition, on random nested values of every type.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import IntEnum
+from itertools import count
+from typing import Any
+
+import pytest
 
 from benchmarks.redaction import make_corpus, make_traces, make_typical_traces
 from evalkeeper.settings import DEFAULT_REDACTION_REGIONS
@@ -36,7 +47,14 @@ from evalkeeper.traces.phones import (
     rewindow,
     windows,
 )
-from evalkeeper.traces.redaction import BuiltinRedactor, RedactionConfig
+from evalkeeper.traces.redaction import (
+    KINDS,
+    BuiltinRedactor,
+    RedactionConfig,
+    _TokenHasher,
+    redact_json,
+    token_for,
+)
 from tests.traces.test_phone_oracle import CJK, PIECES
 
 # sha256 of the redacted traces (JSON, sorted keys), and the findings, as recorded with
@@ -139,3 +157,77 @@ def test_the_combined_international_prefix_misses_no_region() -> None:
             read_abroad += 1
             assert detector._any_idd is not None and detector._any_idd.match(digits), digits
     assert read_abroad > 2000
+
+
+@pytest.mark.parametrize("key", [b"k", b"golden-test-key-0123", bytes(range(64)), bytes(100)])
+def test_the_redactors_tokens_are_token_for_of_hmac_digest(key: bytes) -> None:
+    # the redactor's HMAC written out (states copied per value) against `hmac.digest`
+    hasher = _TokenHasher(key)
+    rng = random.Random(3)
+    for kind in KINDS:
+        for value in ["", "+441914960072", "jane@example.com", "Zoë Weiß", "x" * 200]:
+            assert hasher.token(kind, value) == token_for(key, kind, value)
+        for _ in range(50):
+            value = "".join(rng.choice("ab9+@é\x00 ") for _ in range(rng.randint(0, 80)))
+            assert hasher.token(kind, value) == token_for(key, kind, value)
+
+
+class _Text(str):
+    """A subclass of str (walked as a string)."""
+
+
+def _redact_json_plainly(value: Any, redactor: BuiltinRedactor) -> tuple[Any, Counter[str]]:
+    """`redact_json` by its definition: every string through `redact` (no cache), keys
+    included, a taken key numbered, findings counted one by one."""
+    counts: Counter[str] = Counter()
+
+    def text(v: str) -> str:
+        out, findings = redactor.redact(v)
+        counts.update(f.kind for f in findings)
+        return out
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return text(v)
+        if isinstance(v, Mapping):
+            out: dict[Any, Any] = {}
+            for k, x in v.items():
+                if isinstance(k, str):
+                    k = text(k)
+                    if k in out:
+                        k = next(f"{k} #{n}" for n in count(2) if f"{k} #{n}" not in out)
+                out[k] = walk(x)
+            return out
+        if isinstance(v, list | tuple):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value), counts
+
+
+def test_redact_json_walks_every_type_as_its_definition_does() -> None:
+    rng = random.Random(5)
+    texts = [m.text for m in make_corpus(2, 13).messages] + ["role", "ada@x.org", "Ada@X.org"]
+    corpus_names = make_corpus(2, 13).names
+    leaves: list[Any] = [1, 2.5, True, False, None, IntEnum("E", "A").A, b"raw", 10**30]
+
+    def value(depth: int) -> Any:
+        pick = rng.random()
+        if depth > 3 or pick < 0.4:
+            leaf = rng.choice([*leaves, *texts])
+            return _Text(leaf) if isinstance(leaf, str) and rng.random() < 0.2 else leaf
+        items = [(rng.choice(texts), value(depth + 1)) for _ in range(rng.randint(0, 4))]
+        if pick < 0.6:
+            return dict(items) | {3: "ada@x.org"}
+        if pick < 0.7:
+            return OrderedDict(items)
+        return [v for _, v in items] if pick < 0.85 else tuple(v for _, v in items)
+
+    for _ in range(40):
+        v = value(0)
+        fast = BuiltinRedactor(RedactionConfig(names=tuple(corpus_names)), b"walk-key")
+        plain = BuiltinRedactor(RedactionConfig(names=tuple(corpus_names)), b"walk-key")
+        got, counts = redact_json(v, fast)
+        want, want_counts = _redact_json_plainly(v, plain)
+        assert repr(got) == repr(want)  # the same values, keys in the same order
+        assert counts == want_counts
