@@ -72,9 +72,9 @@ async def run_shard_flow_runs(
     settings: Settings, exp: Experiment, shards: int
 ) -> list[dict[str, Any]]:
     """Each shard as a child flow run of `settings.runner.shard_deployment`: every run is
-    created before the parent waits for any (created one by one while the first shards
-    start, the last one reached the workers seconds after the others, on a busy machine),
-    then one request every `shard_poll_s` asks for all the runs not yet ended. A run that
+    created, one after another, before the parent waits for any (so the workers start
+    them together), then one request every `shard_poll_s` asks for all the runs not yet
+    ended. A run that
     fails, crashes or does not end within `shard_timeout_s` of its creation (its worker was
     killed) is marked crashed and submitted again, `shard_attempts` runs at most."""
     check_shard_runs(settings)

@@ -182,21 +182,22 @@ class BuiltinRedactor:
         return hits
 
     def redact(self, text: str) -> tuple[str, list[Finding]]:
-        hits = self.detect(text)
-        if not hits:
-            return text, []
-        tokens = [self._token(h.kind, h.value) for h in hits]
-        findings = [Finding(h.kind, h.start, h.end, t) for h, t in zip(hits, tokens, strict=True)]
-        return _replace(text, hits, tokens), findings
+        out, hits, tokens = self._redacted(text)
+        return out, [Finding(h.kind, h.start, h.end, t) for h, t in zip(hits, tokens, strict=True)]
 
     def redact_kinds(self, text: str) -> tuple[str, list[str]]:
         """`redact`, with the kind of each finding rather than the finding (what
         `redact_json` counts: no `Finding` built)."""
+        out, hits, _ = self._redacted(text)
+        return out, [h.kind for h in hits]
+
+    def _redacted(self, text: str) -> tuple[str, list[Hit], list[str]]:
+        """`text` with every value found replaced by its token; the hits and their tokens."""
         hits = self.detect(text)
         if not hits:
-            return text, []
+            return text, [], []
         tokens = [self._token(h.kind, h.value) for h in hits]
-        return _replace(text, hits, tokens), [h.kind for h in hits]
+        return _replace(text, hits, tokens), hits, tokens
 
     def redact_key(self, key: str) -> tuple[str, tuple[str, ...]]:
         """A dict key or a short text (`SHORT_TEXT` characters at most) redacted, and the
